@@ -1,0 +1,111 @@
+//! `ledger-sim`: the wallet ledger simulator as a process.
+//!
+//! ```text
+//! ledger-sim --listen 127.0.0.1:8081 --db ./ledger-db --seed alice:EUR:100000 --latency-ms 200
+//! ```
+//! Logs go to stderr (`RUST_LOG` filters, default `info`); ctrl-c (or SIGTERM) stops it gracefully.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use simulators::ledger::{
+    AccountSeed, FaultConfig, LedgerConfig, LedgerServer, IN_FLIGHT_MAX_DEFAULT,
+};
+
+/// Wallet ledger simulator: holds, captures, voids, deposits and balances over HTTP
+/// (contract: simulators/openapi/ledger-v1.json).
+#[derive(Debug, Parser)]
+#[command(name = "ledger-sim", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    /// sled database directory (created if missing; all state survives restarts).
+    #[arg(long, default_value = "./ledger-db")]
+    db: PathBuf,
+    /// Open an account at start if it does not exist yet: ACCOUNT:CURRENCY:MINOR (repeatable).
+    #[arg(long = "seed", value_name = "ACCOUNT:CURRENCY:MINOR", value_parser = parse_seed)]
+    seeds: Vec<AccountSeed>,
+    /// Latency added to every wallet API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of wallet API requests answered 503 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Start "down": every wallet API request is answered 503 until PUT /admin/faults.
+    #[arg(long)]
+    down: bool,
+    /// Most requests handled at once; past it requests are answered 503 "overloaded".
+    #[arg(long, default_value_t = IN_FLIGHT_MAX_DEFAULT)]
+    in_flight_max: usize,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn parse_seed(text: &str) -> Result<AccountSeed, String> {
+    text.parse()
+        .map_err(|e: simulators::ledger::LedgerError| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
+    let config = LedgerConfig {
+        listen: args.listen,
+        db_path: args.db.clone(),
+        seeds: args.seeds,
+        faults: FaultConfig {
+            latency_ms: args.latency_ms,
+            error_rate: args.error_rate,
+            down: args.down,
+        },
+        in_flight_max: args.in_flight_max,
+    };
+    let ledger = LedgerServer::start(config).await.with_context(|| {
+        format!(
+            "starting ledger-sim on {} with db {}",
+            args.listen,
+            args.db.display()
+        )
+    })?;
+    println!("ledger-sim listening on {}", ledger.base_url());
+
+    wait_for_stop_signal().await?;
+    tracing::info!("stop signal received, shutting down");
+    ledger
+        .shutdown()
+        .await
+        .context("shutting down ledger-sim")?;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("waiting for ctrl-c")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    Ok(())
+}
