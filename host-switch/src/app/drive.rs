@@ -1,0 +1,91 @@
+//! Performs the ledger call a pending state owes, then journals the next state.
+//!
+//! Shared by the request flows (which drive their transaction at once) and the resumer (which
+//! drives whatever a crash or an outage left behind). Every call uses the transaction's fixed
+//! idempotency key for that operation, so driving the same state twice never posts twice.
+
+use protocols::types::Amount;
+
+use super::{now_ms, Switch};
+use crate::domain::{TxnKind, TxnRecord, TxnState};
+use crate::ports::{Journal, JournalWrite, Ledger, LedgerError, PostingKind};
+
+/// Why a pending state could not be driven to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Journal(#[from] crate::ports::JournalError),
+    #[error(transparent)]
+    Transition(#[from] crate::domain::txn::InvalidTransition),
+}
+
+impl<L: Ledger, J: Journal> Switch<L, J> {
+    /// Drives `rec` from a pending state to its settled state, journaling durably.
+    /// A non-pending record is left as it is.
+    pub async fn drive(&self, rec: &mut TxnRecord) -> Result<(), DriveError> {
+        let next = match rec.state.clone() {
+            TxnState::CapturePending { hold_id, amount_minor } => {
+                self.ledger.capture(&ledger_key(rec, "capture"), &hold_id, amount_minor).await?;
+                TxnState::Captured { hold_id, amount_minor }
+            }
+            TxnState::VoidPending { hold_id } => {
+                self.void(rec, hold_id).await?;
+                TxnState::Voided
+            }
+            TxnState::CompensationPending { amount_minor } => {
+                self.compensate(rec, amount_minor).await?;
+                TxnState::Compensated { amount_minor }
+            }
+            _ => return Ok(()),
+        };
+        let from = rec.state.name();
+        rec.advance(next, now_ms())?;
+        self.journal.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
+        tracing::info!(txn = %rec.key, from, to = rec.state.name(), "ledger confirmed");
+        Ok(())
+    }
+
+    /// Voids the hold. When the hold id is unknown (the ledger call that made it timed out), the
+    /// hold is asked for again with its original idempotency key: the ledger answers with the hold
+    /// it made, if it made one, and a "no" means there is nothing to void.
+    async fn void(&self, rec: &TxnRecord, hold_id: Option<String>) -> Result<(), LedgerError> {
+        let hold_id = match hold_id {
+            Some(h) => h,
+            None => match self.ledger.hold(&ledger_key(rec, "hold"), &rec.account, rec.amount, &rec.key).await {
+                Ok(h) => h.hold_id,
+                Err(LedgerError::InsufficientFunds | LedgerError::UnknownAccount | LedgerError::Invalid(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            },
+        };
+        match self.ledger.void(&ledger_key(rec, "void"), &hold_id).await {
+            Ok(()) => Ok(()),
+            Err(LedgerError::Conflict(reason)) => {
+                // The ledger says the hold cannot be voided (already captured): an operator must look.
+                tracing::error!(txn = %rec.key, %reason, "void refused by the ledger: transaction needs an operator");
+                Err(LedgerError::Conflict(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Undoes a posted movement: a credit back after a captured withdrawal; after a deposit, the
+    /// deposit's credit is first ensured (same key: no second effect) and then debited back.
+    async fn compensate(&self, rec: &TxnRecord, amount_minor: u64) -> Result<(), LedgerError> {
+        let amount = Amount::new(amount_minor, rec.amount.currency);
+        let kind = match rec.kind {
+            TxnKind::Withdrawal => PostingKind::Credit,
+            TxnKind::Deposit => {
+                self.ledger.post(&ledger_key(rec, "credit"), PostingKind::Credit, &rec.account, rec.amount, &rec.key).await?;
+                PostingKind::Debit
+            }
+        };
+        self.ledger.post(&ledger_key(rec, "compensate"), kind, &rec.account, amount, &rec.key).await.map(|_| ())
+    }
+}
+
+/// The idempotency key of one ledger operation on a journaled transaction.
+pub(crate) fn ledger_key(rec: &TxnRecord, operation: &str) -> String {
+    format!("{operation}:{}", rec.key)
+}

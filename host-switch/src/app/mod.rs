@@ -1,0 +1,147 @@
+//! Use cases: each flow of the wallet route, orchestrating the `Ledger` and `Journal` ports.
+//!
+//! - `withdrawal`: 0100 → hold; `deposit`: 0200 → credit; `inquiry`: 0100/31 → balance;
+//! - `completion`: 0220 → capture of what was dispensed; `reversal`: 0420 → void or compensation;
+//! - `drive`: performs the ledger call a pending state owes and journals the result — used inline
+//!   and by `resumer`, which finishes unconfirmed work after a restart or an outage;
+//! - `reconcile`: the journal's totals beside the ledger's movements.
+//!
+//! Concurrency: requests about one transaction (its original, advices, reversals, replays) are
+//! serialized by a striped lock on the original's key; everything else runs in parallel.
+
+mod completion;
+mod deposit;
+pub mod drive;
+mod inquiry;
+pub mod reconcile;
+pub mod resumer;
+mod reversal;
+mod withdrawal;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Mutex, MutexGuard};
+use tracing::Instrument;
+
+use crate::domain::{MessageKey, RecordedReply, Request, ResponseCode, RouteTable, TxnKey};
+use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
+
+const LOCK_STRIPES: usize = 1024;
+
+pub struct Switch<L, J> {
+    ledger: Arc<L>,
+    journal: Arc<J>,
+    routes: RouteTable,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl<L: Ledger, J: Journal> Switch<L, J> {
+    pub fn new(ledger: Arc<L>, journal: Arc<J>, routes: RouteTable) -> Self {
+        Self { ledger, journal, routes, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() }
+    }
+
+    pub fn journal(&self) -> &Arc<J> {
+        &self.journal
+    }
+    pub fn ledger(&self) -> &Arc<L> {
+        &self.ledger
+    }
+
+    /// Answers one request. A request answered before gets the recorded answer, without touching
+    /// the ledger. A journal failure is answered with 96 and nothing is acknowledged.
+    pub async fn handle(&self, request: Request) -> RecordedReply {
+        match self.handle_inner(request).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "journal failure: answering 96");
+                RecordedReply::code(ResponseCode::SystemError)
+            }
+        }
+    }
+
+    async fn handle_inner(&self, request: Request) -> Result<RecordedReply, JournalError> {
+        let span = match request_key(&request) {
+            Some(k) => tracing::info_span!("request", terminal = %k.terminal, stan = %k.stan),
+            None => tracing::info_span!("request"),
+        };
+        self.dispatch(request).instrument(span).await
+    }
+
+    async fn dispatch(&self, request: Request) -> Result<RecordedReply, JournalError> {
+        if let (Some(class), Some(key)) = (request.class(), request_key(&request)) {
+            let mk = MessageKey { class, txn: key.clone() };
+            if let Some(recorded) = self.journal.reply(&mk)? {
+                tracing::info!(key = %mk.as_string(), code = %recorded.code, "replayed request: recorded answer");
+                return Ok(recorded);
+            }
+        }
+        match request {
+            Request::NetworkManagement { code } => Ok(network_management(&code)),
+            Request::StatusAdvice { key, detail } => {
+                tracing::info!(terminal = %key.terminal, stan = %key.stan, %detail, "terminal status advice");
+                Ok(RecordedReply::code(ResponseCode::Approved))
+            }
+            Request::BalanceInquiry { key, pan, currency } => Ok(self.balance_inquiry(&key, &pan, currency).await),
+            Request::Withdrawal { key, pan, amount } => self.withdrawal(key, pan, amount).await,
+            Request::Deposit { key, pan, amount } => self.deposit(key, pan, amount).await,
+            Request::Completion { key, original, dispensed_minor } => self.completion(key, original, dispensed_minor).await,
+            Request::Reversal { key, original, kind, amount, dispensed_minor, pan } => {
+                self.reversal(key, original, kind, amount, dispensed_minor, pan).await
+            }
+        }
+    }
+
+    /// Serializes everything about one original transaction.
+    async fn lock(&self, original: &TxnKey) -> MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        original.hash(&mut h);
+        self.stripes[(h.finish() as usize) % LOCK_STRIPES].lock().await
+    }
+
+    /// Checks the reply record again under the lock: a concurrent duplicate may have just answered.
+    fn recorded(&self, class: &'static str, key: &TxnKey) -> Result<Option<RecordedReply>, JournalError> {
+        self.journal.reply(&MessageKey { class, txn: key.clone() })
+    }
+
+    /// Records the answer to a message together with the transaction's new state, durably.
+    async fn answer(&self, class: &'static str, key: &TxnKey, txn: Option<crate::domain::TxnRecord>, reply: RecordedReply) -> Result<RecordedReply, JournalError> {
+        let write = JournalWrite { txn, reply: Some((MessageKey { class, txn: key.clone() }, reply.clone())) };
+        self.journal.write(write).await?;
+        Ok(reply)
+    }
+}
+
+fn request_key(request: &Request) -> Option<&TxnKey> {
+    match request {
+        Request::Withdrawal { key, .. }
+        | Request::Deposit { key, .. }
+        | Request::Completion { key, .. }
+        | Request::Reversal { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
+fn network_management(code: &str) -> RecordedReply {
+    match code {
+        "001" | "002" | "301" => RecordedReply::code(ResponseCode::Approved),
+        other => {
+            tracing::warn!(code = other, "unknown network management code");
+            RecordedReply::code(ResponseCode::InvalidTransaction)
+        }
+    }
+}
+
+/// Milliseconds since the epoch, for journal timestamps.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A 6-digit approval code (field 38) derived from the ledger's hold or movement id.
+pub(crate) fn approval_code(id: &str) -> String {
+    let mut h = DefaultHasher::new();
+    id.hash(&mut h);
+    format!("{:06}", h.finish() % 1_000_000)
+}

@@ -1,0 +1,81 @@
+//! Finishes ledger work the switch owes: captures, voids and compensations that were journaled
+//! but not confirmed (a crash, a timeout, an open breaker). Runs once at start-up and then on an
+//! interval until shutdown. Each transaction is driven under its lock, so it never races the
+//! request flows; every call reuses the transaction's idempotency key, so nothing posts twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Switch;
+use crate::domain::TxnKey;
+use crate::ports::{Journal, Ledger};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeReport {
+    pub pending: usize,
+    pub settled: usize,
+    pub failed: usize,
+}
+
+impl<L: Ledger, J: Journal> Switch<L, J> {
+    /// One pass over every pending transaction.
+    pub async fn resume_pending(&self) -> ResumeReport {
+        let mut report = ResumeReport::default();
+        let records = match self.journal.txns() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "resumer cannot read the journal");
+                return report;
+            }
+        };
+        for rec in records.into_iter().filter(|r| r.state.is_pending_outbound()) {
+            report.pending += 1;
+            let Some(key) = parse_key(&rec.key) else {
+                tracing::error!(txn = %rec.key, "journal key is malformed: skipped");
+                report.failed += 1;
+                continue;
+            };
+            let _guard = self.lock(&key).await;
+            // Re-read under the lock: a request flow may have settled it meanwhile.
+            let mut current = match self.journal.txn(&rec.key) {
+                Ok(Some(r)) if r.state.is_pending_outbound() => r,
+                _ => continue,
+            };
+            match self.drive(&mut current).await {
+                Ok(()) => report.settled += 1,
+                Err(e) => {
+                    tracing::warn!(txn = %current.key, state = current.state.name(), error = %e, "pending ledger work not settled yet");
+                    report.failed += 1;
+                }
+            }
+        }
+        if report.pending > 0 {
+            tracing::info!(?report, "resumer pass");
+        }
+        report
+    }
+
+    /// Runs passes every `interval` until `shutdown` becomes true.
+    pub async fn run_resumer(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            self.resume_pending().await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+fn parse_key(text: &str) -> Option<TxnKey> {
+    let mut parts = text.splitn(3, ':');
+    let terminal = protocols::types::TerminalId::parse(parts.next()?).ok()?;
+    let stan = protocols::types::Stan::parse(parts.next()?).ok()?;
+    Some(TxnKey::new(terminal, stan, parts.next()?))
+}

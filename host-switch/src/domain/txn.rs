@@ -1,0 +1,229 @@
+//! A customer transaction's state machine, as journaled.
+//!
+//! ```text
+//!  withdrawal: HoldRequested ─► Held ─► CapturePending ─► Captured ─► CompensationPending ─► Compensated
+//!                    │            │                                     (reversal after capture)
+//!                    │            └────► VoidPending ─► Voided
+//!                    └─► Declined
+//!  deposit:    CreditRequested ─► Credited ─► CompensationPending ─► Compensated
+//!                    └─► Declined      (CreditRequested ─► CompensationPending when reversed in doubt)
+//!  reversal before the original was seen: ReversedUnseen (a late original is then declined)
+//! ```
+//! `HoldRequested` is written *before* the ledger is called: if the switch dies between the ledger's
+//! hold and the journal, the record says a hold may exist, and a reversal re-asks the ledger with the
+//! same idempotency key (getting the same hold) to void it. A `Held` withdrawal with no advice is
+//! "in doubt": never silently voided, the cash may be in the customer's hand.
+//! The `*Pending` states are outbound work the ledger has not confirmed; the resumer drives them on.
+
+use protocols::types::Amount;
+use serde::{Deserialize, Serialize};
+
+use super::{ResponseCode, TxnKey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnKind {
+    Withdrawal,
+    Deposit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    HoldRequested,
+    Held { hold_id: String },
+    CapturePending { hold_id: String, amount_minor: u64 },
+    Captured { hold_id: String, amount_minor: u64 },
+    VoidPending { hold_id: Option<String> },
+    Voided,
+    CreditRequested,
+    Credited { movement_id: String },
+    /// Undo a posted movement: a credit back after a captured withdrawal, a debit after a deposit.
+    CompensationPending { amount_minor: u64 },
+    Compensated { amount_minor: u64 },
+    Declined { code: ResponseCode },
+    ReversedUnseen,
+}
+
+impl TxnState {
+    /// Work the switch still owes the ledger, which the resumer picks up after a restart.
+    pub fn is_pending_outbound(&self) -> bool {
+        matches!(self, Self::CapturePending { .. } | Self::VoidPending { .. } | Self::CompensationPending { .. })
+    }
+
+    /// The name used in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::HoldRequested => "hold_requested",
+            Self::Held { .. } => "held",
+            Self::CapturePending { .. } => "capture_pending",
+            Self::Captured { .. } => "captured",
+            Self::VoidPending { .. } => "void_pending",
+            Self::Voided => "voided",
+            Self::CreditRequested => "credit_requested",
+            Self::Credited { .. } => "credited",
+            Self::CompensationPending { .. } => "compensation_pending",
+            Self::Compensated { .. } => "compensated",
+            Self::Declined { .. } => "declined",
+            Self::ReversedUnseen => "reversed_unseen",
+        }
+    }
+
+    /// Whether the state machine allows going from `self` to `next`. Every journal write of a
+    /// transaction is checked against it, so a bug cannot e.g. capture a voided hold.
+    pub fn may_become(&self, next: &TxnState) -> bool {
+        use TxnState::*;
+        match (self, next) {
+            (HoldRequested, Held { .. } | Declined { .. } | VoidPending { .. }) => true,
+            (Held { .. }, CapturePending { .. } | VoidPending { .. }) => true,
+            (CapturePending { .. }, Captured { .. } | CapturePending { .. }) => true,
+            (Captured { .. }, CompensationPending { .. }) => true,
+            (VoidPending { .. }, Voided | VoidPending { .. }) => true,
+            (CreditRequested, Credited { .. } | Declined { .. } | CompensationPending { .. }) => true,
+            (Credited { .. }, CompensationPending { .. }) => true,
+            (CompensationPending { .. }, Compensated { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// One transaction as the journal keeps it. Holds no clear card data: the account is a token and
+/// the PAN only appears masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub key: String,
+    pub kind: TxnKind,
+    pub account: String,
+    pub pan_masked: String,
+    pub amount: Amount,
+    pub state: TxnState,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl TxnRecord {
+    pub fn new(key: &TxnKey, kind: TxnKind, account: &str, pan_masked: String, amount: Amount, now_ms: u64) -> Self {
+        let state = match kind {
+            TxnKind::Withdrawal => TxnState::HoldRequested,
+            TxnKind::Deposit => TxnState::CreditRequested,
+        };
+        Self {
+            key: key.as_string(),
+            kind,
+            account: account.to_owned(),
+            pan_masked,
+            amount,
+            state,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
+    /// Moves to `next` if the state machine allows it.
+    pub fn advance(&mut self, next: TxnState, now_ms: u64) -> Result<(), InvalidTransition> {
+        if !self.state.may_become(&next) {
+            return Err(InvalidTransition { key: self.key.clone(), from: self.state.name(), to: next.name() });
+        }
+        self.state = next;
+        self.updated_at_ms = now_ms;
+        Ok(())
+    }
+
+    /// Money this transaction moved in the ledger from the customer's point of view
+    /// (negative = debited), for reconciliation.
+    pub fn net_posted_minor(&self) -> i128 {
+        let amount = i128::from(self.amount.minor);
+        match (&self.kind, &self.state) {
+            (TxnKind::Withdrawal, TxnState::Captured { amount_minor, .. }) => -i128::from(*amount_minor),
+            (TxnKind::Deposit, TxnState::Credited { .. }) => amount,
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transaction {key}: {from} cannot become {to}")]
+pub struct InvalidTransition {
+    pub key: String,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+/// The answer given to one request message, so a replay gets exactly the same answer.
+/// Only what is not an echo of the request is kept; echo fields are copied from the replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedReply {
+    pub code: ResponseCode,
+    /// Field 38, when approved.
+    pub approval_code: Option<String>,
+    /// Field 54 (balance inquiry).
+    pub additional_amounts: Option<String>,
+}
+
+impl RecordedReply {
+    pub fn code(code: ResponseCode) -> Self {
+        Self { code, approval_code: None, additional_amounts: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TxnState::*;
+
+    fn all_states() -> Vec<TxnState> {
+        let h = || "h1".to_string();
+        vec![
+            HoldRequested,
+            Held { hold_id: h() },
+            CapturePending { hold_id: h(), amount_minor: 1 },
+            Captured { hold_id: h(), amount_minor: 1 },
+            VoidPending { hold_id: Some(h()) },
+            Voided,
+            CreditRequested,
+            Credited { movement_id: h() },
+            CompensationPending { amount_minor: 1 },
+            Compensated { amount_minor: 1 },
+            Declined { code: ResponseCode::InsufficientFunds },
+            ReversedUnseen,
+        ]
+    }
+
+    #[test]
+    fn transitions_are_exactly_the_documented_ones() {
+        let allowed: &[(&str, &str)] = &[
+            ("hold_requested", "held"),
+            ("hold_requested", "declined"),
+            ("hold_requested", "void_pending"),
+            ("held", "capture_pending"),
+            ("held", "void_pending"),
+            ("capture_pending", "captured"),
+            ("capture_pending", "capture_pending"),
+            ("captured", "compensation_pending"),
+            ("void_pending", "voided"),
+            ("void_pending", "void_pending"),
+            ("credit_requested", "credited"),
+            ("credit_requested", "declined"),
+            ("credit_requested", "compensation_pending"),
+            ("credited", "compensation_pending"),
+            ("compensation_pending", "compensated"),
+        ];
+        for from in all_states() {
+            for to in all_states() {
+                let expected = allowed.contains(&(from.name(), to.name()));
+                assert_eq!(from.may_become(&to), expected, "{} -> {}", from.name(), to.name());
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_states_go_nowhere() {
+        for s in [Voided, Compensated { amount_minor: 1 }, Declined { code: ResponseCode::DoNotHonour }, ReversedUnseen] {
+            assert!(all_states().iter().all(|n| !s.may_become(n)), "{}", s.name());
+        }
+    }
+
+    #[test]
+    fn only_unconfirmed_ledger_work_is_pending() {
+        let pending: Vec<_> = all_states().into_iter().filter(|s| s.is_pending_outbound()).map(|s| s.name()).collect();
+        assert_eq!(pending, vec!["capture_pending", "void_pending", "compensation_pending"]);
+    }
+}

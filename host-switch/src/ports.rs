@@ -1,0 +1,97 @@
+//! The switch's ports: what the application needs from the outside world, as traits.
+//! Adapters (`adapters/`) implement them; `app/` only ever sees these.
+
+use std::future::Future;
+
+use protocols::types::Amount;
+
+use crate::domain::reconcile::LedgerMovement;
+use crate::domain::{MessageKey, RecordedReply, TxnRecord};
+
+/// What the wallet ledger answered, in domain terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    #[error("unknown account")]
+    UnknownAccount,
+    #[error("ledger refused the request as invalid: {0}")]
+    Invalid(String),
+    /// Same idempotency key with other content, or an operation the hold's state forbids.
+    #[error("ledger conflict: {0}")]
+    Conflict(String),
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    #[error("ledger call timed out after {0} ms")]
+    Timeout(u64),
+    #[error("ledger circuit breaker is open")]
+    BreakerOpen,
+}
+
+impl LedgerError {
+    /// Whether the call may succeed if tried again later (the switch answers 91 and keeps the work).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_) | Self::BreakerOpen)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub hold_id: String,
+    pub amount: Amount,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostingKind {
+    Credit,
+    Debit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    pub available_minor: i64,
+    pub balance_minor: i64,
+    pub currency: protocols::types::Currency,
+}
+
+/// The wallet ledger. Every call carries an idempotency key: repeating it has no second effect.
+pub trait Ledger: Send + Sync + 'static {
+    fn hold(&self, key: &str, account: &str, amount: Amount, reference: &str)
+        -> impl Future<Output = Result<Hold, LedgerError>> + Send;
+    fn capture(&self, key: &str, hold_id: &str, amount_minor: u64) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn void(&self, key: &str, hold_id: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn post(&self, key: &str, kind: PostingKind, account: &str, amount: Amount, reference: &str)
+        -> impl Future<Output = Result<String, LedgerError>> + Send;
+    fn balance(&self, account: &str) -> impl Future<Output = Result<Balance, LedgerError>> + Send;
+    /// Every movement the ledger posted, for reconciliation.
+    fn movements(&self) -> impl Future<Output = Result<Vec<LedgerMovement>, LedgerError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal storage error: {0}")]
+    Storage(String),
+    #[error("journal record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("journal is shut down")]
+    Closed,
+}
+
+/// One atomic, durable journal write: a transaction's new state and/or the answer to a message.
+#[derive(Debug, Default)]
+pub struct JournalWrite {
+    pub txn: Option<TxnRecord>,
+    pub reply: Option<(MessageKey, RecordedReply)>,
+}
+
+/// The durable journal of transactions and answers.
+pub trait Journal: Send + Sync + 'static {
+    /// The recorded answer to a message, if it was answered before.
+    fn reply(&self, key: &MessageKey) -> Result<Option<RecordedReply>, JournalError>;
+    /// A transaction by its key text (`TxnKey::as_string`).
+    fn txn(&self, key: &str) -> Result<Option<TxnRecord>, JournalError>;
+    /// Writes atomically and returns once the write is on disk. Concurrent writers share flushes.
+    fn write(&self, write: JournalWrite) -> impl Future<Output = Result<(), JournalError>> + Send;
+    /// Every transaction (for recovery, reconciliation and the operator's view).
+    fn txns(&self) -> Result<Vec<TxnRecord>, JournalError>;
+}
