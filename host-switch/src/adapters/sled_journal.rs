@@ -1,44 +1,21 @@
 //! The journal on sled, with group commit.
 //!
 //! Every write is applied atomically (one sled transaction over the `txns` and `replies` trees)
-//! and then waits for a flush. Flushes are done by one flusher thread: it takes every waiter that
-//! queued up while the previous flush ran and covers them all with a single `flush()` — on this
-//! machine sled manages about 10k flushes a second, so one flush per transaction would cap the
-//! switch far below its goal, while sharing them does not.
+//! and then waits for a flush shared with every concurrent writer (the `group-commit` crate).
 
 use std::path::Path;
-use std::sync::mpsc as std_mpsc;
-use std::thread;
 
+use group_commit::{CommitError, GroupCommitter};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use tokio::sync::oneshot;
 
 use crate::domain::{MessageKey, RecordedReply, TxnRecord};
 use crate::ports::{Journal, JournalError, JournalWrite};
 
-type FlushWaiter = oneshot::Sender<Result<(), String>>;
-
-/// Upper bound of waiters one flush covers, so a flood cannot grow a batch without limit.
-const MAX_FLUSH_BATCH: usize = 4096;
-
 pub struct SledJournal {
     txns: sled::Tree,
     replies: sled::Tree,
-    /// `None` only while dropping.
-    flush_tx: Option<std_mpsc::SyncSender<FlushWaiter>>,
-    flusher: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for SledJournal {
-    /// Stops the flusher and waits for it, so the database is closed (and its lock released) when
-    /// the journal is gone — a restart in the same process can open it again at once.
-    fn drop(&mut self) {
-        self.flush_tx.take();
-        if let Some(h) = self.flusher.take() {
-            let _ = h.join();
-        }
-    }
+    commits: GroupCommitter,
 }
 
 impl SledJournal {
@@ -47,47 +24,16 @@ impl SledJournal {
         let db = sled::open(path).map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
         let txns = db.open_tree("txns").map_err(storage)?;
         let replies = db.open_tree("replies").map_err(storage)?;
-        let (flush_tx, flush_rx) = std_mpsc::sync_channel::<FlushWaiter>(MAX_FLUSH_BATCH * 4);
-        let flusher_db = db.clone();
-        let flusher = thread::Builder::new()
-            .name("journal-flush".into())
-            .spawn(move || run_flusher(flusher_db, flush_rx))
-            .map_err(|e| JournalError::Storage(format!("cannot start flusher thread: {e}")))?;
-        Ok(Self { txns, replies, flush_tx: Some(flush_tx), flusher: Some(flusher) })
-    }
-
-    async fn durable(&self) -> Result<(), JournalError> {
-        let (tx, rx) = oneshot::channel();
-        let sender = self.flush_tx.clone().ok_or(JournalError::Closed)?;
-        // A full channel means thousands of writers are already waiting: block this one briefly
-        // off the runtime threads rather than dropping its durability guarantee.
-        match sender.try_send(tx) {
-            Ok(()) => {}
-            Err(std_mpsc::TrySendError::Full(tx)) => tokio::task::spawn_blocking(move || sender.send(tx))
-                .await
-                .map_err(|_| JournalError::Closed)?
-                .map_err(|_| JournalError::Closed)?,
-            Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(JournalError::Closed),
-        }
-        rx.await.map_err(|_| JournalError::Closed)?.map_err(JournalError::Storage)
+        let commits = GroupCommitter::start(db, "journal").map_err(|e| JournalError::Storage(e.to_string()))?;
+        Ok(Self { txns, replies, commits })
     }
 }
 
-fn run_flusher(db: sled::Db, rx: std_mpsc::Receiver<FlushWaiter>) {
-    while let Ok(first) = rx.recv() {
-        let mut waiters = vec![first];
-        while waiters.len() < MAX_FLUSH_BATCH {
-            match rx.try_recv() {
-                Ok(w) => waiters.push(w),
-                Err(_) => break,
-            }
-        }
-        let result = db.flush().map(|_| ()).map_err(|e| format!("flush failed: {e}"));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, waiters = waiters.len(), "journal flush failed");
-        }
-        for w in waiters {
-            let _ = w.send(result.clone());
+impl From<CommitError> for JournalError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Closed => JournalError::Closed,
+            other => JournalError::Storage(other.to_string()),
         }
     }
 }
@@ -139,7 +85,7 @@ impl Journal for SledJournal {
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e: TransactionError<()>| JournalError::Storage(format!("{e:?}")))?;
-        self.durable().await
+        Ok(self.commits.durable().await?)
     }
 
     fn txns(&self) -> Result<Vec<TxnRecord>, JournalError> {
