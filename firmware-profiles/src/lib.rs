@@ -1,0 +1,351 @@
+//! # firmware-profiles — what differs between ATM models, as data
+//!
+//! One TOML file per ATM model and firmware (in `profiles/`): the NDC dialect, the framing, the
+//! cassettes and their denominations, the operation codes its state tables send for each
+//! transaction, the screens and next states the host answers with, and the customization data
+//! (screens, states, FITs, options, configuration id) the agent downloads into it. The agent
+//! and the ATM simulator both read these files, so they agree by construction.
+//!
+//! A file names its dialect by name (`basic`, `ncr_advance`: see `protocols::ndc::Dialect`).
+//! Built-in profiles are embedded; `Profile::load` reads any other file, with errors that name
+//! the file, the key and the reason.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+
+use protocols::framing::LengthPrefix;
+use protocols::ndc::Dialect;
+use protocols::types::Currency;
+use serde::Deserialize;
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("ncr-selfserv-basic", include_str!("../profiles/ncr-selfserv-basic.toml")),
+    ("ncr-advance-ndc", include_str!("../profiles/ncr-advance-ndc.toml")),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("firmware profile {origin}: {reason}")]
+pub struct ProfileError {
+    pub origin: String,
+    pub reason: String,
+}
+
+/// Kinds of customer transaction a profile maps operation codes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionKind {
+    Withdrawal,
+    Deposit,
+    BalanceInquiry,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub vendor: String,
+    pub model: String,
+    pub dialect: Dialect,
+    pub framing: Framing,
+    pub currency: Currency,
+    pub cassettes: Vec<Cassette>,
+    pub operation_codes: OperationCodes,
+    pub screens: ReplyScreens,
+    pub next_states: NextStates,
+    pub timers: Timers,
+    pub customization: Customization,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    name: String,
+    vendor: String,
+    model: String,
+    /// A dialect name known to `protocols::ndc::Dialect::by_name`.
+    dialect: String,
+    framing: Framing,
+    /// ISO 4217 numeric code of the notes in the cassettes.
+    currency: u16,
+    cassettes: Vec<Cassette>,
+    operation_codes: OperationCodes,
+    screens: ReplyScreens,
+    next_states: NextStates,
+    #[serde(default)]
+    timers: Timers,
+    customization: Customization,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Framing {
+    #[serde(default)]
+    pub length_prefix: LengthPrefix,
+    /// Bytes of fixed header (TPDU) after the length; 0 for none.
+    #[serde(default)]
+    pub header_len: usize,
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+}
+
+fn default_max_frame() -> usize {
+    16 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Cassette {
+    /// NDC cassette type, 1-based: its position in the notes fields.
+    pub cassette_type: u8,
+    /// Value of one note in minor units.
+    pub denomination_minor: u64,
+    /// Notes left at which the cassette counts as low.
+    #[serde(default = "default_low")]
+    pub low_threshold: u32,
+}
+
+fn default_low() -> u32 {
+    50
+}
+
+/// The 8-character operation code buffer the terminal's states produce for each transaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationCodes {
+    pub withdrawal: String,
+    pub deposit: String,
+    pub balance_inquiry: String,
+}
+
+impl OperationCodes {
+    pub fn kind_of(&self, opcode: &str) -> Option<TransactionKind> {
+        if opcode == self.withdrawal {
+            Some(TransactionKind::Withdrawal)
+        } else if opcode == self.deposit {
+            Some(TransactionKind::Deposit)
+        } else if opcode == self.balance_inquiry {
+            Some(TransactionKind::BalanceInquiry)
+        } else {
+            None
+        }
+    }
+    pub fn for_kind(&self, kind: TransactionKind) -> &str {
+        match kind {
+            TransactionKind::Withdrawal => &self.withdrawal,
+            TransactionKind::Deposit => &self.deposit,
+            TransactionKind::BalanceInquiry => &self.balance_inquiry,
+        }
+    }
+}
+
+/// Screen numbers the host shows in its transaction replies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyScreens {
+    pub dispense: String,
+    pub deposit: String,
+    pub balance: String,
+    pub declined: String,
+    pub insufficient_funds: String,
+    pub wrong_pin: String,
+    pub host_unavailable: String,
+    pub cannot_dispense_amount: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextStates {
+    pub approved: String,
+    pub declined: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timers {
+    /// How long the agent may take to answer a transaction request before the terminal gives up.
+    #[serde(default = "default_reply_ms")]
+    pub host_reply_ms: u64,
+    /// How long the agent waits for the solicited status after a transaction reply.
+    #[serde(default = "default_status_ms")]
+    pub status_after_reply_ms: u64,
+    /// How long the agent waits for each customization message to be acknowledged.
+    #[serde(default = "default_ack_ms")]
+    pub command_ack_ms: u64,
+}
+
+fn default_reply_ms() -> u64 {
+    20_000
+}
+fn default_status_ms() -> u64 {
+    90_000
+}
+fn default_ack_ms() -> u64 {
+    10_000
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self { host_reply_ms: default_reply_ms(), status_after_reply_ms: default_status_ms(), command_ack_ms: default_ack_ms() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenDef {
+    pub number: String,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionDef {
+    pub number: u8,
+    pub value: u16,
+}
+
+/// What the agent downloads when the terminal reports another configuration id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customization {
+    /// 4 digits; the terminal reports it at power-up (`12 … B<config id>`).
+    pub config_id: String,
+    #[serde(default)]
+    pub screens: Vec<ScreenDef>,
+    /// 28-character state records (number 3, type 1, 8 entries of 3).
+    #[serde(default)]
+    pub states: Vec<String>,
+    /// FIT records as sent (3-digit decimals).
+    #[serde(default)]
+    pub fits: Vec<String>,
+    #[serde(default)]
+    pub options: Vec<OptionDef>,
+    #[serde(default)]
+    pub timers: Vec<OptionDef>,
+}
+
+impl Profile {
+    /// A built-in profile by name.
+    pub fn builtin(name: &str) -> Option<Profile> {
+        let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+        // Built-in files are checked by this crate's tests; a broken one is a build defect.
+        Self::from_toml_str(text, name).ok()
+    }
+
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(n, _)| *n)
+    }
+
+    /// A built-in profile name, or a path to a TOML file.
+    pub fn resolve(name_or_path: &str) -> Result<Profile, ProfileError> {
+        match Self::builtin(name_or_path) {
+            Some(p) => Ok(p),
+            None => Self::load(Path::new(name_or_path)),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError { origin: origin.clone(), reason: format!("cannot read: {e}") })?;
+        Self::from_toml_str(&text, &origin)
+    }
+
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        let err = |reason: String| ProfileError { origin: origin.to_owned(), reason };
+        let f: ProfileFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let dialect = Dialect::by_name(&f.dialect).ok_or_else(|| err(format!("dialect {:?} is not known (basic, ncr_advance)", f.dialect)))?;
+        let currency = Currency::parse(&format!("{:03}", f.currency)).map_err(|e| err(format!("currency: {e}")))?;
+        let profile = Profile {
+            name: f.name,
+            vendor: f.vendor,
+            model: f.model,
+            dialect,
+            framing: f.framing,
+            currency,
+            cassettes: f.cassettes,
+            operation_codes: f.operation_codes,
+            screens: f.screens,
+            next_states: f.next_states,
+            timers: f.timers,
+            customization: f.customization,
+        };
+        profile.validate().map_err(err)?;
+        Ok(profile)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let max_types = self.dialect.cassette_types;
+        if self.cassettes.is_empty() {
+            return Err("cassettes: at least one cassette is needed".into());
+        }
+        for c in &self.cassettes {
+            if c.cassette_type == 0 || usize::from(c.cassette_type) > max_types {
+                return Err(format!("cassettes: cassette_type {} is outside 1..={max_types} for this dialect", c.cassette_type));
+            }
+            if c.denomination_minor == 0 {
+                return Err(format!("cassettes: cassette_type {} has a zero denomination", c.cassette_type));
+            }
+        }
+        let mut types: Vec<u8> = self.cassettes.iter().map(|c| c.cassette_type).collect();
+        types.sort_unstable();
+        types.dedup();
+        if types.len() != self.cassettes.len() {
+            return Err("cassettes: a cassette_type appears twice".into());
+        }
+        for (key, code) in [
+            ("withdrawal", &self.operation_codes.withdrawal),
+            ("deposit", &self.operation_codes.deposit),
+            ("balance_inquiry", &self.operation_codes.balance_inquiry),
+        ] {
+            if code.len() != 8 {
+                return Err(format!("operation_codes.{key} must be exactly 8 characters, got {:?}", code));
+            }
+        }
+        let c = &self.customization;
+        if c.config_id.len() != 4 || !c.config_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("customization.config_id must be 4 digits, got {:?}", c.config_id));
+        }
+        if let Some(s) = c.states.iter().find(|s| s.len() != 28 || !s.is_ascii()) {
+            return Err(format!("customization.states: {s:?} is not a 28-character state record"));
+        }
+        if !(64..=65535).contains(&self.framing.max_frame_bytes) {
+            return Err("framing.max_frame_bytes must be between 64 and 65535".into());
+        }
+        Ok(())
+    }
+
+    /// The denomination of a cassette type, if the profile has it.
+    pub fn denomination(&self, cassette_type: u8) -> Option<u64> {
+        self.cassettes.iter().find(|c| c.cassette_type == cassette_type).map(|c| c.denomination_minor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_loads() {
+        for name in Profile::builtin_names() {
+            let text = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+            let p = Profile::from_toml_str(text, name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.name, name);
+        }
+    }
+
+    #[test]
+    fn operation_codes_map_both_ways() {
+        let p = Profile::builtin("ncr-selfserv-basic").unwrap();
+        let code = p.operation_codes.for_kind(TransactionKind::Deposit).to_owned();
+        assert_eq!(p.operation_codes.kind_of(&code), Some(TransactionKind::Deposit));
+        assert_eq!(p.operation_codes.kind_of("ZZZZZZZZ"), None);
+    }
+
+    #[test]
+    fn bad_profiles_are_explained() {
+        let text = BUILTIN[0].1;
+        let err = Profile::from_toml_str(&text.replace("dialect = \"basic\"", "dialect = \"nope\""), "x.toml").unwrap_err();
+        assert!(err.to_string().contains("dialect"), "{err}");
+        let err = Profile::from_toml_str(&text.replace("config_id = \"0022\"", "config_id = \"22\""), "x.toml").unwrap_err();
+        assert!(err.to_string().contains("config_id"), "{err}");
+        let err = Profile::from_toml_str(&format!("{text}\nsurprise = 1\n"), "x.toml").unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+    }
+}
