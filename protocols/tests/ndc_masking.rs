@@ -1,0 +1,59 @@
+//! Card data must never leave the codec in clear through `Debug` or `serde_json`: `atmctl ndc
+//! decode` prints the JSON of live messages and logs print `Debug`.
+
+// Wrapped in `mod ndc` so that `cargo test -p protocols ndc` selects these tests.
+mod ndc {
+    use protocols::ndc::*;
+
+    const REQUEST: &[u8] = b"11\x1C001000001\x1C\x1C01A468E4\x1C14\x1C;502265400089000092=2708620951?\x1C;0150226540008900009200=27086209510000000000\x1C DA   AD\x1C000000010000\x1C84163:=3395289;7\x1C\x1C\x1C1%B502265400089000092^DOE/JOHN^2708620951?\x1C21641100000000000000000000\x1C766A0E2F";
+    const CLEAR: &[&str] = &[
+        "502265400089000092",
+        "2708620951",
+        "84163:=3395289;7",
+        "84163AD3395289B7",
+        "DOE/JOHN",
+        "0150226540008900009200",
+    ];
+
+    #[test]
+    fn debug_and_json_of_a_transaction_request_hide_tracks_and_pin() {
+        let d = Dialect::ncr_advance();
+        let m = NdcMessage::parse(REQUEST, &d).unwrap();
+        let debug = format!("{m:?}");
+        let pretty = format!("{m:#?}");
+        let json = serde_json::to_string(&m).unwrap();
+        for out in [&debug, &pretty, &json] {
+            for clear in CLEAR {
+                assert!(!out.contains(clear), "{clear} leaked into {out}");
+            }
+        }
+        assert!(
+            json.contains("\"track2\":\"502265********0092=****\""),
+            "{json}"
+        );
+        assert!(json.contains("\"pin_buffer_a\":\"****\""), "{json}");
+        assert!(
+            json.contains("502265********0092^****"),
+            "track 1 shows the masked PAN: {json}"
+        );
+        // The clear values are still there for whoever asks explicitly.
+        let NdcMessage::Terminal(TerminalMessage::TransactionRequest(r)) = m else {
+            panic!()
+        };
+        assert_eq!(
+            r.track2.unwrap().expose(),
+            ";502265400089000092=2708620951?"
+        );
+        assert_eq!(r.pin_buffer_a.unwrap().expose(), "84163:=3395289;7");
+        assert!(r.track3.unwrap().expose().starts_with(";01502265"));
+    }
+
+    #[test]
+    fn errors_do_not_echo_field_contents() {
+        let d = Dialect::ncr_advance();
+        let bad = b"11\x1C001000001\x1C\x1C\x1C14\x1C;502265400089000092=2708620951?\x1C\x1C DA   AD\x1C0000000100XX";
+        let e = NdcMessage::parse(bad, &d).unwrap_err().to_string();
+        assert!(e.contains("amount"), "{e}");
+        assert!(!e.contains("502265400089000092"), "{e}");
+    }
+}
