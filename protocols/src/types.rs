@@ -245,6 +245,12 @@ impl Currency {
             _ => 2,
         }
     }
+    /// The currency of an alphabetic code we know (`EUR`, `USD`, …).
+    pub fn from_alpha(alpha: &str) -> Option<Self> {
+        [Self::EUR, Self::USD, Self::GBP, Self::JPY, Self { numeric: 756 }]
+            .into_iter()
+            .find(|c| c.alpha() == Some(alpha))
+    }
     /// The alphabetic code where we know it (for logs and reports).
     pub fn alpha(self) -> Option<&'static str> {
         Some(match self.numeric {
