@@ -1,0 +1,104 @@
+//! `atmctl`: the field technician's command line.
+//!
+//! Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 anything else.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use atm_agent::cli::{self, CliError};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "atmctl", version, about = "Technician CLI for the ATM agent")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode and encode ISO 8583 messages.
+    #[command(subcommand)]
+    Iso8583(IsoCommand),
+    /// Decode NDC messages.
+    #[command(subcommand)]
+    Ndc(NdcCommand),
+}
+
+#[derive(Subcommand)]
+enum IsoCommand {
+    /// Print a packed message (hex) as one JSON object, pyiso8583-style.
+    Decode {
+        /// iso87-ascii, iso87-binary, or a path to a TOML spec.
+        #[arg(long, default_value = "iso87-ascii")]
+        spec: String,
+        /// Show PAN, track 2 and PIN block in clear.
+        #[arg(long)]
+        reveal: bool,
+        /// The packed message in hex (without length prefix); "-" reads stdin.
+        hex: String,
+    },
+    /// Read one JSON object on stdin and print the packed message as uppercase hex.
+    Encode {
+        #[arg(long, default_value = "iso87-ascii")]
+        spec: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NdcCommand {
+    /// Print one NDC message (hex, without length prefix) as JSON.
+    Decode {
+        /// Dialect name (see the firmware profiles).
+        #[arg(long, default_value = "basic")]
+        dialect: String,
+        /// The message in hex; "-" reads stdin.
+        hex: String,
+    },
+}
+
+fn read_stdin() -> Result<String, CliError> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::new(format!("cannot read stdin: {e}")))?;
+    Ok(s)
+}
+
+fn arg_or_stdin(arg: String) -> Result<String, CliError> {
+    if arg == "-" {
+        read_stdin()
+    } else {
+        Ok(arg)
+    }
+}
+
+fn run(args: Args) -> Result<String, CliError> {
+    match args.command {
+        Command::Iso8583(IsoCommand::Decode { spec, reveal, hex }) => {
+            let spec = cli::iso8583::resolve_spec(&spec)?;
+            cli::iso8583::decode(&spec, &arg_or_stdin(hex)?, reveal)
+        }
+        Command::Iso8583(IsoCommand::Encode { spec }) => {
+            let spec = cli::iso8583::resolve_spec(&spec)?;
+            cli::iso8583::encode(&spec, &read_stdin()?)
+        }
+        Command::Ndc(NdcCommand::Decode { dialect, hex }) => {
+            let dialect = cli::ndc::resolve_dialect(&dialect)?;
+            cli::ndc::decode(&dialect, &arg_or_stdin(hex)?)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("atmctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
