@@ -1,0 +1,273 @@
+//! Customers: who walks up to the terminal, what they ask for and how they behave at the cash slot.
+//!
+//! A [`Customer`] is data: a PAN, a [`Kind`] of transaction, an amount and a [`Behaviour`] that
+//! injects the faults a real ATM sees (a customer who walks away, a short dispense, a power cut
+//! while the notes are moving). [`ScriptedCustomers`] replays a fixed list; [`RandomCustomers`]
+//! draws an endless, seed-reproducible stream for soak and lab runs.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use firmware_profiles::{Profile, TransactionKind};
+use serde::Serialize;
+
+use super::rng::XorShift64;
+
+/// What the customer asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Withdrawal,
+    Deposit,
+    BalanceInquiry,
+}
+
+impl Kind {
+    /// The profile's name for it (which picks the operation code).
+    pub fn transaction_kind(self) -> TransactionKind {
+        match self {
+            Self::Withdrawal => TransactionKind::Withdrawal,
+            Self::Deposit => TransactionKind::Deposit,
+            Self::BalanceInquiry => TransactionKind::BalanceInquiry,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Withdrawal => "withdrawal",
+            Self::Deposit => "deposit",
+            Self::BalanceInquiry => "balance",
+        })
+    }
+}
+
+/// How much of a dispense actually leaves the cassettes in a short dispense.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partial {
+    /// Notes per cassette type (index 0 = type 1), each capped at what the reply asked for.
+    Notes(Vec<u32>),
+    /// This percentage of each cassette's requested notes, rounded down.
+    Percent(u8),
+}
+
+/// What happens at the cash slot (only a dispense is affected; other transactions run normally).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Takes the cash; the terminal reports ready.
+    Normal,
+    /// Cancels (or times out) before the notes are presented: nothing leaves, status `8 E2`.
+    CancelAtCashSlot,
+    /// The dispenser delivers less than asked: status `8 E1` with the notes that left.
+    PartialDispense(Partial),
+    /// Power fails while dispensing: no status, the connection drops; `notes_leave` says whether
+    /// the notes reached the customer (the next `11`'s last transaction status tells the host).
+    PowerLossDuringDispense { notes_leave: bool },
+}
+
+/// One customer session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    /// The card number, clear (it goes on the wire in track 2); logs show it masked.
+    pub pan: String,
+    pub kind: Kind,
+    /// Requested amount in minor units (ignored for a balance inquiry, which sends zero).
+    pub amount_minor: u64,
+    pub behaviour: Behaviour,
+}
+
+impl Customer {
+    pub fn withdrawal(pan: impl Into<String>, amount_minor: u64) -> Self {
+        Self::new(pan, Kind::Withdrawal, amount_minor)
+    }
+    pub fn deposit(pan: impl Into<String>, amount_minor: u64) -> Self {
+        Self::new(pan, Kind::Deposit, amount_minor)
+    }
+    pub fn balance_inquiry(pan: impl Into<String>) -> Self {
+        Self::new(pan, Kind::BalanceInquiry, 0)
+    }
+    pub fn new(pan: impl Into<String>, kind: Kind, amount_minor: u64) -> Self {
+        Self {
+            pan: pan.into(),
+            kind,
+            amount_minor,
+            behaviour: Behaviour::Normal,
+        }
+    }
+    pub fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviour = behaviour;
+        self
+    }
+}
+
+/// A fixed list of customers, served in order.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptedCustomers {
+    queue: VecDeque<Customer>,
+}
+
+impl ScriptedCustomers {
+    pub fn new(customers: impl IntoIterator<Item = Customer>) -> Self {
+        Self {
+            queue: customers.into_iter().collect(),
+        }
+    }
+    pub fn push(&mut self, c: Customer) -> &mut Self {
+        self.queue.push_back(c);
+        self
+    }
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+impl Iterator for ScriptedCustomers {
+    type Item = Customer;
+    fn next(&mut self) -> Option<Customer> {
+        self.queue.pop_front()
+    }
+}
+
+/// The shape of a random customer stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mix {
+    /// Relative weights of the three kinds.
+    pub withdrawal: u32,
+    pub deposit: u32,
+    pub balance_inquiry: u32,
+    /// Percentage of withdrawals that go wrong at the cash slot (cancel, short dispense, power
+    /// loss, equally likely); 0 disables faults.
+    pub fault_percent: u8,
+    /// Amounts are multiples of this (the smallest denomination) …
+    pub amount_step_minor: u64,
+    /// … from 1 to this many steps.
+    pub max_steps: u64,
+}
+
+impl Mix {
+    /// 60 % withdrawals, 25 % deposits, 15 % inquiries, no faults, amounts in steps of the
+    /// profile's smallest note up to 20 notes.
+    pub fn for_profile(profile: &Profile) -> Self {
+        let step = profile
+            .cassettes
+            .iter()
+            .map(|c| c.denomination_minor)
+            .min()
+            .unwrap_or(1);
+        Self {
+            withdrawal: 60,
+            deposit: 25,
+            balance_inquiry: 15,
+            fault_percent: 0,
+            amount_step_minor: step,
+            max_steps: 20,
+        }
+    }
+    pub fn with_faults(mut self, percent: u8) -> Self {
+        self.fault_percent = percent.min(100);
+        self
+    }
+}
+
+/// An endless stream of customers drawn from a seed: the same seed, PANs and mix give the same
+/// customers.
+#[derive(Debug, Clone)]
+pub struct RandomCustomers {
+    rng: XorShift64,
+    pans: Vec<String>,
+    mix: Mix,
+}
+
+/// Used when no PAN is given, so a stream is never empty.
+pub const DEFAULT_PAN: &str = "4761739001010010";
+
+impl RandomCustomers {
+    pub fn new(seed: u64, pans: Vec<String>, mix: Mix) -> Self {
+        let pans = if pans.is_empty() {
+            vec![DEFAULT_PAN.to_owned()]
+        } else {
+            pans
+        };
+        Self {
+            rng: XorShift64::new(seed),
+            pans,
+            mix,
+        }
+    }
+
+    fn kind(&mut self) -> Kind {
+        let m = &self.mix;
+        let total = u64::from(m.withdrawal) + u64::from(m.deposit) + u64::from(m.balance_inquiry);
+        let x = self.rng.below(total.max(1));
+        if x < u64::from(m.withdrawal) || total == 0 {
+            Kind::Withdrawal
+        } else if x < u64::from(m.withdrawal) + u64::from(m.deposit) {
+            Kind::Deposit
+        } else {
+            Kind::BalanceInquiry
+        }
+    }
+
+    fn fault(&mut self) -> Behaviour {
+        match self.rng.below(3) {
+            0 => Behaviour::CancelAtCashSlot,
+            1 => Behaviour::PartialDispense(Partial::Percent(50)),
+            _ => Behaviour::PowerLossDuringDispense {
+                notes_leave: self.rng.chance(50),
+            },
+        }
+    }
+}
+
+impl Iterator for RandomCustomers {
+    type Item = Customer;
+    fn next(&mut self) -> Option<Customer> {
+        let pan = self.pans[self.rng.below(self.pans.len() as u64) as usize].clone();
+        let kind = self.kind();
+        let steps = 1 + self.rng.below(self.mix.max_steps.max(1));
+        let amount_minor = match kind {
+            Kind::BalanceInquiry => 0,
+            _ => steps * self.mix.amount_step_minor,
+        };
+        let behaviour = if kind == Kind::Withdrawal && self.rng.chance(self.mix.fault_percent) {
+            self.fault()
+        } else {
+            Behaviour::Normal
+        };
+        Some(Customer {
+            pan,
+            kind,
+            amount_minor,
+            behaviour,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_customers_are_reproducible_and_use_the_smallest_note() {
+        let p = Profile::builtin("ncr-selfserv-basic").expect("builtin profile");
+        let mix = Mix::for_profile(&p).with_faults(30);
+        let a: Vec<_> = RandomCustomers::new(7, vec![], mix.clone())
+            .take(200)
+            .collect();
+        let b: Vec<_> = RandomCustomers::new(7, vec![], mix).take(200).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|c| c.amount_minor % 1000 == 0));
+        assert!(a.iter().any(|c| c.kind == Kind::Deposit));
+        assert!(a.iter().any(|c| c.behaviour != Behaviour::Normal));
+        assert!(a
+            .iter()
+            .filter(|c| c.kind != Kind::Withdrawal)
+            .all(|c| c.behaviour == Behaviour::Normal));
+    }
+}

@@ -1,0 +1,27 @@
+//! Why the simulator could not do what it was asked (not what the host answered: a decline or a
+//! timeout is a [`super::Outcome`], not an error).
+
+use protocols::ndc::NdcError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AtmError {
+    #[error("cannot connect to the agent at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no TCP connection to the agent at {addr} within {timeout_ms} ms")]
+    ConnectTimeout { addr: String, timeout_ms: u64 },
+    #[error("the agent did not put the terminal in service within {timeout_ms} ms of power-up")]
+    StartupTimeout { timeout_ms: u64 },
+    #[error("the connection to the agent is gone (power-cycle the terminal to reconnect)")]
+    Disconnected,
+    #[error("bad terminal configuration: {0}")]
+    Config(String),
+    #[error("bad customer: {0}")]
+    Customer(String),
+    #[error("cannot build an NDC message: {0}")]
+    Encode(#[from] NdcError),
+}

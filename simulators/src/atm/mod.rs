@@ -1,0 +1,64 @@
+//! # atm — an NDC ATM terminal simulator (`atm-sim`)
+//!
+//! Plays the terminal side of the NDC conversation against the agent, the way a real ATM does,
+//! so the agent can be tested end to end without hardware. The firmware profile
+//! (`firmware-profiles`) gives the dialect, framing, cassettes and denominations, operation codes
+//! and reply screens; every message is built and parsed by `protocols::ndc`.
+//!
+//! ## The contract, as this terminal plays it
+//! 1. The terminal dials the agent (TCP, the profile's framing) and sends power-up
+//!    `12 FS luno FS FS B<config id>` (`0000` when fresh); it starts out of service.
+//! 2. Data commands `3` (enhanced config `1A`, screens `11`, states `12`, FITs `15`, config id
+//!    `16`, …) are stored and acknowledged `22 … 9`, only while out of service (else `C03`).
+//!    Terminal commands: `1` go in service, `2` go out of service → `9`; `3` → `F FS 6<id>`;
+//!    `4` → `F FS 2<supply counters>`; `7` → `F FS 1<id>`; anything unsupported, unparseable or
+//!    for another LUNO → reject `C FS B04` (plain `A` in dialects without reject reasons).
+//! 3. A customer: `11` with LUNO, top-of-receipt `1` + MCN (`1`..`?`, cycling), track 2
+//!    `;PAN=YYMM101…?`, the profile's operation code, the amount (zero for an inquiry), PIN
+//!    buffer A (16 random hex digits as `:;<=>?`), and the last transaction status when the dialect
+//!    has it (TSN of the last reply, `0` none / `1` good / `2` error / `3` reply rejected, notes
+//!    that left per cassette in it).
+//! 4. The reply `4` must come within the host reply timer and echo the MCN (else `B09`, and the
+//!    customer's session ends). Function: dispense (`2`/`8`/`A`/`B`/`C`/`F`) only for a
+//!    withdrawal, deposit (`1`/`7`) only for a deposit, display/next state/print (`3`/`9`/`5`/`4`)
+//!    for anything; otherwise `B06`. A dispense with no notes or from a missing cassette: `B11`.
+//!    A reply nobody waits for (late) → `C01`, and it becomes last status `3` with its TSN.
+//! 5. Then: dispensed in full / deposit accepted / screen shown → ready (`9`, or `B` per dialect);
+//!    short dispense → `8 FS E1<notes that left> FS <severity> FS FS <supplies>`; cancelled or
+//!    nothing left → `8 FS E2<zeros>…`; power loss → no status, the socket drops; after
+//!    [`AtmSim::power_cycle`] the terminal sends power-up again and the next `11` carries last
+//!    status `0` (no status was sent) with the notes that really left. A cassette that went low
+//!    (below the profile's `low_threshold`) or out → `12 … E0<notes> FS <severity> FS FS
+//!    <supplies>`, supplies digit `2` low / `3` out, after the ready.
+//! 6. Supervisor mode: [`AtmSim::enter_supervisor`] / [`AtmSim::exit_supervisor`] send
+//!    `12 … P21` / `P20`; customers are turned away meanwhile.
+//!
+//! The outcome of a reply is read from the profile's `screens.*`: the terminal knows nothing
+//! else about what the host decided.
+//!
+//! ## Layout
+//! - [`session`]: [`AtmSim`], start-up and the customer conversation;
+//! - `connection`: the socket and the background task that answers host commands;
+//! - [`commands`]: answers to terminal commands `1` and data commands `3` (pure);
+//! - [`messages`]: the terminal's messages, built with the codec's types;
+//! - [`terminal`]: the terminal's state, [`TerminalCounters`] and [`TerminalStatus`];
+//! - [`cash`]: cassettes and dispensing; [`customer`]: customers and their behaviour;
+//! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
+
+pub mod cash;
+pub mod commands;
+pub(crate) mod connection;
+pub mod customer;
+pub mod error;
+pub mod messages;
+pub mod outcome;
+pub mod rng;
+pub mod session;
+pub mod terminal;
+
+pub use cash::SupplyLevel;
+pub use customer::{Behaviour, Customer, Kind, Mix, Partial, RandomCustomers, ScriptedCustomers};
+pub use error::AtmError;
+pub use outcome::{CustomerOutcome, DeclineReason, Outcome, OutcomeCounts};
+pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID};
+pub use terminal::{ServiceMode, StoredConfig, TerminalCounters, TerminalStatus};

@@ -1,0 +1,702 @@
+//! [`AtmSim`]: one terminal and its NDC conversation with the agent.
+//!
+//! Start-up: connect, send power-up `12 … B<config id>`, let the connection task answer the
+//! download and commands, return once the agent sent go-in-service. A customer: send `11`, wait
+//! for the `4` (host reply timer), check it (MCN, function, note mix), do what it says (dispense
+//! per the customer's [`Behaviour`], accept the deposit, show the screen), report with a `22`
+//! (ready, or `8 E1`/`E2` after a dispense that went wrong), then `12 … E` when a cassette went
+//! low. A power loss drops the socket without a status; [`AtmSim::power_cycle`] brings the
+//! terminal back and the next `11` carries the last transaction status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use firmware_profiles::Profile;
+use protocols::ndc::{
+    Dialect, DispenseOutcome, FunctionId, LastStatus, TerminalMessage, TransactionReply,
+};
+use protocols::types::Pan;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::cash::{Cassettes, SupplyLevel};
+use super::connection::{late_reply, Link, Shared};
+use super::customer::{Behaviour, Customer, Kind, Partial};
+use super::error::AtmError;
+use super::messages::{self, reason, RequestFields};
+use super::outcome::{CustomerOutcome, DeclineReason, Outcome};
+use super::rng::XorShift64;
+use super::terminal::{ServiceMode, StoredConfig, Terminal, TerminalCounters, TerminalStatus};
+
+/// The config id a terminal that never had a download reports.
+pub const FRESH_CONFIG_ID: &str = "0000";
+
+/// How the simulated terminal is set up.
+#[derive(Debug, Clone)]
+pub struct AtmOptions {
+    /// Notes per cassette type (index 0 = type 1); `None`: 1000 in each cassette of the profile.
+    pub initial_notes: Option<Vec<u32>>,
+    /// The config id the terminal holds at power-up ([`FRESH_CONFIG_ID`]: the agent downloads).
+    pub config_id: String,
+    pub connect_timeout_ms: u64,
+    /// How long the agent may take from power-up to go-in-service.
+    pub startup_timeout_ms: u64,
+    /// Host reply timer; `None`: the profile's `timers.host_reply_ms`.
+    pub host_reply_timeout_ms: Option<u64>,
+    /// How long a customer waits for an out-of-service terminal to come back; 0: turned away.
+    pub wait_in_service_ms: u64,
+    /// Expiry written into track 2.
+    pub card_expiry_yymm: String,
+    /// Seed of the PIN block generator.
+    pub seed: u64,
+}
+
+impl Default for AtmOptions {
+    fn default() -> Self {
+        Self {
+            initial_notes: None,
+            config_id: FRESH_CONFIG_ID.to_owned(),
+            connect_timeout_ms: 5_000,
+            startup_timeout_ms: 60_000,
+            host_reply_timeout_ms: None,
+            wait_in_service_ms: 0,
+            card_expiry_yymm: "3012".to_owned(),
+            seed: 1,
+        }
+    }
+}
+
+/// One simulated NDC terminal connected to an agent.
+#[derive(Debug)]
+pub struct AtmSim {
+    addr: String,
+    luno: String,
+    profile: Arc<Profile>,
+    options: AtmOptions,
+    shared: Arc<Shared>,
+    counters: watch::Receiver<TerminalCounters>,
+    status: watch::Receiver<TerminalStatus>,
+    link: Option<Link>,
+    rng: XorShift64,
+}
+
+/// What the terminal did with an accepted reply.
+struct Done {
+    outcome: Outcome,
+    notes: Vec<u32>,
+    dispensed_minor: u64,
+    deposited_minor: u64,
+}
+
+impl AtmSim {
+    /// Dials the agent, powers up and returns once the agent put the terminal in service.
+    pub async fn connect(
+        agent_addr: impl std::fmt::Display,
+        profile: impl Into<Arc<Profile>>,
+        luno: &str,
+        options: AtmOptions,
+    ) -> Result<Self, AtmError> {
+        let profile = profile.into();
+        check_luno(luno, &profile.dialect)?;
+        check_config_id(&options.config_id)?;
+        let cassettes = Cassettes::load(&profile, options.initial_notes.as_deref())
+            .map_err(AtmError::Config)?;
+        let terminal = Terminal::new(
+            &profile,
+            luno.to_owned(),
+            cassettes,
+            options.config_id.clone(),
+        );
+        let shared = Shared::new(terminal);
+        let mut sim = Self {
+            addr: agent_addr.to_string(),
+            luno: luno.to_owned(),
+            counters: shared.counters(),
+            status: shared.status(),
+            rng: XorShift64::new(options.seed),
+            profile,
+            options,
+            shared,
+            link: None,
+        };
+        sim.start_up().await?;
+        Ok(sim)
+    }
+
+    /// Power off and on: the connection drops (if still up), the terminal reconnects, sends
+    /// power-up with the config id it holds and waits to be put in service. Notes, counters and
+    /// the last transaction status survive, as on a real terminal.
+    pub async fn power_cycle(&mut self) -> Result<(), AtmError> {
+        self.power_off().await;
+        self.start_up().await
+    }
+
+    async fn power_off(&mut self) {
+        self.link = None;
+        self.shared
+            .with(|t| {
+                t.connected = false;
+                t.awaiting = None;
+                t.mode = ServiceMode::OutOfService;
+                t.supervisor = false;
+            })
+            .await;
+    }
+
+    async fn start_up(&mut self) -> Result<(), AtmError> {
+        self.shared
+            .with(|t| t.mode = ServiceMode::OutOfService)
+            .await;
+        let link = Link::open(
+            &self.addr,
+            &self.profile,
+            self.shared.clone(),
+            self.options.connect_timeout_ms,
+        )
+        .await?;
+        let (luno, config_id) = self
+            .shared
+            .with(|t| (t.luno.clone(), t.config.config_id.clone()))
+            .await;
+        tracing::info!(luno = %luno, config_id = %config_id, agent = %self.addr, "power-up");
+        link.send(
+            &messages::power_up(&luno, &config_id),
+            &self.profile.dialect,
+        )
+        .await?;
+        self.link = Some(link);
+        let timeout_ms = self.options.startup_timeout_ms;
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            status.wait_for(|s| !s.connected || s.mode == ServiceMode::InService),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) if s.connected => Ok(()),
+            Ok(_) => Err(AtmError::Disconnected),
+            Err(_) => Err(AtmError::StartupTimeout { timeout_ms }),
+        }
+    }
+
+    /// Serves one customer and says how it ended. Errors are the simulator's own troubles (the
+    /// connection lost while waiting for the reply, a PAN that is not one, an amount too wide for
+    /// the dialect); whatever the host answers is an [`Outcome`]. A terminal that is out of
+    /// service, in supervisor mode or without a connection turns the customer away
+    /// ([`Outcome::OutOfService`]) after waiting up to `AtmOptions::wait_in_service_ms`.
+    pub async fn run_customer(&mut self, customer: &Customer) -> Result<CustomerOutcome, AtmError> {
+        let pan = Pan::parse(&customer.pan).map_err(|e| AtmError::Customer(e.to_string()))?;
+        let span = tracing::info_span!(
+            "customer",
+            luno = %self.luno(),
+            pan = %pan.masked(),
+            kind = %customer.kind,
+            amount_minor = customer.amount_minor
+        );
+        self.serve(customer, &pan).instrument(span).await
+    }
+
+    async fn serve(&mut self, customer: &Customer, pan: &Pan) -> Result<CustomerOutcome, AtmError> {
+        let requested_minor = match customer.kind {
+            Kind::BalanceInquiry => 0,
+            _ => customer.amount_minor,
+        };
+        let mut result = CustomerOutcome {
+            pan_masked: pan.masked(),
+            kind: customer.kind,
+            outcome: Outcome::OutOfService,
+            requested_minor,
+            dispensed_minor: 0,
+            deposited_minor: 0,
+            notes_dispensed: Vec::new(),
+            tsn: None,
+            mcn: None,
+            screen: None,
+        };
+        if !self.wait_serving().await {
+            tracing::info!("terminal out of service: customer turned away");
+            return Ok(self.finish(result).await);
+        }
+        let mcn = self.send_request(customer, pan, requested_minor).await?;
+        result.mcn = Some(mcn);
+        let Some(reply) = self.await_reply().await? else {
+            tracing::warn!("no transaction reply in time: host timeout");
+            result.outcome = Outcome::Timeout;
+            return Ok(self.finish(result).await);
+        };
+        result.tsn = Some(reply.tsn);
+        result.screen = Some(reply.screen.clone());
+        if let Err(reason) = self.check_reply(&reply, mcn, customer.kind).await {
+            result.outcome = Outcome::ReplyRejected {
+                reason: reason.to_owned(),
+            };
+            return Ok(self.finish(result).await);
+        }
+        let done = self.perform(&reply, customer).await;
+        result.outcome = done.outcome;
+        result.notes_dispensed = done.notes;
+        result.dispensed_minor = done.dispensed_minor;
+        result.deposited_minor = done.deposited_minor;
+        Ok(self.finish(result).await)
+    }
+
+    async fn finish(&self, result: CustomerOutcome) -> CustomerOutcome {
+        tracing::info!(
+            outcome = %result.outcome,
+            dispensed_minor = result.dispensed_minor,
+            deposited_minor = result.deposited_minor,
+            "customer done"
+        );
+        self.shared.with(|t| t.customer_done(&result.outcome)).await;
+        result
+    }
+
+    /// Whether the terminal serves now, waiting up to `wait_in_service_ms` for it to.
+    async fn wait_serving(&self) -> bool {
+        let serving =
+            |s: &TerminalStatus| s.connected && s.mode == ServiceMode::InService && !s.supervisor;
+        if serving(&self.status.borrow()) {
+            return true;
+        }
+        let mut status = self.status.clone();
+        let wait = Duration::from_millis(self.options.wait_in_service_ms);
+        let waited = tokio::time::timeout(wait, status.wait_for(serving))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        waited
+    }
+
+    /// Sends the `11` and marks the terminal as waiting for its reply; returns the MCN.
+    async fn send_request(
+        &mut self,
+        customer: &Customer,
+        pan: &Pan,
+        amount_minor: u64,
+    ) -> Result<char, AtmError> {
+        let link = self.link.as_mut().ok_or(AtmError::Disconnected)?;
+        // A reply left over from an earlier customer is stale: never let it answer this one.
+        while let Ok(stale) = link.replies.try_recv() {
+            tracing::warn!(tsn = stale.tsn, "stale transaction reply dropped");
+        }
+        let profile = &self.profile;
+        let pin_block = self.rng.hex_digits(16);
+        let opcode = profile
+            .operation_codes
+            .for_kind(customer.kind.transaction_kind());
+        let track2 = messages::track2(pan.expose(), &self.options.card_expiry_yymm);
+        let dialect = &profile.dialect;
+        let (mcn, msg) = self
+            .shared
+            .with(|t| {
+                let mcn = t.next_mcn();
+                let msg = messages::transaction_request(RequestFields {
+                    luno: &t.luno,
+                    mcn,
+                    track2,
+                    operation_code: opcode,
+                    amount_minor,
+                    pin_block_hex: &pin_block,
+                    last_txn: dialect.last_txn_status.then(|| t.last_txn.clone()),
+                });
+                t.awaiting = Some(mcn);
+                (mcn, msg)
+            })
+            .await;
+        tracing::info!(mcn = %mcn, "transaction request");
+        if let Err(e) = link.send(&msg, dialect).await {
+            self.shared.with(|t| t.awaiting = None).await;
+            return Err(e);
+        }
+        Ok(mcn)
+    }
+
+    /// The reply, or `None` after the host reply timer (late replies are then rejected).
+    async fn await_reply(&mut self) -> Result<Option<TransactionReply>, AtmError> {
+        let timeout_ms = self
+            .options
+            .host_reply_timeout_ms
+            .unwrap_or(self.profile.timers.host_reply_ms);
+        let link = self.link.as_mut().ok_or(AtmError::Disconnected)?;
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), link.replies.recv()).await {
+            Ok(Some(r)) => Ok(Some(r)),
+            Ok(None) => Err(AtmError::Disconnected),
+            Err(_) => {
+                // A reply handed over while the timer fired is as late as one that comes later.
+                let mut late = Vec::new();
+                self.shared
+                    .with(|t| {
+                        t.awaiting = None;
+                        while let Ok(r) = link.replies.try_recv() {
+                            late.push(late_reply(t, &r));
+                        }
+                    })
+                    .await;
+                for msg in late {
+                    let _ = link.send(&msg, &self.profile.dialect).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Checks a reply before acting on it; rejects it on the wire and returns the reason if bad.
+    async fn check_reply(
+        &mut self,
+        r: &TransactionReply,
+        mcn: char,
+        kind: Kind,
+    ) -> Result<(), &'static str> {
+        let reason = if r.mcn != mcn {
+            Some(reason::BAD_MCN)
+        } else {
+            match (r.function, kind) {
+                (f, Kind::Withdrawal) if f.dispenses() => self
+                    .shared
+                    .with(|t| t.cassettes.check_mix(&r.notes_to_dispense))
+                    .await
+                    .err()
+                    .map(|e| {
+                        tracing::warn!(error = ?e, "note mix cannot be dispensed");
+                        reason::BAD_DISPENSE_MIX
+                    }),
+                (FunctionId::DepositAndPrint { .. }, Kind::Deposit) => None,
+                (
+                    FunctionId::DisplayAndPrint { .. }
+                    | FunctionId::NextStateAndPrint
+                    | FunctionId::PrintImmediate,
+                    _,
+                ) => None,
+                _ => Some(reason::BAD_FUNCTION),
+            }
+        };
+        let Some(reason) = reason else {
+            return Ok(());
+        };
+        tracing::warn!(reason, tsn = r.tsn, reply_mcn = %r.mcn, "transaction reply rejected");
+        let msg = self
+            .shared
+            .with(|t| {
+                t.reply_rejected(r.tsn);
+                t.command_rejected();
+                messages::reject(&t.luno, &t.dialect, reason)
+            })
+            .await;
+        self.send_status(&msg).await;
+        Err(reason)
+    }
+
+    /// Does what an accepted reply says and reports it.
+    async fn perform(&mut self, r: &TransactionReply, customer: &Customer) -> Done {
+        self.shared.with(|t| t.reply_processed(r.tsn)).await;
+        let done = |outcome| Done {
+            outcome,
+            notes: Vec::new(),
+            dispensed_minor: 0,
+            deposited_minor: 0,
+        };
+        match r.function {
+            f if f.dispenses() => self.dispense(r, &customer.behaviour).await,
+            FunctionId::DepositAndPrint { .. } => {
+                let amount = customer.amount_minor;
+                self.shared.with(|t| t.deposit(amount)).await;
+                self.ready_after_reply(r.tsn, &[]).await;
+                Done {
+                    deposited_minor: amount,
+                    ..done(Outcome::Approved)
+                }
+            }
+            _ => {
+                self.ready_after_reply(r.tsn, &[]).await;
+                done(self.classify_screen(&r.screen, customer.kind))
+            }
+        }
+    }
+
+    /// A display reply's outcome, from the profile's screen numbers.
+    fn classify_screen(&self, screen: &str, kind: Kind) -> Outcome {
+        let s = &self.profile.screens;
+        let declined = |reason| Outcome::Declined {
+            screen: screen.to_owned(),
+            reason,
+        };
+        if screen == s.balance && kind == Kind::BalanceInquiry {
+            Outcome::Approved
+        } else if screen == s.host_unavailable {
+            Outcome::HostUnavailable {
+                screen: screen.to_owned(),
+            }
+        } else if screen == s.insufficient_funds {
+            declined(DeclineReason::InsufficientFunds)
+        } else if screen == s.wrong_pin {
+            declined(DeclineReason::WrongPin)
+        } else if screen == s.cannot_dispense_amount {
+            declined(DeclineReason::CannotDispenseAmount)
+        } else if screen == s.declined {
+            declined(DeclineReason::Declined)
+        } else {
+            declined(DeclineReason::Unknown)
+        }
+    }
+
+    /// The dispense, as the customer's behaviour lets it happen.
+    async fn dispense(&mut self, r: &TransactionReply, behaviour: &Behaviour) -> Done {
+        let wanted = r.notes_to_dispense.clone();
+        let target = match behaviour {
+            Behaviour::Normal => wanted.clone(),
+            Behaviour::CancelAtCashSlot => vec![0; wanted.len()],
+            Behaviour::PartialDispense(p) => partial(&wanted, p),
+            Behaviour::PowerLossDuringDispense { notes_leave } => {
+                return self.power_loss(&wanted, *notes_leave).await
+            }
+        };
+        let (before, taken, value) = self
+            .shared
+            .with(|t| {
+                let before = t.cassettes.levels();
+                let (taken, value) = t.dispense(&target);
+                (before, taken, value)
+            })
+            .await;
+        let outcome = if taken == wanted {
+            self.ready_after_reply(r.tsn, &taken).await;
+            Outcome::Approved
+        } else {
+            let (code, outcome) = if taken.iter().all(|&n| n == 0) {
+                let o = match behaviour {
+                    Behaviour::CancelAtCashSlot => Outcome::Cancelled,
+                    _ => Outcome::ShortDispense,
+                };
+                (DispenseOutcome::NoneDispensed, o)
+            } else {
+                (DispenseOutcome::ShortDispense, Outcome::ShortDispense)
+            };
+            let msg = self
+                .shared
+                .with(|t| {
+                    t.reply_finished(LastStatus::Error, &taken);
+                    messages::dispense_fault(&t.luno, code, taken.clone(), &t.cassettes)
+                })
+                .await;
+            tracing::warn!(code = %code.code(), notes = ?taken, "dispense fault reported");
+            self.send_status(&msg).await;
+            outcome
+        };
+        self.report_low_supplies(&before, &taken).await;
+        Done {
+            outcome,
+            notes: taken,
+            dispensed_minor: value,
+            deposited_minor: 0,
+        }
+    }
+
+    /// Power fails mid-dispense: the notes leave or not, nothing is reported, the socket drops.
+    async fn power_loss(&mut self, wanted: &[u32], notes_leave: bool) -> Done {
+        let (taken, value) = self
+            .shared
+            .with(|t| {
+                let (taken, value) = if notes_leave {
+                    t.dispense(wanted)
+                } else {
+                    (vec![0; wanted.len()], 0)
+                };
+                // No status was issued; the notes say what really happened.
+                t.reply_finished(LastStatus::None, &taken);
+                (taken, value)
+            })
+            .await;
+        tracing::warn!(notes_leave, notes = ?taken, "power loss during dispense: connection dropped");
+        self.power_off().await;
+        Done {
+            outcome: Outcome::PowerLoss {
+                notes_left: notes_leave,
+            },
+            notes: taken,
+            dispensed_minor: value,
+            deposited_minor: 0,
+        }
+    }
+
+    /// `12 … E` when a cassette went low or out with this dispense.
+    async fn report_low_supplies(&self, before: &[SupplyLevel], taken: &[u32]) {
+        let msg = self
+            .shared
+            .with(|t| {
+                let after = t.cassettes.levels();
+                let worse = before.iter().zip(&after).any(|(b, a)| {
+                    matches!(
+                        (b, a),
+                        (SupplyLevel::Good, SupplyLevel::Low | SupplyLevel::Out)
+                            | (SupplyLevel::Low, SupplyLevel::Out)
+                    )
+                });
+                worse.then(|| messages::supplies_report(&t.luno, taken.to_vec(), &t.cassettes))
+            })
+            .await;
+        if let Some(msg) = msg {
+            tracing::info!("cassette supplies changed: unsolicited E status");
+            self.send_status(&msg).await;
+        }
+    }
+
+    /// Good termination: ready (`9`/`B`), and `notes` (empty unless dispensed) become the last
+    /// transaction's.
+    async fn ready_after_reply(&self, tsn: u16, notes: &[u32]) {
+        let msg = self
+            .shared
+            .with(|t| {
+                t.reply_finished(LastStatus::Good, notes);
+                messages::ready_after_reply(&t.luno, &t.dialect, tsn)
+            })
+            .await;
+        self.send_status(&msg).await;
+    }
+
+    /// Statuses after an accepted reply are best effort: if the agent is gone, the next request's
+    /// last transaction status (or the supply counters) tells it what happened.
+    async fn send_status(&self, msg: &TerminalMessage) {
+        let sent = match &self.link {
+            Some(link) => link.send(msg, &self.profile.dialect).await,
+            None => Err(AtmError::Disconnected),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "status not sent");
+        }
+    }
+
+    /// Supervisor mode entered (`12 … P21`): customers are turned away until it is left.
+    pub async fn enter_supervisor(&mut self) -> Result<(), AtmError> {
+        self.supervisor(true).await
+    }
+
+    /// Supervisor mode left (`12 … P20`).
+    pub async fn exit_supervisor(&mut self) -> Result<(), AtmError> {
+        self.supervisor(false).await
+    }
+
+    async fn supervisor(&mut self, entered: bool) -> Result<(), AtmError> {
+        let link = self.link.as_ref().ok_or(AtmError::Disconnected)?;
+        let luno = self
+            .shared
+            .with(|t| {
+                t.supervisor = entered;
+                t.luno.clone()
+            })
+            .await;
+        link.send(&messages::supervisor(&luno, entered), &self.profile.dialect)
+            .await
+    }
+
+    /// Money and customers so far (a snapshot; cheap).
+    pub fn counters(&self) -> TerminalCounters {
+        self.counters.borrow().clone()
+    }
+
+    /// Mode, connection and downloaded configuration (a snapshot; cheap).
+    pub fn status(&self) -> TerminalStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the terminal is in `mode` (e.g. after the agent sends go-out-of-service).
+    pub async fn wait_for_mode(&self, mode: ServiceMode, timeout_ms: u64) -> bool {
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            status.wait_for(|s| s.mode == mode),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        waited
+    }
+
+    /// Everything the agent downloaded.
+    pub async fn stored_config(&self) -> StoredConfig {
+        self.shared.with(|t| t.config.clone()).await
+    }
+
+    pub fn luno(&self) -> &str {
+        &self.luno
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Whether the TCP connection to the agent is up.
+    pub fn is_connected(&self) -> bool {
+        self.status.borrow().connected
+    }
+
+    /// Drops the connection (as a power-off would) and ends the background task.
+    pub async fn shutdown(mut self) {
+        self.power_off().await;
+    }
+}
+
+/// Notes that leave in a short dispense.
+fn partial(wanted: &[u32], p: &Partial) -> Vec<u32> {
+    match p {
+        Partial::Notes(v) => wanted
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| v.get(i).copied().unwrap_or(0).min(w))
+            .collect(),
+        Partial::Percent(pct) => {
+            let pct = u64::from((*pct).min(100));
+            let mut notes: Vec<u32> = wanted
+                .iter()
+                .map(|&w| (u64::from(w) * pct / 100) as u32)
+                .collect();
+            // A short dispense of several notes delivers at least one, as dispensers do when
+            // they jam part-way; a single note either leaves or not.
+            let total: u32 = wanted.iter().sum();
+            if pct > 0 && total > 1 && notes.iter().all(|&n| n == 0) {
+                if let Some(i) = wanted.iter().position(|&w| w > 0) {
+                    notes[i] = 1;
+                }
+            }
+            notes
+        }
+    }
+}
+
+fn check_luno(luno: &str, dialect: &Dialect) -> Result<(), AtmError> {
+    if luno.len() != dialect.luno_len || !luno.bytes().all(|b| (0x20..0x7F).contains(&b)) {
+        return Err(AtmError::Config(format!(
+            "LUNO {luno:?} must be {} printable characters for this dialect",
+            dialect.luno_len
+        )));
+    }
+    Ok(())
+}
+
+fn check_config_id(id: &str) -> Result<(), AtmError> {
+    if id.len() != 4 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AtmError::Config(format!(
+            "config id {id:?} must be 4 digits"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_notes_are_capped_and_percent_keeps_one_note_when_it_can() {
+        assert_eq!(
+            partial(&[0, 2, 1, 0], &Partial::Notes(vec![5, 1])),
+            vec![0, 1, 0, 0]
+        );
+        assert_eq!(
+            partial(&[0, 1, 1, 0], &Partial::Percent(50)),
+            vec![0, 1, 0, 0]
+        );
+        assert_eq!(
+            partial(&[4, 2, 0, 0], &Partial::Percent(50)),
+            vec![2, 1, 0, 0]
+        );
+        assert_eq!(partial(&[0, 0, 1, 0], &Partial::Percent(50)), vec![0; 4]);
+    }
+}

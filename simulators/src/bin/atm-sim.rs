@@ -1,0 +1,178 @@
+//! `atm-sim`: one simulated NDC terminal against a running agent (the work is in
+//! `simulators::atm`).
+//!
+//! ```text
+//! atm-sim --agent 127.0.0.1:9100 --profile ncr-selfserv-basic --luno 001 --customers 20 \
+//!         --seed 42 --pans 4761739001010010,4761739001010028 [--faults 10] [--json]
+//! ```
+//! Prints one line per customer (masked PAN, kind, amount, outcome, dispensed) and the terminal
+//! counters at the end, or one JSON object with `--json`. After a simulated power loss the
+//! terminal power-cycles and carries on. Logs go to stderr (`RUST_LOG`, default `warn`).
+
+use anyhow::Context;
+use clap::Parser;
+use firmware_profiles::Profile;
+use protocols::types::Amount;
+use serde::Serialize;
+use simulators::atm::{
+    AtmError, AtmOptions, AtmSim, CustomerOutcome, Mix, Outcome, RandomCustomers, TerminalCounters,
+    TerminalStatus, FRESH_CONFIG_ID,
+};
+
+/// Simulated NDC ATM terminal: dials the agent, takes its download, serves random customers.
+#[derive(Debug, Parser)]
+#[command(name = "atm-sim", version)]
+struct Args {
+    /// The agent's NDC endpoint (HOST:PORT).
+    #[arg(long)]
+    agent: String,
+    /// Built-in firmware profile name or path to a profile TOML file.
+    #[arg(long, default_value = "ncr-selfserv-basic")]
+    profile: String,
+    /// Logical unit number (3 characters, 9 for dialects with a machine number).
+    #[arg(long, default_value = "001")]
+    luno: String,
+    /// Customers to serve.
+    #[arg(long, default_value_t = 20)]
+    customers: usize,
+    /// Seed of the customer stream and PIN blocks.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Comma-separated card numbers the customers use.
+    #[arg(long, value_delimiter = ',')]
+    pans: Vec<String>,
+    /// Percentage of withdrawals that go wrong at the cash slot (cancel, short dispense, power loss).
+    #[arg(long, default_value_t = 0)]
+    faults: u8,
+    /// Config id the terminal holds at power-up (0000: the agent downloads).
+    #[arg(long, default_value = FRESH_CONFIG_ID)]
+    config_id: String,
+    /// Notes loaded per cassette type, comma-separated (default 1000 in each cassette).
+    #[arg(long, value_delimiter = ',')]
+    notes: Vec<u32>,
+    /// Host reply timer in ms (default: the profile's).
+    #[arg(long)]
+    host_reply_ms: Option<u64>,
+    /// How long to wait for the agent to put the terminal in service, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    startup_timeout_ms: u64,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    profile: &'a str,
+    luno: &'a str,
+    customers: &'a [CustomerOutcome],
+    counters: TerminalCounters,
+    status: TerminalStatus,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let profile = Profile::resolve(&args.profile)?;
+    let currency = profile.currency;
+    let mix = Mix::for_profile(&profile).with_faults(args.faults);
+    let options = AtmOptions {
+        initial_notes: (!args.notes.is_empty()).then(|| args.notes.clone()),
+        config_id: args.config_id.clone(),
+        startup_timeout_ms: args.startup_timeout_ms,
+        host_reply_timeout_ms: args.host_reply_ms,
+        seed: args.seed,
+        ..AtmOptions::default()
+    };
+    let mut sim = AtmSim::connect(&args.agent, profile, &args.luno, options)
+        .await
+        .with_context(|| format!("terminal {} could not start", args.luno))?;
+    let customers = RandomCustomers::new(args.seed, args.pans.clone(), mix);
+    let mut outcomes = Vec::with_capacity(args.customers);
+    for customer in customers.take(args.customers) {
+        if !sim.is_connected() {
+            // The agent hung up: a real terminal redials and powers up again.
+            eprintln!("connection lost: power-cycling the terminal");
+            sim.power_cycle()
+                .await
+                .context("reconnect after a lost connection")?;
+        }
+        let result = match sim.run_customer(&customer).await {
+            Ok(r) => r,
+            Err(AtmError::Disconnected) => {
+                eprintln!("connection lost: power-cycling the terminal");
+                sim.power_cycle()
+                    .await
+                    .context("reconnect after a lost connection")?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !args.json {
+            println!("{}", result.report_line(currency));
+        }
+        let power_lost = matches!(result.outcome, Outcome::PowerLoss { .. });
+        outcomes.push(result);
+        if power_lost {
+            sim.power_cycle()
+                .await
+                .context("power-up after a power loss")?;
+        }
+    }
+    let counters = sim.counters();
+    if args.json {
+        let summary = Summary {
+            profile: &args.profile,
+            luno: &args.luno,
+            customers: &outcomes,
+            counters,
+            status: sim.status(),
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_counters(&counters, currency);
+    }
+    sim.shutdown().await;
+    Ok(())
+}
+
+fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
+    println!("--- terminal counters");
+    println!("notes loaded    {:?}", c.notes_loaded);
+    println!("notes left      {:?}", c.notes_left);
+    println!("notes dispensed {:?}", c.notes_dispensed);
+    println!(
+        "dispensed       {}",
+        Amount::new(c.dispensed_minor, currency)
+    );
+    println!(
+        "deposited       {} ({} deposits)",
+        Amount::new(c.deposited_minor, currency),
+        c.deposits
+    );
+    println!(
+        "replies         {} (last TSN {:04})",
+        c.transaction_count, c.last_tsn
+    );
+    let o = &c.customers;
+    println!(
+        "customers       {} approved {} declined {} host unavailable {} short {} cancelled {} \
+         power loss {} timeout {} rejected {} out of service {}",
+        o.total(),
+        o.approved,
+        o.declined,
+        o.host_unavailable,
+        o.short_dispense,
+        o.cancelled,
+        o.power_loss,
+        o.timeout,
+        o.reply_rejected,
+        o.out_of_service
+    );
+}
