@@ -23,6 +23,50 @@ enum Command {
     /// Decode NDC messages.
     #[command(subcommand)]
     Ndc(NdcCommand),
+    /// The agent's uplink, queue and terminals.
+    Status {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The store-and-forward queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Send a command to a terminal.
+    Terminal {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: String,
+        /// in-service, out-of-service or supply-counters.
+        action: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct SocketArg {
+    /// The agent's control socket.
+    #[arg(long, env = "ATM_AGENT_SOCKET", default_value = "./agent-data/atmctl.sock")]
+    socket: std::path::PathBuf,
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// List queued advices.
+    Ls {
+        #[command(flatten)]
+        socket: SocketArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make queued advices due now (all, or one terminal's).
+    Retry {
+        #[command(flatten)]
+        socket: SocketArg,
+        terminal: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +130,28 @@ fn run(args: Args) -> Result<String, CliError> {
         Command::Ndc(NdcCommand::Decode { dialect, hex }) => {
             let dialect = cli::ndc::resolve_dialect(&dialect)?;
             cli::ndc::decode(&dialect, &arg_or_stdin(hex)?)
+        }
+        Command::Status { socket, json } => {
+            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "status"}))?;
+            Ok(if json { data.to_string() } else { cli::control::render_status(&data) })
+        }
+        Command::Queue(QueueCommand::Ls { socket, json }) => {
+            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_ls"}))?;
+            Ok(if json { data.to_string() } else { cli::control::render_queue(&data) })
+        }
+        Command::Queue(QueueCommand::Retry { socket, terminal }) => {
+            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_retry", "terminal": terminal}))?;
+            Ok(data.to_string())
+        }
+        Command::Terminal { socket, terminal, action } => {
+            let action = match action.as_str() {
+                "in-service" => "in_service",
+                "out-of-service" => "out_of_service",
+                "supply-counters" => "supply_counters",
+                other => return Err(CliError::new(format!("unknown action {other:?}: in-service, out-of-service or supply-counters"))),
+            };
+            let request = serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
+            Ok(cli::control::request(&socket.socket, &request)?.to_string())
         }
     }
 }

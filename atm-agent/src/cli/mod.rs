@@ -1,6 +1,7 @@
 //! `atmctl` subcommands. Each returns a [`CliError`] for bad input, which `main` prints as one
 //! line on stderr with exit code 2; anything else is exit code 1.
 
+pub mod control;
 pub mod hexin;
 pub mod iso8583;
 pub mod ndc;

@@ -1,0 +1,109 @@
+//! Where ATMs connect: a TCP listener, one session per connection. The first message names the
+//! terminal (its LUNO, the second field of every NDC message); a LUNO this agent does not serve is
+//! logged and the connection closed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firmware_profiles::Profile;
+use futures::StreamExt;
+use protocols::framing::FrameCodec;
+use protocols::ndc::TerminalMessage;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::Framed;
+use tracing::Instrument;
+
+use crate::app::session::Session;
+use crate::app::Services;
+use crate::config::TerminalConfig;
+
+/// Time a new connection has to send its first message.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct NdcServer {
+    svc: Arc<Services>,
+    /// LUNO → the terminal and its profile.
+    terminals: HashMap<String, (TerminalConfig, Profile)>,
+    codec: FrameCodec,
+}
+
+impl NdcServer {
+    pub fn new(svc: Arc<Services>, terminals: HashMap<String, (TerminalConfig, Profile)>, codec: FrameCodec) -> Arc<Self> {
+        Arc::new(Self { svc, terminals, codec })
+    }
+
+    pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.connection(stream, peer).await }.instrument(tracing::info_span!("atm", %peer)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, self.codec.clone());
+        let first = match tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, framed.next()).await {
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(error = %e, "framing error before the terminal identified itself: closing");
+                return;
+            }
+            Ok(None) => return,
+            Err(_) => {
+                tracing::warn!("no message within {} s: closing", FIRST_MESSAGE_TIMEOUT.as_secs());
+                return;
+            }
+        };
+        let luno = luno_of(&first.payload);
+        let Some((terminal, profile)) = self.terminals.get(&luno).cloned() else {
+            tracing::warn!(luno = %luno, "unknown LUNO: closing the connection");
+            return;
+        };
+        let msg = match TerminalMessage::parse(&first.payload, &profile.dialect) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(terminal = %terminal.terminal_id, error = %e, "malformed first message: closing");
+                return;
+            }
+        };
+        tracing::info!(terminal = %terminal.terminal_id, luno = %luno, %peer, "terminal connected");
+        let (tx, rx) = mpsc::channel(8);
+        self.svc.registry.attach(&terminal.terminal_id, tx);
+        let tid = terminal.terminal_id.clone();
+        let end = Session::new(self.svc.clone(), framed, terminal, profile, rx).run(msg).await;
+        tracing::info!(terminal = %tid, reason = %end, "terminal session ended");
+    }
+}
+
+/// The LUNO of a raw NDC message: its second FS-separated field, up to 9 characters.
+fn luno_of(payload: &[u8]) -> String {
+    let field = payload.split(|b| *b == 0x1C).nth(1).unwrap_or_default();
+    String::from_utf8_lossy(field.get(..9).unwrap_or(field)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luno_is_the_second_field() {
+        assert_eq!(luno_of(b"12\x1c001\x1c\x1cB0022"), "001");
+        assert_eq!(luno_of(b"11\x1c001000001\x1c"), "001000001");
+        assert_eq!(luno_of(b"garbage"), "");
+    }
+}

@@ -1,0 +1,357 @@
+//! The uplink: one ISO 8583 connection to the switch (mutual TLS, 2-byte length framing),
+//! shared by every terminal of this agent.
+//!
+//! - Connects, signs on (0800/001), echoes (0800/301) on an interval, and on any failure
+//!   reconnects with exponential backoff and jitter (`backon`).
+//! - Requests are multiplexed: each waits for the response with the same MTI class, terminal id
+//!   (41) and STAN (11), with a timeout. A response that matches nothing in flight (it came after
+//!   its timeout) is logged and handed to the late-response channel, never dropped silently.
+//! - [`UplinkError`] tells the caller whether the request may have reached the switch: `Down`
+//!   means it was never sent; `Lost` and `Timeout` mean the switch may have acted on it, so a
+//!   withdrawal in that state must be reversed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use protocols::framing::FrameCodec;
+use protocols::iso8583::{Message, Mti, Spec};
+use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// The switch's acquirer endpoint, `host:port`.
+    pub address: String,
+    /// The name the switch's certificate must carry (default `localhost`).
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// `false` only in the lab, against a switch in plain mode.
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    #[serde(default = "default_echo_ms")]
+    pub echo_interval_ms: u64,
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_backoff_min_ms")]
+    pub backoff_min_ms: u64,
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// Requests outstanding on the connection at once.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_server_name() -> String {
+    "localhost".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_echo_ms() -> u64 {
+    30_000
+}
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_backoff_min_ms() -> u64 {
+    200
+}
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_in_flight() -> usize {
+    1024
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UplinkError {
+    #[error("the switch is unreachable: request not sent")]
+    Down,
+    #[error("connection to the switch lost after the request was sent")]
+    Lost,
+    #[error("no answer from the switch within {0} ms")]
+    Timeout(u64),
+    #[error("request is not valid ISO 8583: {0}")]
+    Invalid(String),
+}
+
+impl UplinkError {
+    /// Whether the switch may have received (and acted on) the request.
+    pub fn maybe_delivered(&self) -> bool {
+        matches!(self, Self::Lost | Self::Timeout(_))
+    }
+}
+
+/// How a response finds its request: response MTI class, terminal id, STAN.
+type MatchKey = (String, String, String);
+
+fn match_key(response_mti: Mti, msg: &Message) -> MatchKey {
+    (
+        response_mti.as_str().to_owned(),
+        msg.get_str(41).unwrap_or("").trim_end().to_owned(),
+        msg.get_str(11).unwrap_or("").to_owned(),
+    )
+}
+
+/// The response class of a request MTI: repeats (0221, 0421) are answered like their first send.
+fn response_class(request: Mti) -> Mti {
+    let r = request.response();
+    match r.as_str() {
+        "0231" => Mti::parse("0230").unwrap_or(r),
+        "0431" => Mti::parse("0430").unwrap_or(r),
+        _ => r,
+    }
+}
+
+struct Shared {
+    outbox: Mutex<Option<mpsc::Sender<Bytes>>>,
+    pending: Mutex<HashMap<MatchKey, oneshot::Sender<Message>>>,
+    up: watch::Sender<bool>,
+    late: mpsc::Sender<Message>,
+    echo_stan: AtomicU32,
+}
+
+/// A handle to the uplink; cheap to clone.
+#[derive(Clone)]
+pub struct Uplink {
+    shared: Arc<Shared>,
+}
+
+/// Opens streams to the switch: TLS with the agent's client certificate, or plain TCP.
+#[derive(Clone)]
+pub struct Connector {
+    pub address: String,
+    pub server_name: String,
+    pub tls: Option<Arc<mtls::rustls::ClientConfig>>,
+    pub connect_timeout: Duration,
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+impl Connector {
+    async fn connect(&self) -> Result<Box<dyn Stream>, String> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
+            .await
+            .map_err(|_| format!("connect to {} timed out", self.address))?
+            .map_err(|e| format!("connect to {}: {e}", self.address))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(cfg) = &self.tls else { return Ok(Box::new(tcp)) };
+        let name = mtls::server_name(&self.server_name).map_err(|e| e.to_string())?;
+        let tls = tokio::time::timeout(self.connect_timeout, mtls::TlsConnector::from(cfg.clone()).connect(name, tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_owned())?
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        Ok(Box::new(tls))
+    }
+}
+
+impl Uplink {
+    /// Starts the connection manager. Late responses arrive on the returned receiver.
+    pub fn start(config: &UplinkConfig, connector: Connector, shutdown: watch::Receiver<bool>) -> (Uplink, mpsc::Receiver<Message>) {
+        let (up, _) = watch::channel(false);
+        let (late, late_rx) = mpsc::channel(256);
+        let shared = Arc::new(Shared {
+            outbox: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            up,
+            late,
+            echo_stan: AtomicU32::new(0),
+        });
+        let uplink = Uplink { shared };
+        tokio::spawn(uplink.clone().manage(config.clone(), connector, shutdown));
+        (uplink, late_rx)
+    }
+
+    pub fn is_up(&self) -> bool {
+        *self.shared.up.borrow()
+    }
+
+    /// Watches the link state (true = signed on).
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.shared.up.subscribe()
+    }
+
+    /// Sends `msg` and waits for its response.
+    pub async fn request(&self, msg: &Message, timeout: Duration) -> Result<Message, UplinkError> {
+        let bytes = Spec::iso87_ascii().pack(msg).map_err(|e| UplinkError::Invalid(e.to_string()))?;
+        let key = match_key(response_class(msg.mti()), msg);
+        let (tx, rx) = oneshot::channel();
+        let sender = {
+            let outbox = self.shared.outbox.lock().map_err(|_| UplinkError::Down)?;
+            outbox.clone().ok_or(UplinkError::Down)?
+        };
+        {
+            let mut pending = self.shared.pending.lock().map_err(|_| UplinkError::Down)?;
+            if pending.contains_key(&key) {
+                return Err(UplinkError::Invalid(format!("a request with the same key {key:?} is already in flight")));
+            }
+            pending.insert(key.clone(), tx);
+        }
+        if sender.send(Bytes::from(bytes)).await.is_err() {
+            self.forget(&key);
+            return Err(UplinkError::Down);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(UplinkError::Lost),
+            Err(_) => {
+                self.forget(&key);
+                Err(UplinkError::Timeout(timeout.as_millis() as u64))
+            }
+        }
+    }
+
+    fn forget(&self, key: &MatchKey) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(key);
+        }
+    }
+
+    fn deliver(&self, resp: Message) {
+        let key = match_key(resp.mti(), &resp);
+        let waiter = self.shared.pending.lock().ok().and_then(|mut p| p.remove(&key));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(resp);
+            }
+            None => {
+                tracing::warn!(mti = %resp.mti(), terminal = %key.1, stan = %key.2, code = resp.get_str(39).unwrap_or(""), "late or unmatched response from the switch");
+                if self.shared.late.try_send(resp).is_err() {
+                    tracing::error!("late-response channel full: response logged above");
+                }
+            }
+        }
+    }
+
+    async fn manage(self, config: UplinkConfig, connector: Connector, mut shutdown: watch::Receiver<bool>) {
+        let new_backoff = || {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(config.backoff_min_ms))
+                .with_max_delay(Duration::from_millis(config.backoff_max_ms))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        };
+        let mut backoff = new_backoff();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match connector.connect().await {
+                Ok(stream) => {
+                    let signed_on = self.session(stream, &config, &mut shutdown).await;
+                    if signed_on {
+                        backoff = new_backoff();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "switch unreachable"),
+            }
+            let delay = backoff.next().unwrap_or(Duration::from_millis(config.backoff_max_ms));
+            tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting to the switch");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Runs one connection until it fails. Returns whether sign-on succeeded.
+    async fn session(&self, stream: Box<dyn Stream>, config: &UplinkConfig, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let (mut sink, mut frames) = Framed::new(stream, FrameCodec::default()).split();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(config.max_in_flight);
+        let writer = tokio::spawn(async move {
+            while let Some(b) = rx.recv().await {
+                if sink.send(b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        if let Ok(mut o) = self.shared.outbox.lock() {
+            *o = Some(tx);
+        }
+        let reader = {
+            let this = self.clone();
+            tokio::spawn(async move {
+                while let Some(frame) = frames.next().await {
+                    match frame {
+                        Ok(f) => match Spec::iso87_ascii().unpack(&f.payload) {
+                            Ok(m) => this.deliver(m),
+                            Err(e) => tracing::warn!(error = %e, "malformed message from the switch"),
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "framing error from the switch: closing");
+                            break;
+                        }
+                    }
+                }
+            })
+        };
+        let signed_on = match self.network_management("001").await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "sign-on refused");
+                false
+            }
+        };
+        if signed_on {
+            tracing::info!(switch = %config.address, "signed on to the switch");
+            let _ = self.shared.up.send(true);
+            let mut echo = tokio::time::interval(Duration::from_millis(config.echo_interval_ms.max(100)));
+            echo.tick().await;
+            let mut reader = reader;
+            loop {
+                tokio::select! {
+                    _ = &mut reader => break,
+                    _ = shutdown.changed() => {
+                        let _ = self.network_management("002").await;
+                        break;
+                    }
+                    _ = echo.tick() => {
+                        if let Err(e) = self.network_management("301").await {
+                            tracing::warn!(error = %e, "echo failed: reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            reader.abort();
+        } else {
+            reader.abort();
+        }
+        let _ = self.shared.up.send(false);
+        if let Ok(mut o) = self.shared.outbox.lock() {
+            *o = None;
+        }
+        // Everything still waiting was sent on this connection: its fate is unknown.
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.clear();
+        }
+        writer.abort();
+        tracing::warn!("link to the switch is down");
+        signed_on
+    }
+
+    async fn network_management(&self, code: &str) -> Result<(), UplinkError> {
+        let stan = self.shared.echo_stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1;
+        let mut m = Message::new("0800").map_err(|e| UplinkError::Invalid(e.to_string()))?;
+        let now = crate::clock::transmission_now();
+        for (n, v) in [(7u8, now.as_str()), (11, &format!("{stan:06}")), (70, code)] {
+            m.set_str(n, v).map_err(|e| UplinkError::Invalid(e.to_string()))?;
+        }
+        let resp = self.request(&m, Duration::from_secs(10)).await?;
+        match resp.get_str(39) {
+            Some("00") => Ok(()),
+            other => Err(UplinkError::Invalid(format!("network management {code} answered {other:?}"))),
+        }
+    }
+}

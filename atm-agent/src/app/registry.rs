@@ -1,0 +1,108 @@
+//! Every terminal the agent knows: its state and supplies for `atmctl status`, and a channel to
+//! its session for technician commands.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::domain::terminal::{CassetteCount, TerminalEvent, TerminalState};
+
+/// A technician's command for a terminal, carried out by its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalCommand {
+    GoInService,
+    GoOutOfService,
+    SendSupplyCounters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TerminalView {
+    pub terminal_id: String,
+    pub luno: String,
+    pub profile: String,
+    pub state: TerminalState,
+    pub config_id: Option<String>,
+    pub cassettes: Vec<CassetteCount>,
+    pub customers: u64,
+    /// A dispense whose outcome the terminal has not told yet.
+    pub dispense_in_doubt: bool,
+    pub last_status: Option<String>,
+}
+
+struct Entry {
+    view: TerminalView,
+    commands: Option<mpsc::Sender<TerminalCommand>>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    terminals: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl Registry {
+    /// Registers a configured terminal (disconnected until it dials in).
+    pub fn add(&self, terminal_id: &str, luno: &str, profile: &str) {
+        let view = TerminalView {
+            terminal_id: terminal_id.to_owned(),
+            luno: luno.to_owned(),
+            profile: profile.to_owned(),
+            state: TerminalState::Disconnected,
+            config_id: None,
+            cassettes: Vec::new(),
+            customers: 0,
+            dispense_in_doubt: false,
+            last_status: None,
+        };
+        if let Ok(mut t) = self.terminals.lock() {
+            t.insert(terminal_id.to_owned(), Entry { view, commands: None });
+        }
+    }
+
+    /// Attaches a live session; a previous session of the same terminal loses its command channel.
+    pub fn attach(&self, terminal_id: &str, commands: mpsc::Sender<TerminalCommand>) {
+        self.update(terminal_id, |_| {});
+        if let Ok(mut t) = self.terminals.lock() {
+            if let Some(e) = t.get_mut(terminal_id) {
+                e.commands = Some(commands);
+            }
+        }
+    }
+
+    pub fn event(&self, terminal_id: &str, event: TerminalEvent) {
+        self.update(terminal_id, |v| {
+            let next = v.state.on(event);
+            if next != v.state {
+                tracing::info!(terminal = terminal_id, from = ?v.state, to = ?next, "terminal state");
+            }
+            v.state = next;
+        });
+    }
+
+    pub fn update(&self, terminal_id: &str, f: impl FnOnce(&mut TerminalView)) {
+        if let Ok(mut t) = self.terminals.lock() {
+            if let Some(e) = t.get_mut(terminal_id) {
+                f(&mut e.view);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<TerminalView> {
+        self.terminals.lock().map(|t| t.values().map(|e| e.view.clone()).collect()).unwrap_or_default()
+    }
+
+    pub fn view(&self, terminal_id: &str) -> Option<TerminalView> {
+        self.terminals.lock().ok()?.get(terminal_id).map(|e| e.view.clone())
+    }
+
+    /// Sends a command to the terminal's session, if it is connected.
+    pub fn command(&self, terminal_id: &str, command: TerminalCommand) -> Result<(), String> {
+        let sender = {
+            let t = self.terminals.lock().map_err(|_| "registry poisoned".to_owned())?;
+            let e = t.get(terminal_id).ok_or_else(|| format!("unknown terminal {terminal_id}"))?;
+            e.commands.clone().ok_or_else(|| format!("terminal {terminal_id} is not connected"))?
+        };
+        sender.try_send(command).map_err(|_| format!("terminal {terminal_id} is busy or disconnected"))
+    }
+}

@@ -1,0 +1,75 @@
+//! What the terminal's word after a dispense means for the money (ARCHITECTURE.md, the saga).
+//!
+//! ready → completion for the full amount; `E1` short dispense → completion for what left the
+//! cassettes; `E2`/`E4` nothing dispensed → reversal; `E3`/`E5` unknown or retracted → in doubt,
+//! for an operator (never silently voided: the cash may be in the customer's hand).
+
+use protocols::ndc::DispenseOutcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Send 0220 for this many minor units.
+    Complete { dispensed_minor: u64 },
+    /// Send 0420: nothing left the ATM.
+    Reverse,
+    /// Neither: keep the hold and raise it to an operator.
+    InDoubt,
+}
+
+/// Value of the notes dispensed, given the denomination of each cassette type (1-based).
+pub fn dispensed_value(notes: &[u32], denomination: impl Fn(u8) -> Option<u64>) -> u64 {
+    notes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| u64::from(*n) * denomination(i as u8 + 1).unwrap_or(0))
+        .sum()
+}
+
+/// The terminal reported ready: everything asked for was dispensed.
+pub fn after_ready(requested_minor: u64) -> Settlement {
+    Settlement::Complete { dispensed_minor: requested_minor }
+}
+
+/// The terminal reported a cash handler fault with the notes that left each cassette.
+pub fn after_fault(outcome: DispenseOutcome, dispensed_minor: u64) -> Settlement {
+    match outcome {
+        DispenseOutcome::Success | DispenseOutcome::ShortDispense if dispensed_minor > 0 => Settlement::Complete { dispensed_minor },
+        DispenseOutcome::Success | DispenseOutcome::ShortDispense => Settlement::Reverse,
+        DispenseOutcome::NoneDispensed | DispenseOutcome::NoneDispensedCardNotEjected => Settlement::Reverse,
+        DispenseOutcome::Unknown | DispenseOutcome::Retracted => Settlement::InDoubt,
+    }
+}
+
+/// After a power failure: the terminal's last-transaction status (or supply counters) says how
+/// many notes it dispensed in the transaction with that TSN.
+pub fn after_power_failure(dispensed_minor: u64) -> Settlement {
+    if dispensed_minor > 0 {
+        Settlement::Complete { dispensed_minor }
+    } else {
+        Settlement::Reverse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_settles_as_the_saga_says() {
+        assert_eq!(after_ready(5000), Settlement::Complete { dispensed_minor: 5000 });
+        assert_eq!(after_fault(DispenseOutcome::ShortDispense, 2000), Settlement::Complete { dispensed_minor: 2000 });
+        assert_eq!(after_fault(DispenseOutcome::ShortDispense, 0), Settlement::Reverse);
+        assert_eq!(after_fault(DispenseOutcome::NoneDispensed, 0), Settlement::Reverse);
+        assert_eq!(after_fault(DispenseOutcome::NoneDispensedCardNotEjected, 0), Settlement::Reverse);
+        assert_eq!(after_fault(DispenseOutcome::Unknown, 5000), Settlement::InDoubt);
+        assert_eq!(after_fault(DispenseOutcome::Retracted, 5000), Settlement::InDoubt);
+        assert_eq!(after_power_failure(0), Settlement::Reverse);
+        assert_eq!(after_power_failure(1000), Settlement::Complete { dispensed_minor: 1000 });
+    }
+
+    #[test]
+    fn dispensed_value_uses_each_cassettes_denomination() {
+        let denom = |t: u8| [1000, 2000, 5000, 10000].get(usize::from(t) - 1).copied();
+        assert_eq!(dispensed_value(&[1, 0, 2, 0], denom), 11000);
+    }
+}

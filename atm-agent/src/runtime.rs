@@ -1,0 +1,141 @@
+//! Wiring: builds the agent from its configuration and runs it — the one place adapters are
+//! chosen. Used by the `atm-agent` binary and by the integration tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firmware_profiles::Profile;
+use protocols::framing::FrameCodec;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::adapters::control;
+use crate::adapters::ndc_server::NdcServer;
+use crate::adapters::state_store::StateStore;
+use crate::adapters::uplink::{Connector, Uplink};
+use crate::app::registry::Registry;
+use crate::app::{forwarder, Services};
+use crate::config::Config;
+use crate::queue::SafQueue;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot listen on {what}: {source}")]
+    Listen { what: String, source: std::io::Error },
+}
+
+pub struct RunningAgent {
+    pub ndc_addr: SocketAddr,
+    pub control_socket: PathBuf,
+    pub services: Arc<Services>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningAgent {
+    /// Stops accepting, signs off, stops the forwarder; queued advices stay on disk.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
+    let dir = &config.storage.dir;
+    std::fs::create_dir_all(dir).map_err(|e| StartError::Storage(format!("{}: {e}", dir.display())))?;
+    let queue = Arc::new(SafQueue::open(dir.join("queue"), config.queue.clone()).map_err(|e| StartError::Storage(e.to_string()))?);
+    let state = Arc::new(StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(e.to_string()))?);
+
+    let mut terminals = HashMap::new();
+    let registry = Arc::new(Registry::default());
+    let mut codec: Option<(String, FrameCodec)> = None;
+    for t in &config.terminals {
+        let profile = Profile::resolve(&t.profile).map_err(|e| StartError::Config(e.to_string()))?;
+        let c = FrameCodec::new(profile.framing.length_prefix)
+            .with_header_len(profile.framing.header_len)
+            .with_max_frame_len(profile.framing.max_frame_bytes);
+        match &codec {
+            None => codec = Some((profile.name.clone(), c)),
+            Some((name, first)) if first.prefix() != c.prefix() || first.header_len() != c.header_len() => {
+                return Err(StartError::Config(format!(
+                    "terminals: profiles {name} and {} frame differently; serve them from separate agents",
+                    profile.name
+                )))
+            }
+            Some(_) => {}
+        }
+        registry.add(&t.terminal_id, &t.luno, &profile.name);
+        terminals.insert(t.luno.clone(), (t.clone(), profile));
+    }
+    let codec = codec.map(|(_, c)| c).ok_or_else(|| StartError::Config("no terminals".into()))?;
+
+    let tls = match (&config.tls, config.uplink.tls) {
+        (Some(files), true) => Some(
+            mtls::client_config(mtls::ClientTlsFiles { cert: files.cert.clone(), key: files.key.clone(), server_ca: files.server_ca.clone() })
+                .map_err(|e| StartError::Tls(e.to_string()))?,
+        ),
+        (None, true) => return Err(StartError::Config("uplink.tls needs a [tls] section".into())),
+        (_, false) => {
+            tracing::warn!("uplink in PLAIN TCP mode: for the lab only");
+            None
+        }
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let connector = Connector {
+        address: config.uplink.address.clone(),
+        server_name: config.uplink.server_name.clone(),
+        tls,
+        connect_timeout: Duration::from_millis(config.uplink.connect_timeout_ms),
+    };
+    let (uplink, mut late) = Uplink::start(&config.uplink, connector, shutdown_rx.clone());
+
+    let svc = Arc::new(Services {
+        uplink,
+        queue,
+        state,
+        registry,
+        forwarder: Arc::new(Notify::new()),
+        authorization_timeout: Duration::from_millis(config.timeouts.authorization_ms),
+        advice_timeout: Duration::from_millis(config.timeouts.advice_ms),
+        max_notes: config.ndc.max_notes_per_dispense,
+        max_malformed: config.ndc.max_malformed_in_a_row,
+    });
+    for (terminal, pending) in svc.state.all_pending() {
+        tracing::warn!(%terminal, tsn = pending.tsn, stan = pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
+        svc.registry.update(&terminal, |v| v.dispense_in_doubt = true);
+    }
+
+    let listener = TcpListener::bind(config.ndc.listen)
+        .await
+        .map_err(|source| StartError::Listen { what: config.ndc.listen.to_string(), source })?;
+    let ndc_addr = listener.local_addr().map_err(|source| StartError::Listen { what: "ndc".into(), source })?;
+    let control_socket = config.control_socket();
+    let control_listener =
+        control::bind(&control_socket).map_err(|source| StartError::Listen { what: control_socket.display().to_string(), source })?;
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(NdcServer::new(svc.clone(), terminals, codec).run(listener, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(forwarder::run(svc.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(control::run(svc.clone(), control_listener, control_socket.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(async move {
+        // Late answers: an 0100 that timed out already has its reversal queued; an advice's late
+        // answer is harmless (the advice is resent and answered from the switch's record).
+        while let Some(m) = late.recv().await {
+            tracing::info!(mti = %m.mti(), code = m.get_str(39).unwrap_or(""), "late response handled");
+        }
+    }));
+    tracing::info!(%ndc_addr, switch = %config.uplink.address, socket = %control_socket.display(), "atm-agent running");
+    Ok(RunningAgent { ndc_addr, control_socket, services: svc, shutdown, tasks })
+}

@@ -1,0 +1,104 @@
+//! The agent killed with SIGKILL while advices are queued: after a restart everything still
+//! queued is sent, none lost, none twice. The agent runs as a real process (`atm-agent`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use atm_agent::cli::control;
+use common::*;
+use firmware_profiles::Profile;
+use serde_json::{json, Value};
+use simulators::atm::{AtmOptions, AtmSim, Customer, Outcome};
+
+/// The agent process; killed when the test ends, pass or fail.
+struct AgentProcess(Child);
+
+impl AgentProcess {
+    fn kill9(&mut self) {
+        // `Child::kill` sends SIGKILL on Unix.
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_agent(config: &Path) -> AgentProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_atm-agent"))
+        .args(["--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    AgentProcess(child)
+}
+
+async fn status(socket: &Path) -> Option<Value> {
+    let socket = socket.to_owned();
+    tokio::task::spawn_blocking(move || control::request(&socket, &json!({"cmd": "status"})).ok()).await.unwrap()
+}
+
+async fn wait_for(socket: &Path, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..200 {
+        if let Some(s) = status(socket).await {
+            if check(&s) {
+                return s;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("agent never reached: {what}; last status {:?}", status(socket).await);
+}
+
+#[tokio::test]
+async fn agent_killed_with_queued_advices_drains_them_after_restart_exactly_once() {
+    let lab = Lab::start_without_agent().await;
+    let ndc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = lab.dir.path().join("agent.toml");
+    std::fs::write(&config, lab.agent_config_text(&ndc.to_string())).unwrap();
+    let socket = lab.agent_dir().join("atmctl.sock");
+
+    let mut agent = spawn_agent(&config);
+    wait_for(&socket, "uplink up", |s| s["uplink"] == "up").await;
+    let options = AtmOptions { initial_notes: Some(vec![100, 100, 100, 100]), ..Default::default() };
+    let mut atm = AtmSim::connect(ndc, Profile::builtin("ncr-selfserv-basic").unwrap(), "001", options).await.unwrap();
+
+    // The switch becomes unreachable: deposits are taken and queued.
+    lab.relay.cut();
+    wait_for(&socket, "uplink down", |s| s["uplink"] == "down").await;
+    const DEPOSITS: u64 = 10;
+    for _ in 0..DEPOSITS {
+        let out = atm.run_customer(&Customer::deposit(BOB, 1_000)).await.unwrap();
+        assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
+    }
+    let s = wait_for(&socket, "deposits queued", |s| {
+        s["terminals"].as_array().is_some_and(|t| t.iter().all(|t| t["dispense_in_doubt"] == false))
+            && s["queue"]["pending"].as_u64().unwrap_or(0) >= DEPOSITS
+    })
+    .await;
+    let queued = s["queue"]["pending"].as_u64().unwrap();
+
+    // kill -9, with everything queued.
+    agent.kill9();
+    drop(atm);
+    lab.relay.restore();
+
+    let agent = spawn_agent(&config);
+    let s = wait_for(&socket, "queue drained", |s| s["uplink"] == "up" && s["queue"]["pending"] == 0).await;
+    assert_eq!(s["queue"]["parked"], 0);
+    lab.eventually_balance(BOB, ((START + DEPOSITS * 1_000) as i64, 0)).await;
+    let rec = lab.switch.switch.reconcile().await.unwrap();
+    assert!(rec.is_reconciled(), "{rec:#?}");
+    assert_eq!(rec.journal_credited_minor, DEPOSITS * 1_000, "none lost, none twice ({queued} advices were queued)");
+    drop(agent);
+    lab.assert_books().await;
+}
