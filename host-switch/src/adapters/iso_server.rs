@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use mtls::PeerIdentity;
-use protocols::framing::FrameCodec;
+use protocols::framing::{FrameCodec, FramingError};
 use protocols::iso8583::{Message, Mti, Spec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -147,6 +147,10 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                     break;
                 }
                 Ok(None) => break,
+                Ok(Some(Err(FramingError::Io(e)))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    tracing::info!("peer closed the connection without a TLS close_notify");
+                    break;
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "framing error: closing connection");
                     break;

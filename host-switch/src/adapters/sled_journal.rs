@@ -1,13 +1,11 @@
 //! The journal on sled, with group commit.
 //!
-//! Every write is applied atomically (one sled transaction over the `txns` and `replies` trees)
-//! and then waits for a flush shared with every concurrent writer (the `group-commit` crate).
+//! Every write is a single-key insert (see `write`) and then waits for a flush shared with every
+//! concurrent writer (the `group-commit` crate).
 
 use std::path::Path;
 
 use group_commit::{CommitError, GroupCommitter};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
 use crate::domain::{MessageKey, RecordedReply, TxnRecord};
 use crate::ports::{Journal, JournalError, JournalWrite};
@@ -49,13 +47,23 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
     })
 }
 
+/// Message classes whose answer is kept inside the transaction record they created.
+const EMBEDDED_CLASSES: [&str; 2] = ["0100", "0200"];
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(value).map_err(|e| JournalError::Storage(e.to_string()))
+}
+
 impl Journal for SledJournal {
     fn reply(&self, key: &MessageKey) -> Result<Option<RecordedReply>, JournalError> {
         let k = key.as_string();
-        match self.replies.get(k.as_bytes()).map_err(storage)? {
-            Some(v) => decode(k.as_bytes(), &v).map(Some),
-            None => Ok(None),
+        if let Some(v) = self.replies.get(k.as_bytes()).map_err(storage)? {
+            return decode(k.as_bytes(), &v).map(Some);
         }
+        if EMBEDDED_CLASSES.contains(&key.class) {
+            return Ok(self.txn(&key.txn.as_string())?.and_then(|r| r.answer));
+        }
+        Ok(None)
     }
 
     fn txn(&self, key: &str) -> Result<Option<TxnRecord>, JournalError> {
@@ -65,26 +73,28 @@ impl Journal for SledJournal {
         }
     }
 
+    /// Every write is one single-key insert where possible: sled writes an atomic multi-key batch
+    /// (a transaction, even `apply_batch`) as a buffer of its own, which costs as much as a flush,
+    /// while single-key inserts share one. The answer to the request that created a transaction
+    /// (0100, 0200) therefore lives inside its record. The one write with two keys (a reversal
+    /// remembered before its original) inserts the record first: if a crash loses the answer,
+    /// the repeated reversal finds the record and is answered the same way again.
     async fn write(&self, write: JournalWrite) -> Result<(), JournalError> {
-        let txn = match &write.txn {
-            Some(r) => Some((r.key.clone(), serde_json::to_vec(r).map_err(|e| JournalError::Storage(e.to_string()))?)),
-            None => None,
-        };
-        let reply = match &write.reply {
-            Some((k, r)) => Some((k.as_string(), serde_json::to_vec(r).map_err(|e| JournalError::Storage(e.to_string()))?)),
-            None => None,
-        };
-        (&self.txns, &self.replies)
-            .transaction(|(t, r)| {
-                if let Some((k, v)) = &txn {
-                    t.insert(k.as_bytes(), v.as_slice())?;
+        let JournalWrite { txn, reply } = write;
+        match (txn, reply) {
+            (Some(mut rec), Some((mk, answer))) if EMBEDDED_CLASSES.contains(&mk.class) && mk.txn.as_string() == rec.key => {
+                rec.answer = Some(answer);
+                self.txns.insert(rec.key.as_bytes(), encode(&rec)?).map_err(storage)?;
+            }
+            (txn, reply) => {
+                if let Some(rec) = txn {
+                    self.txns.insert(rec.key.as_bytes(), encode(&rec)?).map_err(storage)?;
                 }
-                if let Some((k, v)) = &reply {
-                    r.insert(k.as_bytes(), v.as_slice())?;
+                if let Some((mk, answer)) = reply {
+                    self.replies.insert(mk.as_string().as_bytes(), encode(&answer)?).map_err(storage)?;
                 }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e: TransactionError<()>| JournalError::Storage(format!("{e:?}")))?;
+            }
+        }
         Ok(self.commits.durable().await?)
     }
 
@@ -126,7 +136,9 @@ mod tests {
                 .unwrap();
         }
         let j = SledJournal::open(dir.path()).unwrap();
-        assert_eq!(j.txn(&key.as_string()).unwrap(), Some(rec));
+        let stored = j.txn(&key.as_string()).unwrap().unwrap();
+        assert_eq!(stored.state, rec.state);
+        assert_eq!(stored.answer.map(|a| a.code), Some(ResponseCode::Approved), "the 0100's answer lives in its record");
         let mk = MessageKey { class: "0100", txn: key };
         assert_eq!(j.reply(&mk).unwrap().unwrap().code, ResponseCode::Approved);
         assert_eq!(j.txns().unwrap().len(), 1);
@@ -146,6 +158,21 @@ mod tests {
             t.await.unwrap().unwrap();
         }
         assert_eq!(j.txns().unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn answers_to_other_messages_are_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SledJournal::open(dir.path()).unwrap();
+        let (key, mut rec) = record(1);
+        rec.state = TxnState::ReversedUnseen;
+        let reversal = MessageKey { class: "0420", txn: TxnKey::new(key.terminal.clone(), Stan::new(2).unwrap(), "1125114000") };
+        j.write(JournalWrite { txn: Some(rec), reply: Some((reversal.clone(), RecordedReply::code(ResponseCode::Approved))) })
+            .await
+            .unwrap();
+        assert_eq!(j.reply(&reversal).unwrap().map(|r| r.code), Some(ResponseCode::Approved));
+        assert_eq!(j.txn(&key.as_string()).unwrap().unwrap().answer, None);
+        assert_eq!(j.reply(&MessageKey { class: "0100", txn: key }).unwrap(), None, "the original was never answered");
     }
 
     #[test]

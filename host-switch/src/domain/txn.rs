@@ -97,6 +97,10 @@ pub struct TxnRecord {
     pub state: TxnState,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
+    /// The answer given to the request that created the transaction (0100/0200), kept with it so
+    /// the state and the answer are one write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<RecordedReply>,
 }
 
 impl TxnRecord {
@@ -114,6 +118,7 @@ impl TxnRecord {
             state,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
+            answer: None,
         }
     }
 
