@@ -5,7 +5,7 @@
 //! unreachable the terminal's agent is told 91 and keeps the advice queued, while the resumer
 //! finishes the capture on its own — whichever comes first, the capture happens once.
 
-use super::{drive::DriveError, now_ms, Switch};
+use super::{now_ms, Switch};
 use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
 use crate::ports::{Journal, JournalError, Ledger};
 
@@ -47,17 +47,6 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             }
             self.journal.write(crate::ports::JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
         }
-        match self.drive(&mut rec).await {
-            Ok(()) => self.answer(CLASS, &key, None, RecordedReply::code(ResponseCode::Approved)).await,
-            Err(DriveError::Ledger(e)) if e.is_transient() => {
-                tracing::warn!(error = %e, "capture not confirmed yet: 91, the advice will be repeated");
-                Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
-            }
-            Err(DriveError::Journal(e)) => Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, "capture refused: needs an operator");
-                self.answer(CLASS, &key, None, RecordedReply::code(ResponseCode::SystemError)).await
-            }
-        }
+        self.drive_and_answer(CLASS, &key, &mut rec).await
     }
 }

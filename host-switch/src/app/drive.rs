@@ -7,8 +7,8 @@
 use protocols::types::Amount;
 
 use super::{now_ms, Switch};
-use crate::domain::{TxnKind, TxnRecord, TxnState};
-use crate::ports::{Journal, JournalWrite, Ledger, LedgerError, PostingKind};
+use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState};
+use crate::ports::{Journal, JournalError, JournalWrite, Ledger, LedgerError, PostingKind};
 
 /// Why a pending state could not be driven to its end.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,24 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         self.journal.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
         tracing::info!(txn = %rec.key, from, to = rec.state.name(), "ledger confirmed");
         Ok(())
+    }
+
+    /// Drives `rec` for an advice (0220/0420) and answers it: 00 once the ledger confirmed; 91,
+    /// not recorded, while the ledger is unreachable (the agent repeats the advice, the resumer
+    /// carries on meanwhile); 96, recorded, when the ledger refuses (an operator must look).
+    pub(super) async fn drive_and_answer(&self, class: &'static str, key: &TxnKey, rec: &mut TxnRecord) -> Result<RecordedReply, JournalError> {
+        match self.drive(rec).await {
+            Ok(()) => self.answer(class, key, None, RecordedReply::code(ResponseCode::Approved)).await,
+            Err(DriveError::Ledger(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, state = rec.state.name(), "ledger work not confirmed yet: 91, the advice will be repeated");
+                Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
+            }
+            Err(DriveError::Journal(e)) => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, state = rec.state.name(), "ledger refused: needs an operator");
+                self.answer(class, key, None, RecordedReply::code(ResponseCode::SystemError)).await
+            }
+        }
     }
 
     /// Voids the hold. When the hold id is unknown (the ledger call that made it timed out), the

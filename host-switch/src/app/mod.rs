@@ -114,6 +114,75 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     }
 }
 
+/// Where a request that creates a transaction stands once its record is open.
+pub(crate) enum Opened<'a> {
+    /// Answered without a ledger call (a replay, a card not on the wallet route, a zero amount…).
+    Answered(RecordedReply),
+    /// Journaled as requested (durably); the guard serializes the transaction until answered.
+    Ready(MutexGuard<'a, ()>, crate::domain::TxnRecord),
+}
+
+impl<L: Ledger, J: Journal> Switch<L, J> {
+    /// The common start of a withdrawal and a deposit: route and amount checks, the transaction's
+    /// lock, the replay check under it, and the record journaled in its first state before the
+    /// ledger is called.
+    pub(crate) async fn open_txn(
+        &self,
+        class: &'static str,
+        kind: crate::domain::TxnKind,
+        key: &TxnKey,
+        pan: &protocols::types::Pan,
+        amount: protocols::types::Amount,
+    ) -> Result<Opened<'_>, JournalError> {
+        use crate::domain::{Route, TxnRecord, WalletAccount};
+        if self.routes.route(pan) != Some(Route::Wallet) {
+            tracing::warn!("card is not routed to the wallet: declined 14");
+            let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::InvalidAccount)).await?;
+            return Ok(Opened::Answered(reply));
+        }
+        if amount.minor == 0 {
+            let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::InvalidAmount)).await?;
+            return Ok(Opened::Answered(reply));
+        }
+        let guard = self.lock(key).await;
+        if let Some(recorded) = self.recorded(class, key)? {
+            return Ok(Opened::Answered(recorded));
+        }
+        let fresh = TxnRecord::new(key, kind, WalletAccount::for_card(pan).as_str(), pan.masked(), amount, now_ms());
+        match self.journal.txn(&key.as_string())? {
+            // Requested before a crash, never answered: carry on with the same idempotency key.
+            Some(rec) if rec.state == fresh.state => Ok(Opened::Ready(guard, rec)),
+            Some(rec) => {
+                // A reversal got here first, or the record is in another state: never move money again.
+                tracing::warn!(state = rec.state.name(), "request for a transaction already in the journal: declined");
+                let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::DoNotHonour)).await?;
+                Ok(Opened::Answered(reply))
+            }
+            None => {
+                self.journal.write(JournalWrite { txn: Some(fresh.clone()), reply: None }).await?;
+                Ok(Opened::Ready(guard, fresh))
+            }
+        }
+    }
+
+    /// The common end: the ledger's outcome as the record's next state and the recorded answer,
+    /// in one durable write.
+    pub(crate) async fn close_txn(
+        &self,
+        class: &'static str,
+        key: &TxnKey,
+        mut rec: crate::domain::TxnRecord,
+        next: crate::domain::TxnState,
+        reply: RecordedReply,
+    ) -> Result<RecordedReply, JournalError> {
+        if let Err(e) = rec.advance(next, now_ms()) {
+            tracing::error!(error = %e, "journal state machine refused the ledger outcome");
+            return Ok(RecordedReply::code(ResponseCode::SystemError));
+        }
+        self.answer(class, key, Some(rec), reply).await
+    }
+}
+
 fn request_key(request: &Request) -> Option<&TxnKey> {
     match request {
         Request::Withdrawal { key, .. }

@@ -8,7 +8,7 @@
 
 use protocols::types::{Amount, Pan};
 
-use super::{drive::DriveError, now_ms, Switch};
+use super::{now_ms, Switch};
 use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState, WalletAccount};
 use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
 
@@ -59,17 +59,6 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             }
             self.journal.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
         }
-        match self.drive(&mut rec).await {
-            Ok(()) => self.answer(CLASS, &key, None, RecordedReply::code(ResponseCode::Approved)).await,
-            Err(DriveError::Ledger(e)) if e.is_transient() => {
-                tracing::warn!(error = %e, "reversal not confirmed yet: 91, it will be repeated");
-                Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
-            }
-            Err(DriveError::Journal(e)) => Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, "reversal refused by the ledger: needs an operator");
-                self.answer(CLASS, &key, None, RecordedReply::code(ResponseCode::SystemError)).await
-            }
-        }
+        self.drive_and_answer(CLASS, &key, &mut rec).await
     }
 }
