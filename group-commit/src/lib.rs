@@ -7,8 +7,16 @@
 //! takes every waiter that queued up while the previous flush ran and covers them all with a
 //! single `flush()`. A waiter is released only by a flush that *started after* it queued, so its
 //! write is included.
+//!
+//! sled's own `flush()` makes writes survive a process crash but ends in `sync_file_range`, which
+//! on Linux neither flushes the drive's cache nor the file's metadata: not enough for a power cut.
+//! So after each flush the committer also calls `fdatasync` on sled's data file (an fsync applies to
+//! the file, whichever descriptor it comes through). That is a real disk sync per batch, which
+//! is exactly what group commit exists to share.
 #![forbid(unsafe_code)]
 
+use std::fs::File;
+use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::thread;
 
@@ -27,6 +35,8 @@ pub enum CommitError {
     Closed,
     #[error("cannot start the flusher thread: {0}")]
     Spawn(String),
+    #[error("cannot open the database file {path} to sync it: {reason}")]
+    Open { path: String, reason: String },
 }
 
 /// Shares flushes of one sled database between concurrent writers. Dropping it stops the
@@ -37,12 +47,14 @@ pub struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Starts the flusher thread for `db` (named `name` for `top`/`ps`).
-    pub fn start(db: sled::Db, name: &str) -> Result<Self, CommitError> {
+    /// Starts the flusher thread for `db`, opened at `dir` (named `name` for `top`/`ps`).
+    pub fn start(db: sled::Db, dir: &Path, name: &str) -> Result<Self, CommitError> {
+        let data = dir.join("db");
+        let file = File::open(&data).map_err(|e| CommitError::Open { path: data.display().to_string(), reason: e.to_string() })?;
         let (tx, rx) = std_mpsc::sync_channel::<Waiter>(MAX_BATCH * 4);
         let flusher = thread::Builder::new()
             .name(format!("{name}-flush"))
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, file, rx))
             .map_err(|e| CommitError::Spawn(e.to_string()))?;
         Ok(Self { tx: Some(tx), flusher: Some(flusher) })
     }
@@ -74,7 +86,7 @@ impl Drop for GroupCommitter {
     }
 }
 
-fn run(db: sled::Db, rx: std_mpsc::Receiver<Waiter>) {
+fn run(db: sled::Db, file: File, rx: std_mpsc::Receiver<Waiter>) {
     while let Ok(first) = rx.recv() {
         let mut waiters = vec![first];
         while waiters.len() < MAX_BATCH {
@@ -83,7 +95,10 @@ fn run(db: sled::Db, rx: std_mpsc::Receiver<Waiter>) {
                 Err(_) => break,
             }
         }
-        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
+        let result = db
+            .flush()
+            .map_err(|e| e.to_string())
+            .and_then(|_| file.sync_data().map_err(|e| format!("fdatasync: {e}")));
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = waiters.len(), "group flush failed");
         }
@@ -102,7 +117,7 @@ mod tests {
     async fn concurrent_writers_are_all_released_after_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let gc = Arc::new(GroupCommitter::start(db.clone(), "test").unwrap());
+        let gc = Arc::new(GroupCommitter::start(db.clone(), dir.path(), "test").unwrap());
         let tasks: Vec<_> = (0u32..500)
             .map(|i| {
                 let (db, gc) = (db.clone(), gc.clone());
@@ -118,12 +133,21 @@ mod tests {
         assert_eq!(db.len(), 500);
     }
 
+    #[test]
+    fn a_directory_without_a_sled_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let err = GroupCommitter::start(db, other.path(), "test").err().unwrap();
+        assert!(matches!(err, CommitError::Open { .. }), "{err}");
+    }
+
     #[tokio::test]
     async fn dropping_releases_the_database_for_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
-            let gc = GroupCommitter::start(db.clone(), "test").unwrap();
+            let gc = GroupCommitter::start(db.clone(), dir.path(), "test").unwrap();
             db.insert(b"k", &b"v"[..]).unwrap();
             gc.durable().await.unwrap();
         }

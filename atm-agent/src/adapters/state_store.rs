@@ -75,7 +75,7 @@ impl StateStore {
         let counters = db.open_tree("counters").map_err(storage)?;
         let pending = db.open_tree("pending_dispenses").map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
-        let commits = GroupCommitter::start(db, "agent-state").map_err(storage)?;
+        let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self { counters, pending, cards, commits, live: Mutex::new(HashMap::new()) })
     }
 

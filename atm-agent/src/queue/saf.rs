@@ -95,7 +95,7 @@ where
         config.validate()?;
         let path = path.as_ref();
         let db = open_db(path)?;
-        let committer = Arc::new(GroupCommitter::start(db.clone(), "saf")?);
+        let committer = Arc::new(GroupCommitter::start(db.clone(), path, "saf")?);
         Self::with_db(&db, committer, config, clock)
     }
 

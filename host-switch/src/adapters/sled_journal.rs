@@ -22,7 +22,7 @@ impl SledJournal {
         let db = sled::open(path).map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
         let txns = db.open_tree("txns").map_err(storage)?;
         let replies = db.open_tree("replies").map_err(storage)?;
-        let commits = GroupCommitter::start(db, "journal").map_err(|e| JournalError::Storage(e.to_string()))?;
+        let commits = GroupCommitter::start(db, path, "journal").map_err(|e| JournalError::Storage(e.to_string()))?;
         Ok(Self { txns, replies, commits })
     }
 }
