@@ -25,21 +25,36 @@ pub fn civil(unix_secs: u64) -> Civil {
     let mp = (5 * doy + 2) / 153;
     let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    Civil { month, day, hour: (rem / 3600) as u32, minute: (rem / 60 % 60) as u32, second: (rem % 60) as u32 }
+    Civil {
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: (rem / 60 % 60) as u32,
+        second: (rem % 60) as u32,
+    }
 }
 
 pub fn now_unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Field 7 for now.
 pub fn transmission_now() -> String {
     let c = civil(now_unix_secs());
-    format!("{:02}{:02}{:02}{:02}{:02}", c.month, c.day, c.hour, c.minute, c.second)
+    format!(
+        "{:02}{:02}{:02}{:02}{:02}",
+        c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 #[cfg(test)]
@@ -48,10 +63,37 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(civil(0), Civil { month: 1, day: 1, hour: 0, minute: 0, second: 0 });
+        assert_eq!(
+            civil(0),
+            Civil {
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0
+            }
+        );
         // 2026-11-25 11:40:36 UTC
-        assert_eq!(civil(1_795_606_836), Civil { month: 11, day: 25, hour: 11, minute: 40, second: 36 });
+        assert_eq!(
+            civil(1_795_606_836),
+            Civil {
+                month: 11,
+                day: 25,
+                hour: 11,
+                minute: 40,
+                second: 36
+            }
+        );
         // 2024-02-29 23:59:59 UTC (leap day)
-        assert_eq!(civil(1_709_251_199), Civil { month: 2, day: 29, hour: 23, minute: 59, second: 59 });
+        assert_eq!(
+            civil(1_709_251_199),
+            Civil {
+                month: 2,
+                day: 29,
+                hour: 23,
+                minute: 59,
+                second: 59
+            }
+        );
     }
 }

@@ -90,7 +90,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { authorization_ms: default_auth_ms(), advice_ms: default_advice_ms() }
+        Self {
+            authorization_ms: default_auth_ms(),
+            advice_ms: default_advice_ms(),
+        }
     }
 }
 
@@ -134,12 +137,18 @@ pub struct ConfigError {
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError { origin: origin.clone(), reason: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
         Self::parse(&text, &origin)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let err = |reason: String| ConfigError { origin: origin.to_owned(), reason };
+        let err = |reason: String| ConfigError {
+            origin: origin.to_owned(),
+            reason,
+        };
         let c: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         c.validate().map_err(err)?;
         Ok(c)
@@ -155,11 +164,15 @@ impl Config {
             return Err("terminals: a luno appears twice".into());
         }
         for t in &self.terminals {
-            protocols::types::TerminalId::parse(&t.terminal_id).map_err(|e| format!("terminals.terminal_id: {e}"))?;
-            firmware_profiles::Profile::resolve(&t.profile).map_err(|e| format!("terminals.profile: {e}"))?;
+            protocols::types::TerminalId::parse(&t.terminal_id)
+                .map_err(|e| format!("terminals.terminal_id: {e}"))?;
+            firmware_profiles::Profile::resolve(&t.profile)
+                .map_err(|e| format!("terminals.profile: {e}"))?;
         }
         if self.uplink.tls && self.tls.is_none() {
-            return Err("uplink.tls is true but there is no [tls] section (cert, key, server_ca)".into());
+            return Err(
+                "uplink.tls is true but there is no [tls] section (cert, key, server_ca)".into(),
+            );
         }
         if self.timeouts.authorization_ms == 0 || self.timeouts.advice_ms == 0 {
             return Err("timeouts: values must be positive".into());
@@ -168,7 +181,10 @@ impl Config {
     }
 
     pub fn control_socket(&self) -> PathBuf {
-        self.control.socket.clone().unwrap_or_else(|| self.storage.dir.join("atmctl.sock"))
+        self.control
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.storage.dir.join("atmctl.sock"))
     }
 }
 
@@ -192,14 +208,21 @@ mod tests {
     fn minimal_config_loads_with_defaults() {
         let c = Config::parse(GOOD, "a.toml").unwrap();
         assert_eq!(c.timeouts.authorization_ms, 15_000);
-        assert_eq!(c.control_socket(), PathBuf::from("./agent-data/atmctl.sock"));
+        assert_eq!(
+            c.control_socket(),
+            PathBuf::from("./agent-data/atmctl.sock")
+        );
     }
 
     #[test]
     fn errors_name_the_key() {
         let e = Config::parse(&GOOD.replace("tls = false", "tls = true"), "a.toml").unwrap_err();
         assert!(e.reason.contains("[tls]"), "{e}");
-        let e = Config::parse(&GOOD.replace("ncr-selfserv-basic", "no-such-profile"), "a.toml").unwrap_err();
+        let e = Config::parse(
+            &GOOD.replace("ncr-selfserv-basic", "no-such-profile"),
+            "a.toml",
+        )
+        .unwrap_err();
         assert!(e.reason.contains("terminals.profile"), "{e}");
         let e = Config::parse(&GOOD.replace("[ndc]", "[ndc]\nport = 1"), "a.toml").unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");

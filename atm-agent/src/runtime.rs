@@ -31,7 +31,10 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot listen on {what}: {source}")]
-    Listen { what: String, source: std::io::Error },
+    Listen {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct RunningAgent {
@@ -54,15 +57,22 @@ impl RunningAgent {
 
 pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     let dir = &config.storage.dir;
-    std::fs::create_dir_all(dir).map_err(|e| StartError::Storage(format!("{}: {e}", dir.display())))?;
-    let queue = Arc::new(SafQueue::open(dir.join("queue"), config.queue.clone()).map_err(|e| StartError::Storage(e.to_string()))?);
-    let state = Arc::new(StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(e.to_string()))?);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::Storage(format!("{}: {e}", dir.display())))?;
+    let queue = Arc::new(
+        SafQueue::open(dir.join("queue"), config.queue.clone())
+            .map_err(|e| StartError::Storage(e.to_string()))?,
+    );
+    let state = Arc::new(
+        StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(e.to_string()))?,
+    );
 
     let mut terminals = HashMap::new();
     let registry = Arc::new(Registry::default());
     let mut codec: Option<(String, FrameCodec)> = None;
     for t in &config.terminals {
-        let profile = Profile::resolve(&t.profile).map_err(|e| StartError::Config(e.to_string()))?;
+        let profile =
+            Profile::resolve(&t.profile).map_err(|e| StartError::Config(e.to_string()))?;
         let c = FrameCodec::new(profile.framing.length_prefix)
             .with_header_len(profile.framing.header_len)
             .with_max_frame_len(profile.framing.max_frame_bytes);
@@ -79,14 +89,24 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         registry.add(&t.terminal_id, &t.luno, &profile.name);
         terminals.insert(t.luno.clone(), (t.clone(), profile));
     }
-    let codec = codec.map(|(_, c)| c).ok_or_else(|| StartError::Config("no terminals".into()))?;
+    let codec = codec
+        .map(|(_, c)| c)
+        .ok_or_else(|| StartError::Config("no terminals".into()))?;
 
     let tls = match (&config.tls, config.uplink.tls) {
         (Some(files), true) => Some(
-            mtls::client_config(mtls::ClientTlsFiles { cert: files.cert.clone(), key: files.key.clone(), server_ca: files.server_ca.clone() })
-                .map_err(|e| StartError::Tls(e.to_string()))?,
+            mtls::client_config(mtls::ClientTlsFiles {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+                server_ca: files.server_ca.clone(),
+            })
+            .map_err(|e| StartError::Tls(e.to_string()))?,
         ),
-        (None, true) => return Err(StartError::Config("uplink.tls needs a [tls] section".into())),
+        (None, true) => {
+            return Err(StartError::Config(
+                "uplink.tls needs a [tls] section".into(),
+            ))
+        }
         (_, false) => {
             tracing::warn!("uplink in PLAIN TCP mode: for the lab only");
             None
@@ -114,21 +134,40 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     });
     for (terminal, pending) in svc.state.all_pending() {
         tracing::warn!(%terminal, tsn = pending.tsn, stan = pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
-        svc.registry.update(&terminal, |v| v.dispense_in_doubt = true);
+        svc.registry
+            .update(&terminal, |v| v.dispense_in_doubt = true);
     }
 
     let listener = TcpListener::bind(config.ndc.listen)
         .await
-        .map_err(|source| StartError::Listen { what: config.ndc.listen.to_string(), source })?;
-    let ndc_addr = listener.local_addr().map_err(|source| StartError::Listen { what: "ndc".into(), source })?;
+        .map_err(|source| StartError::Listen {
+            what: config.ndc.listen.to_string(),
+            source,
+        })?;
+    let ndc_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        what: "ndc".into(),
+        source,
+    })?;
     let control_socket = config.control_socket();
-    let control_listener =
-        control::bind(&control_socket).map_err(|source| StartError::Listen { what: control_socket.display().to_string(), source })?;
+    let control_listener = control::bind(&control_socket).map_err(|source| StartError::Listen {
+        what: control_socket.display().to_string(),
+        source,
+    })?;
 
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(NdcServer::new(svc.clone(), terminals, codec).run(listener, shutdown_rx.clone())));
-    tasks.push(tokio::spawn(forwarder::run(svc.clone(), shutdown_rx.clone())));
-    tasks.push(tokio::spawn(control::run(svc.clone(), control_listener, control_socket.clone(), shutdown_rx.clone())));
+    tasks.push(tokio::spawn(
+        NdcServer::new(svc.clone(), terminals, codec).run(listener, shutdown_rx.clone()),
+    ));
+    tasks.push(tokio::spawn(forwarder::run(
+        svc.clone(),
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(control::run(
+        svc.clone(),
+        control_listener,
+        control_socket.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(async move {
         // Late answers: an 0100 that timed out already has its reversal queued; an advice's late
         // answer is harmless (the advice is resent and answered from the switch's record).
@@ -137,5 +176,11 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         }
     }));
     tracing::info!(%ndc_addr, switch = %config.uplink.address, socket = %control_socket.display(), "atm-agent running");
-    Ok(RunningAgent { ndc_addr, control_socket, services: svc, shutdown, tasks })
+    Ok(RunningAgent {
+        ndc_addr,
+        control_socket,
+        services: svc,
+        shutdown,
+        tasks,
+    })
 }

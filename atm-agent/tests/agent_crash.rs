@@ -44,7 +44,9 @@ fn spawn_agent(config: &Path) -> AgentProcess {
 
 async fn status(socket: &Path) -> Option<Value> {
     let socket = socket.to_owned();
-    tokio::task::spawn_blocking(move || control::request(&socket, &json!({"cmd": "status"})).ok()).await.unwrap()
+    tokio::task::spawn_blocking(move || control::request(&socket, &json!({"cmd": "status"})).ok())
+        .await
+        .unwrap()
 }
 
 async fn wait_for(socket: &Path, what: &str, check: impl Fn(&Value) -> bool) -> Value {
@@ -56,32 +58,53 @@ async fn wait_for(socket: &Path, what: &str, check: impl Fn(&Value) -> bool) -> 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("agent never reached: {what}; last status {:?}", status(socket).await);
+    panic!(
+        "agent never reached: {what}; last status {:?}",
+        status(socket).await
+    );
 }
 
 #[tokio::test]
 async fn agent_killed_with_queued_advices_drains_them_after_restart_exactly_once() {
     let lab = Lab::start_without_agent().await;
-    let ndc = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let ndc = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = lab.dir.path().join("agent.toml");
     std::fs::write(&config, lab.agent_config_text(&ndc.to_string())).unwrap();
     let socket = lab.agent_dir().join("atmctl.sock");
 
     let mut agent = spawn_agent(&config);
     wait_for(&socket, "uplink up", |s| s["uplink"] == "up").await;
-    let options = AtmOptions { initial_notes: Some(vec![100, 100, 100, 100]), ..Default::default() };
-    let mut atm = AtmSim::connect(ndc, Profile::builtin("ncr-selfserv-basic").unwrap(), "001", options).await.unwrap();
+    let options = AtmOptions {
+        initial_notes: Some(vec![100, 100, 100, 100]),
+        ..Default::default()
+    };
+    let mut atm = AtmSim::connect(
+        ndc,
+        Profile::builtin("ncr-selfserv-basic").unwrap(),
+        "001",
+        options,
+    )
+    .await
+    .unwrap();
 
     // The switch becomes unreachable: deposits are taken and queued.
     lab.relay.cut();
     wait_for(&socket, "uplink down", |s| s["uplink"] == "down").await;
     const DEPOSITS: u64 = 10;
     for _ in 0..DEPOSITS {
-        let out = atm.run_customer(&Customer::deposit(BOB, 1_000)).await.unwrap();
+        let out = atm
+            .run_customer(&Customer::deposit(BOB, 1_000))
+            .await
+            .unwrap();
         assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
     }
     let s = wait_for(&socket, "deposits queued", |s| {
-        s["terminals"].as_array().is_some_and(|t| t.iter().all(|t| t["dispense_in_doubt"] == false))
+        s["terminals"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["dispense_in_doubt"] == false))
             && s["queue"]["pending"].as_u64().unwrap_or(0) >= DEPOSITS
     })
     .await;
@@ -93,12 +116,20 @@ async fn agent_killed_with_queued_advices_drains_them_after_restart_exactly_once
     lab.relay.restore();
 
     let agent = spawn_agent(&config);
-    let s = wait_for(&socket, "queue drained", |s| s["uplink"] == "up" && s["queue"]["pending"] == 0).await;
+    let s = wait_for(&socket, "queue drained", |s| {
+        s["uplink"] == "up" && s["queue"]["pending"] == 0
+    })
+    .await;
     assert_eq!(s["queue"]["parked"], 0);
-    lab.eventually_balance(BOB, ((START + DEPOSITS * 1_000) as i64, 0)).await;
+    lab.eventually_balance(BOB, ((START + DEPOSITS * 1_000) as i64, 0))
+        .await;
     let rec = lab.switch.switch.reconcile().await.unwrap();
     assert!(rec.is_reconciled(), "{rec:#?}");
-    assert_eq!(rec.journal_credited_minor, DEPOSITS * 1_000, "none lost, none twice ({queued} advices were queued)");
+    assert_eq!(
+        rec.journal_credited_minor,
+        DEPOSITS * 1_000,
+        "none lost, none twice ({queued} advices were queued)"
+    );
     drop(agent);
     lab.assert_books().await;
 }

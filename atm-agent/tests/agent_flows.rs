@@ -14,17 +14,27 @@ use simulators::atm::{Behaviour, Customer, Outcome, Partial};
 async fn terminal_connects_downloads_its_configuration_and_goes_in_service() {
     let lab = Lab::start().await;
     let atm = lab.atm("001").await;
-    assert_eq!(atm.stored_config().await.config_id, "0022", "the profile's customization was downloaded");
+    assert_eq!(
+        atm.stored_config().await.config_id,
+        "0022",
+        "the profile's customization was downloaded"
+    );
     let mut view = lab.agent().services.registry.view("ATM00001").unwrap();
     for _ in 0..50 {
-        if view.state == TerminalState::InService && !view.cassettes.is_empty() && view.cassettes[0].notes > 0 {
+        if view.state == TerminalState::InService
+            && !view.cassettes.is_empty()
+            && view.cassettes[0].notes > 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         view = lab.agent().services.registry.view("ATM00001").unwrap();
     }
     assert_eq!(view.state, TerminalState::InService);
-    assert_eq!(view.cassettes.iter().map(|c| c.notes).collect::<Vec<_>>(), vec![100, 100, 100, 100]);
+    assert_eq!(
+        view.cassettes.iter().map(|c| c.notes).collect::<Vec<_>>(),
+        vec![100, 100, 100, 100]
+    );
     lab.assert_books().await;
 }
 
@@ -32,11 +42,19 @@ async fn terminal_connects_downloads_its_configuration_and_goes_in_service() {
 async fn approved_withdrawal_dispenses_the_right_mix_and_is_captured() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
-    let out = atm.run_customer(&Customer::withdrawal(ALICE, 18_000)).await.unwrap();
+    let out = atm
+        .run_customer(&Customer::withdrawal(ALICE, 18_000))
+        .await
+        .unwrap();
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
-    assert_eq!(out.notes_dispensed, vec![1, 1, 1, 1], "10+20+50+100 is the fewest notes");
+    assert_eq!(
+        out.notes_dispensed,
+        vec![1, 1, 1, 1],
+        "10+20+50+100 is the fewest notes"
+    );
     assert_eq!(out.dispensed_minor, 18_000);
-    lab.eventually_balance(ALICE, ((START - 18_000) as i64, 0)).await;
+    lab.eventually_balance(ALICE, ((START - 18_000) as i64, 0))
+        .await;
     lab.assert_books().await;
 }
 
@@ -44,7 +62,10 @@ async fn approved_withdrawal_dispenses_the_right_mix_and_is_captured() {
 async fn amount_the_cassettes_cannot_make_is_declined_without_asking_the_switch() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
-    let out = atm.run_customer(&Customer::withdrawal(ALICE, 1_550)).await.unwrap();
+    let out = atm
+        .run_customer(&Customer::withdrawal(ALICE, 1_550))
+        .await
+        .unwrap();
     assert!(matches!(out.outcome, Outcome::Declined { .. }), "{out:?}");
     assert_eq!(lab.balance(ALICE).await, (START as i64, 0));
     assert_eq!(lab.switch.switch.journal().txns().unwrap().len(), 0);
@@ -54,11 +75,13 @@ async fn amount_the_cassettes_cannot_make_is_declined_without_asking_the_switch(
 async fn partial_dispense_completes_for_what_left_the_cassettes() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
-    let customer = Customer::withdrawal(ALICE, 30_000).with_behaviour(Behaviour::PartialDispense(Partial::Notes(vec![0, 0, 0, 1])));
+    let customer = Customer::withdrawal(ALICE, 30_000)
+        .with_behaviour(Behaviour::PartialDispense(Partial::Notes(vec![0, 0, 0, 1])));
     let out = atm.run_customer(&customer).await.unwrap();
     assert_eq!(out.dispensed_minor, 10_000, "{out:?}");
     // Captured 100.00, the rest released.
-    lab.eventually_balance(ALICE, ((START - 10_000) as i64, 0)).await;
+    lab.eventually_balance(ALICE, ((START - 10_000) as i64, 0))
+        .await;
     lab.assert_books().await;
 }
 
@@ -66,7 +89,12 @@ async fn partial_dispense_completes_for_what_left_the_cassettes() {
 async fn cancelled_at_the_cash_slot_is_reversed() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
-    let out = atm.run_customer(&Customer::withdrawal(ALICE, 5_000).with_behaviour(Behaviour::CancelAtCashSlot)).await.unwrap();
+    let out = atm
+        .run_customer(
+            &Customer::withdrawal(ALICE, 5_000).with_behaviour(Behaviour::CancelAtCashSlot),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.dispensed_minor, 0, "{out:?}");
     // Hold voided.
     lab.eventually_balance(ALICE, (START as i64, 0)).await;
@@ -78,14 +106,25 @@ async fn power_loss_during_dispense_is_settled_after_the_terminal_comes_back() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
     let out = atm
-        .run_customer(&Customer::withdrawal(ALICE, 20_000).with_behaviour(Behaviour::PowerLossDuringDispense { notes_leave: true }))
+        .run_customer(
+            &Customer::withdrawal(ALICE, 20_000)
+                .with_behaviour(Behaviour::PowerLossDuringDispense { notes_leave: true }),
+        )
         .await
         .unwrap();
     assert!(matches!(out.outcome, Outcome::PowerLoss { .. }), "{out:?}");
     atm.power_cycle().await.unwrap();
     // The notes that left were captured.
-    lab.eventually_balance(ALICE, ((START - 20_000) as i64, 0)).await;
-    assert!(!lab.agent().services.registry.view("ATM00001").unwrap().dispense_in_doubt);
+    lab.eventually_balance(ALICE, ((START - 20_000) as i64, 0))
+        .await;
+    assert!(
+        !lab.agent()
+            .services
+            .registry
+            .view("ATM00001")
+            .unwrap()
+            .dispense_in_doubt
+    );
     lab.assert_books().await;
 }
 
@@ -93,12 +132,19 @@ async fn power_loss_during_dispense_is_settled_after_the_terminal_comes_back() {
 async fn balance_inquiry_and_deposit_online() {
     let lab = Lab::start().await;
     let mut atm = lab.atm("001").await;
-    let out = atm.run_customer(&Customer::balance_inquiry(ALICE)).await.unwrap();
+    let out = atm
+        .run_customer(&Customer::balance_inquiry(ALICE))
+        .await
+        .unwrap();
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
-    let out = atm.run_customer(&Customer::deposit(ALICE, 7_000)).await.unwrap();
+    let out = atm
+        .run_customer(&Customer::deposit(ALICE, 7_000))
+        .await
+        .unwrap();
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
     assert_eq!(out.deposited_minor, 7_000);
-    lab.eventually_balance(ALICE, ((START + 7_000) as i64, 0)).await;
+    lab.eventually_balance(ALICE, ((START + 7_000) as i64, 0))
+        .await;
     lab.assert_books().await;
 }
 
@@ -108,20 +154,38 @@ async fn switch_unreachable_declines_withdrawals_queues_deposits_and_drains_each
     let mut atm = lab.atm("001").await;
     lab.relay.cut();
     lab.wait_uplink(false).await;
-    let out = atm.run_customer(&Customer::withdrawal(ALICE, 5_000)).await.unwrap();
-    assert!(matches!(out.outcome, Outcome::HostUnavailable { .. }), "withdrawals are declined at once: {out:?}");
+    let out = atm
+        .run_customer(&Customer::withdrawal(ALICE, 5_000))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.outcome, Outcome::HostUnavailable { .. }),
+        "withdrawals are declined at once: {out:?}"
+    );
     for _ in 0..5 {
-        let out = atm.run_customer(&Customer::deposit(BOB, 1_000)).await.unwrap();
-        assert_eq!(out.outcome, Outcome::Approved, "deposits are still taken: {out:?}");
+        let out = atm
+            .run_customer(&Customer::deposit(BOB, 1_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.outcome,
+            Outcome::Approved,
+            "deposits are still taken: {out:?}"
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let queued = lab.agent().services.queue.len();
     assert!(queued >= 5, "queue grew while the link was down: {queued}");
-    assert_eq!(lab.balance(BOB).await, (START as i64, 0), "nothing reached the ledger yet");
+    assert_eq!(
+        lab.balance(BOB).await,
+        (START as i64, 0),
+        "nothing reached the ledger yet"
+    );
     lab.relay.restore();
     lab.wait_uplink(true).await;
     // Each deposit credited exactly once.
-    lab.eventually_balance(BOB, ((START + 5_000) as i64, 0)).await;
+    lab.eventually_balance(BOB, ((START + 5_000) as i64, 0))
+        .await;
     assert_eq!(lab.balance(ALICE).await, (START as i64, 0));
     lab.assert_books().await;
 }
@@ -131,11 +195,19 @@ async fn malformed_ndc_is_logged_the_connection_closed_and_nothing_queued() {
     use futures::SinkExt;
     use protocols::framing::FrameCodec;
     let lab = Lab::start().await;
-    let tcp = tokio::net::TcpStream::connect(lab.agent().ndc_addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(lab.agent().ndc_addr)
+        .await
+        .unwrap();
     let mut framed = tokio_util::codec::Framed::new(tcp, FrameCodec::default());
-    framed.send(bytes::Bytes::from_static(b"12\x1c001\x1c\x1cB0022")).await.unwrap();
+    framed
+        .send(bytes::Bytes::from_static(b"12\x1c001\x1c\x1cB0022"))
+        .await
+        .unwrap();
     for _ in 0..3 {
-        framed.send(bytes::Bytes::from_static(b"11\x1c001\x1c")).await.unwrap();
+        framed
+            .send(bytes::Bytes::from_static(b"11\x1c001\x1c"))
+            .await
+            .unwrap();
     }
     use futures::StreamExt;
     let mut closed = false;
@@ -149,8 +221,18 @@ async fn malformed_ndc_is_logged_the_connection_closed_and_nothing_queued() {
             Err(_) => break,
         }
     }
-    assert!(closed, "the agent closed the connection after repeated malformed messages");
+    assert!(
+        closed,
+        "the agent closed the connection after repeated malformed messages"
+    );
     // Only the power-up status advice may be queued; no customer advice.
-    let kinds: Vec<String> = lab.agent().services.queue.list().iter().map(|e| e.payload["kind"].to_string()).collect();
+    let kinds: Vec<String> = lab
+        .agent()
+        .services
+        .queue
+        .list()
+        .iter()
+        .map(|e| e.payload["kind"].to_string())
+        .collect();
     assert!(kinds.iter().all(|k| k.contains("Status")), "{kinds:?}");
 }

@@ -13,23 +13,45 @@ fn atmctl(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn decode_masks_card_data_unless_revealed() {
-    let masked = json(&atmctl(&["iso8583", "decode", "--spec", "iso87-ascii", WITHDRAWAL_HEX], ""));
+    let masked = json(&atmctl(
+        &["iso8583", "decode", "--spec", "iso87-ascii", WITHDRAWAL_HEX],
+        "",
+    ));
     assert_eq!(masked["t"], "0100");
     assert_eq!(masked["2"], "476173******0010");
     assert_eq!(masked["52"], "****");
     assert!(!masked.to_string().contains("4761739001010010"));
-    let clear = json(&atmctl(&["iso8583", "decode", "--spec", "iso87-ascii", "--reveal", WITHDRAWAL_HEX], ""));
+    let clear = json(&atmctl(
+        &[
+            "iso8583",
+            "decode",
+            "--spec",
+            "iso87-ascii",
+            "--reveal",
+            WITHDRAWAL_HEX,
+        ],
+        "",
+    ));
     assert_eq!(clear["2"], "4761739001010010");
     assert_eq!(clear["52"], "0123456789ABCDEF");
 }
@@ -39,22 +61,48 @@ fn encode_reverses_decode_for_both_builtin_specs() {
     for spec in ["iso87-ascii", "iso87-binary"] {
         let input = r#"{"t":"0200","2":"4761739001010010","3":"210010","4":"000000005000","11":"000042","41":"ATM00001","49":"978","52":"0123456789ABCDEF"}"#;
         let out = atmctl(&["iso8583", "encode", "--spec", spec], input);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let hex = String::from_utf8(out.stdout).unwrap();
-        assert!(hex.trim().chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
-        let back = json(&atmctl(&["iso8583", "decode", "--spec", spec, "--reveal", hex.trim()], ""));
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(input).unwrap(), "{spec}");
+        assert!(hex
+            .trim()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        let back = json(&atmctl(
+            &["iso8583", "decode", "--spec", spec, "--reveal", hex.trim()],
+            "",
+        ));
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(input).unwrap(),
+            "{spec}"
+        );
     }
 }
 
 #[test]
 fn bad_input_exits_2_with_one_line() {
     for (args, stdin) in [
-        (vec!["iso8583", "decode", "--spec", "iso87-ascii", "30313030"], ""),
+        (
+            vec!["iso8583", "decode", "--spec", "iso87-ascii", "30313030"],
+            "",
+        ),
         (vec!["iso8583", "decode", "--spec", "iso87-ascii", "zz"], ""),
-        (vec!["iso8583", "decode", "--spec", "no-such-spec", "30313030"], ""),
-        (vec!["iso8583", "encode", "--spec", "iso87-ascii"], "not json"),
-        (vec!["iso8583", "encode", "--spec", "iso87-ascii"], r#"{"t":"0100","3":"ABC"}"#),
+        (
+            vec!["iso8583", "decode", "--spec", "no-such-spec", "30313030"],
+            "",
+        ),
+        (
+            vec!["iso8583", "encode", "--spec", "iso87-ascii"],
+            "not json",
+        ),
+        (
+            vec!["iso8583", "encode", "--spec", "iso87-ascii"],
+            r#"{"t":"0100","3":"ABC"}"#,
+        ),
         (vec!["ndc", "decode", "3131"], ""),
     ] {
         let out = atmctl(&args, stdin);

@@ -19,8 +19,14 @@ use protocols::types::Currency;
 use serde::Deserialize;
 
 const BUILTIN: &[(&str, &str)] = &[
-    ("ncr-selfserv-basic", include_str!("../profiles/ncr-selfserv-basic.toml")),
-    ("ncr-advance-ndc", include_str!("../profiles/ncr-advance-ndc.toml")),
+    (
+        "ncr-selfserv-basic",
+        include_str!("../profiles/ncr-selfserv-basic.toml"),
+    ),
+    (
+        "ncr-advance-ndc",
+        include_str!("../profiles/ncr-advance-ndc.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +189,11 @@ fn default_ack_ms() -> u64 {
 
 impl Default for Timers {
     fn default() -> Self {
-        Self { host_reply_ms: default_reply_ms(), status_after_reply_ms: default_status_ms(), command_ack_ms: default_ack_ms() }
+        Self {
+            host_reply_ms: default_reply_ms(),
+            status_after_reply_ms: default_status_ms(),
+            command_ack_ms: default_ack_ms(),
+        }
     }
 }
 
@@ -243,15 +253,27 @@ impl Profile {
 
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError { origin: origin.clone(), reason: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            origin: origin.clone(),
+            reason: format!("cannot read: {e}"),
+        })?;
         Self::from_toml_str(&text, &origin)
     }
 
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Profile, ProfileError> {
-        let err = |reason: String| ProfileError { origin: origin.to_owned(), reason };
+        let err = |reason: String| ProfileError {
+            origin: origin.to_owned(),
+            reason,
+        };
         let f: ProfileFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let dialect = Dialect::by_name(&f.dialect).ok_or_else(|| err(format!("dialect {:?} is not known (basic, ncr_advance)", f.dialect)))?;
-        let currency = Currency::parse(&format!("{:03}", f.currency)).map_err(|e| err(format!("currency: {e}")))?;
+        let dialect = Dialect::by_name(&f.dialect).ok_or_else(|| {
+            err(format!(
+                "dialect {:?} is not known (basic, ncr_advance)",
+                f.dialect
+            ))
+        })?;
+        let currency = Currency::parse(&format!("{:03}", f.currency))
+            .map_err(|e| err(format!("currency: {e}")))?;
         let profile = Profile {
             name: f.name,
             vendor: f.vendor,
@@ -277,10 +299,16 @@ impl Profile {
         }
         for c in &self.cassettes {
             if c.cassette_type == 0 || usize::from(c.cassette_type) > max_types {
-                return Err(format!("cassettes: cassette_type {} is outside 1..={max_types} for this dialect", c.cassette_type));
+                return Err(format!(
+                    "cassettes: cassette_type {} is outside 1..={max_types} for this dialect",
+                    c.cassette_type
+                ));
             }
             if c.denomination_minor == 0 {
-                return Err(format!("cassettes: cassette_type {} has a zero denomination", c.cassette_type));
+                return Err(format!(
+                    "cassettes: cassette_type {} has a zero denomination",
+                    c.cassette_type
+                ));
             }
         }
         let mut types: Vec<u8> = self.cassettes.iter().map(|c| c.cassette_type).collect();
@@ -295,15 +323,23 @@ impl Profile {
             ("balance_inquiry", &self.operation_codes.balance_inquiry),
         ] {
             if code.len() != 8 {
-                return Err(format!("operation_codes.{key} must be exactly 8 characters, got {:?}", code));
+                return Err(format!(
+                    "operation_codes.{key} must be exactly 8 characters, got {:?}",
+                    code
+                ));
             }
         }
         let c = &self.customization;
         if c.config_id.len() != 4 || !c.config_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("customization.config_id must be 4 digits, got {:?}", c.config_id));
+            return Err(format!(
+                "customization.config_id must be 4 digits, got {:?}",
+                c.config_id
+            ));
         }
         if let Some(s) = c.states.iter().find(|s| s.len() != 28 || !s.is_ascii()) {
-            return Err(format!("customization.states: {s:?} is not a 28-character state record"));
+            return Err(format!(
+                "customization.states: {s:?} is not a 28-character state record"
+            ));
         }
         if !(64..=65535).contains(&self.framing.max_frame_bytes) {
             return Err("framing.max_frame_bytes must be between 64 and 65535".into());
@@ -313,7 +349,10 @@ impl Profile {
 
     /// The denomination of a cassette type, if the profile has it.
     pub fn denomination(&self, cassette_type: u8) -> Option<u64> {
-        self.cassettes.iter().find(|c| c.cassette_type == cassette_type).map(|c| c.denomination_minor)
+        self.cassettes
+            .iter()
+            .find(|c| c.cassette_type == cassette_type)
+            .map(|c| c.denomination_minor)
     }
 }
 
@@ -333,17 +372,31 @@ mod tests {
     #[test]
     fn operation_codes_map_both_ways() {
         let p = Profile::builtin("ncr-selfserv-basic").unwrap();
-        let code = p.operation_codes.for_kind(TransactionKind::Deposit).to_owned();
-        assert_eq!(p.operation_codes.kind_of(&code), Some(TransactionKind::Deposit));
+        let code = p
+            .operation_codes
+            .for_kind(TransactionKind::Deposit)
+            .to_owned();
+        assert_eq!(
+            p.operation_codes.kind_of(&code),
+            Some(TransactionKind::Deposit)
+        );
         assert_eq!(p.operation_codes.kind_of("ZZZZZZZZ"), None);
     }
 
     #[test]
     fn bad_profiles_are_explained() {
         let text = BUILTIN[0].1;
-        let err = Profile::from_toml_str(&text.replace("dialect = \"basic\"", "dialect = \"nope\""), "x.toml").unwrap_err();
+        let err = Profile::from_toml_str(
+            &text.replace("dialect = \"basic\"", "dialect = \"nope\""),
+            "x.toml",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("dialect"), "{err}");
-        let err = Profile::from_toml_str(&text.replace("config_id = \"0022\"", "config_id = \"22\""), "x.toml").unwrap_err();
+        let err = Profile::from_toml_str(
+            &text.replace("config_id = \"0022\"", "config_id = \"22\""),
+            "x.toml",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("config_id"), "{err}");
         let err = Profile::from_toml_str(&format!("{text}\nsurprise = 1\n"), "x.toml").unwrap_err();
         assert!(err.to_string().contains("surprise"), "{err}");

@@ -10,7 +10,11 @@ use group_commit::GroupCommitter;
 const WRITERS: usize = 64;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
     let gc = Arc::new(GroupCommitter::start(db.clone(), dir.path(), "bench").unwrap());

@@ -50,13 +50,19 @@ impl GroupCommitter {
     /// Starts the flusher thread for `db`, opened at `dir` (named `name` for `top`/`ps`).
     pub fn start(db: sled::Db, dir: &Path, name: &str) -> Result<Self, CommitError> {
         let data = dir.join("db");
-        let file = File::open(&data).map_err(|e| CommitError::Open { path: data.display().to_string(), reason: e.to_string() })?;
+        let file = File::open(&data).map_err(|e| CommitError::Open {
+            path: data.display().to_string(),
+            reason: e.to_string(),
+        })?;
         let (tx, rx) = std_mpsc::sync_channel::<Waiter>(MAX_BATCH * 4);
         let flusher = thread::Builder::new()
             .name(format!("{name}-flush"))
             .spawn(move || run(db, file, rx))
             .map_err(|e| CommitError::Spawn(e.to_string()))?;
-        Ok(Self { tx: Some(tx), flusher: Some(flusher) })
+        Ok(Self {
+            tx: Some(tx),
+            flusher: Some(flusher),
+        })
     }
 
     /// Returns once everything written to the database before this call is on disk.
@@ -67,13 +73,17 @@ impl GroupCommitter {
         // off the runtime threads rather than dropping its durability guarantee.
         match sender.try_send(tx) {
             Ok(()) => {}
-            Err(std_mpsc::TrySendError::Full(tx)) => tokio::task::spawn_blocking(move || sender.send(tx))
-                .await
-                .map_err(|_| CommitError::Closed)?
-                .map_err(|_| CommitError::Closed)?,
+            Err(std_mpsc::TrySendError::Full(tx)) => {
+                tokio::task::spawn_blocking(move || sender.send(tx))
+                    .await
+                    .map_err(|_| CommitError::Closed)?
+                    .map_err(|_| CommitError::Closed)?
+            }
             Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(CommitError::Closed),
         }
-        rx.await.map_err(|_| CommitError::Closed)?.map_err(CommitError::Flush)
+        rx.await
+            .map_err(|_| CommitError::Closed)?
+            .map_err(CommitError::Flush)
     }
 }
 
@@ -138,7 +148,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let err = GroupCommitter::start(db, other.path(), "test").err().unwrap();
+        let err = GroupCommitter::start(db, other.path(), "test")
+            .err()
+            .unwrap();
         assert!(matches!(err, CommitError::Open { .. }), "{err}");
     }
 

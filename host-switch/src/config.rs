@@ -76,7 +76,9 @@ pub struct JournalConfig {
 
 impl Default for JournalConfig {
     fn default() -> Self {
-        Self { path: default_journal_path() }
+        Self {
+            path: default_journal_path(),
+        }
     }
 }
 
@@ -108,7 +110,9 @@ pub struct RecoveryConfig {
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        Self { resume_interval_ms: default_resume_ms() }
+        Self {
+            resume_interval_ms: default_resume_ms(),
+        }
     }
 }
 
@@ -149,14 +153,19 @@ pub struct ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { path: path.display().to_string(), reason: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            reason: format!("cannot read: {e}"),
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let err = |reason: String| ConfigError { path: origin.to_owned(), reason };
+        let err = |reason: String| ConfigError {
+            path: origin.to_owned(),
+            reason,
+        };
         let config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
         config.validate().map_err(err)?;
         Ok(config)
@@ -164,7 +173,10 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         if self.listen.mode == ListenMode::Tls && self.tls.is_none() {
-            return Err("listen.mode is \"tls\" but there is no [tls] section (cert, key, client_ca)".into());
+            return Err(
+                "listen.mode is \"tls\" but there is no [tls] section (cert, key, client_ca)"
+                    .into(),
+            );
         }
         if self.listen.max_connections == 0 {
             return Err("listen.max_connections must be at least 1".into());
@@ -176,7 +188,10 @@ impl Config {
             return Err("listen.max_frame_bytes must be between 64 and 65535".into());
         }
         if !(self.ledger.url.starts_with("http://") || self.ledger.url.starts_with("https://")) {
-            return Err(format!("ledger.url {:?} must start with http:// or https://", self.ledger.url));
+            return Err(format!(
+                "ledger.url {:?} must start with http:// or https://",
+                self.ledger.url
+            ));
         }
         if self.ledger.timeout_ms == 0 {
             return Err("ledger.timeout_ms must be positive".into());
@@ -184,7 +199,10 @@ impl Config {
         if self.ledger.retries > 5 {
             return Err("ledger.retries must be at most 5 (a terminal waits ~25 s)".into());
         }
-        self.ledger.breaker.validate().map_err(|e| format!("ledger.breaker: {e}"))?;
+        self.ledger
+            .breaker
+            .validate()
+            .map_err(|e| format!("ledger.breaker: {e}"))?;
         self.route_table()?;
         Ok(())
     }
@@ -219,7 +237,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse(&GOOD.replace("[ledger]", "[ledger]\ntimeout = 5"), "s.toml").unwrap_err();
+        let err = Config::parse(&GOOD.replace("[ledger]", "[ledger]\ntimeout = 5"), "s.toml")
+            .unwrap_err();
         assert!(err.to_string().contains("s.toml"), "{err}");
         assert!(err.to_string().contains("timeout"), "{err}");
     }

@@ -31,7 +31,10 @@ pub enum LedgerError {
 impl LedgerError {
     /// Whether the call may succeed if tried again later (the switch answers 91 and keeps the work).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Timeout(_) | Self::BreakerOpen)
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Timeout(_) | Self::BreakerOpen
+        )
     }
 }
 
@@ -56,12 +59,32 @@ pub struct Balance {
 
 /// The wallet ledger. Every call carries an idempotency key: repeating it has no second effect.
 pub trait Ledger: Send + Sync + 'static {
-    fn hold(&self, key: &str, account: &str, amount: Amount, reference: &str)
-        -> impl Future<Output = Result<Hold, LedgerError>> + Send;
-    fn capture(&self, key: &str, hold_id: &str, amount_minor: u64) -> impl Future<Output = Result<(), LedgerError>> + Send;
-    fn void(&self, key: &str, hold_id: &str) -> impl Future<Output = Result<(), LedgerError>> + Send;
-    fn post(&self, key: &str, kind: PostingKind, account: &str, amount: Amount, reference: &str)
-        -> impl Future<Output = Result<String, LedgerError>> + Send;
+    fn hold(
+        &self,
+        key: &str,
+        account: &str,
+        amount: Amount,
+        reference: &str,
+    ) -> impl Future<Output = Result<Hold, LedgerError>> + Send;
+    fn capture(
+        &self,
+        key: &str,
+        hold_id: &str,
+        amount_minor: u64,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn void(
+        &self,
+        key: &str,
+        hold_id: &str,
+    ) -> impl Future<Output = Result<(), LedgerError>> + Send;
+    fn post(
+        &self,
+        key: &str,
+        kind: PostingKind,
+        account: &str,
+        amount: Amount,
+        reference: &str,
+    ) -> impl Future<Output = Result<String, LedgerError>> + Send;
     fn balance(&self, account: &str) -> impl Future<Output = Result<Balance, LedgerError>> + Send;
     /// Every movement the ledger posted, for reconciliation.
     fn movements(&self) -> impl Future<Output = Result<Vec<LedgerMovement>, LedgerError>> + Send;

@@ -22,7 +22,10 @@ pub type WalletSwitch = Switch<HttpLedger, SledJournal>;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("TLS: {0}")]
     Tls(String),
     #[error("journal: {0}")]
@@ -56,7 +59,9 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     let routes = config.route_table().map_err(StartError::Config)?;
     let journal = Arc::new(SledJournal::open(&config.journal.path)?);
     let breaker = Arc::new(CircuitBreaker::new("ledger", config.ledger.breaker.clone()));
-    let ledger = Arc::new(HttpLedger::new(&config.ledger, breaker).map_err(|e| StartError::Ledger(e.to_string()))?);
+    let ledger = Arc::new(
+        HttpLedger::new(&config.ledger, breaker).map_err(|e| StartError::Ledger(e.to_string()))?,
+    );
     let switch = Arc::new(Switch::new(ledger, journal, routes));
 
     let tls = match (config.listen.mode, &config.tls) {
@@ -73,12 +78,22 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
             .map_err(|e| StartError::Tls(e.to_string()))?;
             Some(tokio_rustls::TlsAcceptor::from(server))
         }
-        (ListenMode::Tls, None) => return Err(StartError::Config("listen.mode = \"tls\" needs a [tls] section".into())),
+        (ListenMode::Tls, None) => {
+            return Err(StartError::Config(
+                "listen.mode = \"tls\" needs a [tls] section".into(),
+            ))
+        }
     };
     let listener = TcpListener::bind(config.listen.address)
         .await
-        .map_err(|source| StartError::Listen { addr: config.listen.address, source })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen.address, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen.address,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen.address,
+        source,
+    })?;
     let limits = EndpointLimits {
         max_connections: config.listen.max_connections,
         max_in_flight_per_connection: config.listen.max_in_flight_per_connection,
@@ -87,8 +102,19 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     };
     let (shutdown, rx) = watch::channel(false);
     let endpoint = AcquirerEndpoint::new(switch.clone(), tls, limits);
-    let resumer = switch.clone().run_resumer(Duration::from_millis(config.recovery.resume_interval_ms), rx.clone());
-    let tasks = vec![tokio::spawn(endpoint.run(listener, rx)), tokio::spawn(resumer)];
+    let resumer = switch.clone().run_resumer(
+        Duration::from_millis(config.recovery.resume_interval_ms),
+        rx.clone(),
+    );
+    let tasks = vec![
+        tokio::spawn(endpoint.run(listener, rx)),
+        tokio::spawn(resumer),
+    ];
     tracing::info!(%local_addr, ledger = %config.ledger.url, journal = %config.journal.path.display(), "host switch listening");
-    Ok(RunningSwitch { local_addr, switch, shutdown, tasks })
+    Ok(RunningSwitch {
+        local_addr,
+        switch,
+        shutdown,
+        tasks,
+    })
 }

@@ -76,7 +76,10 @@ pub struct Frame {
 impl Frame {
     /// A frame without fixed header.
     pub fn payload(payload: impl Into<Bytes>) -> Self {
-        Self { header: Bytes::new(), payload: payload.into() }
+        Self {
+            header: Bytes::new(),
+            payload: payload.into(),
+        }
     }
 }
 
@@ -97,7 +100,11 @@ impl Default for FrameCodec {
 impl FrameCodec {
     /// A codec with the given prefix, no fixed header and [`DEFAULT_MAX_FRAME_LEN`].
     pub fn new(prefix: LengthPrefix) -> Self {
-        Self { prefix, header_len: 0, max_frame_len: DEFAULT_MAX_FRAME_LEN.min(prefix.max_len()) }
+        Self {
+            prefix,
+            header_len: 0,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN.min(prefix.max_len()),
+        }
     }
     /// Adds a fixed header of `len` bytes (e.g. 5 for a TPDU) after the length.
     pub fn with_header_len(mut self, len: usize) -> Self {
@@ -131,7 +138,9 @@ impl FrameCodec {
                         digits: 4,
                     });
                 }
-                Ok(digits.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0')))
+                Ok(digits
+                    .iter()
+                    .fold(0usize, |n, d| n * 10 + usize::from(d - b'0')))
             }
         }
     }
@@ -156,10 +165,16 @@ impl Decoder for FrameCodec {
         }
         let declared = self.declared_len(src)?;
         if declared > self.max_frame_len {
-            return Err(FramingError::TooLarge { declared, max: self.max_frame_len });
+            return Err(FramingError::TooLarge {
+                declared,
+                max: self.max_frame_len,
+            });
         }
         if declared < self.header_len {
-            return Err(FramingError::ShorterThanHeader { declared, header_len: self.header_len });
+            return Err(FramingError::ShorterThanHeader {
+                declared,
+                header_len: self.header_len,
+            });
         }
         let total = prefix_len + declared;
         if src.len() < total {
@@ -170,7 +185,10 @@ impl Decoder for FrameCodec {
         src.advance(prefix_len);
         let mut body = src.split_to(declared).freeze();
         let payload = body.split_off(self.header_len);
-        Ok(Some(Frame { header: body, payload }))
+        Ok(Some(Frame {
+            header: body,
+            payload,
+        }))
     }
 }
 
@@ -179,11 +197,17 @@ impl Encoder<Frame> for FrameCodec {
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), FramingError> {
         if frame.header.len() != self.header_len {
-            return Err(FramingError::HeaderLength { expected: self.header_len, got: frame.header.len() });
+            return Err(FramingError::HeaderLength {
+                expected: self.header_len,
+                got: frame.header.len(),
+            });
         }
         let len = frame.header.len() + frame.payload.len();
         if len > self.max_frame_len {
-            return Err(FramingError::TooLarge { declared: len, max: self.max_frame_len });
+            return Err(FramingError::TooLarge {
+                declared: len,
+                max: self.max_frame_len,
+            });
         }
         dst.reserve(self.prefix.len() + len);
         self.write_len(len, dst);
@@ -231,7 +255,10 @@ mod tests {
         let mut buf = BytesMut::new();
         c.encode(Bytes::from_static(b"hello"), &mut buf).unwrap();
         assert_eq!(&buf[..], b"0005hello");
-        assert_eq!(decode_all(&mut c, &buf).unwrap()[0].payload, Bytes::from_static(b"hello"));
+        assert_eq!(
+            decode_all(&mut c, &buf).unwrap()[0].payload,
+            Bytes::from_static(b"hello")
+        );
     }
 
     #[test]
@@ -240,7 +267,10 @@ mod tests {
         let mut buf = BytesMut::from(&b"\x00\x05ab"[..]);
         assert!(c.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(b"cde\x00");
-        assert_eq!(c.decode(&mut buf).unwrap().unwrap().payload, Bytes::from_static(b"abcde"));
+        assert_eq!(
+            c.decode(&mut buf).unwrap().unwrap().payload,
+            Bytes::from_static(b"abcde")
+        );
         assert!(c.decode(&mut buf).unwrap().is_none());
         assert_eq!(&buf[..], b"\x00");
     }
@@ -250,8 +280,17 @@ mod tests {
         let mut c = FrameCodec::default().with_max_frame_len(1024);
         let mut buf = BytesMut::from(&b"\xff\xff"[..]);
         let err = c.decode(&mut buf).unwrap_err();
-        assert!(matches!(err, FramingError::TooLarge { declared: 65535, max: 1024 }));
-        assert!(buf.capacity() < 1024, "no buffer was reserved for the hostile frame");
+        assert!(matches!(
+            err,
+            FramingError::TooLarge {
+                declared: 65535,
+                max: 1024
+            }
+        ));
+        assert!(
+            buf.capacity() < 1024,
+            "no buffer was reserved for the hostile frame"
+        );
     }
 
     #[test]
@@ -265,26 +304,54 @@ mod tests {
     fn fixed_header_is_split_from_payload() {
         let mut c = FrameCodec::default().with_header_len(5);
         let mut buf = BytesMut::new();
-        let frame = Frame { header: Bytes::from_static(b"\x60\x00\x01\x00\x00"), payload: Bytes::from_static(b"0800") };
+        let frame = Frame {
+            header: Bytes::from_static(b"\x60\x00\x01\x00\x00"),
+            payload: Bytes::from_static(b"0800"),
+        };
         c.encode(frame.clone(), &mut buf).unwrap();
         assert_eq!(&buf[..2], b"\x00\x09");
         assert_eq!(decode_all(&mut c, &buf).unwrap(), vec![frame]);
         let err = decode_all(&mut c, b"\x00\x03abc").unwrap_err();
-        assert!(matches!(err, FramingError::ShorterThanHeader { declared: 3, header_len: 5 }));
-        let err = c.encode(Bytes::from_static(b"x"), &mut BytesMut::new()).unwrap_err();
-        assert!(matches!(err, FramingError::HeaderLength { expected: 5, got: 0 }));
+        assert!(matches!(
+            err,
+            FramingError::ShorterThanHeader {
+                declared: 3,
+                header_len: 5
+            }
+        ));
+        let err = c
+            .encode(Bytes::from_static(b"x"), &mut BytesMut::new())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FramingError::HeaderLength {
+                expected: 5,
+                got: 0
+            }
+        ));
     }
 
     #[test]
     fn oversized_outbound_frame_is_refused() {
         let mut c = FrameCodec::default().with_max_frame_len(4);
-        let err = c.encode(Bytes::from_static(b"12345"), &mut BytesMut::new()).unwrap_err();
-        assert!(matches!(err, FramingError::TooLarge { declared: 5, max: 4 }));
+        let err = c
+            .encode(Bytes::from_static(b"12345"), &mut BytesMut::new())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FramingError::TooLarge {
+                declared: 5,
+                max: 4
+            }
+        ));
     }
 
     #[test]
     fn empty_frame_is_a_frame() {
         let mut c = FrameCodec::default();
-        assert_eq!(decode_all(&mut c, b"\x00\x00").unwrap(), vec![Frame::default()]);
+        assert_eq!(
+            decode_all(&mut c, b"\x00\x00").unwrap(),
+            vec![Frame::default()]
+        );
     }
 }

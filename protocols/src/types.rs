@@ -101,7 +101,11 @@ impl Track2 {
             .get(..4)
             .filter(|e| e.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_owned);
-        Ok(Self { raw: s.to_owned(), pan, expiry_yymm })
+        Ok(Self {
+            raw: s.to_owned(),
+            pan,
+            expiry_yymm,
+        })
     }
     pub fn pan(&self) -> &Pan {
         &self.pan
@@ -124,7 +128,11 @@ impl fmt::Debug for Track2 {
 /// Masks track 2 data for display: the PAN part masked, everything after the separator hidden.
 pub fn mask_track2(s: &str) -> String {
     match s.find(['=', 'D', 'd']) {
-        Some(i) => format!("{}={}", mask_pan(s[..i].trim_start_matches(';')), "*".repeat(4)),
+        Some(i) => format!(
+            "{}={}",
+            mask_pan(s[..i].trim_start_matches(';')),
+            "*".repeat(4)
+        ),
         None => "*".repeat(s.len().min(8)),
     }
 }
@@ -145,7 +153,9 @@ impl Stan {
         if s.is_empty() || s.len() > 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValueError::Stan(s.to_owned()));
         }
-        s.parse().map(Self).map_err(|_| ValueError::Stan(s.to_owned()))
+        s.parse()
+            .map(Self)
+            .map_err(|_| ValueError::Stan(s.to_owned()))
     }
     pub fn value(self) -> u32 {
         self.0
@@ -220,7 +230,9 @@ impl fmt::Display for Rrn {
 }
 
 /// An ISO 4217 currency, by its numeric code, with the number of minor-unit digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Currency {
     pub numeric: u16,
 }
@@ -235,7 +247,9 @@ impl Currency {
         if s.len() != 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValueError::Currency(s.to_owned()));
         }
-        s.parse().map(|numeric| Self { numeric }).map_err(|_| ValueError::Currency(s.to_owned()))
+        s.parse()
+            .map(|numeric| Self { numeric })
+            .map_err(|_| ValueError::Currency(s.to_owned()))
     }
     /// Minor-unit digits for the currencies we know; 2 otherwise.
     pub fn exponent(self) -> u32 {
@@ -247,9 +261,15 @@ impl Currency {
     }
     /// The currency of an alphabetic code we know (`EUR`, `USD`, …).
     pub fn from_alpha(alpha: &str) -> Option<Self> {
-        [Self::EUR, Self::USD, Self::GBP, Self::JPY, Self { numeric: 756 }]
-            .into_iter()
-            .find(|c| c.alpha() == Some(alpha))
+        [
+            Self::EUR,
+            Self::USD,
+            Self::GBP,
+            Self::JPY,
+            Self { numeric: 756 },
+        ]
+        .into_iter()
+        .find(|c| c.alpha() == Some(alpha))
     }
     /// The alphabetic code where we know it (for logs and reports).
     pub fn alpha(self) -> Option<&'static str> {
@@ -289,7 +309,9 @@ impl Amount {
         if s.is_empty() || s.len() > 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ValueError::Amount(s.to_owned()));
         }
-        s.parse().map(|minor| Self { minor, currency }).map_err(|_| ValueError::Amount(s.to_owned()))
+        s.parse()
+            .map(|minor| Self { minor, currency })
+            .map_err(|_| ValueError::Amount(s.to_owned()))
     }
     /// The 12-digit zero-filled form of ISO 8583 field 4.
     pub fn to_field4(self) -> String {
@@ -303,7 +325,14 @@ impl fmt::Display for Amount {
             return write!(f, "{} {}", self.minor, self.currency);
         }
         let d = 10u64.pow(e);
-        write!(f, "{}.{:0w$} {}", self.minor / d, self.minor % d, self.currency, w = e as usize)
+        write!(
+            f,
+            "{}.{:0w$} {}",
+            self.minor / d,
+            self.minor % d,
+            self.currency,
+            w = e as usize
+        )
     }
 }
 
@@ -322,7 +351,10 @@ mod tests {
     #[test]
     fn pan_rejects_short_and_non_digits() {
         assert_eq!(Pan::parse("12345"), Err(ValueError::PanLength { len: 5 }));
-        assert_eq!(Pan::parse("47617390010100AB"), Err(ValueError::PanNotDigits));
+        assert_eq!(
+            Pan::parse("47617390010100AB"),
+            Err(ValueError::PanNotDigits)
+        );
     }
 
     #[test]
@@ -332,7 +364,10 @@ mod tests {
         assert_eq!(t.expiry_yymm(), Some("2708"));
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("2708620951"), "{dbg}");
-        assert_eq!(mask_track2("4761739001010010=22122011143804400000"), "476173******0010=****");
+        assert_eq!(
+            mask_track2("4761739001010010=22122011143804400000"),
+            "476173******0010=****"
+        );
     }
 
     #[test]
@@ -355,7 +390,10 @@ mod tests {
     fn terminal_id_pads_for_field41() {
         let t = TerminalId::parse("ATM00001").unwrap();
         assert_eq!(t.to_field41(), "ATM00001");
-        assert_eq!(TerminalId::parse("ATM1    ").unwrap().to_field41(), "ATM1    ");
+        assert_eq!(
+            TerminalId::parse("ATM1    ").unwrap().to_field41(),
+            "ATM1    "
+        );
         assert!(TerminalId::parse("").is_err());
     }
 }

@@ -7,8 +7,14 @@ use protocols::framing::{Frame, FrameCodec, LengthPrefix};
 use tokio_util::codec::{Decoder, Encoder};
 
 fn codec(ascii: bool, header_len: usize) -> FrameCodec {
-    let prefix = if ascii { LengthPrefix::Ascii4 } else { LengthPrefix::BinaryU16 };
-    FrameCodec::new(prefix).with_header_len(header_len).with_max_frame_len(4096)
+    let prefix = if ascii {
+        LengthPrefix::Ascii4
+    } else {
+        LengthPrefix::BinaryU16
+    };
+    FrameCodec::new(prefix)
+        .with_header_len(header_len)
+        .with_max_frame_len(4096)
 }
 
 proptest! {

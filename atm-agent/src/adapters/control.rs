@@ -58,7 +58,12 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-pub async fn run(svc: Arc<Services>, listener: UnixListener, path: PathBuf, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    svc: Arc<Services>,
+    listener: UnixListener,
+    path: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -85,7 +90,10 @@ pub async fn run(svc: Arc<Services>, listener: UnixListener, path: PathBuf, mut 
 async fn serve(svc: &Services, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.map_err(|_| std::io::ErrorKind::TimedOut)?? {
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??
+    {
         let answer = if line.len() > MAX_LINE {
             json!({"ok": false, "error": "request too long"})
         } else {

@@ -31,8 +31,16 @@ pub struct NdcServer {
 }
 
 impl NdcServer {
-    pub fn new(svc: Arc<Services>, terminals: HashMap<String, (TerminalConfig, Profile)>, codec: FrameCodec) -> Arc<Self> {
-        Arc::new(Self { svc, terminals, codec })
+    pub fn new(
+        svc: Arc<Services>,
+        terminals: HashMap<String, (TerminalConfig, Profile)>,
+        codec: FrameCodec,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            svc,
+            terminals,
+            codec,
+        })
     }
 
     pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
@@ -44,7 +52,10 @@ impl NdcServer {
             match accepted {
                 Ok((stream, peer)) => {
                     let this = self.clone();
-                    tokio::spawn(async move { this.connection(stream, peer).await }.instrument(tracing::info_span!("atm", %peer)));
+                    tokio::spawn(
+                        async move { this.connection(stream, peer).await }
+                            .instrument(tracing::info_span!("atm", %peer)),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -65,7 +76,10 @@ impl NdcServer {
             }
             Ok(None) => return,
             Err(_) => {
-                tracing::warn!("no message within {} s: closing", FIRST_MESSAGE_TIMEOUT.as_secs());
+                tracing::warn!(
+                    "no message within {} s: closing",
+                    FIRST_MESSAGE_TIMEOUT.as_secs()
+                );
                 return;
             }
         };
@@ -85,7 +99,9 @@ impl NdcServer {
         let (tx, rx) = mpsc::channel(8);
         self.svc.registry.attach(&terminal.terminal_id, tx);
         let tid = terminal.terminal_id.clone();
-        let end = Session::new(self.svc.clone(), framed, terminal, profile, rx).run(msg).await;
+        let end = Session::new(self.svc.clone(), framed, terminal, profile, rx)
+            .run(msg)
+            .await;
         tracing::info!(terminal = %tid, reason = %end, "terminal session ended");
     }
 }

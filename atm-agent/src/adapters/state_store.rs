@@ -71,12 +71,19 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = sled::open(path).map_err(|e| StateError::Storage(format!("open {}: {e}", path.display())))?;
+        let db = sled::open(path)
+            .map_err(|e| StateError::Storage(format!("open {}: {e}", path.display())))?;
         let counters = db.open_tree("counters").map_err(storage)?;
         let pending = db.open_tree("pending_dispenses").map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
-        Ok(Self { counters, pending, cards, commits, live: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            counters,
+            pending,
+            cards,
+            commits,
+            live: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The next value of counter `name` for `terminal`, in `1..=max`, wrapping.
@@ -88,14 +95,28 @@ impl StateStore {
                 Some(v) => v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0),
                 None => 0,
             };
-            live.insert(key.clone(), Counter { next: ceiling, ceiling });
+            live.insert(
+                key.clone(),
+                Counter {
+                    next: ceiling,
+                    ceiling,
+                },
+            );
         }
-        let counter = live.get_mut(&key).ok_or_else(|| storage("counter vanished"))?;
-        counter.next = if counter.next >= max { 1 } else { counter.next + 1 };
+        let counter = live
+            .get_mut(&key)
+            .ok_or_else(|| storage("counter vanished"))?;
+        counter.next = if counter.next >= max {
+            1
+        } else {
+            counter.next + 1
+        };
         if counter.next == 1 || counter.next > counter.ceiling {
             // Wrapped or past the reservation: reserve the next block, durably, before use.
             counter.ceiling = counter.next.saturating_add(BLOCK).min(max);
-            self.counters.insert(key.as_bytes(), &counter.ceiling.to_be_bytes()).map_err(storage)?;
+            self.counters
+                .insert(key.as_bytes(), &counter.ceiling.to_be_bytes())
+                .map_err(storage)?;
             self.commits.durable().await.map_err(storage)?;
         }
         Ok(counter.next)
@@ -112,7 +133,9 @@ impl StateStore {
     /// Records a dispense in doubt, durably, before the terminal is told to dispense.
     pub async fn put_pending(&self, terminal: &str, p: &PendingDispense) -> Result<(), StateError> {
         let v = serde_json::to_vec(p).map_err(storage)?;
-        self.pending.insert(terminal.as_bytes(), v).map_err(storage)?;
+        self.pending
+            .insert(terminal.as_bytes(), v)
+            .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
@@ -131,13 +154,17 @@ impl StateStore {
 
     /// Keeps a card number under `reference`, durably, until its stored deposit is advised.
     pub async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StateError> {
-        self.cards.insert(reference.as_bytes(), pan.expose().as_bytes()).map_err(storage)?;
+        self.cards
+            .insert(reference.as_bytes(), pan.expose().as_bytes())
+            .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
     pub fn card(&self, reference: &str) -> Result<Option<Pan>, StateError> {
         match self.cards.get(reference.as_bytes()).map_err(storage)? {
-            Some(v) => Pan::parse(&String::from_utf8_lossy(&v)).map(Some).map_err(storage),
+            Some(v) => Pan::parse(&String::from_utf8_lossy(&v))
+                .map(Some)
+                .map_err(storage),
             None => Ok(None),
         }
     }
@@ -152,7 +179,12 @@ impl StateStore {
         self.pending
             .iter()
             .filter_map(|kv| kv.ok())
-            .filter_map(|(k, v)| Some((String::from_utf8_lossy(&k).into_owned(), serde_json::from_slice(&v).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    serde_json::from_slice(&v).ok()?,
+                ))
+            })
             .collect()
     }
 }
@@ -176,14 +208,24 @@ mod tests {
         let s = StateStore::open(dir.path()).unwrap();
         let after = s.next_stan("ATM1").await.unwrap();
         assert!(after > 5, "restart skips the reserved block, got {after}");
-        assert_eq!(s.next_stan("ATM2").await.unwrap(), 1, "counters are per terminal");
+        assert_eq!(
+            s.next_stan("ATM2").await.unwrap(),
+            1,
+            "counters are per terminal"
+        );
     }
 
     #[tokio::test]
     async fn tsn_wraps_at_9999() {
         let dir = tempfile::tempdir().unwrap();
         let s = StateStore::open(dir.path()).unwrap();
-        s.live.lock().await.insert("tsn:T".into(), Counter { next: 9_998, ceiling: 9_999 });
+        s.live.lock().await.insert(
+            "tsn:T".into(),
+            Counter {
+                next: 9_998,
+                ceiling: 9_999,
+            },
+        );
         assert_eq!(s.next_tsn("T").await.unwrap(), 9_999);
         assert_eq!(s.next_tsn("T").await.unwrap(), 1);
     }

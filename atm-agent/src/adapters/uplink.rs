@@ -145,19 +145,28 @@ impl Connector {
             .map_err(|_| format!("connect to {} timed out", self.address))?
             .map_err(|e| format!("connect to {}: {e}", self.address))?;
         let _ = tcp.set_nodelay(true);
-        let Some(cfg) = &self.tls else { return Ok(Box::new(tcp)) };
+        let Some(cfg) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
         let name = mtls::server_name(&self.server_name).map_err(|e| e.to_string())?;
-        let tls = tokio::time::timeout(self.connect_timeout, mtls::TlsConnector::from(cfg.clone()).connect(name, tcp))
-            .await
-            .map_err(|_| "TLS handshake timed out".to_owned())?
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+        let tls = tokio::time::timeout(
+            self.connect_timeout,
+            mtls::TlsConnector::from(cfg.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| "TLS handshake timed out".to_owned())?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
         Ok(Box::new(tls))
     }
 }
 
 impl Uplink {
     /// Starts the connection manager. Late responses arrive on the returned receiver.
-    pub fn start(config: &UplinkConfig, connector: Connector, shutdown: watch::Receiver<bool>) -> (Uplink, mpsc::Receiver<Message>) {
+    pub fn start(
+        config: &UplinkConfig,
+        connector: Connector,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Uplink, mpsc::Receiver<Message>) {
         let (up, _) = watch::channel(false);
         let (late, late_rx) = mpsc::channel(256);
         let shared = Arc::new(Shared {
@@ -183,7 +192,9 @@ impl Uplink {
 
     /// Sends `msg` and waits for its response.
     pub async fn request(&self, msg: &Message, timeout: Duration) -> Result<Message, UplinkError> {
-        let bytes = Spec::iso87_ascii().pack(msg).map_err(|e| UplinkError::Invalid(e.to_string()))?;
+        let bytes = Spec::iso87_ascii()
+            .pack(msg)
+            .map_err(|e| UplinkError::Invalid(e.to_string()))?;
         let key = match_key(response_class(msg.mti()), msg);
         let (tx, rx) = oneshot::channel();
         let sender = {
@@ -193,7 +204,9 @@ impl Uplink {
         {
             let mut pending = self.shared.pending.lock().map_err(|_| UplinkError::Down)?;
             if pending.contains_key(&key) {
-                return Err(UplinkError::Invalid(format!("a request with the same key {key:?} is already in flight")));
+                return Err(UplinkError::Invalid(format!(
+                    "a request with the same key {key:?} is already in flight"
+                )));
             }
             pending.insert(key.clone(), tx);
         }
@@ -219,7 +232,12 @@ impl Uplink {
 
     fn deliver(&self, resp: Message) {
         let key = match_key(resp.mti(), &resp);
-        let waiter = self.shared.pending.lock().ok().and_then(|mut p| p.remove(&key));
+        let waiter = self
+            .shared
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&key));
         match waiter {
             Some(tx) => {
                 let _ = tx.send(resp);
@@ -233,7 +251,12 @@ impl Uplink {
         }
     }
 
-    async fn manage(self, config: UplinkConfig, connector: Connector, mut shutdown: watch::Receiver<bool>) {
+    async fn manage(
+        self,
+        config: UplinkConfig,
+        connector: Connector,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let new_backoff = || {
             ExponentialBuilder::default()
                 .with_min_delay(Duration::from_millis(config.backoff_min_ms))
@@ -256,8 +279,13 @@ impl Uplink {
                 }
                 Err(e) => tracing::warn!(error = %e, "switch unreachable"),
             }
-            let delay = backoff.next().unwrap_or(Duration::from_millis(config.backoff_max_ms));
-            tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting to the switch");
+            let delay = backoff
+                .next()
+                .unwrap_or(Duration::from_millis(config.backoff_max_ms));
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "reconnecting to the switch"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => return,
@@ -266,7 +294,12 @@ impl Uplink {
     }
 
     /// Runs one connection until it fails. Returns whether sign-on succeeded.
-    async fn session(&self, stream: Box<dyn Stream>, config: &UplinkConfig, shutdown: &mut watch::Receiver<bool>) -> bool {
+    async fn session(
+        &self,
+        stream: Box<dyn Stream>,
+        config: &UplinkConfig,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
         let (mut sink, mut frames) = Framed::new(stream, FrameCodec::default()).split();
         let (tx, mut rx) = mpsc::channel::<Bytes>(config.max_in_flight);
         let writer = tokio::spawn(async move {
@@ -286,7 +319,9 @@ impl Uplink {
                     match frame {
                         Ok(f) => match Spec::iso87_ascii().unpack(&f.payload) {
                             Ok(m) => this.deliver(m),
-                            Err(e) => tracing::warn!(error = %e, "malformed message from the switch"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "malformed message from the switch")
+                            }
                         },
                         Err(e) => {
                             tracing::warn!(error = %e, "framing error from the switch: closing");
@@ -306,7 +341,8 @@ impl Uplink {
         if signed_on {
             tracing::info!(switch = %config.address, "signed on to the switch");
             let _ = self.shared.up.send(true);
-            let mut echo = tokio::time::interval(Duration::from_millis(config.echo_interval_ms.max(100)));
+            let mut echo =
+                tokio::time::interval(Duration::from_millis(config.echo_interval_ms.max(100)));
             echo.tick().await;
             let mut reader = reader;
             loop {
@@ -346,12 +382,15 @@ impl Uplink {
         let mut m = Message::new("0800").map_err(|e| UplinkError::Invalid(e.to_string()))?;
         let now = crate::clock::transmission_now();
         for (n, v) in [(7u8, now.as_str()), (11, &format!("{stan:06}")), (70, code)] {
-            m.set_str(n, v).map_err(|e| UplinkError::Invalid(e.to_string()))?;
+            m.set_str(n, v)
+                .map_err(|e| UplinkError::Invalid(e.to_string()))?;
         }
         let resp = self.request(&m, Duration::from_secs(10)).await?;
         match resp.get_str(39) {
             Some("00") => Ok(()),
-            other => Err(UplinkError::Invalid(format!("network management {code} answered {other:?}"))),
+            other => Err(UplinkError::Invalid(format!(
+                "network management {code} answered {other:?}"
+            ))),
         }
     }
 }

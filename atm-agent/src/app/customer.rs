@@ -18,8 +18,8 @@ use std::time::Duration;
 use firmware_profiles::TransactionKind;
 use protocols::iso8583::Message;
 use protocols::ndc::{
-    DeviceState, FunctionId, HostMessage, PrinterData, SolicitedStatusInfo, TerminalMessage, TransactionReply,
-    TransactionRequest,
+    DeviceState, FunctionId, HostMessage, PrinterData, SolicitedStatusInfo, TerminalMessage,
+    TransactionReply, TransactionRequest,
 };
 use protocols::types::Pan;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,14 +52,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         // After a power failure the terminal's word on its last transaction (status `0` when it
         // could not send one) settles a dispense still in doubt with that TSN.
         if let Some(last) = &req.last_transaction_status {
-            self.settle_after_power_failure(last.tsn, &last.notes_dispensed).await?;
+            self.settle_after_power_failure(last.tsn, &last.notes_dispensed)
+                .await?;
         }
         let Some(pan) = req.card().map(|t| t.pan().clone()) else {
-            tracing::warn!(terminal = self.tid(), "transaction request without readable track 2: declined");
+            tracing::warn!(
+                terminal = self.tid(),
+                "transaction request without readable track 2: declined"
+            );
             let reply = self.decline(&self.profile.screens.declined.clone(), "CARD NOT READABLE");
             return self.answer(&req, reply, 0).await;
         };
-        let span = tracing::info_span!("customer", terminal = %self.terminal.terminal_id, pan = %pan);
+        let span =
+            tracing::info_span!("customer", terminal = %self.terminal.terminal_id, pan = %pan);
         async {
             match self.profile.operation_codes.kind_of(&req.operation_code) {
                 Some(TransactionKind::Withdrawal) => self.withdrawal(&req, &pan).await,
@@ -81,13 +86,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let stock: Vec<CassetteStock> = self
             .cassettes
             .iter()
-            .map(|c| CassetteStock { cassette_type: c.cassette_type, denomination_minor: c.denomination_minor, notes: c.notes })
+            .map(|c| CassetteStock {
+                cassette_type: c.cassette_type,
+                denomination_minor: c.denomination_minor,
+                notes: c.notes,
+            })
             .collect();
-        let notes = match mix::mix(amount, &stock, self.profile.dialect.cassette_types, self.svc.max_notes) {
+        let notes = match mix::mix(
+            amount,
+            &stock,
+            self.profile.dialect.cassette_types,
+            self.svc.max_notes,
+        ) {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(amount, error = %e, "amount cannot be dispensed");
-                let reply = self.decline(&self.profile.screens.cannot_dispense_amount.clone(), "AMOUNT NOT AVAILABLE");
+                let reply = self.decline(
+                    &self.profile.screens.cannot_dispense_amount.clone(),
+                    "AMOUNT NOT AVAILABLE",
+                );
                 return self.answer(req, reply, 0).await;
             }
         };
@@ -96,7 +113,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let (stan, at) = self.next_key().await?;
         let msg = self.request_message("0100", WITHDRAWAL, stan, &at, pan, amount)?;
-        match self.svc.uplink.request(&msg, self.svc.authorization_timeout).await {
+        match self
+            .svc
+            .uplink
+            .request(&msg, self.svc.authorization_timeout)
+            .await
+        {
             Ok(resp) if resp.get_str(39) == Some("00") => {
                 let tsn = self.svc.state.next_tsn(self.tid()).await.map_err(storage)?;
                 let pending = PendingDispense {
@@ -111,15 +133,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     notes: notes.clone(),
                     since_ms: crate::clock::now_ms(),
                 };
-                self.svc.state.put_pending(self.tid(), &pending).await.map_err(storage)?;
-                self.svc.registry.update(self.tid(), |v| v.dispense_in_doubt = true);
+                self.svc
+                    .state
+                    .put_pending(self.tid(), &pending)
+                    .await
+                    .map_err(storage)?;
+                self.svc
+                    .registry
+                    .update(self.tid(), |v| v.dispense_in_doubt = true);
                 let reply = Reply {
                     approved: true,
                     notes,
                     function: FunctionId::DispenseAndPrint { code: '2' },
                     screen: self.profile.screens.dispense.clone(),
                     screen_update: String::new(),
-                    receipt: format!("WITHDRAWAL {}\nAUTH {}", money(amount), resp.get_str(38).unwrap_or("")),
+                    receipt: format!(
+                        "WITHDRAWAL {}\nAUTH {}",
+                        money(amount),
+                        resp.get_str(38).unwrap_or("")
+                    ),
                 };
                 self.answer(req, reply, tsn).await?;
                 self.await_outcome(pending).await
@@ -130,7 +162,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 let reply = self.decline_for(&code);
                 self.answer(req, reply, 0).await
             }
-            Err(e) => self.authorization_failed(req, e, stan, at, WITHDRAWAL, amount).await,
+            Err(e) => {
+                self.authorization_failed(req, e, stan, at, WITHDRAWAL, amount)
+                    .await
+            }
         }
     }
 
@@ -143,14 +178,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let (stan, at) = self.next_key().await?;
         let purpose = if self.svc.uplink.is_up() {
             let msg = self.request_message("0200", DEPOSIT, stan, &at, pan, amount)?;
-            match self.svc.uplink.request(&msg, self.svc.authorization_timeout).await {
+            match self
+                .svc
+                .uplink
+                .request(&msg, self.svc.authorization_timeout)
+                .await
+            {
                 Ok(resp) if resp.get_str(39) == Some("00") => Purpose::OnlineDeposit,
                 Ok(resp) => {
                     let reply = self.decline_for(resp.get_str(39).unwrap_or("96"));
                     return self.answer(req, reply, 0).await;
                 }
                 Err(UplinkError::Down) => Purpose::StoredDeposit,
-                Err(e) => return self.authorization_failed(req, e, stan, at, DEPOSIT, amount).await,
+                Err(e) => {
+                    return self
+                        .authorization_failed(req, e, stan, at, DEPOSIT, amount)
+                        .await
+                }
             }
         } else {
             Purpose::StoredDeposit
@@ -158,7 +202,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let tsn = self.svc.state.next_tsn(self.tid()).await.map_err(storage)?;
         let card_ref = if purpose == Purpose::StoredDeposit {
             let reference = format!("{}:{stan:06}", self.tid());
-            self.svc.state.put_card(&reference, pan).await.map_err(storage)?;
+            self.svc
+                .state
+                .put_card(&reference, pan)
+                .await
+                .map_err(storage)?;
             Some(reference)
         } else {
             None
@@ -175,7 +223,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             notes: Vec::new(),
             since_ms: crate::clock::now_ms(),
         };
-        self.svc.state.put_pending(self.tid(), &pending).await.map_err(storage)?;
+        self.svc
+            .state
+            .put_pending(self.tid(), &pending)
+            .await
+            .map_err(storage)?;
         let reply = Reply {
             approved: true,
             notes: Vec::new(),
@@ -194,7 +246,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         let (stan, at) = self.next_key().await?;
         let msg = self.request_message("0100", INQUIRY, stan, &at, pan, 0)?;
-        let reply = match self.svc.uplink.request(&msg, self.svc.authorization_timeout).await {
+        let reply = match self
+            .svc
+            .uplink
+            .request(&msg, self.svc.authorization_timeout)
+            .await
+        {
             Ok(resp) if resp.get_str(39) == Some("00") => {
                 let available = resp
                     .additional_amounts()
@@ -218,7 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(resp) => self.decline_for(resp.get_str(39).unwrap_or("96")),
             Err(e) => {
                 tracing::warn!(error = %e, "balance inquiry unanswered");
-                self.decline(&self.profile.screens.host_unavailable.clone(), "SERVICE UNAVAILABLE")
+                self.decline(
+                    &self.profile.screens.host_unavailable.clone(),
+                    "SERVICE UNAVAILABLE",
+                )
             }
         };
         self.answer(req, reply, 0).await
@@ -236,15 +296,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     ) -> Result<(), SessionEnd> {
         tracing::warn!(error = %e, "authorization unanswered: customer declined");
         if e.maybe_delivered() {
-            let mti = if processing_code == DEPOSIT { "0200" } else { "0100" };
-            let original = Original { mti: mti.into(), stan, transmitted_at: at };
-            self.queue_advice(AdviceKind::Reversal, processing_code, amount, None, Some(original), None).await?;
+            let mti = if processing_code == DEPOSIT {
+                "0200"
+            } else {
+                "0100"
+            };
+            let original = Original {
+                mti: mti.into(),
+                stan,
+                transmitted_at: at,
+            };
+            self.queue_advice(
+                AdviceKind::Reversal,
+                processing_code,
+                amount,
+                None,
+                Some(original),
+                None,
+            )
+            .await?;
         }
         self.host_unavailable(req).await
     }
 
     async fn host_unavailable(&mut self, req: &TransactionRequest) -> Result<(), SessionEnd> {
-        let reply = self.decline(&self.profile.screens.host_unavailable.clone(), "SERVICE TEMPORARILY UNAVAILABLE");
+        let reply = self.decline(
+            &self.profile.screens.host_unavailable.clone(),
+            "SERVICE TEMPORARILY UNAVAILABLE",
+        );
         self.answer(req, reply, 0).await
     }
 
@@ -254,7 +333,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let status = loop {
             match self.next_message(Some(wait)).await {
                 Ok(TerminalMessage::SolicitedStatus(s)) => break Ok(s.info),
-                Ok(TerminalMessage::UnsolicitedStatus(u)) if !matches!(u.device.state, DeviceState::PowerUp { .. }) => {
+                Ok(TerminalMessage::UnsolicitedStatus(u))
+                    if !matches!(u.device.state, DeviceState::PowerUp { .. }) =>
+                {
                     tracing::info!(status = ?u.device, "unsolicited status during a dispense");
                 }
                 Ok(other) => {
@@ -275,12 +356,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         };
         let denomination = |t: u8| self.profile.denomination(t);
         let settlement = match &info {
-            SolicitedStatusInfo::Ready | SolicitedStatusInfo::ReadyAfterReply { .. } => dispense::after_ready(pending.amount_minor),
+            SolicitedStatusInfo::Ready | SolicitedStatusInfo::ReadyAfterReply { .. } => {
+                dispense::after_ready(pending.amount_minor)
+            }
             SolicitedStatusInfo::DeviceFault(d) => match &d.state {
-                DeviceState::CashHandler(c) => dispense::after_fault(c.outcome, dispense::dispensed_value(&c.notes_dispensed, denomination)),
+                DeviceState::CashHandler(c) => dispense::after_fault(
+                    c.outcome,
+                    dispense::dispensed_value(&c.notes_dispensed, denomination),
+                ),
                 _ => Settlement::InDoubt,
             },
-            SolicitedStatusInfo::CommandReject | SolicitedStatusInfo::SpecificReject { .. } => Settlement::Reverse,
+            SolicitedStatusInfo::CommandReject | SolicitedStatusInfo::SpecificReject { .. } => {
+                Settlement::Reverse
+            }
             SolicitedStatusInfo::TerminalState(_) => Settlement::InDoubt,
         };
         tracing::info!(tsn = pending.tsn, status = ?info, ?settlement, "terminal reported the outcome");
@@ -298,53 +386,117 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Settles the dispense left in doubt with transaction serial number `tsn`, from the notes the
     /// terminal says it dispensed in it (last transaction status or supply counters).
-    pub(super) async fn settle_after_power_failure(&mut self, tsn: u16, notes: &[u32]) -> Result<(), SessionEnd> {
-        let Some(pending) = self.svc.state.pending(self.tid()).map_err(storage)? else { return Ok(()) };
+    pub(super) async fn settle_after_power_failure(
+        &mut self,
+        tsn: u16,
+        notes: &[u32],
+    ) -> Result<(), SessionEnd> {
+        let Some(pending) = self.svc.state.pending(self.tid()).map_err(storage)? else {
+            return Ok(());
+        };
         if pending.tsn != tsn {
-            tracing::warn!(pending_tsn = pending.tsn, reported_tsn = tsn, "terminal's last transaction is not the one in doubt: left for an operator");
+            tracing::warn!(
+                pending_tsn = pending.tsn,
+                reported_tsn = tsn,
+                "terminal's last transaction is not the one in doubt: left for an operator"
+            );
             return Ok(());
         }
         let settlement = match pending.purpose {
-            Purpose::Withdrawal => dispense::after_power_failure(dispense::dispensed_value(notes, |t| self.profile.denomination(t))),
+            Purpose::Withdrawal => {
+                dispense::after_power_failure(dispense::dispensed_value(notes, |t| {
+                    self.profile.denomination(t)
+                }))
+            }
             // A deposit's counters do not say whether the cash was taken: an operator decides.
             Purpose::OnlineDeposit | Purpose::StoredDeposit => Settlement::InDoubt,
         };
-        tracing::info!(tsn, ?settlement, "settling the dispense left in doubt by a power failure");
+        tracing::info!(
+            tsn,
+            ?settlement,
+            "settling the dispense left in doubt by a power failure"
+        );
         self.settle(&pending, settlement).await
     }
 
     /// Queues the advice a settled dispense owes, then forgets the dispense.
-    async fn settle(&mut self, pending: &PendingDispense, settlement: Settlement) -> Result<(), SessionEnd> {
+    async fn settle(
+        &mut self,
+        pending: &PendingDispense,
+        settlement: Settlement,
+    ) -> Result<(), SessionEnd> {
         let original = Original {
-            mti: if pending.processing_code == DEPOSIT { "0200".into() } else { "0100".into() },
+            mti: if pending.processing_code == DEPOSIT {
+                "0200".into()
+            } else {
+                "0100".into()
+            },
             stan: pending.stan,
             transmitted_at: pending.transmitted_at.clone(),
         };
         let (code, amount) = (pending.processing_code.as_str(), pending.amount_minor);
         match (pending.purpose, settlement) {
             (_, Settlement::InDoubt) => {
-                tracing::error!(tsn = pending.tsn, stan = pending.stan, "dispense outcome unknown: hold kept, needs an operator");
+                tracing::error!(
+                    tsn = pending.tsn,
+                    stan = pending.stan,
+                    "dispense outcome unknown: hold kept, needs an operator"
+                );
                 return Ok(());
             }
             (Purpose::Withdrawal, Settlement::Complete { dispensed_minor }) => {
                 self.count_dispensed(&pending.notes, dispensed_minor == pending.amount_minor);
-                self.queue_advice(AdviceKind::Completion, code, amount, Some(dispensed_minor), Some(original), None).await?;
+                self.queue_advice(
+                    AdviceKind::Completion,
+                    code,
+                    amount,
+                    Some(dispensed_minor),
+                    Some(original),
+                    None,
+                )
+                .await?;
             }
             (Purpose::Withdrawal | Purpose::OnlineDeposit, Settlement::Reverse) => {
-                self.queue_advice(AdviceKind::Reversal, code, amount, None, Some(original), None).await?;
+                self.queue_advice(
+                    AdviceKind::Reversal,
+                    code,
+                    amount,
+                    None,
+                    Some(original),
+                    None,
+                )
+                .await?;
             }
             (Purpose::OnlineDeposit, Settlement::Complete { .. }) => {}
             (Purpose::StoredDeposit, Settlement::Complete { .. }) => {
-                self.queue_advice(AdviceKind::StoredDeposit, code, amount, None, None, pending.card_ref.clone()).await?;
+                self.queue_advice(
+                    AdviceKind::StoredDeposit,
+                    code,
+                    amount,
+                    None,
+                    None,
+                    pending.card_ref.clone(),
+                )
+                .await?;
             }
             (Purpose::StoredDeposit, Settlement::Reverse) => {
                 if let Some(reference) = &pending.card_ref {
-                    self.svc.state.remove_card(reference).await.map_err(storage)?;
+                    self.svc
+                        .state
+                        .remove_card(reference)
+                        .await
+                        .map_err(storage)?;
                 }
             }
         }
-        self.svc.state.clear_pending(self.tid()).await.map_err(storage)?;
-        self.svc.registry.update(self.tid(), |v| v.dispense_in_doubt = false);
+        self.svc
+            .state
+            .clear_pending(self.tid())
+            .await
+            .map_err(storage)?;
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.dispense_in_doubt = false);
         Ok(())
     }
 
@@ -357,7 +509,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
         }
         let cassettes = self.cassettes.clone();
-        self.svc.registry.update(self.tid(), |v| v.cassettes = cassettes);
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.cassettes = cassettes);
     }
 
     async fn queue_advice(
@@ -369,7 +523,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         original: Option<Original>,
         card_ref: Option<String>,
     ) -> Result<(), SessionEnd> {
-        let advice = self.advice(kind, processing_code, amount, actual, original, card_ref).await?;
+        let advice = self
+            .advice(kind, processing_code, amount, actual, original, card_ref)
+            .await?;
         self.enqueue(advice).await
     }
 
@@ -399,11 +555,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     async fn next_key(&mut self) -> Result<(u32, String), SessionEnd> {
-        let stan = self.svc.state.next_stan(self.tid()).await.map_err(storage)?;
+        let stan = self
+            .svc
+            .state
+            .next_stan(self.tid())
+            .await
+            .map_err(storage)?;
         Ok((stan, crate::clock::transmission_now()))
     }
 
-    fn request_message(&self, mti: &str, processing_code: &str, stan: u32, at: &str, pan: &Pan, amount: u64) -> Result<Message, SessionEnd> {
+    fn request_message(
+        &self,
+        mti: &str,
+        processing_code: &str,
+        stan: u32,
+        at: &str,
+        pan: &Pan,
+        amount: u64,
+    ) -> Result<Message, SessionEnd> {
         let enc = |e: protocols::iso8583::FieldError| SessionEnd::Encode(e.to_string());
         let mut m = Message::new(mti).map_err(enc)?;
         m.set_str(2, pan.expose()).map_err(enc)?;
@@ -411,8 +580,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         m.set_str(4, &format!("{amount:012}")).map_err(enc)?;
         m.set_str(7, at).map_err(enc)?;
         m.set_str(11, &format!("{stan:06}")).map_err(enc)?;
-        m.set_str(41, &format!("{:<8}", self.terminal.terminal_id)).map_err(enc)?;
-        m.set_str(49, &format!("{:03}", self.profile.currency.numeric)).map_err(enc)?;
+        m.set_str(41, &format!("{:<8}", self.terminal.terminal_id))
+            .map_err(enc)?;
+        m.set_str(49, &format!("{:03}", self.profile.currency.numeric))
+            .map_err(enc)?;
         Ok(m)
     }
 
@@ -433,14 +604,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let (screen, text) = match code {
             "51" | "61" => (s.insufficient_funds.clone(), "INSUFFICIENT FUNDS"),
             "55" | "75" => (s.wrong_pin.clone(), "INCORRECT PIN"),
-            "91" | "96" => (s.host_unavailable.clone(), "SERVICE TEMPORARILY UNAVAILABLE"),
+            "91" | "96" => (
+                s.host_unavailable.clone(),
+                "SERVICE TEMPORARILY UNAVAILABLE",
+            ),
             _ => (s.declined.clone(), "TRANSACTION DECLINED"),
         };
         self.decline(&screen, text)
     }
 
-    async fn answer(&mut self, req: &TransactionRequest, reply: Reply, tsn: u16) -> Result<(), SessionEnd> {
-        let next_state = if reply.approved { &self.profile.next_states.approved } else { &self.profile.next_states.declined };
+    async fn answer(
+        &mut self,
+        req: &TransactionRequest,
+        reply: Reply,
+        tsn: u16,
+    ) -> Result<(), SessionEnd> {
+        let next_state = if reply.approved {
+            &self.profile.next_states.approved
+        } else {
+            &self.profile.next_states.declined
+        };
         let msg = TransactionReply {
             response_flag: None,
             luno: self.terminal.luno.clone(),
@@ -453,7 +636,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             screen_update: reply.screen_update,
             mcn: req.mcn,
             card_flag: '0',
-            printer: vec![PrinterData { printer: '2', data: reply.receipt }],
+            printer: vec![PrinterData {
+                printer: '2',
+                data: reply.receipt,
+            }],
             buffers: Vec::new(),
             mac: None,
         };

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocols::iso8583::{Message, Mti, OriginalData, ReplacementAmounts, Sign, SignedAmount, TransmissionDateTime};
+use protocols::iso8583::{
+    Message, Mti, OriginalData, ReplacementAmounts, Sign, SignedAmount, TransmissionDateTime,
+};
 use protocols::types::Stan;
 use tokio::sync::watch;
 
@@ -28,7 +30,9 @@ pub async fn run(svc: Arc<Services>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if svc.uplink.is_up() {
             for entry in svc.queue.due(crate::clock::now_ms()) {
-                let Ok(permit) = limit.clone().try_acquire_owned() else { break };
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    break;
+                };
                 let svc = svc.clone();
                 tokio::spawn(async move {
                     forward(&svc, entry).await;
@@ -70,15 +74,27 @@ async fn forward(svc: &Services, entry: Entry<Advice>) {
                 tracing::info!(terminal = %advice.terminal_id, stan = advice.stan, mti = %msg.mti(), "advice acknowledged");
                 done(svc, &entry).await
             }
-            "91" => svc.queue.retry_later(&entry.id, "switch answered 91", false).await.map(|_| ()),
-            "96" => svc.queue.retry_later(&entry.id, "switch answered 96", true).await.map(|_| ()),
+            "91" => svc
+                .queue
+                .retry_later(&entry.id, "switch answered 91", false)
+                .await
+                .map(|_| ()),
+            "96" => svc
+                .queue
+                .retry_later(&entry.id, "switch answered 96", true)
+                .await
+                .map(|_| ()),
             code => {
                 // A final decline: the switch will never accept it. It leaves the queue, loudly.
                 tracing::error!(terminal = %advice.terminal_id, stan = advice.stan, %code, kind = ?advice.kind, "advice declined by the switch: needs an operator");
                 done(svc, &entry).await
             }
         },
-        Err(e) => svc.queue.retry_later(&entry.id, &e.to_string(), false).await.map(|_| ()),
+        Err(e) => svc
+            .queue
+            .retry_later(&entry.id, &e.to_string(), false)
+            .await
+            .map(|_| ()),
     };
     if let Err(e) = result {
         tracing::error!(error = %e, "queue update failed");
@@ -101,13 +117,16 @@ fn message(svc: &Services, a: &Advice, repeat: bool) -> Result<Message, String> 
     let mut m = Message::new(a.mti(repeat)).map_err(err)?;
     m.set_str(7, &a.transmitted_at).map_err(err)?;
     m.set_str(11, &format!("{:06}", a.stan)).map_err(err)?;
-    m.set_str(41, &format!("{:<8}", a.terminal_id)).map_err(err)?;
+    m.set_str(41, &format!("{:<8}", a.terminal_id))
+        .map_err(err)?;
     if a.kind == AdviceKind::Status {
-        m.set_str(48, a.detail.as_deref().unwrap_or("")).map_err(err)?;
+        m.set_str(48, a.detail.as_deref().unwrap_or(""))
+            .map_err(err)?;
         return Ok(m);
     }
     m.set_str(3, &a.processing_code).map_err(err)?;
-    m.set_str(4, &format!("{:012}", a.amount_minor)).map_err(err)?;
+    m.set_str(4, &format!("{:012}", a.amount_minor))
+        .map_err(err)?;
     m.set_str(49, &format!("{:03}", a.currency)).map_err(err)?;
     if let Some(o) = &a.original {
         let original = OriginalData {
@@ -120,8 +139,16 @@ fn message(svc: &Services, a: &Advice, repeat: bool) -> Result<Message, String> 
         m.set_original_data(&original).map_err(err)?;
     }
     if let Some(actual) = a.actual_minor {
-        let nothing = SignedAmount { sign: Sign::Credit, minor: 0 };
-        let amounts = ReplacementAmounts { actual_amount: actual, settlement_amount: 0, transaction_fee: nothing, settlement_fee: nothing };
+        let nothing = SignedAmount {
+            sign: Sign::Credit,
+            minor: 0,
+        };
+        let amounts = ReplacementAmounts {
+            actual_amount: actual,
+            settlement_amount: 0,
+            transaction_fee: nothing,
+            settlement_fee: nothing,
+        };
         m.set_replacement_amounts(&amounts).map_err(err)?;
     }
     if let Some(reference) = &a.card_ref {

@@ -56,7 +56,13 @@ impl Registry {
             last_status: None,
         };
         if let Ok(mut t) = self.terminals.lock() {
-            t.insert(terminal_id.to_owned(), Entry { view, commands: None });
+            t.insert(
+                terminal_id.to_owned(),
+                Entry {
+                    view,
+                    commands: None,
+                },
+            );
         }
     }
 
@@ -89,20 +95,36 @@ impl Registry {
     }
 
     pub fn snapshot(&self) -> Vec<TerminalView> {
-        self.terminals.lock().map(|t| t.values().map(|e| e.view.clone()).collect()).unwrap_or_default()
+        self.terminals
+            .lock()
+            .map(|t| t.values().map(|e| e.view.clone()).collect())
+            .unwrap_or_default()
     }
 
     pub fn view(&self, terminal_id: &str) -> Option<TerminalView> {
-        self.terminals.lock().ok()?.get(terminal_id).map(|e| e.view.clone())
+        self.terminals
+            .lock()
+            .ok()?
+            .get(terminal_id)
+            .map(|e| e.view.clone())
     }
 
     /// Sends a command to the terminal's session, if it is connected.
     pub fn command(&self, terminal_id: &str, command: TerminalCommand) -> Result<(), String> {
         let sender = {
-            let t = self.terminals.lock().map_err(|_| "registry poisoned".to_owned())?;
-            let e = t.get(terminal_id).ok_or_else(|| format!("unknown terminal {terminal_id}"))?;
-            e.commands.clone().ok_or_else(|| format!("terminal {terminal_id} is not connected"))?
+            let t = self
+                .terminals
+                .lock()
+                .map_err(|_| "registry poisoned".to_owned())?;
+            let e = t
+                .get(terminal_id)
+                .ok_or_else(|| format!("unknown terminal {terminal_id}"))?;
+            e.commands
+                .clone()
+                .ok_or_else(|| format!("terminal {terminal_id} is not connected"))?
         };
-        sender.try_send(command).map_err(|_| format!("terminal {terminal_id} is busy or disconnected"))
+        sender
+            .try_send(command)
+            .map_err(|_| format!("terminal {terminal_id} is busy or disconnected"))
     }
 }

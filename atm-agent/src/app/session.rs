@@ -18,9 +18,9 @@ use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
 use protocols::ndc::{
-    Command, DataCommand, DataCommandData, DeviceState, DeviceStatus, HostMessage, NumberedValue, Screen, SolicitedStatus,
-    SolicitedStatusInfo, State, TerminalCommand as NdcCommand, TerminalMessage, TerminalState as NdcTerminalState,
-    UnsolicitedStatus,
+    Command, DataCommand, DataCommandData, DeviceState, DeviceStatus, HostMessage, NumberedValue,
+    Screen, SolicitedStatus, SolicitedStatusInfo, State, TerminalCommand as NdcCommand,
+    TerminalMessage, TerminalState as NdcTerminalState, UnsolicitedStatus,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -76,9 +76,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let cassettes = profile
             .cassettes
             .iter()
-            .map(|c| CassetteCount { cassette_type: c.cassette_type, denomination_minor: c.denomination_minor, notes: 0, low: false })
+            .map(|c| CassetteCount {
+                cassette_type: c.cassette_type,
+                denomination_minor: c.denomination_minor,
+                notes: 0,
+                low: false,
+            })
             .collect();
-        Self { svc, framed, terminal, profile, commands: Some(commands), cassettes, malformed_in_a_row: 0, deferred: VecDeque::new() }
+        Self {
+            svc,
+            framed,
+            terminal,
+            profile,
+            commands: Some(commands),
+            cassettes,
+            malformed_in_a_row: 0,
+            deferred: VecDeque::new(),
+        }
     }
 
     pub(super) fn tid(&self) -> &str {
@@ -91,7 +105,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(()) => self.serve().await,
             Err(e) => e,
         };
-        self.svc.registry.event(self.tid(), TerminalEvent::Disconnected);
+        self.svc
+            .registry
+            .event(self.tid(), TerminalEvent::Disconnected);
         end
     }
 
@@ -100,7 +116,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Message(Result<TerminalMessage, SessionEnd>),
             Command(TerminalCommand),
         }
-        let Some(mut commands) = self.commands.take() else { return SessionEnd::Disconnected };
+        let Some(mut commands) = self.commands.take() else {
+            return SessionEnd::Disconnected;
+        };
         loop {
             if let Some(m) = self.deferred.pop_front() {
                 if let Err(e) = self.handle(m).await {
@@ -140,10 +158,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Reads the next terminal message, skipping (and counting) malformed ones.
-    pub(super) async fn next_message(&mut self, timeout: Option<Duration>) -> Result<TerminalMessage, SessionEnd> {
+    pub(super) async fn next_message(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<TerminalMessage, SessionEnd> {
         loop {
             let frame = match timeout {
-                Some(t) => tokio::time::timeout(t, self.framed.next()).await.map_err(|_| SessionEnd::Timeout(t.as_millis() as u64))?,
+                Some(t) => tokio::time::timeout(t, self.framed.next())
+                    .await
+                    .map_err(|_| SessionEnd::Timeout(t.as_millis() as u64))?,
                 None => self.framed.next().await,
             };
             let frame = match frame {
@@ -160,7 +183,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     self.malformed_in_a_row += 1;
                     tracing::warn!(terminal = self.tid(), error = %e, bytes = frame.payload.len(), "malformed NDC message from the terminal");
                     if self.malformed_in_a_row >= self.svc.max_malformed {
-                        tracing::warn!(terminal = self.tid(), "too many malformed messages in a row: closing the connection");
+                        tracing::warn!(
+                            terminal = self.tid(),
+                            "too many malformed messages in a row: closing the connection"
+                        );
                         return Err(SessionEnd::TooManyMalformed);
                     }
                 }
@@ -169,17 +195,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     pub(super) async fn send(&mut self, msg: HostMessage) -> Result<(), SessionEnd> {
-        let bytes = msg.encode(&self.profile.dialect).map_err(|e| SessionEnd::Encode(e.to_string()))?;
+        let bytes = msg
+            .encode(&self.profile.dialect)
+            .map_err(|e| SessionEnd::Encode(e.to_string()))?;
         let header = bytes::Bytes::from(vec![0u8; self.profile.framing.header_len]);
         self.framed
-            .send(Frame { header, payload: bytes.into() })
+            .send(Frame {
+                header,
+                payload: bytes.into(),
+            })
             .await
             .map_err(|e| SessionEnd::Framing(e.to_string()))
     }
 
     /// Sends a command or data message and waits for the terminal's solicited status; unsolicited
     /// statuses that arrive meanwhile are handled on the way.
-    pub(super) async fn exchange(&mut self, msg: HostMessage) -> Result<SolicitedStatus, SessionEnd> {
+    pub(super) async fn exchange(
+        &mut self,
+        msg: HostMessage,
+    ) -> Result<SolicitedStatus, SessionEnd> {
         self.send(msg).await?;
         let wait = Duration::from_millis(self.profile.timers.command_ack_ms);
         loop {
@@ -188,9 +222,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 // Boxed: a power-up here starts the start-up exchange again (recursion).
                 TerminalMessage::UnsolicitedStatus(u) => Box::pin(self.unsolicited(u)).await?,
                 other => {
-                    tracing::info!(terminal = self.tid(), "message while waiting for an acknowledgement: served after it");
+                    tracing::info!(
+                        terminal = self.tid(),
+                        "message while waiting for an acknowledgement: served after it"
+                    );
                     if self.deferred.len() >= 8 {
-                        tracing::warn!(terminal = self.tid(), "terminal keeps talking without acknowledging: closing");
+                        tracing::warn!(
+                            terminal = self.tid(),
+                            "terminal keeps talking without acknowledging: closing"
+                        );
                         return Err(SessionEnd::Refused("acknowledgement"));
                     }
                     self.deferred.push_back(other);
@@ -200,37 +240,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     fn ready(s: &SolicitedStatus) -> bool {
-        matches!(s.info, SolicitedStatusInfo::Ready | SolicitedStatusInfo::ReadyAfterReply { .. })
+        matches!(
+            s.info,
+            SolicitedStatusInfo::Ready | SolicitedStatusInfo::ReadyAfterReply { .. }
+        )
     }
 
     pub(super) async fn unsolicited(&mut self, u: UnsolicitedStatus) -> Result<(), SessionEnd> {
         match &u.device.state {
             DeviceState::PowerUp { config_id } => return self.start_up(config_id.clone()).await,
-            DeviceState::Supervisor { entered: true } => self.svc.registry.event(self.tid(), TerminalEvent::SupervisorEntered),
+            DeviceState::Supervisor { entered: true } => self
+                .svc
+                .registry
+                .event(self.tid(), TerminalEvent::SupervisorEntered),
             DeviceState::Supervisor { entered: false } => {
-                self.svc.registry.event(self.tid(), TerminalEvent::SupervisorExited);
+                self.svc
+                    .registry
+                    .event(self.tid(), TerminalEvent::SupervisorExited);
                 self.go_in_service().await?;
             }
             DeviceState::CashHandler(_) => self.note_supplies(&u.device),
             DeviceState::Other { .. } => {}
         }
-        if u.device.severity.as_deref().is_some_and(|s| s.starts_with('4')) {
-            self.svc.registry.event(self.tid(), TerminalEvent::FatalFault);
+        if u.device
+            .severity
+            .as_deref()
+            .is_some_and(|s| s.starts_with('4'))
+        {
+            self.svc
+                .registry
+                .event(self.tid(), TerminalEvent::FatalFault);
         }
         self.status_advice(&u.device).await
     }
 
     /// Marks cassettes the terminal reports low (supplies `2`) or out (`3`).
     fn note_supplies(&mut self, device: &DeviceStatus) {
-        let Some(supplies) = &device.supplies else { return };
+        let Some(supplies) = &device.supplies else {
+            return;
+        };
         // Supplies: reject bin first, then one digit per cassette type.
         for (i, c) in supplies.chars().skip(1).enumerate() {
-            if let Some(cassette) = self.cassettes.iter_mut().find(|k| usize::from(k.cassette_type) == i + 1) {
+            if let Some(cassette) = self
+                .cassettes
+                .iter_mut()
+                .find(|k| usize::from(k.cassette_type) == i + 1)
+            {
                 cassette.low = matches!(c, '2' | '3');
             }
         }
         let cassettes = self.cassettes.clone();
-        self.svc.registry.update(self.tid(), |v| v.cassettes = cassettes);
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.cassettes = cassettes);
         if self.cassettes.iter().any(|c| c.low) {
             tracing::warn!(terminal = self.tid(), "cassettes low");
         }
@@ -239,8 +301,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     /// Turns a device status into an 0820 advice for the fleet view.
     async fn status_advice(&mut self, device: &DeviceStatus) -> Result<(), SessionEnd> {
         let detail = serde_json::to_string(device).unwrap_or_default();
-        self.svc.registry.update(self.tid(), |v| v.last_status = Some(detail.clone()));
-        let stan = self.svc.state.next_stan(self.tid()).await.map_err(|e| SessionEnd::Storage(e.to_string()))?;
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.last_status = Some(detail.clone()));
+        let stan = self
+            .svc
+            .state
+            .next_stan(self.tid())
+            .await
+            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
         let advice = Advice {
             kind: AdviceKind::Status,
             terminal_id: self.tid().to_owned(),
@@ -259,25 +328,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Queues an advice durably and wakes the forwarder.
     pub(super) async fn enqueue(&mut self, advice: Advice) -> Result<(), SessionEnd> {
-        self.svc.queue.enqueue(self.tid(), advice).await.map_err(|e| SessionEnd::Storage(e.to_string()))?;
+        self.svc
+            .queue
+            .enqueue(self.tid(), advice)
+            .await
+            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
         self.svc.forwarder.notify_one();
         Ok(())
     }
 
     async fn start_up(&mut self, config_id: String) -> Result<(), SessionEnd> {
         tracing::info!(terminal = self.tid(), config_id = %config_id, "terminal powered up");
-        self.svc.registry.event(self.tid(), TerminalEvent::PoweredUp);
+        self.svc
+            .registry
+            .event(self.tid(), TerminalEvent::PoweredUp);
         if config_id != self.profile.customization.config_id {
             self.download().await?;
         }
         let held = self.profile.customization.config_id.clone();
-        self.svc.registry.update(self.tid(), |v| v.config_id = Some(held));
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.config_id = Some(held));
         self.go_in_service().await?;
         self.supply_counters().await
     }
 
     async fn download(&mut self) -> Result<(), SessionEnd> {
-        self.svc.registry.event(self.tid(), TerminalEvent::DownloadStarted);
+        self.svc
+            .registry
+            .event(self.tid(), TerminalEvent::DownloadStarted);
         let messages = customization_messages(&self.profile, &self.terminal.luno);
         tracing::info!(terminal = self.tid(), messages = messages.len(), profile = %self.profile.name, "downloading customization data");
         for data in messages {
@@ -296,14 +375,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !Self::ready(&ack) {
             return Err(SessionEnd::Refused("go in service"));
         }
-        self.svc.registry.event(self.tid(), TerminalEvent::WentInService);
+        self.svc
+            .registry
+            .event(self.tid(), TerminalEvent::WentInService);
         Ok(())
     }
 
     async fn supply_counters(&mut self) -> Result<(), SessionEnd> {
-        let cmd = NdcCommand::new(self.terminal.luno.clone(), Command::SendSupplyCounters { modifier: None });
+        let cmd = NdcCommand::new(
+            self.terminal.luno.clone(),
+            Command::SendSupplyCounters { modifier: None },
+        );
         let answer = self.exchange(HostMessage::TerminalCommand(cmd)).await?;
-        let SolicitedStatusInfo::TerminalState(NdcTerminalState::SupplyCounters(c)) = answer.info else {
+        let SolicitedStatusInfo::TerminalState(NdcTerminalState::SupplyCounters(c)) = answer.info
+        else {
             tracing::warn!(terminal = self.tid(), status = ?answer.info, "supply counters not given");
             return Ok(());
         };
@@ -311,8 +396,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             cassette.notes = *notes;
         }
         let cassettes = self.cassettes.clone();
-        self.svc.registry.update(self.tid(), |v| v.cassettes = cassettes);
-        self.settle_after_power_failure(c.tsn, &c.last_transaction_notes_dispensed).await
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.cassettes = cassettes);
+        self.settle_after_power_failure(c.tsn, &c.last_transaction_notes_dispensed)
+            .await
     }
 
     async fn technician(&mut self, cmd: TerminalCommand) -> Result<(), SessionEnd> {
@@ -320,9 +408,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match cmd {
             TerminalCommand::GoInService => self.go_in_service().await,
             TerminalCommand::GoOutOfService => {
-                let c = NdcCommand::new(self.terminal.luno.clone(), Command::GoOutOfService { modifier: None });
+                let c = NdcCommand::new(
+                    self.terminal.luno.clone(),
+                    Command::GoOutOfService { modifier: None },
+                );
                 if Self::ready(&self.exchange(HostMessage::TerminalCommand(c)).await?) {
-                    self.svc.registry.event(self.tid(), TerminalEvent::WentOutOfService);
+                    self.svc
+                        .registry
+                        .event(self.tid(), TerminalEvent::WentOutOfService);
                 }
                 Ok(())
             }
@@ -336,10 +429,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 /// interrupted half-way reports the old id and gets everything again).
 fn customization_messages(profile: &Profile, luno: &str) -> Vec<DataCommand> {
     let c = &profile.customization;
-    let numbered = |v: &[firmware_profiles::OptionDef]| v.iter().map(|o| NumberedValue { number: o.number, value: o.value }).collect();
-    let mut data = vec![DataCommandData::EnhancedConfiguration { luno: luno.to_owned(), options: numbered(&c.options), timers: numbered(&c.timers) }];
+    let numbered = |v: &[firmware_profiles::OptionDef]| {
+        v.iter()
+            .map(|o| NumberedValue {
+                number: o.number,
+                value: o.value,
+            })
+            .collect()
+    };
+    let mut data = vec![DataCommandData::EnhancedConfiguration {
+        luno: luno.to_owned(),
+        options: numbered(&c.options),
+        timers: numbered(&c.timers),
+    }];
     if !c.screens.is_empty() {
-        data.push(DataCommandData::Screens(c.screens.iter().map(|s| Screen { number: s.number.clone(), data: s.data.clone() }).collect()));
+        data.push(DataCommandData::Screens(
+            c.screens
+                .iter()
+                .map(|s| Screen {
+                    number: s.number.clone(),
+                    data: s.data.clone(),
+                })
+                .collect(),
+        ));
     }
     let states: Vec<State> = c.states.iter().filter_map(|s| state_record(s)).collect();
     if !states.is_empty() {
@@ -350,7 +462,13 @@ fn customization_messages(profile: &Profile, luno: &str) -> Vec<DataCommand> {
     }
     data.push(DataCommandData::ConfigurationId(c.config_id.clone()));
     data.into_iter()
-        .map(|data| DataCommand { response_flag: None, luno: luno.to_owned(), sequence: String::new(), data, mac: None })
+        .map(|data| DataCommand {
+            response_flag: None,
+            luno: luno.to_owned(),
+            sequence: String::new(),
+            data,
+            mac: None,
+        })
         .collect()
 }
 
@@ -359,8 +477,21 @@ fn state_record(s: &str) -> Option<State> {
     let number = s.get(0..3)?.to_owned();
     let state_type = s.get(3..4)?.chars().next()?;
     let entry = |i: usize| s.get(4 + 3 * i..7 + 3 * i).map(str::to_owned);
-    let entries = [entry(0)?, entry(1)?, entry(2)?, entry(3)?, entry(4)?, entry(5)?, entry(6)?, entry(7)?];
-    Some(State { number, state_type, entries })
+    let entries = [
+        entry(0)?,
+        entry(1)?,
+        entry(2)?,
+        entry(3)?,
+        entry(4)?,
+        entry(5)?,
+        entry(6)?,
+        entry(7)?,
+    ];
+    Some(State {
+        number,
+        state_type,
+        entries,
+    })
 }
 
 #[cfg(test)]
@@ -371,9 +502,16 @@ mod tests {
     fn download_ends_with_the_configuration_id() {
         let p = Profile::builtin("ncr-selfserv-basic").unwrap();
         let msgs = customization_messages(&p, "001");
-        assert!(matches!(msgs.first().unwrap().data, DataCommandData::EnhancedConfiguration { .. }));
-        assert!(matches!(&msgs.last().unwrap().data, DataCommandData::ConfigurationId(id) if id == "0022"));
-        assert!(msgs.iter().any(|m| matches!(&m.data, DataCommandData::States(s) if s.len() == 4)));
+        assert!(matches!(
+            msgs.first().unwrap().data,
+            DataCommandData::EnhancedConfiguration { .. }
+        ));
+        assert!(
+            matches!(&msgs.last().unwrap().data, DataCommandData::ConfigurationId(id) if id == "0022")
+        );
+        assert!(msgs
+            .iter()
+            .any(|m| matches!(&m.data, DataCommandData::States(s) if s.len() == 4)));
         for m in msgs {
             HostMessage::DataCommand(m).encode(&p.dialect).unwrap();
         }

@@ -8,7 +8,11 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "atm-agent", version, about = "Edge daemon between NDC ATMs and the host switch")]
+#[command(
+    name = "atm-agent",
+    version,
+    about = "Edge daemon between NDC ATMs and the host switch"
+)]
 struct Args {
     #[arg(long, default_value = "atm-agent.toml")]
     config: PathBuf,
@@ -22,13 +26,20 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if args.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let config = Config::load(&args.config)?;
-    let running = atm_agent::runtime::start(&config).await.context("cannot start the agent")?;
-    tokio::signal::ctrl_c().await.context("cannot wait for ctrl-c")?;
+    let running = atm_agent::runtime::start(&config)
+        .await
+        .context("cannot start the agent")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for ctrl-c")?;
     tracing::info!("shutting down; queued advices stay on disk");
     running.shutdown().await;
     Ok(())

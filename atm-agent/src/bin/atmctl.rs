@@ -48,7 +48,11 @@ enum Command {
 #[derive(clap::Args)]
 struct SocketArg {
     /// The agent's control socket.
-    #[arg(long, env = "ATM_AGENT_SOCKET", default_value = "./agent-data/atmctl.sock")]
+    #[arg(
+        long,
+        env = "ATM_AGENT_SOCKET",
+        default_value = "./agent-data/atmctl.sock"
+    )]
     socket: std::path::PathBuf,
 }
 
@@ -132,25 +136,46 @@ fn run(args: Args) -> Result<String, CliError> {
             cli::ndc::decode(&dialect, &arg_or_stdin(hex)?)
         }
         Command::Status { socket, json } => {
-            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "status"}))?;
-            Ok(if json { data.to_string() } else { cli::control::render_status(&data) })
+            let data =
+                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "status"}))?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                cli::control::render_status(&data)
+            })
         }
         Command::Queue(QueueCommand::Ls { socket, json }) => {
-            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_ls"}))?;
-            Ok(if json { data.to_string() } else { cli::control::render_queue(&data) })
+            let data =
+                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_ls"}))?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                cli::control::render_queue(&data)
+            })
         }
         Command::Queue(QueueCommand::Retry { socket, terminal }) => {
-            let data = cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_retry", "terminal": terminal}))?;
+            let data = cli::control::request(
+                &socket.socket,
+                &serde_json::json!({"cmd": "queue_retry", "terminal": terminal}),
+            )?;
             Ok(data.to_string())
         }
-        Command::Terminal { socket, terminal, action } => {
-            let action = match action.as_str() {
-                "in-service" => "in_service",
-                "out-of-service" => "out_of_service",
-                "supply-counters" => "supply_counters",
-                other => return Err(CliError::new(format!("unknown action {other:?}: in-service, out-of-service or supply-counters"))),
-            };
-            let request = serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
+        Command::Terminal {
+            socket,
+            terminal,
+            action,
+        } => {
+            let action =
+                match action.as_str() {
+                    "in-service" => "in_service",
+                    "out-of-service" => "out_of_service",
+                    "supply-counters" => "supply_counters",
+                    other => return Err(CliError::new(format!(
+                        "unknown action {other:?}: in-service, out-of-service or supply-counters"
+                    ))),
+                };
+            let request =
+                serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
             Ok(cli::control::request(&socket.socket, &request)?.to_string())
         }
     }

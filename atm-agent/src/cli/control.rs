@@ -12,18 +12,33 @@ use super::CliError;
 
 /// Sends one request and returns the answer's `data`, or the agent's error.
 pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
-    let mut stream = UnixStream::connect(socket)
-        .map_err(|e| CliError::new(format!("cannot reach the agent at {}: {e}", socket.display())))?;
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        CliError::new(format!(
+            "cannot reach the agent at {}: {e}",
+            socket.display()
+        ))
+    })?;
     let timeout = Some(Duration::from_secs(10));
-    stream.set_read_timeout(timeout).and_then(|_| stream.set_write_timeout(timeout)).map_err(|e| CliError::new(e.to_string()))?;
-    stream.write_all(format!("{request}\n").as_bytes()).map_err(|e| CliError::new(format!("cannot send to the agent: {e}")))?;
+    stream
+        .set_read_timeout(timeout)
+        .and_then(|_| stream.set_write_timeout(timeout))
+        .map_err(|e| CliError::new(e.to_string()))?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .map_err(|e| CliError::new(format!("cannot send to the agent: {e}")))?;
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).map_err(|e| CliError::new(format!("no answer from the agent: {e}")))?;
-    let answer: Value = serde_json::from_str(&line).map_err(|e| CliError::new(format!("unreadable answer from the agent: {e}")))?;
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| CliError::new(format!("no answer from the agent: {e}")))?;
+    let answer: Value = serde_json::from_str(&line)
+        .map_err(|e| CliError::new(format!("unreadable answer from the agent: {e}")))?;
     if answer["ok"] == Value::Bool(true) {
         Ok(answer["data"].clone())
     } else {
-        Err(CliError::new(format!("agent refused: {}", answer["error"].as_str().unwrap_or("unknown error"))))
+        Err(CliError::new(format!(
+            "agent refused: {}",
+            answer["error"].as_str().unwrap_or("unknown error")
+        )))
     }
 }
 
@@ -37,14 +52,23 @@ pub fn render_status(data: &Value) -> String {
     );
     out.push_str("TERMINAL  LUNO       STATE           CUSTOMERS  IN DOUBT  NOTES PER CASSETTE\n");
     for t in data["terminals"].as_array().into_iter().flatten() {
-        let notes: Vec<String> = t["cassettes"].as_array().into_iter().flatten().map(|c| c["notes"].to_string()).collect();
+        let notes: Vec<String> = t["cassettes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["notes"].to_string())
+            .collect();
         out.push_str(&format!(
             "{:<9} {:<10} {:<15} {:>9}  {:<8}  {}\n",
             t["terminal_id"].as_str().unwrap_or(""),
             t["luno"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
             t["customers"],
-            if t["dispense_in_doubt"] == Value::Bool(true) { "yes" } else { "no" },
+            if t["dispense_in_doubt"] == Value::Bool(true) {
+                "yes"
+            } else {
+                "no"
+            },
             notes.join("/")
         ));
     }
@@ -53,7 +77,8 @@ pub fn render_status(data: &Value) -> String {
 
 /// One line per queued advice.
 pub fn render_queue(data: &Value) -> String {
-    let mut out = String::from("TERMINAL  SEQ     STATE      ATTEMPTS  KIND           LAST ERROR\n");
+    let mut out =
+        String::from("TERMINAL  SEQ     STATE      ATTEMPTS  KIND           LAST ERROR\n");
     for e in data.as_array().into_iter().flatten() {
         out.push_str(&format!(
             "{:<9} {:<7} {:<10} {:>8}  {:<14} {}\n",

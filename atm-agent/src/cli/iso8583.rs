@@ -25,7 +25,9 @@ pub fn resolve_spec(name: &str) -> Result<Spec, CliError> {
 /// Decodes a hex message into the pyiso8583 dictionary, masked unless `reveal`.
 pub fn decode(spec: &Spec, hex_input: &str, reveal: bool) -> Result<String, CliError> {
     let bytes = decode_hex(hex_input)?;
-    let msg = spec.unpack(&bytes).map_err(|e| CliError::new(format!("cannot decode: {e}")))?;
+    let msg = spec
+        .unpack(&bytes)
+        .map_err(|e| CliError::new(format!("cannot decode: {e}")))?;
     let map = msg.to_json(spec, reveal);
     Ok(serde_json::Value::Object(map).to_string())
 }
@@ -37,7 +39,10 @@ pub fn encode(spec: &Spec, json_input: &str) -> Result<String, CliError> {
     let map = value
         .as_object()
         .ok_or_else(|| CliError::new("input must be one JSON object of field number to string"))?;
-    let msg = Message::from_json(map, spec).map_err(|e| CliError::new(format!("cannot encode: {e}")))?;
-    let bytes = spec.pack(&msg).map_err(|e| CliError::new(format!("cannot encode: {e}")))?;
+    let msg =
+        Message::from_json(map, spec).map_err(|e| CliError::new(format!("cannot encode: {e}")))?;
+    let bytes = spec
+        .pack(&msg)
+        .map_err(|e| CliError::new(format!("cannot encode: {e}")))?;
     Ok(hex::encode_upper(bytes))
 }

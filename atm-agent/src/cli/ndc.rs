@@ -13,6 +13,7 @@ pub fn resolve_dialect(name: &str) -> Result<Dialect, CliError> {
 /// Decodes a hex NDC message into JSON.
 pub fn decode(dialect: &Dialect, hex_input: &str) -> Result<String, CliError> {
     let bytes = decode_hex(hex_input)?;
-    let msg = NdcMessage::parse(&bytes, dialect).map_err(|e| CliError::new(format!("cannot decode: {e}")))?;
+    let msg = NdcMessage::parse(&bytes, dialect)
+        .map_err(|e| CliError::new(format!("cannot decode: {e}")))?;
     serde_json::to_string(&msg).map_err(|e| CliError::new(format!("cannot render JSON: {e}")))
 }

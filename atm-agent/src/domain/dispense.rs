@@ -27,15 +27,21 @@ pub fn dispensed_value(notes: &[u32], denomination: impl Fn(u8) -> Option<u64>) 
 
 /// The terminal reported ready: everything asked for was dispensed.
 pub fn after_ready(requested_minor: u64) -> Settlement {
-    Settlement::Complete { dispensed_minor: requested_minor }
+    Settlement::Complete {
+        dispensed_minor: requested_minor,
+    }
 }
 
 /// The terminal reported a cash handler fault with the notes that left each cassette.
 pub fn after_fault(outcome: DispenseOutcome, dispensed_minor: u64) -> Settlement {
     match outcome {
-        DispenseOutcome::Success | DispenseOutcome::ShortDispense if dispensed_minor > 0 => Settlement::Complete { dispensed_minor },
+        DispenseOutcome::Success | DispenseOutcome::ShortDispense if dispensed_minor > 0 => {
+            Settlement::Complete { dispensed_minor }
+        }
         DispenseOutcome::Success | DispenseOutcome::ShortDispense => Settlement::Reverse,
-        DispenseOutcome::NoneDispensed | DispenseOutcome::NoneDispensedCardNotEjected => Settlement::Reverse,
+        DispenseOutcome::NoneDispensed | DispenseOutcome::NoneDispensedCardNotEjected => {
+            Settlement::Reverse
+        }
         DispenseOutcome::Unknown | DispenseOutcome::Retracted => Settlement::InDoubt,
     }
 }
@@ -56,15 +62,45 @@ mod tests {
 
     #[test]
     fn each_outcome_settles_as_the_saga_says() {
-        assert_eq!(after_ready(5000), Settlement::Complete { dispensed_minor: 5000 });
-        assert_eq!(after_fault(DispenseOutcome::ShortDispense, 2000), Settlement::Complete { dispensed_minor: 2000 });
-        assert_eq!(after_fault(DispenseOutcome::ShortDispense, 0), Settlement::Reverse);
-        assert_eq!(after_fault(DispenseOutcome::NoneDispensed, 0), Settlement::Reverse);
-        assert_eq!(after_fault(DispenseOutcome::NoneDispensedCardNotEjected, 0), Settlement::Reverse);
-        assert_eq!(after_fault(DispenseOutcome::Unknown, 5000), Settlement::InDoubt);
-        assert_eq!(after_fault(DispenseOutcome::Retracted, 5000), Settlement::InDoubt);
+        assert_eq!(
+            after_ready(5000),
+            Settlement::Complete {
+                dispensed_minor: 5000
+            }
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::ShortDispense, 2000),
+            Settlement::Complete {
+                dispensed_minor: 2000
+            }
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::ShortDispense, 0),
+            Settlement::Reverse
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::NoneDispensed, 0),
+            Settlement::Reverse
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::NoneDispensedCardNotEjected, 0),
+            Settlement::Reverse
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::Unknown, 5000),
+            Settlement::InDoubt
+        );
+        assert_eq!(
+            after_fault(DispenseOutcome::Retracted, 5000),
+            Settlement::InDoubt
+        );
         assert_eq!(after_power_failure(0), Settlement::Reverse);
-        assert_eq!(after_power_failure(1000), Settlement::Complete { dispensed_minor: 1000 });
+        assert_eq!(
+            after_power_failure(1000),
+            Settlement::Complete {
+                dispensed_minor: 1000
+            }
+        );
     }
 
     #[test]

@@ -28,15 +28,36 @@ pub enum MixError {
 }
 
 /// Finds the mix for `amount_minor`, or says why there is none.
-pub fn mix(amount_minor: u64, stock: &[CassetteStock], cassette_types: usize, max_notes: u32) -> Result<Mix, MixError> {
+pub fn mix(
+    amount_minor: u64,
+    stock: &[CassetteStock],
+    cassette_types: usize,
+    max_notes: u32,
+) -> Result<Mix, MixError> {
     if amount_minor == 0 {
         return Err(MixError::Zero);
     }
-    let mut order: Vec<CassetteStock> = stock.iter().copied().filter(|c| c.notes > 0 && c.denomination_minor > 0).collect();
-    order.sort_by(|a, b| b.denomination_minor.cmp(&a.denomination_minor).then(b.notes.cmp(&a.notes)));
-    let mut search = Search { order: &order, best: None, current: vec![0; order.len()], max_notes };
+    let mut order: Vec<CassetteStock> = stock
+        .iter()
+        .copied()
+        .filter(|c| c.notes > 0 && c.denomination_minor > 0)
+        .collect();
+    order.sort_by(|a, b| {
+        b.denomination_minor
+            .cmp(&a.denomination_minor)
+            .then(b.notes.cmp(&a.notes))
+    });
+    let mut search = Search {
+        order: &order,
+        best: None,
+        current: vec![0; order.len()],
+        max_notes,
+    };
     search.run(0, amount_minor, 0);
-    let (_, counts) = search.best.ok_or(MixError::CannotMake { amount_minor, max_notes })?;
+    let (_, counts) = search.best.ok_or(MixError::CannotMake {
+        amount_minor,
+        max_notes,
+    })?;
     let mut out = vec![0u32; cassette_types];
     for (c, n) in order.iter().zip(counts) {
         if let Some(slot) = out.get_mut(usize::from(c.cassette_type).saturating_sub(1)) {
@@ -83,10 +104,16 @@ impl Search<'_> {
         if remaining > u64::from(budget) * c.denomination_minor {
             return;
         }
-        let most = (remaining / c.denomination_minor).min(u64::from(c.notes)).min(u64::from(budget)) as u32;
+        let most = (remaining / c.denomination_minor)
+            .min(u64::from(c.notes))
+            .min(u64::from(budget)) as u32;
         for n in (0..=most).rev() {
             self.current[i] = n;
-            self.run(i + 1, remaining - u64::from(n) * c.denomination_minor, used + n);
+            self.run(
+                i + 1,
+                remaining - u64::from(n) * c.denomination_minor,
+                used + n,
+            );
         }
         self.current[i] = 0;
     }
@@ -97,12 +124,23 @@ mod tests {
     use super::*;
 
     fn stock(list: &[(u8, u64, u32)]) -> Vec<CassetteStock> {
-        list.iter().map(|&(t, d, n)| CassetteStock { cassette_type: t, denomination_minor: d, notes: n }).collect()
+        list.iter()
+            .map(|&(t, d, n)| CassetteStock {
+                cassette_type: t,
+                denomination_minor: d,
+                notes: n,
+            })
+            .collect()
     }
 
     #[test]
     fn fewest_notes_from_the_largest_denominations() {
-        let s = stock(&[(1, 1000, 100), (2, 2000, 100), (3, 5000, 100), (4, 10000, 100)]);
+        let s = stock(&[
+            (1, 1000, 100),
+            (2, 2000, 100),
+            (3, 5000, 100),
+            (4, 10000, 100),
+        ]);
         assert_eq!(mix(18000, &s, 4, 40).unwrap(), vec![1, 1, 1, 1]);
         assert_eq!(mix(20000, &s, 4, 40).unwrap(), vec![0, 0, 0, 2]);
     }
@@ -118,8 +156,20 @@ mod tests {
     fn empty_cassettes_and_limits_are_respected() {
         let s = stock(&[(1, 1000, 100), (2, 5000, 0)]);
         assert_eq!(mix(5000, &s, 4, 40).unwrap(), vec![5, 0, 0, 0]);
-        assert_eq!(mix(50000, &s, 4, 40), Err(MixError::CannotMake { amount_minor: 50000, max_notes: 40 }));
-        assert_eq!(mix(1500, &s, 4, 40), Err(MixError::CannotMake { amount_minor: 1500, max_notes: 40 }));
+        assert_eq!(
+            mix(50000, &s, 4, 40),
+            Err(MixError::CannotMake {
+                amount_minor: 50000,
+                max_notes: 40
+            })
+        );
+        assert_eq!(
+            mix(1500, &s, 4, 40),
+            Err(MixError::CannotMake {
+                amount_minor: 1500,
+                max_notes: 40
+            })
+        );
         assert_eq!(mix(0, &s, 4, 40), Err(MixError::Zero));
     }
 
@@ -134,7 +184,11 @@ mod tests {
         let s = stock(&[(1, 1000, 7), (2, 2000, 3), (3, 5000, 2), (4, 10000, 1)]);
         for amount in (1000..=40000).step_by(1000) {
             if let Ok(m) = mix(amount, &s, 4, 40) {
-                let total: u64 = m.iter().zip(&s).map(|(n, c)| u64::from(*n) * c.denomination_minor).sum();
+                let total: u64 = m
+                    .iter()
+                    .zip(&s)
+                    .map(|(n, c)| u64::from(*n) * c.denomination_minor)
+                    .sum();
                 assert_eq!(total, amount);
                 assert!(m.iter().zip(&s).all(|(n, c)| *n <= c.notes));
             }

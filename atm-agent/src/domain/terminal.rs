@@ -73,20 +73,36 @@ mod tests {
 
     #[test]
     fn start_up_reaches_in_service() {
-        let s = S::Disconnected.on(E::PoweredUp).on(E::DownloadStarted).on(E::WentInService);
+        let s = S::Disconnected
+            .on(E::PoweredUp)
+            .on(E::DownloadStarted)
+            .on(E::WentInService);
         assert_eq!(s, S::InService);
         assert!(s.serves_customers());
     }
 
     #[test]
     fn supervisor_exit_leaves_the_terminal_out_of_service_until_told() {
-        assert_eq!(S::InService.on(E::SupervisorEntered).on(E::SupervisorExited), S::OutOfService);
+        assert_eq!(
+            S::InService
+                .on(E::SupervisorEntered)
+                .on(E::SupervisorExited),
+            S::OutOfService
+        );
         assert_eq!(S::InService.on(E::SupervisorExited), S::InService);
     }
 
     #[test]
     fn disconnect_and_power_up_win_from_every_state() {
-        for s in [S::Disconnected, S::Connected, S::Loading, S::InService, S::OutOfService, S::Supervisor, S::Fault] {
+        for s in [
+            S::Disconnected,
+            S::Connected,
+            S::Loading,
+            S::InService,
+            S::OutOfService,
+            S::Supervisor,
+            S::Fault,
+        ] {
             assert_eq!(s.on(E::Disconnected), S::Disconnected);
             assert_eq!(s.on(E::PoweredUp), S::Connected);
             assert!(!s.on(E::FatalFault).serves_customers());

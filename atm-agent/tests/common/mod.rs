@@ -27,7 +27,9 @@ pub const BOB: &str = "4761739001010028";
 pub const START: u64 = 1_000_000;
 
 pub fn account(pan: &str) -> String {
-    WalletAccount::for_card(&Pan::parse(pan).unwrap()).as_str().to_owned()
+    WalletAccount::for_card(&Pan::parse(pan).unwrap())
+        .as_str()
+        .to_owned()
 }
 
 /// A TCP relay that can be cut (all connections dropped, new ones refused) and restored.
@@ -51,7 +53,9 @@ impl Relay {
                 }
                 let c = c.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = c.notified() => {}
@@ -93,7 +97,11 @@ impl Lab {
         let mut cfg = LedgerConfig::new(dir.path().join("ledger"));
         cfg.seeds = [ALICE, BOB]
             .iter()
-            .map(|p| AccountSeed { account: account(p), currency: "EUR".into(), balance_minor: START })
+            .map(|p| AccountSeed {
+                account: account(p),
+                currency: "EUR".into(),
+                balance_minor: START,
+            })
             .collect();
         let ledger = LedgerServer::start(cfg).await.unwrap();
         let switch_cfg = SwitchConfig::parse(
@@ -126,7 +134,15 @@ impl Lab {
         .unwrap();
         let switch = host_switch::runtime::start(&switch_cfg).await.unwrap();
         let relay = Relay::start(switch.local_addr).await;
-        let mut lab = Lab { dir, pki, files, ledger, switch, relay, agent: None };
+        let mut lab = Lab {
+            dir,
+            pki,
+            files,
+            ledger,
+            switch,
+            relay,
+            agent: None,
+        };
         lab.start_agent().await;
         lab
     }
@@ -187,7 +203,11 @@ impl Lab {
     }
 
     pub async fn start_agent(&mut self) {
-        let ndc = self.agent.as_ref().map(|a| a.ndc_addr.to_string()).unwrap_or_else(|| "127.0.0.1:0".into());
+        let ndc = self
+            .agent
+            .as_ref()
+            .map(|a| a.ndc_addr.to_string())
+            .unwrap_or_else(|| "127.0.0.1:0".into());
         let cfg = AgentConfig::parse(&self.agent_config_text(&ndc), "test agent").unwrap();
         self.agent = Some(atm_agent::runtime::start(&cfg).await.unwrap());
         self.wait_uplink(true).await;
@@ -208,8 +228,18 @@ impl Lab {
     }
 
     pub async fn atm(&self, luno: &str) -> AtmSim {
-        let options = AtmOptions { initial_notes: Some(vec![100, 100, 100, 100]), ..Default::default() };
-        AtmSim::connect(self.agent().ndc_addr, Profile::builtin("ncr-selfserv-basic").unwrap(), luno, options).await.unwrap()
+        let options = AtmOptions {
+            initial_notes: Some(vec![100, 100, 100, 100]),
+            ..Default::default()
+        };
+        AtmSim::connect(
+            self.agent().ndc_addr,
+            Profile::builtin("ncr-selfserv-basic").unwrap(),
+            luno,
+            options,
+        )
+        .await
+        .unwrap()
     }
 
     /// Waits until the agent's queue is empty.
@@ -220,17 +250,27 @@ impl Lab {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("queue not drained: {} left", self.agent().services.queue.len());
+        panic!(
+            "queue not drained: {} left",
+            self.agent().services.queue.len()
+        );
     }
 
     pub async fn balance(&self, pan: &str) -> (i64, i64) {
-        let b: serde_json::Value = reqwest::get(format!("{}/v1/balances/{}", self.ledger.base_url(), account(pan)))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (b["balance_minor"].as_i64().unwrap(), b["held_minor"].as_i64().unwrap())
+        let b: serde_json::Value = reqwest::get(format!(
+            "{}/v1/balances/{}",
+            self.ledger.base_url(),
+            account(pan)
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        (
+            b["balance_minor"].as_i64().unwrap(),
+            b["held_minor"].as_i64().unwrap(),
+        )
     }
 
     /// Waits until the card's ledger balance and held amount are `expected` (the terminal's
@@ -245,14 +285,22 @@ impl Lab {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(self.balance(pan).await, expected, "ledger balance of {}", &pan[..6]);
+        assert_eq!(
+            self.balance(pan).await,
+            expected,
+            "ledger balance of {}",
+            &pan[..6]
+        );
     }
 
     /// The books balance, no hold was captured twice, and the switch journal matches the ledger.
     pub async fn assert_books(&self) {
         let inv = self.ledger.invariants().await.unwrap();
         assert_eq!(inv.holds_captured_twice, 0, "{inv:?}");
-        assert!(inv.sum_minor_by_currency.values().all(|v| *v == 0), "{inv:?}");
+        assert!(
+            inv.sum_minor_by_currency.values().all(|v| *v == 0),
+            "{inv:?}"
+        );
         let rec = self.switch.switch.reconcile().await.unwrap();
         assert!(rec.is_reconciled(), "{rec:#?}");
     }

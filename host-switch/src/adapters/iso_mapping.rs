@@ -15,7 +15,10 @@ pub struct MappingError {
 }
 
 fn bad(code: ResponseCode, reason: impl Into<String>) -> MappingError {
-    MappingError { code, reason: reason.into() }
+    MappingError {
+        code,
+        reason: reason.into(),
+    }
 }
 
 fn format_error(e: impl std::fmt::Display) -> MappingError {
@@ -24,7 +27,12 @@ fn format_error(e: impl std::fmt::Display) -> MappingError {
 
 /// A field the request cannot do without, through its typed getter.
 fn required<T>(value: Result<Option<T>, FieldError>, n: u8, name: &str) -> Result<T, MappingError> {
-    value.map_err(format_error)?.ok_or_else(|| bad(ResponseCode::FormatError, format!("field {n} ({name}) is missing")))
+    value.map_err(format_error)?.ok_or_else(|| {
+        bad(
+            ResponseCode::FormatError,
+            format!("field {n} ({name}) is missing"),
+        )
+    })
 }
 
 /// The terminal id of a message (field 41), for the certificate check and for logs.
@@ -46,7 +54,10 @@ fn pan(msg: &Message) -> Result<Pan, MappingError> {
     }
     match msg.track2().map_err(invalid)? {
         Some(t) => Ok(t.pan().clone()),
-        None => Err(bad(ResponseCode::FormatError, "neither field 2 (PAN) nor field 35 (track 2) is present")),
+        None => Err(bad(
+            ResponseCode::FormatError,
+            "neither field 2 (PAN) nor field 35 (track 2) is present",
+        )),
     }
 }
 
@@ -55,20 +66,31 @@ fn currency(msg: &Message) -> Result<Currency, MappingError> {
 }
 
 fn amount(msg: &Message) -> Result<Amount, MappingError> {
-    let minor = msg.amount().map_err(|e| bad(ResponseCode::InvalidAmount, e.to_string()))?;
-    let minor = minor.ok_or_else(|| bad(ResponseCode::FormatError, "field 4 (amount) is missing"))?;
+    let minor = msg
+        .amount()
+        .map_err(|e| bad(ResponseCode::InvalidAmount, e.to_string()))?;
+    let minor =
+        minor.ok_or_else(|| bad(ResponseCode::FormatError, "field 4 (amount) is missing"))?;
     Ok(Amount::new(minor, currency(msg)?))
 }
 
 /// Field 95's actual transaction amount, when present.
 fn replacement_amount(msg: &Message) -> Result<Option<u64>, MappingError> {
-    Ok(msg.replacement_amounts().map_err(format_error)?.map(|r| r.actual_amount))
+    Ok(msg
+        .replacement_amounts()
+        .map_err(format_error)?
+        .map(|r| r.actual_amount))
 }
 
 /// The original transaction named in field 90, at the same terminal.
 fn original_key(msg: &Message, terminal: &TerminalId) -> Result<TxnKey, MappingError> {
     let original = required(msg.original_data(), 90, "original data elements")?;
-    let at = original.transmission.ok_or_else(|| bad(ResponseCode::FormatError, "field 90 carries no original date-time"))?;
+    let at = original.transmission.ok_or_else(|| {
+        bad(
+            ResponseCode::FormatError,
+            "field 90 carries no original date-time",
+        )
+    })?;
     Ok(TxnKey::new(terminal.clone(), original.stan, at.to_string()))
 }
 
@@ -82,21 +104,41 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
     match mti.as_str() {
         "0800" => {
             let code = required(msg.network_management_code(), 70, "network management code")?;
-            Ok(Request::NetworkManagement { code: format!("{code:03}") })
+            Ok(Request::NetworkManagement {
+                code: format!("{code:03}"),
+            })
         }
         "0100" | "0101" => {
             let key = txn_key(msg)?;
             match transaction_type(msg)? {
-                1 => Ok(Request::Withdrawal { key, pan: pan(msg)?, amount: amount(msg)? }),
-                31 => Ok(Request::BalanceInquiry { key, pan: pan(msg)?, currency: currency(msg)? }),
-                other => Err(bad(ResponseCode::InvalidTransaction, format!("transaction type {other:02} is not served in 0100"))),
+                1 => Ok(Request::Withdrawal {
+                    key,
+                    pan: pan(msg)?,
+                    amount: amount(msg)?,
+                }),
+                31 => Ok(Request::BalanceInquiry {
+                    key,
+                    pan: pan(msg)?,
+                    currency: currency(msg)?,
+                }),
+                other => Err(bad(
+                    ResponseCode::InvalidTransaction,
+                    format!("transaction type {other:02} is not served in 0100"),
+                )),
             }
         }
         "0200" | "0201" => {
             let key = txn_key(msg)?;
             match transaction_type(msg)? {
-                21 => Ok(Request::Deposit { key, pan: pan(msg)?, amount: amount(msg)? }),
-                other => Err(bad(ResponseCode::InvalidTransaction, format!("transaction type {other:02} is not served in 0200"))),
+                21 => Ok(Request::Deposit {
+                    key,
+                    pan: pan(msg)?,
+                    amount: amount(msg)?,
+                }),
+                other => Err(bad(
+                    ResponseCode::InvalidTransaction,
+                    format!("transaction type {other:02} is not served in 0200"),
+                )),
             }
         }
         "0220" | "0221" => {
@@ -106,7 +148,11 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
                 Some(v) => v,
                 None => amount(msg)?.minor,
             };
-            Ok(Request::Completion { key, original, dispensed_minor })
+            Ok(Request::Completion {
+                key,
+                original,
+                dispensed_minor,
+            })
         }
         "0420" | "0421" => {
             let key = txn_key(msg)?;
@@ -114,7 +160,12 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
             let kind = match transaction_type(msg)? {
                 1 => TxnKind::Withdrawal,
                 21 => TxnKind::Deposit,
-                other => return Err(bad(ResponseCode::InvalidTransaction, format!("transaction type {other:02} cannot be reversed"))),
+                other => {
+                    return Err(bad(
+                        ResponseCode::InvalidTransaction,
+                        format!("transaction type {other:02} cannot be reversed"),
+                    ))
+                }
             };
             Ok(Request::Reversal {
                 key,
@@ -127,10 +178,19 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
         }
         "0820" => {
             let key = txn_key(msg)?;
-            let detail = msg.get_str(48).or_else(|| msg.get_str(63)).unwrap_or("").chars().take(200).collect();
+            let detail = msg
+                .get_str(48)
+                .or_else(|| msg.get_str(63))
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
             Ok(Request::StatusAdvice { key, detail })
         }
-        other => Err(bad(ResponseCode::InvalidTransaction, format!("MTI {other} is not served"))),
+        other => Err(bad(
+            ResponseCode::InvalidTransaction,
+            format!("MTI {other} is not served"),
+        )),
     }
 }
 
@@ -170,7 +230,9 @@ mod tests {
 
     #[test]
     fn withdrawal_maps_to_a_domain_request() {
-        let Request::Withdrawal { key, pan, amount } = to_request(&withdrawal()).unwrap() else { panic!("not a withdrawal") };
+        let Request::Withdrawal { key, pan, amount } = to_request(&withdrawal()).unwrap() else {
+            panic!("not a withdrawal")
+        };
         assert_eq!(key.as_string(), "ATM00001:000123:1125114000");
         assert_eq!(pan.bin(), "476173");
         assert_eq!(amount, Amount::new(2000, Currency::EUR));
@@ -187,9 +249,15 @@ mod tests {
     fn unknown_processing_code_and_mti_are_invalid_transactions() {
         let mut m = withdrawal();
         m.set_str(3, "401000").unwrap();
-        assert_eq!(to_request(&m).unwrap_err().code, ResponseCode::InvalidTransaction);
+        assert_eq!(
+            to_request(&m).unwrap_err().code,
+            ResponseCode::InvalidTransaction
+        );
         let m = Message::new("0600").unwrap();
-        assert_eq!(to_request(&m).unwrap_err().code, ResponseCode::InvalidTransaction);
+        assert_eq!(
+            to_request(&m).unwrap_err().code,
+            ResponseCode::InvalidTransaction
+        );
     }
 
     #[test]
@@ -197,9 +265,18 @@ mod tests {
         let mut m = withdrawal();
         m.set_mti(protocols::iso8583::Mti::parse("0220").unwrap());
         m.set_str(11, "000124").unwrap();
-        m.set_str(90, "010000012311251140000000000000000000000000").unwrap();
-        m.set_str(95, "000000001000000000000000C00000000C00000000").unwrap();
-        let Request::Completion { original, dispensed_minor, .. } = to_request(&m).unwrap() else { panic!() };
+        m.set_str(90, "010000012311251140000000000000000000000000")
+            .unwrap();
+        m.set_str(95, "000000001000000000000000C00000000C00000000")
+            .unwrap();
+        let Request::Completion {
+            original,
+            dispensed_minor,
+            ..
+        } = to_request(&m).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(original.as_string(), "ATM00001:000123:1125114000");
         assert_eq!(dispensed_minor, 1000);
     }

@@ -52,8 +52,16 @@ pub struct AcquirerEndpoint<L, J> {
 
 impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
     /// `tls = None` is the lab's plain-TCP mode.
-    pub fn new(switch: Arc<Switch<L, J>>, tls: Option<TlsAcceptor>, limits: EndpointLimits) -> Arc<Self> {
-        Arc::new(Self { switch, tls, limits })
+    pub fn new(
+        switch: Arc<Switch<L, J>>,
+        tls: Option<TlsAcceptor>,
+        limits: EndpointLimits,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            switch,
+            tls,
+            limits,
+        })
     }
 
     /// Accepts connections until `shutdown` turns true; then stops accepting and lets open
@@ -61,7 +69,9 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
     pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
         loop {
-            let Ok(permit) = connections.clone().acquire_owned().await else { return };
+            let Ok(permit) = connections.clone().acquire_owned().await else {
+                return;
+            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = shutdown.changed() => return,
@@ -84,7 +94,12 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
         }
     }
 
-    async fn connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr, shutdown: watch::Receiver<bool>) {
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let _ = stream.set_nodelay(true);
         let span = tracing::info_span!("connection", %peer);
         async move {
@@ -118,8 +133,12 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
         .await
     }
 
-    async fn serve<S>(&self, stream: S, identity: Option<PeerIdentity>, mut shutdown: watch::Receiver<bool>)
-    where
+    async fn serve<S>(
+        &self,
+        stream: S,
+        identity: Option<PeerIdentity>,
+        mut shutdown: watch::Receiver<bool>,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let codec = FrameCodec::default().with_max_frame_len(self.limits.max_frame_bytes);
@@ -147,7 +166,9 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                     break;
                 }
                 Ok(None) => break,
-                Ok(Some(Err(FramingError::Io(e)))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Ok(Some(Err(FramingError::Io(e))))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
                     tracing::info!("peer closed the connection without a TLS close_notify");
                     break;
                 }
@@ -183,14 +204,17 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                         identity = %identity,
                         "field 41 is not covered by the client certificate: refused with 58, closing connection"
                     );
-                    let resp = to_response(&msg, &RecordedReply::code(ResponseCode::SecurityViolation));
+                    let resp =
+                        to_response(&msg, &RecordedReply::code(ResponseCode::SecurityViolation));
                     if let Ok(bytes) = spec.pack(&resp) {
                         let _ = tx.send(Bytes::from(bytes)).await;
                     }
                     break;
                 }
             }
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
             let switch = self.switch.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -199,7 +223,9 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                     Ok(bytes) => {
                         let _ = tx.send(Bytes::from(bytes)).await;
                     }
-                    Err(e) => tracing::error!(error = %e, response = %resp.describe(), "cannot pack response"),
+                    Err(e) => {
+                        tracing::error!(error = %e, response = %resp.describe(), "cannot pack response")
+                    }
                 }
                 drop(permit);
             });

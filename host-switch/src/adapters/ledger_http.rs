@@ -69,7 +69,10 @@ struct ErrorBody {
 }
 
 impl HttpLedger {
-    pub fn new(config: &LedgerConfig, breaker: Arc<CircuitBreaker>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: &LedgerConfig,
+        breaker: Arc<CircuitBreaker>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .pool_max_idle_per_host(64)
@@ -88,10 +91,20 @@ impl HttpLedger {
     }
 
     /// One attempt: breaker permit, timeout, classification of the answer.
-    async fn attempt(&self, method: reqwest::Method, path: &str, body: Option<&serde_json::Value>) -> Result<(StatusCode, bytes::Bytes), LedgerError> {
-        let permit = self.breaker.try_acquire().map_err(|_| LedgerError::BreakerOpen)?;
+    async fn attempt(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, bytes::Bytes), LedgerError> {
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|_| LedgerError::BreakerOpen)?;
         let started = Instant::now();
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -124,7 +137,12 @@ impl HttpLedger {
     }
 
     /// A call with retries for transient failures (all ledger calls are idempotent).
-    async fn call<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<T, LedgerError> {
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, LedgerError> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(25))
             .with_max_delay(Duration::from_millis(250))
@@ -132,48 +150,98 @@ impl HttpLedger {
             .with_jitter();
         let (status, bytes) = (|| self.attempt(method.clone(), path, body.as_ref()))
             .retry(backoff)
-            .when(|e: &LedgerError| matches!(e, LedgerError::Unavailable(_) | LedgerError::Timeout(_)))
+            .when(|e: &LedgerError| {
+                matches!(e, LedgerError::Unavailable(_) | LedgerError::Timeout(_))
+            })
             .await?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| LedgerError::Unavailable(format!("ledger answered {status} with an unreadable body: {e}")));
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                LedgerError::Unavailable(format!(
+                    "ledger answered {status} with an unreadable body: {e}"
+                ))
+            });
         }
-        let err: ErrorBody = serde_json::from_slice(&bytes).unwrap_or(ErrorBody { error: String::new(), message: String::from_utf8_lossy(&bytes).chars().take(200).collect() });
+        let err: ErrorBody = serde_json::from_slice(&bytes).unwrap_or(ErrorBody {
+            error: String::new(),
+            message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+        });
         Err(match status {
             StatusCode::PAYMENT_REQUIRED => LedgerError::InsufficientFunds,
             StatusCode::NOT_FOUND => LedgerError::UnknownAccount,
-            StatusCode::CONFLICT => LedgerError::Conflict(format!("{}: {}", err.error, err.message)),
+            StatusCode::CONFLICT => {
+                LedgerError::Conflict(format!("{}: {}", err.error, err.message))
+            }
             _ => LedgerError::Invalid(format!("HTTP {status} {}: {}", err.error, err.message)),
         })
     }
 }
 
 fn currency_code(c: Currency) -> Result<&'static str, LedgerError> {
-    c.alpha().ok_or_else(|| LedgerError::Invalid(format!("currency {c} has no alphabetic code known to the switch")))
+    c.alpha().ok_or_else(|| {
+        LedgerError::Invalid(format!(
+            "currency {c} has no alphabetic code known to the switch"
+        ))
+    })
 }
 
 impl Ledger for HttpLedger {
-    async fn hold(&self, key: &str, account: &str, amount: Amount, reference: &str) -> Result<Hold, LedgerError> {
+    async fn hold(
+        &self,
+        key: &str,
+        account: &str,
+        amount: Amount,
+        reference: &str,
+    ) -> Result<Hold, LedgerError> {
         let body = json!({
             "idempotency_key": key, "account": account, "amount_minor": amount.minor,
             "currency": currency_code(amount.currency)?, "reference": reference,
         });
-        let h: HoldBody = self.call(reqwest::Method::POST, "/v1/holds", Some(body)).await?;
-        Ok(Hold { hold_id: h.hold_id, amount: Amount::new(h.amount_minor, amount.currency) })
+        let h: HoldBody = self
+            .call(reqwest::Method::POST, "/v1/holds", Some(body))
+            .await?;
+        Ok(Hold {
+            hold_id: h.hold_id,
+            amount: Amount::new(h.amount_minor, amount.currency),
+        })
     }
 
-    async fn capture(&self, key: &str, hold_id: &str, amount_minor: u64) -> Result<(), LedgerError> {
+    async fn capture(
+        &self,
+        key: &str,
+        hold_id: &str,
+        amount_minor: u64,
+    ) -> Result<(), LedgerError> {
         let body = json!({ "idempotency_key": key, "amount_minor": amount_minor });
-        let _: serde_json::Value = self.call(reqwest::Method::POST, &format!("/v1/holds/{hold_id}/capture"), Some(body)).await?;
+        let _: serde_json::Value = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/holds/{hold_id}/capture"),
+                Some(body),
+            )
+            .await?;
         Ok(())
     }
 
     async fn void(&self, key: &str, hold_id: &str) -> Result<(), LedgerError> {
         let body = json!({ "idempotency_key": key });
-        let _: serde_json::Value = self.call(reqwest::Method::POST, &format!("/v1/holds/{hold_id}/void"), Some(body)).await?;
+        let _: serde_json::Value = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/holds/{hold_id}/void"),
+                Some(body),
+            )
+            .await?;
         Ok(())
     }
 
-    async fn post(&self, key: &str, kind: PostingKind, account: &str, amount: Amount, reference: &str) -> Result<String, LedgerError> {
+    async fn post(
+        &self,
+        key: &str,
+        kind: PostingKind,
+        account: &str,
+        amount: Amount,
+        reference: &str,
+    ) -> Result<String, LedgerError> {
         let kind = match kind {
             PostingKind::Credit => "credit",
             PostingKind::Debit => "debit",
@@ -182,16 +250,33 @@ impl Ledger for HttpLedger {
             "idempotency_key": key, "account": account, "kind": kind, "amount_minor": amount.minor,
             "currency": currency_code(amount.currency)?, "reference": reference,
         });
-        let t: TransactionBody = self.call(reqwest::Method::POST, "/v1/transactions", Some(body)).await?;
+        let t: TransactionBody = self
+            .call(reqwest::Method::POST, "/v1/transactions", Some(body))
+            .await?;
         Ok(t.transaction_id)
     }
 
     async fn balance(&self, account: &str) -> Result<Balance, LedgerError> {
-        let b: BalanceBody = self.call(reqwest::Method::GET, &format!("/v1/balances/{account}"), None).await?;
+        let b: BalanceBody = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/balances/{account}"),
+                None,
+            )
+            .await?;
         let currency = Currency::from_alpha(&b.currency)
             .or_else(|| Currency::parse(&b.currency).ok())
-            .ok_or_else(|| LedgerError::Invalid(format!("ledger answered with unknown currency {:?}", b.currency)))?;
-        Ok(Balance { available_minor: b.available_minor, balance_minor: b.balance_minor, currency })
+            .ok_or_else(|| {
+                LedgerError::Invalid(format!(
+                    "ledger answered with unknown currency {:?}",
+                    b.currency
+                ))
+            })?;
+        Ok(Balance {
+            available_minor: b.available_minor,
+            balance_minor: b.balance_minor,
+            currency,
+        })
     }
 
     async fn movements(&self) -> Result<Vec<LedgerMovement>, LedgerError> {
@@ -216,7 +301,11 @@ impl Ledger for HttpLedger {
                     "debit" => MovementKind::Debit,
                     _ => return None,
                 };
-                Some(LedgerMovement { kind, amount_minor: m.amount_minor, reference: m.reference })
+                Some(LedgerMovement {
+                    kind,
+                    amount_minor: m.amount_minor,
+                    reference: m.reference,
+                })
             })
             .collect())
     }

@@ -19,11 +19,17 @@ pub struct SledJournal {
 impl SledJournal {
     /// Opens (or creates) the journal at `path` and starts its flusher thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let db = sled::open(path).map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
+        let db = sled::open(path)
+            .map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
         let txns = db.open_tree("txns").map_err(storage)?;
         let replies = db.open_tree("replies").map_err(storage)?;
-        let commits = GroupCommitter::start(db, path, "journal").map_err(|e| JournalError::Storage(e.to_string()))?;
-        Ok(Self { txns, replies, commits })
+        let commits = GroupCommitter::start(db, path, "journal")
+            .map_err(|e| JournalError::Storage(e.to_string()))?;
+        Ok(Self {
+            txns,
+            replies,
+            commits,
+        })
     }
 }
 
@@ -82,16 +88,24 @@ impl Journal for SledJournal {
     async fn write(&self, write: JournalWrite) -> Result<(), JournalError> {
         let JournalWrite { txn, reply } = write;
         match (txn, reply) {
-            (Some(mut rec), Some((mk, answer))) if EMBEDDED_CLASSES.contains(&mk.class) && mk.txn.as_string() == rec.key => {
+            (Some(mut rec), Some((mk, answer)))
+                if EMBEDDED_CLASSES.contains(&mk.class) && mk.txn.as_string() == rec.key =>
+            {
                 rec.answer = Some(answer);
-                self.txns.insert(rec.key.as_bytes(), encode(&rec)?).map_err(storage)?;
+                self.txns
+                    .insert(rec.key.as_bytes(), encode(&rec)?)
+                    .map_err(storage)?;
             }
             (txn, reply) => {
                 if let Some(rec) = txn {
-                    self.txns.insert(rec.key.as_bytes(), encode(&rec)?).map_err(storage)?;
+                    self.txns
+                        .insert(rec.key.as_bytes(), encode(&rec)?)
+                        .map_err(storage)?;
                 }
                 if let Some((mk, answer)) = reply {
-                    self.replies.insert(mk.as_string().as_bytes(), encode(&answer)?).map_err(storage)?;
+                    self.replies
+                        .insert(mk.as_string().as_bytes(), encode(&answer)?)
+                        .map_err(storage)?;
                 }
             }
         }
@@ -116,9 +130,20 @@ mod tests {
     use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 
     fn record(stan: u32) -> (TxnKey, TxnRecord) {
-        let key = TxnKey::new(TerminalId::parse("ATM1").unwrap(), Stan::new(stan).unwrap(), "1125114000");
+        let key = TxnKey::new(
+            TerminalId::parse("ATM1").unwrap(),
+            Stan::new(stan).unwrap(),
+            "1125114000",
+        );
         let pan = Pan::parse("4761739001010010").unwrap();
-        let r = TxnRecord::new(&key, TxnKind::Withdrawal, WalletAccount::for_card(&pan).as_str(), pan.masked(), Amount::new(100, Currency::EUR), 1);
+        let r = TxnRecord::new(
+            &key,
+            TxnKind::Withdrawal,
+            WalletAccount::for_card(&pan).as_str(),
+            pan.masked(),
+            Amount::new(100, Currency::EUR),
+            1,
+        );
         (key, r)
     }
 
@@ -128,18 +153,42 @@ mod tests {
         let (key, mut rec) = record(1);
         {
             let j = SledJournal::open(dir.path()).unwrap();
-            j.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await.unwrap();
-            rec.advance(TxnState::Held { hold_id: "h".into() }, 2).unwrap();
-            let mk = MessageKey { class: "0100", txn: key.clone() };
-            j.write(JournalWrite { txn: Some(rec.clone()), reply: Some((mk, RecordedReply::code(ResponseCode::Approved))) })
-                .await
-                .unwrap();
+            j.write(JournalWrite {
+                txn: Some(rec.clone()),
+                reply: None,
+            })
+            .await
+            .unwrap();
+            rec.advance(
+                TxnState::Held {
+                    hold_id: "h".into(),
+                },
+                2,
+            )
+            .unwrap();
+            let mk = MessageKey {
+                class: "0100",
+                txn: key.clone(),
+            };
+            j.write(JournalWrite {
+                txn: Some(rec.clone()),
+                reply: Some((mk, RecordedReply::code(ResponseCode::Approved))),
+            })
+            .await
+            .unwrap();
         }
         let j = SledJournal::open(dir.path()).unwrap();
         let stored = j.txn(&key.as_string()).unwrap().unwrap();
         assert_eq!(stored.state, rec.state);
-        assert_eq!(stored.answer.map(|a| a.code), Some(ResponseCode::Approved), "the 0100's answer lives in its record");
-        let mk = MessageKey { class: "0100", txn: key };
+        assert_eq!(
+            stored.answer.map(|a| a.code),
+            Some(ResponseCode::Approved),
+            "the 0100's answer lives in its record"
+        );
+        let mk = MessageKey {
+            class: "0100",
+            txn: key,
+        };
         assert_eq!(j.reply(&mk).unwrap().unwrap().code, ResponseCode::Approved);
         assert_eq!(j.txns().unwrap().len(), 1);
     }
@@ -151,7 +200,13 @@ mod tests {
         let tasks: Vec<_> = (1..=200)
             .map(|i| {
                 let j = j.clone();
-                tokio::spawn(async move { j.write(JournalWrite { txn: Some(record(i).1), reply: None }).await })
+                tokio::spawn(async move {
+                    j.write(JournalWrite {
+                        txn: Some(record(i).1),
+                        reply: None,
+                    })
+                    .await
+                })
             })
             .collect();
         for t in tasks {
@@ -166,13 +221,33 @@ mod tests {
         let j = SledJournal::open(dir.path()).unwrap();
         let (key, mut rec) = record(1);
         rec.state = TxnState::ReversedUnseen;
-        let reversal = MessageKey { class: "0420", txn: TxnKey::new(key.terminal.clone(), Stan::new(2).unwrap(), "1125114000") };
-        j.write(JournalWrite { txn: Some(rec), reply: Some((reversal.clone(), RecordedReply::code(ResponseCode::Approved))) })
-            .await
-            .unwrap();
-        assert_eq!(j.reply(&reversal).unwrap().map(|r| r.code), Some(ResponseCode::Approved));
+        let reversal = MessageKey {
+            class: "0420",
+            txn: TxnKey::new(key.terminal.clone(), Stan::new(2).unwrap(), "1125114000"),
+        };
+        j.write(JournalWrite {
+            txn: Some(rec),
+            reply: Some((
+                reversal.clone(),
+                RecordedReply::code(ResponseCode::Approved),
+            )),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            j.reply(&reversal).unwrap().map(|r| r.code),
+            Some(ResponseCode::Approved)
+        );
         assert_eq!(j.txn(&key.as_string()).unwrap().unwrap().answer, None);
-        assert_eq!(j.reply(&MessageKey { class: "0100", txn: key }).unwrap(), None, "the original was never answered");
+        assert_eq!(
+            j.reply(&MessageKey {
+                class: "0100",
+                txn: key
+            })
+            .unwrap(),
+            None,
+            "the original was never answered"
+        );
     }
 
     #[test]

@@ -13,22 +13,45 @@ use crate::ports::{Journal, JournalError, Ledger, LedgerError, PostingKind};
 const CLASS: &str = "0200";
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
-    pub(super) async fn deposit(&self, key: TxnKey, pan: Pan, amount: Amount) -> Result<RecordedReply, JournalError> {
-        let (_guard, rec) = match self.open_txn(CLASS, TxnKind::Deposit, &key, &pan, amount).await? {
+    pub(super) async fn deposit(
+        &self,
+        key: TxnKey,
+        pan: Pan,
+        amount: Amount,
+    ) -> Result<RecordedReply, JournalError> {
+        let (_guard, rec) = match self
+            .open_txn(CLASS, TxnKind::Deposit, &key, &pan, amount)
+            .await?
+        {
             Opened::Answered(reply) => return Ok(reply),
             Opened::Ready(guard, rec) => (guard, rec),
         };
-        let outcome = self.ledger.post(&ledger_key(&rec, "credit"), PostingKind::Credit, &rec.account, amount, &rec.key).await;
+        let outcome = self
+            .ledger
+            .post(
+                &ledger_key(&rec, "credit"),
+                PostingKind::Credit,
+                &rec.account,
+                amount,
+                &rec.key,
+            )
+            .await;
         let (next, reply) = match outcome {
             Ok(movement_id) => {
-                let reply = RecordedReply { code: ResponseCode::Approved, approval_code: Some(approval_code(&movement_id)), additional_amounts: None };
+                let reply = RecordedReply {
+                    code: ResponseCode::Approved,
+                    approval_code: Some(approval_code(&movement_id)),
+                    additional_amounts: None,
+                };
                 (TxnState::Credited { movement_id }, reply)
             }
             Err(e) => {
                 let code = decline_code(&e);
                 tracing::info!(error = %e, %code, "deposit not credited");
                 let next = if matches!(e, LedgerError::Timeout(_) | LedgerError::Unavailable(_)) {
-                    TxnState::CompensationPending { amount_minor: amount.minor }
+                    TxnState::CompensationPending {
+                        amount_minor: amount.minor,
+                    }
                 } else {
                     TxnState::Declined { code }
                 };

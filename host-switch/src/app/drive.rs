@@ -26,9 +26,17 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     /// A non-pending record is left as it is.
     pub async fn drive(&self, rec: &mut TxnRecord) -> Result<(), DriveError> {
         let next = match rec.state.clone() {
-            TxnState::CapturePending { hold_id, amount_minor } => {
-                self.ledger.capture(&ledger_key(rec, "capture"), &hold_id, amount_minor).await?;
-                TxnState::Captured { hold_id, amount_minor }
+            TxnState::CapturePending {
+                hold_id,
+                amount_minor,
+            } => {
+                self.ledger
+                    .capture(&ledger_key(rec, "capture"), &hold_id, amount_minor)
+                    .await?;
+                TxnState::Captured {
+                    hold_id,
+                    amount_minor,
+                }
             }
             TxnState::VoidPending { hold_id } => {
                 self.void(rec, hold_id).await?;
@@ -42,7 +50,12 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         };
         let from = rec.state.name();
         rec.advance(next, now_ms())?;
-        self.journal.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
+        self.journal
+            .write(JournalWrite {
+                txn: Some(rec.clone()),
+                reply: None,
+            })
+            .await?;
         tracing::info!(txn = %rec.key, from, to = rec.state.name(), "ledger confirmed");
         Ok(())
     }
@@ -50,9 +63,22 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     /// Drives `rec` for an advice (0220/0420) and answers it: 00 once the ledger confirmed; 91,
     /// not recorded, while the ledger is unreachable (the agent repeats the advice, the resumer
     /// carries on meanwhile); 96, recorded, when the ledger refuses (an operator must look).
-    pub(super) async fn drive_and_answer(&self, class: &'static str, key: &TxnKey, rec: &mut TxnRecord) -> Result<RecordedReply, JournalError> {
+    pub(super) async fn drive_and_answer(
+        &self,
+        class: &'static str,
+        key: &TxnKey,
+        rec: &mut TxnRecord,
+    ) -> Result<RecordedReply, JournalError> {
         match self.drive(rec).await {
-            Ok(()) => self.answer(class, key, None, RecordedReply::code(ResponseCode::Approved)).await,
+            Ok(()) => {
+                self.answer(
+                    class,
+                    key,
+                    None,
+                    RecordedReply::code(ResponseCode::Approved),
+                )
+                .await
+            }
             Err(DriveError::Ledger(e)) if e.is_transient() => {
                 tracing::warn!(error = %e, state = rec.state.name(), "ledger work not confirmed yet: 91, the advice will be repeated");
                 Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
@@ -60,7 +86,13 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             Err(DriveError::Journal(e)) => Err(e),
             Err(e) => {
                 tracing::error!(error = %e, state = rec.state.name(), "ledger refused: needs an operator");
-                self.answer(class, key, None, RecordedReply::code(ResponseCode::SystemError)).await
+                self.answer(
+                    class,
+                    key,
+                    None,
+                    RecordedReply::code(ResponseCode::SystemError),
+                )
+                .await
             }
         }
     }
@@ -71,9 +103,17 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     async fn void(&self, rec: &TxnRecord, hold_id: Option<String>) -> Result<(), LedgerError> {
         let hold_id = match hold_id {
             Some(h) => h,
-            None => match self.ledger.hold(&ledger_key(rec, "hold"), &rec.account, rec.amount, &rec.key).await {
+            None => match self
+                .ledger
+                .hold(&ledger_key(rec, "hold"), &rec.account, rec.amount, &rec.key)
+                .await
+            {
                 Ok(h) => h.hold_id,
-                Err(LedgerError::InsufficientFunds | LedgerError::UnknownAccount | LedgerError::Invalid(_)) => return Ok(()),
+                Err(
+                    LedgerError::InsufficientFunds
+                    | LedgerError::UnknownAccount
+                    | LedgerError::Invalid(_),
+                ) => return Ok(()),
                 Err(e) => return Err(e),
             },
         };
@@ -95,11 +135,28 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         let kind = match rec.kind {
             TxnKind::Withdrawal => PostingKind::Credit,
             TxnKind::Deposit => {
-                self.ledger.post(&ledger_key(rec, "credit"), PostingKind::Credit, &rec.account, rec.amount, &rec.key).await?;
+                self.ledger
+                    .post(
+                        &ledger_key(rec, "credit"),
+                        PostingKind::Credit,
+                        &rec.account,
+                        rec.amount,
+                        &rec.key,
+                    )
+                    .await?;
                 PostingKind::Debit
             }
         };
-        self.ledger.post(&ledger_key(rec, "compensate"), kind, &rec.account, amount, &rec.key).await.map(|_| ())
+        self.ledger
+            .post(
+                &ledger_key(rec, "compensate"),
+                kind,
+                &rec.account,
+                amount,
+                &rec.key,
+            )
+            .await
+            .map(|_| ())
     }
 }
 

@@ -8,11 +8,20 @@ use crate::domain::{RecordedReply, ResponseCode, Route, TxnKey, WalletAccount};
 use crate::ports::{Journal, Ledger};
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
-    pub(super) async fn balance_inquiry(&self, _key: &TxnKey, pan: &Pan, currency: Currency) -> RecordedReply {
+    pub(super) async fn balance_inquiry(
+        &self,
+        _key: &TxnKey,
+        pan: &Pan,
+        currency: Currency,
+    ) -> RecordedReply {
         if self.routes.route(pan) != Some(Route::Wallet) {
             return RecordedReply::code(ResponseCode::InvalidAccount);
         }
-        match self.ledger.balance(WalletAccount::for_card(pan).as_str()).await {
+        match self
+            .ledger
+            .balance(WalletAccount::for_card(pan).as_str())
+            .await
+        {
             Ok(b) if b.currency == currency || currency.numeric == 0 => RecordedReply {
                 code: ResponseCode::Approved,
                 approval_code: None,
@@ -29,9 +38,17 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
 pub(crate) fn field54(currency: Currency, balance_minor: i64, available_minor: i64) -> String {
     let entry = |kind: &str, v: i64| {
         let sign = if v < 0 { 'D' } else { 'C' };
-        format!("00{kind}{:03}{sign}{:012}", currency.numeric, v.unsigned_abs())
+        format!(
+            "00{kind}{:03}{sign}{:012}",
+            currency.numeric,
+            v.unsigned_abs()
+        )
     };
-    format!("{}{}", entry("01", balance_minor), entry("02", available_minor))
+    format!(
+        "{}{}",
+        entry("01", balance_minor),
+        entry("02", available_minor)
+    )
 }
 
 #[cfg(test)]
@@ -40,6 +57,9 @@ mod tests {
 
     #[test]
     fn field54_has_ledger_and_available_entries() {
-        assert_eq!(field54(Currency::EUR, 12345, -5), "0001978C0000000123450002978D000000000005");
+        assert_eq!(
+            field54(Currency::EUR, 12345, -5),
+            "0001978C0000000123450002978D000000000005"
+        );
     }
 }

@@ -40,7 +40,12 @@ pub struct Switch<L, J> {
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     pub fn new(ledger: Arc<L>, journal: Arc<J>, routes: RouteTable) -> Self {
-        Self { ledger, journal, routes, stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect() }
+        Self {
+            ledger,
+            journal,
+            routes,
+            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+        }
     }
 
     pub fn journal(&self) -> &Arc<J> {
@@ -72,7 +77,10 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
 
     async fn dispatch(&self, request: Request) -> Result<RecordedReply, JournalError> {
         if let (Some(class), Some(key)) = (request.class(), request_key(&request)) {
-            let mk = MessageKey { class, txn: key.clone() };
+            let mk = MessageKey {
+                class,
+                txn: key.clone(),
+            };
             if let Some(recorded) = self.journal.reply(&mk)? {
                 tracing::info!(key = %mk.as_string(), code = %recorded.code, "replayed request: recorded answer");
                 return Ok(recorded);
@@ -84,12 +92,26 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 tracing::info!(terminal = %key.terminal, stan = %key.stan, %detail, "terminal status advice");
                 Ok(RecordedReply::code(ResponseCode::Approved))
             }
-            Request::BalanceInquiry { key, pan, currency } => Ok(self.balance_inquiry(&key, &pan, currency).await),
+            Request::BalanceInquiry { key, pan, currency } => {
+                Ok(self.balance_inquiry(&key, &pan, currency).await)
+            }
             Request::Withdrawal { key, pan, amount } => self.withdrawal(key, pan, amount).await,
             Request::Deposit { key, pan, amount } => self.deposit(key, pan, amount).await,
-            Request::Completion { key, original, dispensed_minor } => self.completion(key, original, dispensed_minor).await,
-            Request::Reversal { key, original, kind, amount, dispensed_minor, pan } => {
-                self.reversal(key, original, kind, amount, dispensed_minor, pan).await
+            Request::Completion {
+                key,
+                original,
+                dispensed_minor,
+            } => self.completion(key, original, dispensed_minor).await,
+            Request::Reversal {
+                key,
+                original,
+                kind,
+                amount,
+                dispensed_minor,
+                pan,
+            } => {
+                self.reversal(key, original, kind, amount, dispensed_minor, pan)
+                    .await
             }
         }
     }
@@ -98,17 +120,41 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     async fn lock(&self, original: &TxnKey) -> MutexGuard<'_, ()> {
         let mut h = DefaultHasher::new();
         original.hash(&mut h);
-        self.stripes[(h.finish() as usize) % LOCK_STRIPES].lock().await
+        self.stripes[(h.finish() as usize) % LOCK_STRIPES]
+            .lock()
+            .await
     }
 
     /// Checks the reply record again under the lock: a concurrent duplicate may have just answered.
-    fn recorded(&self, class: &'static str, key: &TxnKey) -> Result<Option<RecordedReply>, JournalError> {
-        self.journal.reply(&MessageKey { class, txn: key.clone() })
+    fn recorded(
+        &self,
+        class: &'static str,
+        key: &TxnKey,
+    ) -> Result<Option<RecordedReply>, JournalError> {
+        self.journal.reply(&MessageKey {
+            class,
+            txn: key.clone(),
+        })
     }
 
     /// Records the answer to a message together with the transaction's new state, durably.
-    async fn answer(&self, class: &'static str, key: &TxnKey, txn: Option<crate::domain::TxnRecord>, reply: RecordedReply) -> Result<RecordedReply, JournalError> {
-        let write = JournalWrite { txn, reply: Some((MessageKey { class, txn: key.clone() }, reply.clone())) };
+    async fn answer(
+        &self,
+        class: &'static str,
+        key: &TxnKey,
+        txn: Option<crate::domain::TxnRecord>,
+        reply: RecordedReply,
+    ) -> Result<RecordedReply, JournalError> {
+        let write = JournalWrite {
+            txn,
+            reply: Some((
+                MessageKey {
+                    class,
+                    txn: key.clone(),
+                },
+                reply.clone(),
+            )),
+        };
         self.journal.write(write).await?;
         Ok(reply)
     }
@@ -137,29 +183,65 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         use crate::domain::{Route, TxnRecord, WalletAccount};
         if self.routes.route(pan) != Some(Route::Wallet) {
             tracing::warn!("card is not routed to the wallet: declined 14");
-            let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::InvalidAccount)).await?;
+            let reply = self
+                .answer(
+                    class,
+                    key,
+                    None,
+                    RecordedReply::code(ResponseCode::InvalidAccount),
+                )
+                .await?;
             return Ok(Opened::Answered(reply));
         }
         if amount.minor == 0 {
-            let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::InvalidAmount)).await?;
+            let reply = self
+                .answer(
+                    class,
+                    key,
+                    None,
+                    RecordedReply::code(ResponseCode::InvalidAmount),
+                )
+                .await?;
             return Ok(Opened::Answered(reply));
         }
         let guard = self.lock(key).await;
         if let Some(recorded) = self.recorded(class, key)? {
             return Ok(Opened::Answered(recorded));
         }
-        let fresh = TxnRecord::new(key, kind, WalletAccount::for_card(pan).as_str(), pan.masked(), amount, now_ms());
+        let fresh = TxnRecord::new(
+            key,
+            kind,
+            WalletAccount::for_card(pan).as_str(),
+            pan.masked(),
+            amount,
+            now_ms(),
+        );
         match self.journal.txn(&key.as_string())? {
             // Requested before a crash, never answered: carry on with the same idempotency key.
             Some(rec) if rec.state == fresh.state => Ok(Opened::Ready(guard, rec)),
             Some(rec) => {
                 // A reversal got here first, or the record is in another state: never move money again.
-                tracing::warn!(state = rec.state.name(), "request for a transaction already in the journal: declined");
-                let reply = self.answer(class, key, None, RecordedReply::code(ResponseCode::DoNotHonour)).await?;
+                tracing::warn!(
+                    state = rec.state.name(),
+                    "request for a transaction already in the journal: declined"
+                );
+                let reply = self
+                    .answer(
+                        class,
+                        key,
+                        None,
+                        RecordedReply::code(ResponseCode::DoNotHonour),
+                    )
+                    .await?;
                 Ok(Opened::Answered(reply))
             }
             None => {
-                self.journal.write(JournalWrite { txn: Some(fresh.clone()), reply: None }).await?;
+                self.journal
+                    .write(JournalWrite {
+                        txn: Some(fresh.clone()),
+                        reply: None,
+                    })
+                    .await?;
                 Ok(Opened::Ready(guard, fresh))
             }
         }
@@ -205,7 +287,10 @@ fn network_management(code: &str) -> RecordedReply {
 
 /// Milliseconds since the epoch, for journal timestamps.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// A 6-digit approval code (field 38) derived from the ledger's hold or movement id.

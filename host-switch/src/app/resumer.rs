@@ -31,7 +31,10 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 return report;
             }
         };
-        for rec in records.into_iter().filter(|r| r.state.is_pending_outbound()) {
+        for rec in records
+            .into_iter()
+            .filter(|r| r.state.is_pending_outbound())
+        {
             report.pending += 1;
             let Some(key) = parse_key(&rec.key) else {
                 tracing::error!(txn = %rec.key, "journal key is malformed: skipped");
@@ -59,7 +62,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     }
 
     /// Runs passes every `interval` until `shutdown` becomes true.
-    pub async fn run_resumer(self: Arc<Self>, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run_resumer(
+        self: Arc<Self>,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             self.resume_pending().await;
             tokio::select! {

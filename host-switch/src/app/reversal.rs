@@ -9,7 +9,9 @@
 use protocols::types::{Amount, Pan};
 
 use super::{now_ms, Switch};
-use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState, WalletAccount};
+use crate::domain::{
+    RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState, WalletAccount,
+};
 use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
 
 const CLASS: &str = "0420";
@@ -30,19 +32,49 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         }
         let Some(mut rec) = self.journal.txn(&original.as_string())? else {
             tracing::warn!(original = %original, "reversal before its original: remembered, approved");
-            let account = pan.as_ref().map(|p| WalletAccount::for_card(p).as_str().to_owned()).unwrap_or_default();
-            let mut rec = TxnRecord::new(&original, kind, &account, pan.map(|p| p.masked()).unwrap_or_default(), amount, now_ms());
+            let account = pan
+                .as_ref()
+                .map(|p| WalletAccount::for_card(p).as_str().to_owned())
+                .unwrap_or_default();
+            let mut rec = TxnRecord::new(
+                &original,
+                kind,
+                &account,
+                pan.map(|p| p.masked()).unwrap_or_default(),
+                amount,
+                now_ms(),
+            );
             rec.state = TxnState::ReversedUnseen;
-            return self.answer(CLASS, &key, Some(rec), RecordedReply::code(ResponseCode::Approved)).await;
+            return self
+                .answer(
+                    CLASS,
+                    &key,
+                    Some(rec),
+                    RecordedReply::code(ResponseCode::Approved),
+                )
+                .await;
         };
         let next = match &rec.state {
             TxnState::HoldRequested => Some(TxnState::VoidPending { hold_id: None }),
-            TxnState::Held { hold_id } if dispensed_minor > 0 && dispensed_minor <= rec.amount.minor => {
-                Some(TxnState::CapturePending { hold_id: hold_id.clone(), amount_minor: dispensed_minor })
+            TxnState::Held { hold_id }
+                if dispensed_minor > 0 && dispensed_minor <= rec.amount.minor =>
+            {
+                Some(TxnState::CapturePending {
+                    hold_id: hold_id.clone(),
+                    amount_minor: dispensed_minor,
+                })
             }
-            TxnState::Held { hold_id } => Some(TxnState::VoidPending { hold_id: Some(hold_id.clone()) }),
-            TxnState::Captured { amount_minor, .. } => Some(TxnState::CompensationPending { amount_minor: *amount_minor }),
-            TxnState::CreditRequested | TxnState::Credited { .. } => Some(TxnState::CompensationPending { amount_minor: rec.amount.minor }),
+            TxnState::Held { hold_id } => Some(TxnState::VoidPending {
+                hold_id: Some(hold_id.clone()),
+            }),
+            TxnState::Captured { amount_minor, .. } => Some(TxnState::CompensationPending {
+                amount_minor: *amount_minor,
+            }),
+            TxnState::CreditRequested | TxnState::Credited { .. } => {
+                Some(TxnState::CompensationPending {
+                    amount_minor: rec.amount.minor,
+                })
+            }
             // In progress or done: drive on / nothing to do.
             TxnState::CapturePending { .. }
             | TxnState::VoidPending { .. }
@@ -57,7 +89,12 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 tracing::error!(error = %e, "journal state machine refused the reversal");
                 return Ok(RecordedReply::code(ResponseCode::SystemError));
             }
-            self.journal.write(JournalWrite { txn: Some(rec.clone()), reply: None }).await?;
+            self.journal
+                .write(JournalWrite {
+                    txn: Some(rec.clone()),
+                    reply: None,
+                })
+                .await?;
         }
         self.drive_and_answer(CLASS, &key, &mut rec).await
     }

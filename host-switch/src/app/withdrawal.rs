@@ -12,15 +12,36 @@ use crate::ports::{Journal, JournalError, Ledger, LedgerError};
 const CLASS: &str = "0100";
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
-    pub(super) async fn withdrawal(&self, key: TxnKey, pan: Pan, amount: Amount) -> Result<RecordedReply, JournalError> {
-        let (_guard, rec) = match self.open_txn(CLASS, TxnKind::Withdrawal, &key, &pan, amount).await? {
+    pub(super) async fn withdrawal(
+        &self,
+        key: TxnKey,
+        pan: Pan,
+        amount: Amount,
+    ) -> Result<RecordedReply, JournalError> {
+        let (_guard, rec) = match self
+            .open_txn(CLASS, TxnKind::Withdrawal, &key, &pan, amount)
+            .await?
+        {
             Opened::Answered(reply) => return Ok(reply),
             Opened::Ready(guard, rec) => (guard, rec),
         };
-        let (next, reply) = match self.ledger.hold(&ledger_key(&rec, "hold"), &rec.account, amount, &rec.key).await {
+        let (next, reply) = match self
+            .ledger
+            .hold(&ledger_key(&rec, "hold"), &rec.account, amount, &rec.key)
+            .await
+        {
             Ok(hold) => {
-                let reply = RecordedReply { code: ResponseCode::Approved, approval_code: Some(approval_code(&hold.hold_id)), additional_amounts: None };
-                (TxnState::Held { hold_id: hold.hold_id }, reply)
+                let reply = RecordedReply {
+                    code: ResponseCode::Approved,
+                    approval_code: Some(approval_code(&hold.hold_id)),
+                    additional_amounts: None,
+                };
+                (
+                    TxnState::Held {
+                        hold_id: hold.hold_id,
+                    },
+                    reply,
+                )
             }
             Err(e) => {
                 let code = decline_code(&e);
@@ -45,6 +66,8 @@ pub(super) fn decline_code(e: &LedgerError) -> ResponseCode {
         LedgerError::UnknownAccount => ResponseCode::InvalidAccount,
         LedgerError::Invalid(_) => ResponseCode::InvalidAmount,
         LedgerError::Conflict(_) => ResponseCode::SystemError,
-        LedgerError::Unavailable(_) | LedgerError::Timeout(_) | LedgerError::BreakerOpen => ResponseCode::IssuerUnavailable,
+        LedgerError::Unavailable(_) | LedgerError::Timeout(_) | LedgerError::BreakerOpen => {
+            ResponseCode::IssuerUnavailable
+        }
     }
 }

@@ -19,7 +19,11 @@ pub struct TxnKey {
 
 impl TxnKey {
     pub fn new(terminal: TerminalId, stan: Stan, transmitted_at: impl Into<String>) -> Self {
-        Self { terminal, stan, transmitted_at: transmitted_at.into() }
+        Self {
+            terminal,
+            stan,
+            transmitted_at: transmitted_at.into(),
+        }
     }
 
     /// The stable text form, used as the journal key and inside ledger idempotency keys.
@@ -77,7 +81,11 @@ mod tests {
     use super::*;
 
     fn key() -> TxnKey {
-        TxnKey::new(TerminalId::parse("ATM00001").unwrap(), Stan::new(123).unwrap(), "1125114000")
+        TxnKey::new(
+            TerminalId::parse("ATM00001").unwrap(),
+            Stan::new(123).unwrap(),
+            "1125114000",
+        )
     }
 
     #[test]
@@ -91,7 +99,10 @@ mod tests {
         assert_eq!(MessageKey::class_of("0421"), MessageKey::class_of("0420"));
         assert_eq!(MessageKey::class_of("0221"), Some("0220"));
         assert_eq!(MessageKey::class_of("0110"), None);
-        let m = MessageKey { class: "0420", txn: key() };
+        let m = MessageKey {
+            class: "0420",
+            txn: key(),
+        };
         assert_eq!(m.as_string(), "0420:ATM00001:000123:1125114000");
     }
 }

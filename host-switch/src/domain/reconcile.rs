@@ -44,7 +44,10 @@ pub struct Reconciliation {
 
 impl Reconciliation {
     pub fn is_reconciled(&self) -> bool {
-        self.lost.is_empty() && self.duplicated.is_empty() && self.mismatched.is_empty() && self.unknown.is_empty()
+        self.lost.is_empty()
+            && self.duplicated.is_empty()
+            && self.mismatched.is_empty()
+            && self.unknown.is_empty()
     }
 }
 
@@ -52,16 +55,25 @@ impl Reconciliation {
 fn expected(rec: &TxnRecord) -> Vec<(MovementKind, u64)> {
     use MovementKind::*;
     match (&rec.kind, &rec.state) {
-        (TxnKind::Withdrawal, TxnState::Captured { amount_minor, .. }) => vec![(Capture, *amount_minor)],
-        (TxnKind::Withdrawal, TxnState::Compensated { amount_minor }) => vec![(Capture, *amount_minor), (Credit, *amount_minor)],
+        (TxnKind::Withdrawal, TxnState::Captured { amount_minor, .. }) => {
+            vec![(Capture, *amount_minor)]
+        }
+        (TxnKind::Withdrawal, TxnState::Compensated { amount_minor }) => {
+            vec![(Capture, *amount_minor), (Credit, *amount_minor)]
+        }
         (TxnKind::Deposit, TxnState::Credited { .. }) => vec![(Credit, rec.amount.minor)],
-        (TxnKind::Deposit, TxnState::Compensated { amount_minor }) => vec![(Credit, rec.amount.minor), (Debit, *amount_minor)],
+        (TxnKind::Deposit, TxnState::Compensated { amount_minor }) => {
+            vec![(Credit, rec.amount.minor), (Debit, *amount_minor)]
+        }
         _ => vec![],
     }
 }
 
 pub fn reconcile(journal: &[TxnRecord], movements: &[LedgerMovement]) -> Reconciliation {
-    let mut report = Reconciliation { transactions: journal.len(), ..Default::default() };
+    let mut report = Reconciliation {
+        transactions: journal.len(),
+        ..Default::default()
+    };
     let mut by_ref: BTreeMap<&str, Vec<&LedgerMovement>> = BTreeMap::new();
     for m in movements {
         match m.kind {
@@ -81,17 +93,34 @@ pub fn reconcile(journal: &[TxnRecord], movements: &[LedgerMovement]) -> Reconci
         for (kind, amount) in &want {
             match kind {
                 MovementKind::Capture => report.journal_captured_minor += amount,
-                MovementKind::Credit if rec.kind == TxnKind::Deposit => report.journal_credited_minor += amount,
+                MovementKind::Credit if rec.kind == TxnKind::Deposit => {
+                    report.journal_credited_minor += amount
+                }
                 _ => {}
             }
         }
-        for kind in [MovementKind::Capture, MovementKind::Credit, MovementKind::Debit] {
-            let got: Vec<u64> = seen.iter().filter(|m| m.kind == kind).map(|m| m.amount_minor).collect();
-            let wanted: Vec<u64> = want.iter().filter(|(k, _)| *k == kind).map(|(_, a)| *a).collect();
+        for kind in [
+            MovementKind::Capture,
+            MovementKind::Credit,
+            MovementKind::Debit,
+        ] {
+            let got: Vec<u64> = seen
+                .iter()
+                .filter(|m| m.kind == kind)
+                .map(|m| m.amount_minor)
+                .collect();
+            let wanted: Vec<u64> = want
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, a)| *a)
+                .collect();
             match (wanted.len(), got.len()) {
                 (w, g) if g > w => report.duplicated.push(format!("{} {kind:?} x{g}", rec.key)),
                 (w, g) if g < w => report.lost.push(format!("{} {kind:?}", rec.key)),
-                _ if wanted != got => report.mismatched.push(format!("{} {kind:?} journal {wanted:?} ledger {got:?}", rec.key)),
+                _ if wanted != got => report.mismatched.push(format!(
+                    "{} {kind:?} journal {wanted:?} ledger {got:?}",
+                    rec.key
+                )),
                 _ => {}
             }
         }
@@ -107,21 +136,55 @@ mod tests {
     use protocols::types::{Amount, Currency, Stan, TerminalId};
 
     fn rec(stan: u32, kind: TxnKind, state: TxnState) -> TxnRecord {
-        let key = TxnKey::new(TerminalId::parse("ATM1").unwrap(), Stan::new(stan).unwrap(), "1125114000");
-        let mut r = TxnRecord::new(&key, kind, "card-x", String::new(), Amount::new(5000, Currency::EUR), 0);
+        let key = TxnKey::new(
+            TerminalId::parse("ATM1").unwrap(),
+            Stan::new(stan).unwrap(),
+            "1125114000",
+        );
+        let mut r = TxnRecord::new(
+            &key,
+            kind,
+            "card-x",
+            String::new(),
+            Amount::new(5000, Currency::EUR),
+            0,
+        );
         r.state = state;
         r
     }
     fn mv(kind: MovementKind, amount_minor: u64, r: &TxnRecord) -> LedgerMovement {
-        LedgerMovement { kind, amount_minor, reference: r.key.clone() }
+        LedgerMovement {
+            kind,
+            amount_minor,
+            reference: r.key.clone(),
+        }
     }
 
     #[test]
     fn matching_books_reconcile() {
-        let w = rec(1, TxnKind::Withdrawal, TxnState::Captured { hold_id: "h".into(), amount_minor: 3000 });
-        let d = rec(2, TxnKind::Deposit, TxnState::Credited { movement_id: "m".into() });
+        let w = rec(
+            1,
+            TxnKind::Withdrawal,
+            TxnState::Captured {
+                hold_id: "h".into(),
+                amount_minor: 3000,
+            },
+        );
+        let d = rec(
+            2,
+            TxnKind::Deposit,
+            TxnState::Credited {
+                movement_id: "m".into(),
+            },
+        );
         let v = rec(3, TxnKind::Withdrawal, TxnState::Voided);
-        let r = reconcile(&[w.clone(), d.clone(), v], &[mv(MovementKind::Capture, 3000, &w), mv(MovementKind::Credit, 5000, &d)]);
+        let r = reconcile(
+            &[w.clone(), d.clone(), v],
+            &[
+                mv(MovementKind::Capture, 3000, &w),
+                mv(MovementKind::Credit, 5000, &d),
+            ],
+        );
         assert!(r.is_reconciled(), "{r:?}");
         assert_eq!(r.journal_captured_minor, 3000);
         assert_eq!(r.ledger_credited_minor, 5000);
@@ -129,13 +192,39 @@ mod tests {
 
     #[test]
     fn lost_duplicated_mismatched_and_unknown_are_reported() {
-        let w = rec(1, TxnKind::Withdrawal, TxnState::Captured { hold_id: "h".into(), amount_minor: 3000 });
-        let w2 = rec(2, TxnKind::Withdrawal, TxnState::Captured { hold_id: "h".into(), amount_minor: 3000 });
-        let w3 = rec(3, TxnKind::Withdrawal, TxnState::Captured { hold_id: "h".into(), amount_minor: 3000 });
+        let w = rec(
+            1,
+            TxnKind::Withdrawal,
+            TxnState::Captured {
+                hold_id: "h".into(),
+                amount_minor: 3000,
+            },
+        );
+        let w2 = rec(
+            2,
+            TxnKind::Withdrawal,
+            TxnState::Captured {
+                hold_id: "h".into(),
+                amount_minor: 3000,
+            },
+        );
+        let w3 = rec(
+            3,
+            TxnKind::Withdrawal,
+            TxnState::Captured {
+                hold_id: "h".into(),
+                amount_minor: 3000,
+            },
+        );
         let stranger = rec(4, TxnKind::Withdrawal, TxnState::Voided);
         let r = reconcile(
             &[w.clone(), w2.clone(), w3.clone()],
-            &[mv(MovementKind::Capture, 3000, &w2), mv(MovementKind::Capture, 3000, &w2), mv(MovementKind::Capture, 2000, &w3), mv(MovementKind::Capture, 1, &stranger)],
+            &[
+                mv(MovementKind::Capture, 3000, &w2),
+                mv(MovementKind::Capture, 3000, &w2),
+                mv(MovementKind::Capture, 2000, &w3),
+                mv(MovementKind::Capture, 1, &stranger),
+            ],
         );
         assert_eq!(r.lost.len(), 1);
         assert_eq!(r.duplicated.len(), 1);
@@ -146,7 +235,14 @@ mod tests {
 
     #[test]
     fn pending_work_is_in_flight_not_lost() {
-        let w = rec(1, TxnKind::Withdrawal, TxnState::CapturePending { hold_id: "h".into(), amount_minor: 3000 });
+        let w = rec(
+            1,
+            TxnKind::Withdrawal,
+            TxnState::CapturePending {
+                hold_id: "h".into(),
+                amount_minor: 3000,
+            },
+        );
         let r = reconcile(&[w.clone()], &[mv(MovementKind::Capture, 3000, &w)]);
         assert!(r.is_reconciled(), "{r:?}");
         assert_eq!(r.in_flight, 1);

@@ -10,15 +10,38 @@ pub enum Request {
     /// 0800: sign-on (001), sign-off (002), echo (301).
     NetworkManagement { code: String },
     /// 0100 with processing code 01: reserve cash on the wallet.
-    Withdrawal { key: TxnKey, pan: Pan, amount: Amount },
+    Withdrawal {
+        key: TxnKey,
+        pan: Pan,
+        amount: Amount,
+    },
     /// 0100 with processing code 31.
-    BalanceInquiry { key: TxnKey, pan: Pan, currency: Currency },
+    BalanceInquiry {
+        key: TxnKey,
+        pan: Pan,
+        currency: Currency,
+    },
     /// 0200 with processing code 21: credit at once.
-    Deposit { key: TxnKey, pan: Pan, amount: Amount },
+    Deposit {
+        key: TxnKey,
+        pan: Pan,
+        amount: Amount,
+    },
     /// 0220/0221: the cash actually dispensed for an approved withdrawal.
-    Completion { key: TxnKey, original: TxnKey, dispensed_minor: u64 },
+    Completion {
+        key: TxnKey,
+        original: TxnKey,
+        dispensed_minor: u64,
+    },
     /// 0420/0421: undo the original; `dispensed_minor` > 0 is a partial reversal (field 95).
-    Reversal { key: TxnKey, original: TxnKey, kind: TxnKind, amount: Amount, dispensed_minor: u64, pan: Option<Pan> },
+    Reversal {
+        key: TxnKey,
+        original: TxnKey,
+        kind: TxnKind,
+        amount: Amount,
+        dispensed_minor: u64,
+        pan: Option<Pan>,
+    },
     /// 0820: a terminal's status (faults, supplies), for the fleet view.
     StatusAdvice { key: TxnKey, detail: String },
 }
@@ -31,7 +54,9 @@ impl Request {
             Self::Deposit { .. } => Some("0200"),
             Self::Completion { .. } => Some("0220"),
             Self::Reversal { .. } => Some("0420"),
-            Self::NetworkManagement { .. } | Self::BalanceInquiry { .. } | Self::StatusAdvice { .. } => None,
+            Self::NetworkManagement { .. }
+            | Self::BalanceInquiry { .. }
+            | Self::StatusAdvice { .. } => None,
         }
     }
 }

@@ -75,7 +75,9 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for c in ["00", "05", "12", "13", "14", "30", "51", "55", "58", "61", "75", "91", "94", "96"] {
+        for c in [
+            "00", "05", "12", "13", "14", "30", "51", "55", "58", "61", "75", "91", "94", "96",
+        ] {
             assert_eq!(ResponseCode::parse(c).unwrap().code(), c);
         }
         assert_eq!(ResponseCode::parse("99"), None);

@@ -34,18 +34,24 @@ pub struct RouteError {
 
 impl RouteTable {
     pub fn new(mut entries: Vec<RouteEntry>) -> Result<Self, RouteError> {
-        if let Some(bad) = entries
-            .iter()
-            .find(|e| e.prefix.is_empty() || e.prefix.len() > 11 || !e.prefix.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(RouteError { prefix: bad.prefix.clone() });
+        if let Some(bad) = entries.iter().find(|e| {
+            e.prefix.is_empty()
+                || e.prefix.len() > 11
+                || !e.prefix.bytes().all(|b| b.is_ascii_digit())
+        }) {
+            return Err(RouteError {
+                prefix: bad.prefix.clone(),
+            });
         }
         entries.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         Ok(Self { entries })
     }
 
     pub fn route(&self, pan: &Pan) -> Option<Route> {
-        self.entries.iter().find(|e| pan.expose().starts_with(&e.prefix)).map(|e| e.route)
+        self.entries
+            .iter()
+            .find(|e| pan.expose().starts_with(&e.prefix))
+            .map(|e| e.route)
     }
 }
 
@@ -56,18 +62,34 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let t = RouteTable::new(vec![
-            RouteEntry { prefix: "4".into(), route: Route::BankHost },
-            RouteEntry { prefix: "476173".into(), route: Route::Wallet },
+            RouteEntry {
+                prefix: "4".into(),
+                route: Route::BankHost,
+            },
+            RouteEntry {
+                prefix: "476173".into(),
+                route: Route::Wallet,
+            },
         ])
         .unwrap();
-        assert_eq!(t.route(&Pan::parse("4761739001010010").unwrap()), Some(Route::Wallet));
-        assert_eq!(t.route(&Pan::parse("4000000000000002").unwrap()), Some(Route::BankHost));
+        assert_eq!(
+            t.route(&Pan::parse("4761739001010010").unwrap()),
+            Some(Route::Wallet)
+        );
+        assert_eq!(
+            t.route(&Pan::parse("4000000000000002").unwrap()),
+            Some(Route::BankHost)
+        );
         assert_eq!(t.route(&Pan::parse("5000000000000002").unwrap()), None);
     }
 
     #[test]
     fn bad_prefix_is_named() {
-        let err = RouteTable::new(vec![RouteEntry { prefix: "47x".into(), route: Route::Wallet }]).unwrap_err();
+        let err = RouteTable::new(vec![RouteEntry {
+            prefix: "47x".into(),
+            route: Route::Wallet,
+        }])
+        .unwrap_err();
         assert_eq!(err.prefix, "47x");
     }
 }

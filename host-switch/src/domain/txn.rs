@@ -29,24 +29,47 @@ pub enum TxnKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnState {
     HoldRequested,
-    Held { hold_id: String },
-    CapturePending { hold_id: String, amount_minor: u64 },
-    Captured { hold_id: String, amount_minor: u64 },
-    VoidPending { hold_id: Option<String> },
+    Held {
+        hold_id: String,
+    },
+    CapturePending {
+        hold_id: String,
+        amount_minor: u64,
+    },
+    Captured {
+        hold_id: String,
+        amount_minor: u64,
+    },
+    VoidPending {
+        hold_id: Option<String>,
+    },
     Voided,
     CreditRequested,
-    Credited { movement_id: String },
+    Credited {
+        movement_id: String,
+    },
     /// Undo a posted movement: a credit back after a captured withdrawal, a debit after a deposit.
-    CompensationPending { amount_minor: u64 },
-    Compensated { amount_minor: u64 },
-    Declined { code: ResponseCode },
+    CompensationPending {
+        amount_minor: u64,
+    },
+    Compensated {
+        amount_minor: u64,
+    },
+    Declined {
+        code: ResponseCode,
+    },
     ReversedUnseen,
 }
 
 impl TxnState {
     /// Work the switch still owes the ledger, which the resumer picks up after a restart.
     pub fn is_pending_outbound(&self) -> bool {
-        matches!(self, Self::CapturePending { .. } | Self::VoidPending { .. } | Self::CompensationPending { .. })
+        matches!(
+            self,
+            Self::CapturePending { .. }
+                | Self::VoidPending { .. }
+                | Self::CompensationPending { .. }
+        )
     }
 
     /// The name used in logs and metrics.
@@ -77,7 +100,9 @@ impl TxnState {
             (CapturePending { .. }, Captured { .. } | CapturePending { .. }) => true,
             (Captured { .. }, CompensationPending { .. }) => true,
             (VoidPending { .. }, Voided | VoidPending { .. }) => true,
-            (CreditRequested, Credited { .. } | Declined { .. } | CompensationPending { .. }) => true,
+            (CreditRequested, Credited { .. } | Declined { .. } | CompensationPending { .. }) => {
+                true
+            }
             (Credited { .. }, CompensationPending { .. }) => true,
             (CompensationPending { .. }, Compensated { .. }) => true,
             _ => false,
@@ -104,7 +129,14 @@ pub struct TxnRecord {
 }
 
 impl TxnRecord {
-    pub fn new(key: &TxnKey, kind: TxnKind, account: &str, pan_masked: String, amount: Amount, now_ms: u64) -> Self {
+    pub fn new(
+        key: &TxnKey,
+        kind: TxnKind,
+        account: &str,
+        pan_masked: String,
+        amount: Amount,
+        now_ms: u64,
+    ) -> Self {
         let state = match kind {
             TxnKind::Withdrawal => TxnState::HoldRequested,
             TxnKind::Deposit => TxnState::CreditRequested,
@@ -125,7 +157,11 @@ impl TxnRecord {
     /// Moves to `next` if the state machine allows it.
     pub fn advance(&mut self, next: TxnState, now_ms: u64) -> Result<(), InvalidTransition> {
         if !self.state.may_become(&next) {
-            return Err(InvalidTransition { key: self.key.clone(), from: self.state.name(), to: next.name() });
+            return Err(InvalidTransition {
+                key: self.key.clone(),
+                from: self.state.name(),
+                to: next.name(),
+            });
         }
         self.state = next;
         self.updated_at_ms = now_ms;
@@ -137,7 +173,9 @@ impl TxnRecord {
     pub fn net_posted_minor(&self) -> i128 {
         let amount = i128::from(self.amount.minor);
         match (&self.kind, &self.state) {
-            (TxnKind::Withdrawal, TxnState::Captured { amount_minor, .. }) => -i128::from(*amount_minor),
+            (TxnKind::Withdrawal, TxnState::Captured { amount_minor, .. }) => {
+                -i128::from(*amount_minor)
+            }
             (TxnKind::Deposit, TxnState::Credited { .. }) => amount,
             _ => 0,
         }
@@ -165,7 +203,11 @@ pub struct RecordedReply {
 
 impl RecordedReply {
     pub fn code(code: ResponseCode) -> Self {
-        Self { code, approval_code: None, additional_amounts: None }
+        Self {
+            code,
+            approval_code: None,
+            additional_amounts: None,
+        }
     }
 }
 
@@ -179,15 +221,23 @@ mod tests {
         vec![
             HoldRequested,
             Held { hold_id: h() },
-            CapturePending { hold_id: h(), amount_minor: 1 },
-            Captured { hold_id: h(), amount_minor: 1 },
+            CapturePending {
+                hold_id: h(),
+                amount_minor: 1,
+            },
+            Captured {
+                hold_id: h(),
+                amount_minor: 1,
+            },
             VoidPending { hold_id: Some(h()) },
             Voided,
             CreditRequested,
             Credited { movement_id: h() },
             CompensationPending { amount_minor: 1 },
             Compensated { amount_minor: 1 },
-            Declined { code: ResponseCode::InsufficientFunds },
+            Declined {
+                code: ResponseCode::InsufficientFunds,
+            },
             ReversedUnseen,
         ]
     }
@@ -214,21 +264,45 @@ mod tests {
         for from in all_states() {
             for to in all_states() {
                 let expected = allowed.contains(&(from.name(), to.name()));
-                assert_eq!(from.may_become(&to), expected, "{} -> {}", from.name(), to.name());
+                assert_eq!(
+                    from.may_become(&to),
+                    expected,
+                    "{} -> {}",
+                    from.name(),
+                    to.name()
+                );
             }
         }
     }
 
     #[test]
     fn terminal_states_go_nowhere() {
-        for s in [Voided, Compensated { amount_minor: 1 }, Declined { code: ResponseCode::DoNotHonour }, ReversedUnseen] {
-            assert!(all_states().iter().all(|n| !s.may_become(n)), "{}", s.name());
+        for s in [
+            Voided,
+            Compensated { amount_minor: 1 },
+            Declined {
+                code: ResponseCode::DoNotHonour,
+            },
+            ReversedUnseen,
+        ] {
+            assert!(
+                all_states().iter().all(|n| !s.may_become(n)),
+                "{}",
+                s.name()
+            );
         }
     }
 
     #[test]
     fn only_unconfirmed_ledger_work_is_pending() {
-        let pending: Vec<_> = all_states().into_iter().filter(|s| s.is_pending_outbound()).map(|s| s.name()).collect();
-        assert_eq!(pending, vec!["capture_pending", "void_pending", "compensation_pending"]);
+        let pending: Vec<_> = all_states()
+            .into_iter()
+            .filter(|s| s.is_pending_outbound())
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(
+            pending,
+            vec!["capture_pending", "void_pending", "compensation_pending"]
+        );
     }
 }

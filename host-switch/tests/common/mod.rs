@@ -27,7 +27,9 @@ pub const BANK_CARD: &str = "5413330089020011";
 pub const START_BALANCE: u64 = 100_000;
 
 pub fn account(pan: &str) -> String {
-    WalletAccount::for_card(&Pan::parse(pan).unwrap()).as_str().to_owned()
+    WalletAccount::for_card(&Pan::parse(pan).unwrap())
+        .as_str()
+        .to_owned()
 }
 
 pub struct Lab {
@@ -47,12 +49,28 @@ impl Lab {
         let files = pki.write_to_dir(dir.path()).unwrap();
         let mut cfg = LedgerConfig::new(dir.path().join("ledger"));
         cfg.seeds = vec![
-            AccountSeed { account: account(ALICE), currency: "EUR".into(), balance_minor: START_BALANCE },
-            AccountSeed { account: account(BOB_POOR), currency: "EUR".into(), balance_minor: 1_000 },
+            AccountSeed {
+                account: account(ALICE),
+                currency: "EUR".into(),
+                balance_minor: START_BALANCE,
+            },
+            AccountSeed {
+                account: account(BOB_POOR),
+                currency: "EUR".into(),
+                balance_minor: 1_000,
+            },
         ];
         let ledger = LedgerServer::start(cfg).await.unwrap();
         let ledger_addr = ledger.local_addr();
-        let mut lab = Lab { dir, pki, files, ledger: Some(ledger), ledger_addr, switch: None, switch_addr: "127.0.0.1:0".parse().unwrap() };
+        let mut lab = Lab {
+            dir,
+            pki,
+            files,
+            ledger: Some(ledger),
+            ledger_addr,
+            switch: None,
+            switch_addr: "127.0.0.1:0".parse().unwrap(),
+        };
         lab.start_switch().await;
         lab
     }
@@ -127,22 +145,50 @@ impl Lab {
         self.client_with(cfg).await.unwrap()
     }
 
-    pub async fn client_with(&self, cfg: Arc<mtls::rustls::ClientConfig>) -> std::io::Result<IsoClient> {
+    pub async fn client_with(
+        &self,
+        cfg: Arc<mtls::rustls::ClientConfig>,
+    ) -> std::io::Result<IsoClient> {
         let tcp = TcpStream::connect(self.switch_addr).await?;
-        let tls = mtls::TlsConnector::from(cfg).connect(mtls::server_name("localhost").unwrap(), tcp).await?;
+        let tls = mtls::TlsConnector::from(cfg)
+            .connect(mtls::server_name("localhost").unwrap(), tcp)
+            .await?;
         Ok(IsoClient::new(tls))
     }
 
     pub async fn balance(&self, pan: &str) -> serde_json::Value {
-        reqwest::get(format!("{}/v1/balances/{}", self.ledger().base_url(), account(pan))).await.unwrap().json().await.unwrap()
+        reqwest::get(format!(
+            "{}/v1/balances/{}",
+            self.ledger().base_url(),
+            account(pan)
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
     }
 
     /// The ledger's movements made by the switch (opening balances left out).
     pub async fn movements(&self) -> Vec<serde_json::Value> {
         let page: serde_json::Value =
-            reqwest::get(format!("{}/v1/movements", self.ledger().base_url())).await.unwrap().json().await.unwrap();
-        assert!(page.get("next_after").is_none(), "tests stay within one page");
-        page["movements"].as_array().unwrap().iter().filter(|m| m["kind"] != "funding").cloned().collect()
+            reqwest::get(format!("{}/v1/movements", self.ledger().base_url()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert!(
+            page.get("next_after").is_none(),
+            "tests stay within one page"
+        );
+        page["movements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] != "funding")
+            .cloned()
+            .collect()
     }
 
     /// The invariant checked at the end of every test: the ledger's books balance, no hold was
@@ -150,10 +196,16 @@ impl Lab {
     pub async fn assert_books(&self) {
         let inv = self.ledger().invariants().await.unwrap();
         assert_eq!(inv.holds_captured_twice, 0, "{inv:?}");
-        assert!(inv.sum_minor_by_currency.values().all(|v| *v == 0), "{inv:?}");
+        assert!(
+            inv.sum_minor_by_currency.values().all(|v| *v == 0),
+            "{inv:?}"
+        );
         let rec = self.switch().switch.reconcile().await.unwrap();
         assert!(rec.is_reconciled(), "{rec:#?}");
-        assert_eq!(rec.journal_captured_minor, rec.ledger_captured_minor, "{rec:#?}");
+        assert_eq!(
+            rec.journal_captured_minor, rec.ledger_captured_minor,
+            "{rec:#?}"
+        );
     }
 }
 
@@ -167,11 +219,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 impl IsoClient {
     pub fn new(stream: impl Stream + 'static) -> Self {
-        Self { framed: Framed::new(Box::new(stream), FrameCodec::default()) }
+        Self {
+            framed: Framed::new(Box::new(stream), FrameCodec::default()),
+        }
     }
 
     pub async fn send_raw(&mut self, payload: &[u8]) {
-        self.framed.send(Bytes::copy_from_slice(payload)).await.unwrap();
+        self.framed
+            .send(Bytes::copy_from_slice(payload))
+            .await
+            .unwrap();
     }
 
     pub async fn send_bytes_unframed(&mut self, bytes: &[u8]) {
@@ -181,7 +238,10 @@ impl IsoClient {
 
     /// The next frame, or `None` when the switch closed the connection.
     pub async fn recv_raw(&mut self) -> Option<Bytes> {
-        match tokio::time::timeout(Duration::from_secs(10), self.framed.next()).await.expect("no answer within 10 s") {
+        match tokio::time::timeout(Duration::from_secs(10), self.framed.next())
+            .await
+            .expect("no answer within 10 s")
+        {
             Some(Ok(f)) => Some(f.payload),
             _ => None,
         }
@@ -190,7 +250,10 @@ impl IsoClient {
     pub async fn request(&mut self, msg: &Message) -> Message {
         let spec = Spec::iso87_ascii();
         self.send_raw(&spec.pack(msg).unwrap()).await;
-        let answer = self.recv_raw().await.expect("connection closed instead of an answer");
+        let answer = self
+            .recv_raw()
+            .await
+            .expect("connection closed instead of an answer");
         spec.unpack(&answer).unwrap()
     }
 }
@@ -236,7 +299,8 @@ pub fn completion(stan: u32, orig_stan: u32, pan: &str, requested: u64, dispense
     let mut m = withdrawal(stan, pan, requested);
     m.set_mti(protocols::iso8583::Mti::parse("0220").unwrap());
     m.set_str(90, &original_data("0100", orig_stan)).unwrap();
-    m.set_str(95, &format!("{dispensed:012}{:012}C00000000C00000000", 0)).unwrap();
+    m.set_str(95, &format!("{dispensed:012}{:012}C00000000C00000000", 0))
+        .unwrap();
     m
 }
 
@@ -244,7 +308,18 @@ pub fn reversal(stan: u32, orig_stan: u32, pan: &str, requested: u64, proc: &str
     let mut m = withdrawal(stan, pan, requested);
     m.set_mti(protocols::iso8583::Mti::parse("0420").unwrap());
     m.set_str(3, proc).unwrap();
-    m.set_str(90, &original_data(if proc.starts_with("21") { "0200" } else { "0100" }, orig_stan)).unwrap();
+    m.set_str(
+        90,
+        &original_data(
+            if proc.starts_with("21") {
+                "0200"
+            } else {
+                "0100"
+            },
+            orig_stan,
+        ),
+    )
+    .unwrap();
     m
 }
 

@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(packed, b"080080000000000000000400000000000000301");
         assert_eq!(ascii().unpack(&packed).unwrap(), m);
         let bin = Spec::iso87_binary().pack(&m).unwrap();
-        assert_eq!(bin, [&b"0800\x80"[..], &[0; 7], &[4], &[0; 7], b"301"].concat());
+        assert_eq!(
+            bin,
+            [&b"0800\x80"[..], &[0; 7], &[4], &[0; 7], b"301"].concat()
+        );
         assert_eq!(Spec::iso87_binary().unpack(&bin).unwrap(), m);
     }
 
