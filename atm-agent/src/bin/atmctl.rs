@@ -165,15 +165,16 @@ fn run(args: Args) -> Result<String, CliError> {
             terminal,
             action,
         } => {
-            let action =
-                match action.as_str() {
-                    "in-service" => "in_service",
-                    "out-of-service" => "out_of_service",
-                    "supply-counters" => "supply_counters",
-                    other => return Err(CliError::new(format!(
+            let action = match action.as_str() {
+                "in-service" => "in_service",
+                "out-of-service" => "out_of_service",
+                "supply-counters" => "supply_counters",
+                other => {
+                    return Err(CliError::new(format!(
                         "unknown action {other:?}: in-service, out-of-service or supply-counters"
-                    ))),
-                };
+                    )))
+                }
+            };
             let request =
                 serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
             Ok(cli::control::request(&socket.socket, &request)?.to_string())
