@@ -111,8 +111,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !self.svc.uplink.is_up() {
             return self.host_unavailable(req).await;
         }
-        let (stan, at) = self.next_key().await?;
-        let msg = self.request_message("0100", WITHDRAWAL, stan, &at, pan, amount)?;
+        let pending = self
+            .record_pending(Purpose::Withdrawal, WITHDRAWAL, amount, notes.clone(), None)
+            .await?;
+        let msg = self.request_message(
+            "0100",
+            WITHDRAWAL,
+            pending.stan,
+            &pending.transmitted_at,
+            pan,
+            amount,
+        )?;
         match self
             .svc
             .uplink
@@ -120,27 +129,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .await
         {
             Ok(resp) if resp.get_str(39) == Some("00") => {
-                let tsn = self.svc.state.next_tsn(self.tid()).await.map_err(storage)?;
-                let pending = PendingDispense {
-                    purpose: Purpose::Withdrawal,
-                    card_ref: None,
-                    tsn,
-                    stan,
-                    transmitted_at: at,
-                    processing_code: WITHDRAWAL.into(),
-                    amount_minor: amount,
-                    currency: self.profile.currency.numeric,
-                    notes: notes.clone(),
-                    since_ms: crate::clock::now_ms(),
-                };
-                self.svc
-                    .state
-                    .put_pending(self.tid(), &pending)
-                    .await
-                    .map_err(storage)?;
-                self.svc
-                    .registry
-                    .update(self.tid(), |v| v.dispense_in_doubt = true);
                 let reply = Reply {
                     approved: true,
                     notes,
@@ -153,19 +141,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                         resp.get_str(38).unwrap_or("")
                     ),
                 };
-                self.answer(req, reply, tsn).await?;
+                self.answer(req, reply, pending.tsn).await?;
                 self.await_outcome(pending).await
             }
             Ok(resp) => {
                 let code = resp.get_str(39).unwrap_or("96").to_owned();
                 tracing::info!(%code, "withdrawal declined by the switch");
+                self.forget_pending().await?;
                 let reply = self.decline_for(&code);
                 self.answer(req, reply, 0).await
             }
-            Err(e) => {
-                self.authorization_failed(req, e, stan, at, WITHDRAWAL, amount)
-                    .await
-            }
+            Err(e) => self.authorization_failed(req, e, &pending).await,
         }
     }
 
@@ -175,59 +161,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let reply = self.decline(&self.profile.screens.declined.clone(), "INVALID AMOUNT");
             return self.answer(req, reply, 0).await;
         }
-        let (stan, at) = self.next_key().await?;
-        let purpose = if self.svc.uplink.is_up() {
-            let msg = self.request_message("0200", DEPOSIT, stan, &at, pan, amount)?;
+        let mut pending = if self.svc.uplink.is_up() {
+            let pending = self
+                .record_pending(Purpose::OnlineDeposit, DEPOSIT, amount, Vec::new(), None)
+                .await?;
+            let msg = self.request_message(
+                "0200",
+                DEPOSIT,
+                pending.stan,
+                &pending.transmitted_at,
+                pan,
+                amount,
+            )?;
             match self
                 .svc
                 .uplink
                 .request(&msg, self.svc.authorization_timeout)
                 .await
             {
-                Ok(resp) if resp.get_str(39) == Some("00") => Purpose::OnlineDeposit,
+                Ok(resp) if resp.get_str(39) == Some("00") => Some(pending),
                 Ok(resp) => {
+                    self.forget_pending().await?;
                     let reply = self.decline_for(resp.get_str(39).unwrap_or("96"));
                     return self.answer(req, reply, 0).await;
                 }
-                Err(UplinkError::Down) => Purpose::StoredDeposit,
-                Err(e) => {
-                    return self
-                        .authorization_failed(req, e, stan, at, DEPOSIT, amount)
-                        .await
-                }
+                Err(UplinkError::Down) => None,
+                Err(e) => return self.authorization_failed(req, e, &pending).await,
             }
         } else {
-            Purpose::StoredDeposit
+            None
         };
-        let tsn = self.svc.state.next_tsn(self.tid()).await.map_err(storage)?;
-        let card_ref = if purpose == Purpose::StoredDeposit {
+        if pending.is_none() {
+            // The switch is unreachable: take the deposit and advise it once the cash is in.
+            let (stan, _) = self.next_key().await?;
             let reference = format!("{}:{stan:06}", self.tid());
             self.svc
                 .state
                 .put_card(&reference, pan)
                 .await
                 .map_err(storage)?;
-            Some(reference)
-        } else {
-            None
+            pending = Some(
+                self.record_pending(
+                    Purpose::StoredDeposit,
+                    DEPOSIT,
+                    amount,
+                    Vec::new(),
+                    Some(reference),
+                )
+                .await?,
+            );
+        }
+        let Some(pending) = pending else {
+            return Ok(());
         };
-        let pending = PendingDispense {
-            purpose,
-            card_ref,
-            tsn,
-            stan,
-            transmitted_at: at,
-            processing_code: DEPOSIT.into(),
-            amount_minor: amount,
-            currency: self.profile.currency.numeric,
-            notes: Vec::new(),
-            since_ms: crate::clock::now_ms(),
-        };
-        self.svc
-            .state
-            .put_pending(self.tid(), &pending)
-            .await
-            .map_err(storage)?;
         let reply = Reply {
             approved: true,
             notes: Vec::new(),
@@ -236,8 +222,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             screen_update: String::new(),
             receipt: format!("DEPOSIT {}", money(amount)),
         };
-        self.answer(req, reply, tsn).await?;
+        self.answer(req, reply, pending.tsn).await?;
         self.await_outcome(pending).await
+    }
+
+    /// Records, durably and *before* the request leaves, what the terminal is about to be asked
+    /// to do. If the agent dies anywhere after this, the record survives: when the terminal comes
+    /// back, its TSN tells whether it ever processed the reply, and the transaction is settled
+    /// (completed, or reversed so no hold or credit is left behind).
+    async fn record_pending(
+        &mut self,
+        purpose: Purpose,
+        processing_code: &str,
+        amount: u64,
+        notes: Vec<u32>,
+        card_ref: Option<String>,
+    ) -> Result<PendingDispense, SessionEnd> {
+        let (stan, transmitted_at) = self.next_key().await?;
+        let tsn = self.svc.state.next_tsn(self.tid()).await.map_err(storage)?;
+        let pending = PendingDispense {
+            purpose,
+            card_ref,
+            tsn,
+            stan,
+            transmitted_at,
+            processing_code: processing_code.into(),
+            amount_minor: amount,
+            currency: self.profile.currency.numeric,
+            notes,
+            since_ms: crate::clock::now_ms(),
+        };
+        self.svc
+            .state
+            .put_pending(self.tid(), &pending)
+            .await
+            .map_err(storage)?;
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.dispense_in_doubt = true);
+        Ok(pending)
+    }
+
+    /// The switch declined: nothing will move, the record can go.
+    async fn forget_pending(&mut self) -> Result<(), SessionEnd> {
+        self.svc
+            .state
+            .clear_pending(self.tid())
+            .await
+            .map_err(storage)?;
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.dispense_in_doubt = false);
+        Ok(())
     }
 
     async fn inquiry(&mut self, req: &TransactionRequest, pan: &Pan) -> Result<(), SessionEnd> {
@@ -284,37 +320,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.answer(req, reply, 0).await
     }
 
-    /// The switch did not answer. If it may have approved, queue the reversal before declining.
+    /// The switch did not answer. If it may have approved, the transaction is reversed (the
+    /// customer is declined and nothing was dispensed or taken); if the request never left, it is
+    /// simply forgotten.
     async fn authorization_failed(
         &mut self,
         req: &TransactionRequest,
         e: UplinkError,
-        stan: u32,
-        at: String,
-        processing_code: &str,
-        amount: u64,
+        pending: &PendingDispense,
     ) -> Result<(), SessionEnd> {
         tracing::warn!(error = %e, "authorization unanswered: customer declined");
         if e.maybe_delivered() {
-            let mti = if processing_code == DEPOSIT {
-                "0200"
-            } else {
-                "0100"
-            };
-            let original = Original {
-                mti: mti.into(),
-                stan,
-                transmitted_at: at,
-            };
-            self.queue_advice(
-                AdviceKind::Reversal,
-                processing_code,
-                amount,
-                None,
-                Some(original),
-                None,
-            )
-            .await?;
+            self.settle(pending, Settlement::Reverse).await?;
+        } else {
+            self.forget_pending().await?;
         }
         self.host_unavailable(req).await
     }
@@ -394,22 +413,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let Some(pending) = self.svc.state.pending(self.tid()).map_err(storage)? else {
             return Ok(());
         };
-        if pending.tsn != tsn {
+        let settlement = if pending.tsn != tsn {
+            // The terminal never processed the reply for this transaction (the agent or the
+            // link died first): nothing left it and nothing went in.
             tracing::warn!(
                 pending_tsn = pending.tsn,
                 reported_tsn = tsn,
-                "terminal's last transaction is not the one in doubt: left for an operator"
+                "terminal never acted on the reply"
             );
-            return Ok(());
-        }
-        let settlement = match pending.purpose {
-            Purpose::Withdrawal => {
-                dispense::after_power_failure(dispense::dispensed_value(notes, |t| {
-                    self.profile.denomination(t)
-                }))
+            Settlement::Reverse
+        } else {
+            match pending.purpose {
+                Purpose::Withdrawal => {
+                    dispense::after_power_failure(dispense::dispensed_value(notes, |t| {
+                        self.profile.denomination(t)
+                    }))
+                }
+                // The terminal processed the deposit reply: it took the cash (the supply counters
+                // and the last transaction status carry no deposit detail to say otherwise).
+                Purpose::OnlineDeposit | Purpose::StoredDeposit => Settlement::Complete {
+                    dispensed_minor: pending.amount_minor,
+                },
             }
-            // A deposit's counters do not say whether the cash was taken: an operator decides.
-            Purpose::OnlineDeposit | Purpose::StoredDeposit => Settlement::InDoubt,
         };
         tracing::info!(
             tsn,
