@@ -9,9 +9,12 @@
 //!   `openapi/ledger-v1.json`.
 //! - [`load`]: the load generator (`atm-load`): many mutual-TLS ISO 8583 connections against the
 //!   host switch, throughput and latency beside a bare echo baseline from the same run.
-//! - [`atm`]: an NDC ATM terminal (`atm-sim`) that plays the terminal side of the agent contract.
+//!
+//! To come (same pattern: a module here, a binary in `src/bin/`): the NDC ATM terminal
+//! (`atm-sim`), the bank host, serial devices, the load generator and `atm-lab`.
 #![forbid(unsafe_code)]
 
 pub mod atm;
+pub mod lab;
 pub mod ledger;
 pub mod load;

@@ -1,0 +1,325 @@
+//! Three-way reconciliation of a lab run, from data only (no I/O): what the terminals say they
+//! dispensed and took in, what the switch journal says should have moved, and what the ledger's
+//! movements say did move.
+//!
+//! - `lost`: money a terminal dispensed (or took in) that the ledger never saw — terminal total
+//!   minus ledger total when positive — plus the switch's own `lost` list (journal vs ledger);
+//! - `duplicated`: movements posted more than once — the switch's `duplicated` list plus the
+//!   ledger's `holds_captured_twice`;
+//! - `mismatched`: everything else that does not agree (the ledger moved more than the terminals
+//!   did, amounts that differ per transaction, unknown references, work still in flight, advices
+//!   not drained).
+
+use host_switch::domain::reconcile::{LedgerMovement, MovementKind, Reconciliation};
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::atm::TerminalCounters;
+use crate::ledger::domain::{Movement, MovementKind as LedgerKind};
+
+/// Ledger movement totals (funding excluded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerTotals {
+    pub movements: usize,
+    pub captured_minor: u64,
+    pub credited_minor: u64,
+    pub debited_minor: u64,
+    /// Captures minus compensating credits of the same reference: cash the wallets paid for.
+    pub withdrawn_net_minor: u64,
+    /// Deposit credits minus compensating debits: cash the wallets were credited for.
+    pub deposited_net_minor: u64,
+}
+
+/// The verdict of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub terminals_dispensed_minor: u64,
+    pub terminals_deposited_minor: u64,
+    pub ledger: LedgerTotals,
+    /// Minor units the ledger is short of what the terminals did.
+    pub lost_minor: u64,
+    pub lost: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub mismatched: Vec<String>,
+    pub journal_transactions: usize,
+    pub journal_in_flight: usize,
+    pub queue_pending: u64,
+    pub queue_parked: u64,
+    pub reconciled: bool,
+}
+
+/// The switch's view of a ledger movement list (its `reconcile` input); `funding` is skipped.
+pub fn switch_movements(movements: &[Movement]) -> Vec<LedgerMovement> {
+    movements
+        .iter()
+        .filter_map(|m| {
+            let kind = match m.kind {
+                LedgerKind::Capture => MovementKind::Capture,
+                LedgerKind::Credit => MovementKind::Credit,
+                LedgerKind::Debit => MovementKind::Debit,
+                LedgerKind::Funding => return None,
+            };
+            Some(LedgerMovement {
+                kind,
+                amount_minor: m.amount_minor,
+                reference: m.reference.clone(),
+            })
+        })
+        .collect()
+}
+
+pub fn ledger_totals(movements: &[Movement]) -> LedgerTotals {
+    let captured_refs: BTreeSet<&str> = movements
+        .iter()
+        .filter(|m| m.kind == LedgerKind::Capture)
+        .map(|m| m.reference.as_str())
+        .collect();
+    let mut t = LedgerTotals::default();
+    let (mut comp_credit, mut deposit_credit) = (0u64, 0u64);
+    for m in movements {
+        match m.kind {
+            LedgerKind::Funding => continue,
+            LedgerKind::Capture => t.captured_minor += m.amount_minor,
+            LedgerKind::Credit => {
+                t.credited_minor += m.amount_minor;
+                if captured_refs.contains(m.reference.as_str()) {
+                    comp_credit += m.amount_minor;
+                } else {
+                    deposit_credit += m.amount_minor;
+                }
+            }
+            LedgerKind::Debit => t.debited_minor += m.amount_minor,
+        }
+        t.movements += 1;
+    }
+    t.withdrawn_net_minor = t.captured_minor.saturating_sub(comp_credit);
+    t.deposited_net_minor = deposit_credit.saturating_sub(t.debited_minor);
+    t
+}
+
+/// A customer whose session broke off: the likeliest cause of a difference on its terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspect {
+    pub terminal_id: String,
+    /// `withdrawal` or `deposit`.
+    pub kind: String,
+    pub amount_minor: u64,
+}
+
+/// Everything the lab collected after the run.
+pub struct Evidence<'a> {
+    pub terminals: &'a [TerminalCounters],
+    /// Terminal id of each entry of `terminals` (ledger references start with it).
+    pub terminal_ids: &'a [String],
+    pub suspects: &'a [Suspect],
+    /// Terminals the agent still has a dispense (or deposit) in doubt for: an operator decides.
+    pub in_doubt: &'a [String],
+    pub movements: &'a [Movement],
+    /// Journal vs ledger, from `host_switch::domain::reconcile::reconcile`.
+    pub switch: &'a Reconciliation,
+    pub holds_captured_twice: u64,
+    pub queue_pending: u64,
+    pub queue_parked: u64,
+}
+
+pub fn reconcile(e: &Evidence<'_>) -> Verdict {
+    let mut v = Verdict {
+        terminals_dispensed_minor: e.terminals.iter().map(|c| c.dispensed_minor).sum(),
+        terminals_deposited_minor: e.terminals.iter().map(|c| c.deposited_minor).sum(),
+        ledger: ledger_totals(e.movements),
+        journal_transactions: e.switch.transactions,
+        journal_in_flight: e.switch.in_flight,
+        queue_pending: e.queue_pending,
+        queue_parked: e.queue_parked,
+        ..Verdict::default()
+    };
+    let pairs = [
+        (
+            "dispensed",
+            v.terminals_dispensed_minor,
+            v.ledger.withdrawn_net_minor,
+        ),
+        (
+            "deposited",
+            v.terminals_deposited_minor,
+            v.ledger.deposited_net_minor,
+        ),
+    ];
+    for (what, terminal, ledger) in pairs {
+        if terminal > ledger {
+            v.lost_minor += terminal - ledger;
+            v.lost.push(format!(
+                "terminals {what} {terminal} but the ledger saw {ledger}: {} missing",
+                terminal - ledger
+            ));
+        } else if ledger > terminal {
+            v.mismatched.push(format!(
+                "ledger {what} {ledger} but the terminals only {terminal}: {} too much",
+                ledger - terminal
+            ));
+        }
+    }
+    per_terminal(e, &mut v);
+    v.lost
+        .extend(e.switch.lost.iter().map(|l| format!("journal: {l}")));
+    v.duplicated
+        .extend(e.switch.duplicated.iter().map(|d| format!("journal: {d}")));
+    if e.holds_captured_twice > 0 {
+        v.duplicated.push(format!(
+            "ledger: {} holds captured twice",
+            e.holds_captured_twice
+        ));
+    }
+    v.mismatched
+        .extend(e.switch.mismatched.iter().map(|m| format!("journal: {m}")));
+    v.mismatched.extend(
+        e.switch
+            .unknown
+            .iter()
+            .map(|u| format!("ledger reference unknown to the journal: {u}")),
+    );
+    if e.switch.in_flight > 0 {
+        v.mismatched.push(format!(
+            "{} transactions still owe the ledger work",
+            e.switch.in_flight
+        ));
+    }
+    for t in e.in_doubt {
+        v.mismatched.push(format!(
+            "{t}: the agent still holds a transaction in doubt (left for an operator)"
+        ));
+    }
+    if e.queue_pending > 0 || e.queue_parked > 0 {
+        v.mismatched.push(format!(
+            "agent queue not drained: {} pending, {} parked",
+            e.queue_pending, e.queue_parked
+        ));
+    }
+    v.reconciled = v.lost.is_empty() && v.duplicated.is_empty() && v.mismatched.is_empty();
+    v
+}
+
+/// Terminal by terminal: where the money differs, and which ledger movements belong to customers
+/// whose session broke off there (the likely culprits).
+fn per_terminal(e: &Evidence<'_>, v: &mut Verdict) {
+    for (c, tid) in e.terminals.iter().zip(e.terminal_ids) {
+        let mine: Vec<&Movement> = e
+            .movements
+            .iter()
+            .filter(|m| m.reference.starts_with(&format!("{tid}:")))
+            .collect();
+        let t = ledger_totals(&mine.iter().map(|m| (*m).clone()).collect::<Vec<_>>());
+        let captured: BTreeSet<&str> = mine
+            .iter()
+            .filter(|m| m.kind == LedgerKind::Capture)
+            .map(|m| m.reference.as_str())
+            .collect();
+        for (what, kind, terminal, ledger) in [
+            (
+                "dispensed",
+                "withdrawal",
+                c.dispensed_minor,
+                t.withdrawn_net_minor,
+            ),
+            (
+                "deposited",
+                "deposit",
+                c.deposited_minor,
+                t.deposited_net_minor,
+            ),
+        ] {
+            if terminal == ledger {
+                continue;
+            }
+            let amounts: BTreeSet<u64> = e
+                .suspects
+                .iter()
+                .filter(|s| &s.terminal_id == tid && s.kind == kind)
+                .map(|s| s.amount_minor)
+                .collect();
+            let culprits: Vec<String> = mine
+                .iter()
+                .filter(|m| match kind {
+                    "withdrawal" => m.kind == LedgerKind::Capture,
+                    _ => m.kind == LedgerKind::Credit && !captured.contains(m.reference.as_str()),
+                })
+                .filter(|m| amounts.contains(&m.amount_minor))
+                .map(|m| format!("{} {:?} {}", m.reference, m.kind, m.amount_minor))
+                .collect();
+            v.mismatched.push(format!(
+                "{tid}: terminal {what} {terminal}, ledger {ledger} ({:+}); ledger movements of interrupted customers there: [{}]",
+                ledger as i128 - terminal as i128,
+                culprits.join(", ")
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::domain::Currency;
+
+    fn mv(kind: LedgerKind, amount_minor: u64, reference: &str) -> Movement {
+        Movement {
+            movement_id: String::new(),
+            kind,
+            debit_account: String::new(),
+            credit_account: String::new(),
+            amount_minor,
+            currency: Currency::parse("EUR").unwrap(),
+            reference: reference.into(),
+            idempotency_key: String::new(),
+            hold_id: None,
+            transaction_id: None,
+            at: String::new(),
+        }
+    }
+
+    fn counters(dispensed: u64, deposited: u64) -> TerminalCounters {
+        TerminalCounters {
+            dispensed_minor: dispensed,
+            deposited_minor: deposited,
+            ..TerminalCounters::default()
+        }
+    }
+
+    #[test]
+    fn agreeing_records_reconcile_and_differences_are_named() {
+        let movements = vec![
+            mv(LedgerKind::Funding, 1_000_000, "seed"),
+            mv(LedgerKind::Capture, 3000, "a"),
+            mv(LedgerKind::Credit, 5000, "d"),
+            mv(LedgerKind::Capture, 2000, "c"),
+            mv(LedgerKind::Credit, 2000, "c"),
+        ];
+        let switch = Reconciliation::default();
+        let terminals = [counters(2000, 5000), counters(1000, 0)];
+        let e = Evidence {
+            terminals: &terminals,
+            terminal_ids: &[],
+            suspects: &[],
+            in_doubt: &[],
+            movements: &movements,
+            switch: &switch,
+            holds_captured_twice: 0,
+            queue_pending: 0,
+            queue_parked: 0,
+        };
+        let v = reconcile(&e);
+        assert!(v.reconciled, "{v:?}");
+        assert_eq!(v.ledger.withdrawn_net_minor, 3000);
+        assert_eq!(v.ledger.deposited_net_minor, 5000);
+
+        let terminals = [counters(4000, 5000)];
+        let v = reconcile(&Evidence {
+            terminals: &terminals,
+            holds_captured_twice: 1,
+            ..e
+        });
+        assert!(!v.reconciled);
+        assert_eq!(v.lost_minor, 1000);
+        assert_eq!(v.duplicated.len(), 1);
+    }
+}

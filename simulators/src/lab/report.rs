@@ -1,0 +1,306 @@
+//! What a lab run measured: customers by kind and outcome, money, latency, the verdict; as a
+//! table for a person and as one JSON object for a script.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::reconcile::Verdict;
+use crate::atm::{CustomerOutcome, Kind, Outcome};
+
+/// Outcome columns of the table, in order.
+pub const COLUMNS: [&str; 9] = [
+    "approved",
+    "declined",
+    "unavail",
+    "partial",
+    "cancelled",
+    "powerloss",
+    "timeout",
+    "rejected",
+    "interrupted",
+];
+
+/// One customer as the lab counts it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub terminal_id: String,
+    pub kind: Kind,
+    /// Requested amount.
+    pub amount_minor: u64,
+    /// One of [`COLUMNS`].
+    pub column: &'static str,
+    /// Nothing was dispensed and the agent sends a reversal (cancel, power loss without notes).
+    pub reversed: bool,
+    pub dispensed_minor: u64,
+    pub deposited_minor: u64,
+    pub latency_ms: u64,
+}
+
+impl Record {
+    pub fn from_outcome(terminal_id: &str, o: &CustomerOutcome, latency_ms: u64) -> Self {
+        let (column, reversed) = match &o.outcome {
+            Outcome::Approved => ("approved", false),
+            Outcome::Declined { .. } => ("declined", false),
+            Outcome::HostUnavailable { .. } => ("unavail", false),
+            Outcome::ShortDispense => ("partial", false),
+            Outcome::Cancelled => ("cancelled", true),
+            Outcome::PowerLoss { notes_left } => ("powerloss", !notes_left),
+            Outcome::Timeout => ("timeout", false),
+            Outcome::ReplyRejected { .. } => ("rejected", false),
+            Outcome::OutOfService => ("interrupted", false),
+        };
+        Record {
+            terminal_id: terminal_id.to_owned(),
+            kind: o.kind,
+            amount_minor: o.requested_minor,
+            column,
+            reversed,
+            dispensed_minor: o.dispensed_minor,
+            deposited_minor: o.deposited_minor,
+            latency_ms,
+        }
+    }
+
+    /// A customer whose session broke off (the connection went away under it).
+    pub fn interrupted(terminal_id: &str, kind: Kind, amount_minor: u64, latency_ms: u64) -> Self {
+        Record {
+            terminal_id: terminal_id.to_owned(),
+            kind,
+            amount_minor,
+            column: "interrupted",
+            reversed: false,
+            dispensed_minor: 0,
+            deposited_minor: 0,
+            latency_ms,
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabReport {
+    pub scenario: String,
+    pub atms: usize,
+    pub seed: u64,
+    pub customers: usize,
+    pub approved: usize,
+    pub declined: usize,
+    pub host_unavailable: usize,
+    pub reversed: usize,
+    pub partial: usize,
+    pub interrupted: usize,
+    /// kind → column → count.
+    pub by_kind: BTreeMap<String, BTreeMap<String, usize>>,
+    /// What the customers got / gave, from their outcomes.
+    pub dispensed_minor: u64,
+    pub deposited_minor: u64,
+    pub ledger_captured_minor: u64,
+    pub ledger_credited_minor: u64,
+    pub ledger_debited_minor: u64,
+    /// Cash paid out minus cash taken in, as the ledger booked it.
+    pub ledger_net_minor: i64,
+    pub ledger_movements: usize,
+    pub lost: usize,
+    pub lost_minor: u64,
+    pub duplicated: usize,
+    pub mismatched: usize,
+    pub queue_drained: bool,
+    pub agent_restarts: u32,
+    pub switch_restarts: u32,
+    pub drill_events: Vec<String>,
+    pub elapsed_s: f64,
+    pub tps: f64,
+    pub p50_ms: u64,
+    pub p90_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+    pub reconciled: bool,
+    pub verdict: Verdict,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub struct RunFacts {
+    pub scenario: String,
+    pub atms: usize,
+    pub seed: u64,
+    pub elapsed_s: f64,
+    pub agent_restarts: u32,
+    pub switch_restarts: u32,
+    pub drill_events: Vec<String>,
+}
+
+pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport {
+    let mut by_kind: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for r in records {
+        *by_kind
+            .entry(r.kind.to_string())
+            .or_default()
+            .entry(r.column.to_owned())
+            .or_default() += 1;
+    }
+    let count = |c: &str| records.iter().filter(|r| r.column == c).count();
+    let mut lat: Vec<u64> = records.iter().map(|r| r.latency_ms).collect();
+    lat.sort_unstable();
+    let l = &verdict.ledger;
+    LabReport {
+        scenario: facts.scenario,
+        atms: facts.atms,
+        seed: facts.seed,
+        customers: records.len(),
+        approved: count("approved"),
+        declined: count("declined"),
+        host_unavailable: count("unavail"),
+        reversed: records.iter().filter(|r| r.reversed).count(),
+        partial: count("partial"),
+        interrupted: count("interrupted"),
+        by_kind,
+        dispensed_minor: records.iter().map(|r| r.dispensed_minor).sum(),
+        deposited_minor: records.iter().map(|r| r.deposited_minor).sum(),
+        ledger_captured_minor: l.captured_minor,
+        ledger_credited_minor: l.credited_minor,
+        ledger_debited_minor: l.debited_minor,
+        ledger_net_minor: l.withdrawn_net_minor as i64 - l.deposited_net_minor as i64,
+        ledger_movements: l.movements,
+        lost: verdict.lost.len(),
+        lost_minor: verdict.lost_minor,
+        duplicated: verdict.duplicated.len(),
+        mismatched: verdict.mismatched.len(),
+        queue_drained: verdict.queue_pending == 0 && verdict.queue_parked == 0,
+        agent_restarts: facts.agent_restarts,
+        switch_restarts: facts.switch_restarts,
+        drill_events: facts.drill_events,
+        elapsed_s: facts.elapsed_s,
+        tps: if facts.elapsed_s > 0.0 {
+            records.len() as f64 / facts.elapsed_s
+        } else {
+            0.0
+        },
+        p50_ms: percentile(&lat, 0.50),
+        p90_ms: percentile(&lat, 0.90),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().copied().unwrap_or(0),
+        reconciled: verdict.reconciled,
+        verdict,
+    }
+}
+
+pub fn eur(minor: u64) -> String {
+    format!("EUR {}.{:02}", minor / 100, minor % 100)
+}
+
+fn eur_signed(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    format!("{sign}{}", eur(minor.unsigned_abs()))
+}
+
+impl LabReport {
+    /// The table a person reads.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "atm-lab: {} ATMs, {} customers, faults: {}, seed {}, {:.1} s\n\n",
+            self.atms, self.customers, self.scenario, self.seed, self.elapsed_s
+        ));
+        s.push_str(&format!("{:<11}", "kind"));
+        for c in COLUMNS {
+            s.push_str(&format!("{c:>12}"));
+        }
+        s.push_str(&format!("{:>8}\n", "total"));
+        let mut totals = [0usize; COLUMNS.len()];
+        for (kind, cols) in &self.by_kind {
+            s.push_str(&format!("{kind:<11}"));
+            let mut row = 0;
+            for (i, c) in COLUMNS.iter().enumerate() {
+                let n = cols.get(*c).copied().unwrap_or(0);
+                totals[i] += n;
+                row += n;
+                s.push_str(&format!("{n:>12}"));
+            }
+            s.push_str(&format!("{row:>8}\n"));
+        }
+        s.push_str(&format!("{:<11}", "all"));
+        for n in totals {
+            s.push_str(&format!("{n:>12}"));
+        }
+        s.push_str(&format!("{:>8}\n\n", self.customers));
+        let v = &self.verdict;
+        s.push_str(&format!(
+            "{:<34}{:>18}{:>18}\n",
+            "money", "terminals", "ledger (net)"
+        ));
+        s.push_str(&format!(
+            "{:<34}{:>18}{:>18}\n",
+            "cash dispensed / captured",
+            eur(v.terminals_dispensed_minor),
+            eur(v.ledger.withdrawn_net_minor)
+        ));
+        s.push_str(&format!(
+            "{:<34}{:>18}{:>18}\n",
+            "cash deposited / credited",
+            eur(v.terminals_deposited_minor),
+            eur(v.ledger.deposited_net_minor)
+        ));
+        s.push_str(&format!(
+            "ledger movements: {}  captured {}  credited {}  debited {}  net out {}\n",
+            self.ledger_movements,
+            eur(self.ledger_captured_minor),
+            eur(self.ledger_credited_minor),
+            eur(self.ledger_debited_minor),
+            eur_signed(self.ledger_net_minor)
+        ));
+        s.push_str(&format!(
+            "agent queue: {} ({} pending, {} parked)   restarts: agent {}, switch {}\n",
+            if self.queue_drained {
+                "drained"
+            } else {
+                "NOT drained"
+            },
+            v.queue_pending,
+            v.queue_parked,
+            self.agent_restarts,
+            self.switch_restarts
+        ));
+        for e in &self.drill_events {
+            s.push_str(&format!("drill: {e}\n"));
+        }
+        s.push_str(&format!(
+            "throughput: {:.1} customers/s   latency per customer: p50 {} ms  p90 {} ms  p99 {} ms  max {} ms\n",
+            self.tps, self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        ));
+        s.push_str(&format!(
+            "journal: {} transactions, {} in flight   lost {} ({})   duplicated {}   mismatched {}\n",
+            v.journal_transactions,
+            v.journal_in_flight,
+            self.lost,
+            eur(self.lost_minor),
+            self.duplicated,
+            self.mismatched
+        ));
+        for l in &v.lost {
+            s.push_str(&format!("  LOST: {l}\n"));
+        }
+        for d in &v.duplicated {
+            s.push_str(&format!("  DUPLICATED: {d}\n"));
+        }
+        for m in &v.mismatched {
+            s.push_str(&format!("  MISMATCH: {m}\n"));
+        }
+        s.push_str(&format!(
+            "verdict: {}\n",
+            if self.reconciled {
+                "RECONCILED (terminals = journal = ledger)"
+            } else {
+                "NOT RECONCILED"
+            }
+        ));
+        s
+    }
+}

@@ -1,0 +1,59 @@
+//! The child roles: `atm-lab --role switch|agent --config FILE` runs the host switch or the
+//! agent in this process until SIGTERM / ctrl-c (or SIGKILL from a crash drill).
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::procs::Role;
+
+pub fn parse_role(name: &str) -> anyhow::Result<Role> {
+    match name {
+        "switch" => Ok(Role::Switch),
+        "agent" => Ok(Role::Agent),
+        other => anyhow::bail!("unknown role {other:?} (switch or agent)"),
+    }
+}
+
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs one role until terminated.
+pub async fn run_role(role: Role, config: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let origin = config.display().to_string();
+    match role {
+        Role::Switch => {
+            let cfg = host_switch::config::Config::parse(&text, &origin)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let running = host_switch::runtime::start(&cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start the switch: {e}"))?;
+            terminated().await;
+            running.shutdown().await;
+        }
+        Role::Agent => {
+            let cfg = atm_agent::config::Config::parse(&text, &origin)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let running = atm_agent::runtime::start(&cfg)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot start the agent: {e}"))?;
+            terminated().await;
+            running.shutdown().await;
+        }
+    }
+    Ok(())
+}
