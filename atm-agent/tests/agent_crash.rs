@@ -49,8 +49,9 @@ async fn status(socket: &Path) -> Option<Value> {
         .unwrap()
 }
 
+/// Polls the agent's status until `check` holds (generous: a loaded CI machine starts processes slowly).
 async fn wait_for(socket: &Path, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Some(s) = status(socket).await {
             if check(&s) {
                 return s;

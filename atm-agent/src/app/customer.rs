@@ -111,23 +111,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !self.svc.uplink.is_up() {
             return self.host_unavailable(req).await;
         }
-        let pending = self
-            .record_pending(Purpose::Withdrawal, WITHDRAWAL, amount, notes.clone(), None)
+        let (pending, outcome) = self
+            .authorize(
+                Purpose::Withdrawal,
+                "0100",
+                WITHDRAWAL,
+                pan,
+                amount,
+                notes.clone(),
+            )
             .await?;
-        let msg = self.request_message(
-            "0100",
-            WITHDRAWAL,
-            pending.stan,
-            &pending.transmitted_at,
-            pan,
-            amount,
-        )?;
-        match self
-            .svc
-            .uplink
-            .request(&msg, self.svc.authorization_timeout)
-            .await
-        {
+        match outcome {
             Ok(resp) if resp.get_str(39) == Some("00") => {
                 let reply = Reply {
                     approved: true,
@@ -162,23 +156,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return self.answer(req, reply, 0).await;
         }
         let mut pending = if self.svc.uplink.is_up() {
-            let pending = self
-                .record_pending(Purpose::OnlineDeposit, DEPOSIT, amount, Vec::new(), None)
+            let (pending, outcome) = self
+                .authorize(
+                    Purpose::OnlineDeposit,
+                    "0200",
+                    DEPOSIT,
+                    pan,
+                    amount,
+                    Vec::new(),
+                )
                 .await?;
-            let msg = self.request_message(
-                "0200",
-                DEPOSIT,
-                pending.stan,
-                &pending.transmitted_at,
-                pan,
-                amount,
-            )?;
-            match self
-                .svc
-                .uplink
-                .request(&msg, self.svc.authorization_timeout)
-                .await
-            {
+            match outcome {
                 Ok(resp) if resp.get_str(39) == Some("00") => Some(pending),
                 Ok(resp) => {
                     self.forget_pending().await?;
@@ -261,6 +249,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .registry
             .update(self.tid(), |v| v.dispense_in_doubt = true);
         Ok(pending)
+    }
+
+    /// Records the transaction (see `record_pending`), then asks the switch.
+    async fn authorize(
+        &mut self,
+        purpose: Purpose,
+        mti: &str,
+        processing_code: &str,
+        pan: &Pan,
+        amount: u64,
+        notes: Vec<u32>,
+    ) -> Result<(PendingDispense, Result<Message, UplinkError>), SessionEnd> {
+        let pending = self
+            .record_pending(purpose, processing_code, amount, notes, None)
+            .await?;
+        let msg = self.request_message(
+            mti,
+            processing_code,
+            pending.stan,
+            &pending.transmitted_at,
+            pan,
+            amount,
+        )?;
+        let outcome = self
+            .svc
+            .uplink
+            .request(&msg, self.svc.authorization_timeout)
+            .await;
+        Ok((pending, outcome))
     }
 
     /// The switch declined: nothing will move, the record can go.

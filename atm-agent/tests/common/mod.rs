@@ -1,12 +1,9 @@
 //! Test harness: a real ledger-sim, a real host switch (mutual TLS, sled journal), the agent under
-//! test, simulated NDC terminals (atm-sim), and a TCP relay between agent and switch that the
-//! tests can cut to play a network outage.
+//! test, simulated NDC terminals (atm-sim), and the lab's TCP relay between agent and switch, cut
+//! to play a network outage.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use atm_agent::config::Config as AgentConfig;
@@ -18,9 +15,8 @@ use host_switch::runtime::RunningSwitch;
 use mtls::{PkiFiles, TestPki};
 use protocols::types::Pan;
 use simulators::atm::{AtmOptions, AtmSim};
+use simulators::lab::procs::Relay;
 use simulators::ledger::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 pub const ALICE: &str = "4761739001010010";
 pub const BOB: &str = "4761739001010028";
@@ -30,48 +26,6 @@ pub fn account(pan: &str) -> String {
     WalletAccount::for_card(&Pan::parse(pan).unwrap())
         .as_str()
         .to_owned()
-}
-
-/// A TCP relay that can be cut (all connections dropped, new ones refused) and restored.
-pub struct Relay {
-    pub addr: SocketAddr,
-    open: Arc<AtomicBool>,
-    cut: Arc<Notify>,
-}
-
-impl Relay {
-    pub async fn start(target: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let open = Arc::new(AtomicBool::new(true));
-        let cut = Arc::new(Notify::new());
-        let (o, c) = (open.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let c = c.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = c.notified() => {}
-                    }
-                });
-            }
-        });
-        Relay { addr, open, cut }
-    }
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        self.cut.notify_waiters();
-    }
-    pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
 }
 
 pub struct Lab {
@@ -133,7 +87,7 @@ impl Lab {
         )
         .unwrap();
         let switch = host_switch::runtime::start(&switch_cfg).await.unwrap();
-        let relay = Relay::start(switch.local_addr).await;
+        let relay = Relay::start(switch.local_addr).await.unwrap();
         let mut lab = Lab {
             dir,
             pki,
@@ -218,7 +172,7 @@ impl Lab {
     }
 
     pub async fn wait_uplink(&self, up: bool) {
-        for _ in 0..100 {
+        for _ in 0..400 {
             if self.agent().services.uplink.is_up() == up {
                 return;
             }
@@ -244,7 +198,7 @@ impl Lab {
 
     /// Waits until the agent's queue is empty.
     pub async fn drained(&self) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if self.agent().services.queue.is_empty() {
                 return;
             }
@@ -276,7 +230,7 @@ impl Lab {
     /// Waits until the card's ledger balance and held amount are `expected` (the terminal's
     /// outcome arrives before the agent has queued and forwarded the advice).
     pub async fn eventually_balance(&self, pan: &str, expected: (i64, i64)) {
-        for _ in 0..100 {
+        for _ in 0..400 {
             if self.balance(pan).await == expected {
                 if self.agent.is_some() {
                     self.drained().await;
