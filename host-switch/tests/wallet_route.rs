@@ -252,7 +252,7 @@ async fn restart_in_the_middle_of_a_saga_finishes_it() {
     lab.start_switch().await;
     // The resumer captures #2 by itself, with nobody asking.
     let mut captured = false;
-    for _ in 0..50 {
+    for _ in 0..200 {
         if lab.movements().await.iter().any(|m| m["kind"] == "capture") {
             captured = true;
             break;
@@ -323,7 +323,12 @@ async fn ledger_down_opens_the_breaker_answers_91_and_closes_after_recovery() {
     assert!(approved >= 9, "approvals after recovery: {approved}");
     assert_eq!(breaker.state(), BreakerState::Closed);
     // The holds that timed out are voided in the background: nothing stays held for them.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..200 {
+        if lab.balance(ALICE).await["held_minor"] == approved * 1_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(lab.balance(ALICE).await["held_minor"], approved * 1_000);
     lab.assert_books().await;
 }
