@@ -115,6 +115,9 @@ pub trait Journal: Send + Sync + 'static {
     fn txn(&self, key: &str) -> Result<Option<TxnRecord>, JournalError>;
     /// Writes atomically and returns once the write is on disk. Concurrent writers share flushes.
     fn write(&self, write: JournalWrite) -> impl Future<Output = Result<(), JournalError>> + Send;
-    /// Every transaction (for recovery, reconciliation and the operator's view).
+    /// Every transaction (for reconciliation and the operator's view).
     fn txns(&self) -> Result<Vec<TxnRecord>, JournalError>;
+    /// The keys of the transactions whose state owes the ledger work (`is_pending_outbound`),
+    /// for the resumer: it must not scan the whole journal every few seconds.
+    fn pending_keys(&self) -> Result<Vec<String>, JournalError>;
 }

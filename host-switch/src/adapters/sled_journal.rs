@@ -3,7 +3,9 @@
 //! Every write is a single-key insert (see `write`) and then waits for a flush shared with every
 //! concurrent writer (the `group-commit` crate).
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 use group_commit::{CommitError, GroupCommitter};
 
@@ -14,6 +16,9 @@ pub struct SledJournal {
     txns: sled::Tree,
     replies: sled::Tree,
     commits: GroupCommitter,
+    /// Keys of transactions in a pending-outbound state: built by one scan at open, then kept by
+    /// every write (the journal is the only writer of its trees).
+    pending: Mutex<BTreeSet<String>>,
 }
 
 impl SledJournal {
@@ -25,11 +30,26 @@ impl SledJournal {
         let replies = db.open_tree("replies").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "journal")
             .map_err(|e| JournalError::Storage(e.to_string()))?;
-        Ok(Self {
+        let journal = Self {
             txns,
             replies,
             commits,
-        })
+            pending: Mutex::new(BTreeSet::new()),
+        };
+        let pending: BTreeSet<String> = journal
+            .txns()?
+            .into_iter()
+            .filter(|r| r.state.is_pending_outbound())
+            .map(|r| r.key)
+            .collect();
+        if !pending.is_empty() {
+            tracing::info!(
+                pending = pending.len(),
+                "journal opened with ledger work to resume"
+            );
+        }
+        *journal.pending.lock().map_err(|_| JournalError::Closed)? = pending;
+        Ok(journal)
     }
 }
 
@@ -87,6 +107,9 @@ impl Journal for SledJournal {
     /// the repeated reversal finds the record and is answered the same way again.
     async fn write(&self, write: JournalWrite) -> Result<(), JournalError> {
         let JournalWrite { txn, reply } = write;
+        let pending_change = txn
+            .as_ref()
+            .map(|rec| (rec.key.clone(), rec.state.is_pending_outbound()));
         match (txn, reply) {
             (Some(mut rec), Some((mk, answer)))
                 if EMBEDDED_CLASSES.contains(&mk.class) && mk.txn.as_string() == rec.key =>
@@ -109,7 +132,27 @@ impl Journal for SledJournal {
                 }
             }
         }
-        Ok(self.commits.durable().await?)
+        self.commits.durable().await?;
+        // Updated once durable: a failed write leaves the index as the disk is.
+        if let Some((key, is_pending)) = pending_change {
+            let mut pending = self.pending.lock().map_err(|_| JournalError::Closed)?;
+            if is_pending {
+                pending.insert(key);
+            } else {
+                pending.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn pending_keys(&self) -> Result<Vec<String>, JournalError> {
+        Ok(self
+            .pending
+            .lock()
+            .map_err(|_| JournalError::Closed)?
+            .iter()
+            .cloned()
+            .collect())
     }
 
     fn txns(&self) -> Result<Vec<TxnRecord>, JournalError> {
@@ -248,6 +291,49 @@ mod tests {
             None,
             "the original was never answered"
         );
+    }
+
+    #[tokio::test]
+    async fn pending_work_is_indexed_and_rebuilt_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, mut rec) = record(1);
+        {
+            let j = SledJournal::open(dir.path()).unwrap();
+            rec.state = TxnState::CapturePending {
+                hold_id: "h".into(),
+                amount_minor: 100,
+            };
+            j.write(JournalWrite {
+                txn: Some(rec.clone()),
+                reply: None,
+            })
+            .await
+            .unwrap();
+            j.write(JournalWrite {
+                txn: Some(record(2).1),
+                reply: None,
+            })
+            .await
+            .unwrap();
+            assert_eq!(j.pending_keys().unwrap(), vec![key.as_string()]);
+        }
+        let j = SledJournal::open(dir.path()).unwrap();
+        assert_eq!(
+            j.pending_keys().unwrap(),
+            vec![key.as_string()],
+            "rebuilt by the scan at open"
+        );
+        rec.state = TxnState::Captured {
+            hold_id: "h".into(),
+            amount_minor: 100,
+        };
+        j.write(JournalWrite {
+            txn: Some(rec),
+            reply: None,
+        })
+        .await
+        .unwrap();
+        assert!(j.pending_keys().unwrap().is_empty());
     }
 
     #[test]

@@ -24,26 +24,23 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     /// One pass over every pending transaction.
     pub async fn resume_pending(&self) -> ResumeReport {
         let mut report = ResumeReport::default();
-        let records = match self.journal.txns() {
-            Ok(r) => r,
+        let keys = match self.journal.pending_keys() {
+            Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "resumer cannot read the journal");
                 return report;
             }
         };
-        for rec in records
-            .into_iter()
-            .filter(|r| r.state.is_pending_outbound())
-        {
+        for key_text in keys {
             report.pending += 1;
-            let Some(key) = parse_key(&rec.key) else {
-                tracing::error!(txn = %rec.key, "journal key is malformed: skipped");
+            let Some(key) = parse_key(&key_text) else {
+                tracing::error!(txn = %key_text, "journal key is malformed: skipped");
                 report.failed += 1;
                 continue;
             };
             let _guard = self.lock(&key).await;
             // Re-read under the lock: a request flow may have settled it meanwhile.
-            let mut current = match self.journal.txn(&rec.key) {
+            let mut current = match self.journal.txn(&key_text) {
                 Ok(Some(r)) if r.state.is_pending_outbound() => r,
                 _ => continue,
             };
