@@ -97,18 +97,12 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Unix socket for `atmctl` (mode 0600). Default: `<storage.dir>/atmctl.sock`.
     #[serde(default)]
     pub socket: Option<PathBuf>,
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        Self { socket: None }
-    }
 }
 
 fn default_malformed() -> u32 {

@@ -35,7 +35,7 @@ pub enum LengthPrefix {
 
 impl LengthPrefix {
     /// Bytes the prefix itself occupies.
-    pub const fn len(self) -> usize {
+    pub const fn width(self) -> usize {
         match self {
             Self::BinaryU16 => 2,
             Self::Ascii4 => 4,
@@ -159,7 +159,7 @@ impl Decoder for FrameCodec {
     type Error = FramingError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FramingError> {
-        let prefix_len = self.prefix.len();
+        let prefix_len = self.prefix.width();
         if src.len() < prefix_len {
             return Ok(None);
         }
@@ -209,7 +209,7 @@ impl Encoder<Frame> for FrameCodec {
                 max: self.max_frame_len,
             });
         }
-        dst.reserve(self.prefix.len() + len);
+        dst.reserve(self.prefix.width() + len);
         self.write_len(len, dst);
         dst.put_slice(&frame.header);
         dst.put_slice(&frame.payload);

@@ -10,6 +10,7 @@
 //! - Deposit: 0200 online when the switch is reachable; taken anyway when it is not, and advised
 //!   (0200 from the queue) once the terminal confirms it took the cash.
 //! - Balance inquiry: 0100 with processing code 31; the balance comes back in field 54.
+//!
 //! While the switch is unreachable, withdrawals and inquiries are declined at once with the
 //! profile's "host unavailable" screen.
 

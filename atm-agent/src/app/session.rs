@@ -113,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn serve(&mut self) -> SessionEnd {
         enum Next {
-            Message(Result<TerminalMessage, SessionEnd>),
+            Message(Box<Result<TerminalMessage, SessionEnd>>),
             Command(TerminalCommand),
         }
         let Some(mut commands) = self.commands.take() else {
@@ -128,12 +128,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             }
             // `next_message` is cancellation-safe: an unfinished frame stays in the codec's buffer.
             let next = tokio::select! {
-                msg = self.next_message(None) => Next::Message(msg),
+                msg = self.next_message(None) => Next::Message(Box::new(msg)),
                 Some(cmd) = commands.recv() => Next::Command(cmd),
             };
             let result = match next {
-                Next::Message(Ok(m)) => self.handle(m).await,
-                Next::Message(Err(e)) => Err(e),
+                Next::Message(msg) => match *msg {
+                    Ok(m) => self.handle(m).await,
+                    Err(e) => Err(e),
+                },
                 Next::Command(cmd) => self.technician(cmd).await,
             };
             if let Err(e) = result {

@@ -67,10 +67,14 @@ pub fn mix(
     Ok(out)
 }
 
+/// How good a mix is, smaller is better: notes used, then (reversed) the notes left in the
+/// emptiest cassette it takes from.
+type Score = (u32, std::cmp::Reverse<u32>);
+
 struct Search<'a> {
     order: &'a [CassetteStock],
-    /// (score, counts): fewest notes first, then the most notes left in the emptiest cassette used.
-    best: Option<((u32, std::cmp::Reverse<u32>), Vec<u32>)>,
+    /// The best mix so far: its score and notes per cassette (in `order`).
+    best: Option<(Score, Vec<u32>)>,
     current: Vec<u32>,
     max_notes: u32,
 }
@@ -87,7 +91,7 @@ impl Search<'_> {
                 .min()
                 .unwrap_or(0);
             let score = (used, std::cmp::Reverse(left_min));
-            if self.best.as_ref().map_or(true, |(b, _)| score < *b) {
+            if self.best.as_ref().is_none_or(|(b, _)| score < *b) {
                 self.best = Some((score, self.current.clone()));
             }
             return;

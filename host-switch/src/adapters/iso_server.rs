@@ -8,6 +8,7 @@
 //!   response code 30 when its MTI is readable, connection kept — until 3 in a row, then closed;
 //! - field 41 not covered by the client certificate: answered 58, logged on the `security` target,
 //!   connection closed.
+//!
 //! Requests on one connection are served concurrently (an agent multiplexes many terminals) up to
 //! a bound; responses go back in completion order and are matched by the agent on MTI/41/11.
 

@@ -243,7 +243,10 @@ mod tests {
                 amount_minor: 3000,
             },
         );
-        let r = reconcile(&[w.clone()], &[mv(MovementKind::Capture, 3000, &w)]);
+        let r = reconcile(
+            std::slice::from_ref(&w),
+            &[mv(MovementKind::Capture, 3000, &w)],
+        );
         assert!(r.is_reconciled(), "{r:?}");
         assert_eq!(r.in_flight, 1);
     }

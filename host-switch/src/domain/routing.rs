@@ -43,7 +43,7 @@ impl RouteTable {
                 prefix: bad.prefix.clone(),
             });
         }
-        entries.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.prefix.len()));
         Ok(Self { entries })
     }
 

@@ -94,19 +94,25 @@ impl TxnState {
     /// transaction is checked against it, so a bug cannot e.g. capture a voided hold.
     pub fn may_become(&self, next: &TxnState) -> bool {
         use TxnState::*;
-        match (self, next) {
-            (HoldRequested, Held { .. } | Declined { .. } | VoidPending { .. }) => true,
-            (Held { .. }, CapturePending { .. } | VoidPending { .. }) => true,
-            (CapturePending { .. }, Captured { .. } | CapturePending { .. }) => true,
-            (Captured { .. }, CompensationPending { .. }) => true,
-            (VoidPending { .. }, Voided | VoidPending { .. }) => true,
-            (CreditRequested, Credited { .. } | Declined { .. } | CompensationPending { .. }) => {
-                true
-            }
-            (Credited { .. }, CompensationPending { .. }) => true,
-            (CompensationPending { .. }, Compensated { .. }) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (
+                HoldRequested,
+                Held { .. } | Declined { .. } | VoidPending { .. }
+            ) | (Held { .. }, CapturePending { .. } | VoidPending { .. })
+                | (
+                    CapturePending { .. },
+                    Captured { .. } | CapturePending { .. }
+                )
+                | (Captured { .. }, CompensationPending { .. })
+                | (VoidPending { .. }, Voided | VoidPending { .. })
+                | (
+                    CreditRequested,
+                    Credited { .. } | Declined { .. } | CompensationPending { .. }
+                )
+                | (Credited { .. }, CompensationPending { .. })
+                | (CompensationPending { .. }, Compensated { .. })
+        )
     }
 }
 
