@@ -1,34 +1,28 @@
-//! Durable state of the ledger, in sled.
+//! State of the ledger: the books in memory, every change appended to sled as one record.
 //!
-//! Trees (all values JSON, small and bounded):
-//! - `accounts`: account id → [`Account`] (customer and internal accounts alike);
-//! - `holds`: hold id → [`Hold`];
-//! - `movements`: movement number (u64, big-endian, so iteration is in posting order) → [`Movement`];
-//! - `movements_by_reference`: reference ‖ 0x00 ‖ movement number → () (the `?reference=` index);
-//! - `idempotency`: operation ‖ 0x00 ‖ client key → [`IdempotencyRecord`] (digest of the request
-//!   content and the recorded answer).
+//! The books (accounts, holds, movements, the `?reference=` index and idempotency records) live
+//! in memory behind one [`Mutex`], held only while an operation validates and applies itself,
+//! never across an await. Every operation that changes something appends exactly ONE record to
+//! the sled tree `ops`, keyed by a monotonic u64 (big-endian, so iteration is in apply order),
+//! holding the operation's complete effect: the new versions of the touched accounts and hold,
+//! the movement (numbered by the record's key) and the idempotency record. A single-key insert
+//! shares sled's I/O buffer and flush with its neighbours, where a multi-tree transaction costs a
+//! buffer of its own. The record is inserted under the lock, before memory changes: log order is
+//! apply order, and a failed insert leaves memory untouched and answers an error. Refusals write
+//! nothing. On open, the `ops` tree is replayed in order to rebuild the books.
 //!
-//! Every operation is one multi-tree sled transaction, so an effect and its idempotency record
-//! commit together or not at all; sled retries a transaction that met a concurrent writer.
-//! Durability: after the commit, the caller waits for a *group flush* — one fsync covers every
-//! transaction committed before it started, so concurrent requests share flushes instead of
-//! queueing behind one lock. Nothing is answered before that flush.
-//!
-//! The blocking work (transactions, scans, fsync) runs on tokio's blocking pool, never on the
-//! runtime threads.
+//! Durability: after the insert, the caller waits for a *group flush* — one fsync covers every
+//! record inserted before it started, so concurrent requests share flushes. Nothing is answered
+//! before that flush.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
-};
 use tokio::sync::{watch, Notify};
 
 use super::domain::{
@@ -52,12 +46,6 @@ pub enum StoreError {
     Durability(String),
     #[error("the storage worker failed: {0}")]
     Worker(String),
-}
-
-type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
-
-fn abort<T>(error: impl Into<StoreError>) -> TxResult<T> {
-    Err(ConflictableTransactionError::Abort(error.into()))
 }
 
 /// An answer and whether it was replayed (no new effect) rather than freshly applied.
@@ -155,34 +143,160 @@ pub struct MovementPage {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The books in memory, and the log record of one operation
+// ---------------------------------------------------------------------------------------------
+
+/// Everything the ledger knows, rebuilt from `ops` on open.
+#[derive(Default)]
+struct Books {
+    accounts: HashMap<String, Account>,
+    holds: HashMap<String, Hold>,
+    /// Movement number → movement, in posting order.
+    movements: BTreeMap<u64, Movement>,
+    /// Reference → movement numbers, ascending (numbers are appended in log order).
+    by_reference: HashMap<String, Vec<u64>>,
+    /// operation ‖ 0x00 ‖ client key → record.
+    idempotency: HashMap<String, IdempotencyRecord>,
+    /// Key of the next `ops` record; also the number behind `hold-N`, `txn-N` and `mv-N`.
+    next: u64,
+}
+
+/// The complete effect of one operation: one value in the `ops` tree.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct OpRecord {
+    /// New versions of the accounts the operation touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    accounts: Vec<Account>,
+    /// New version of the hold it created or changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hold: Option<Hold>,
+    /// The movement it posted; its number is the record's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    movement: Option<Movement>,
+    /// (idempotency key, record) it recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idempotency: Option<(String, IdempotencyRecord)>,
+}
+
+impl Books {
+    fn apply(&mut self, n: u64, op: OpRecord) {
+        for account in op.accounts {
+            self.accounts.insert(account.account.clone(), account);
+        }
+        if let Some(hold) = op.hold {
+            self.holds.insert(hold.hold_id.clone(), hold);
+        }
+        if let Some(movement) = op.movement {
+            self.by_reference
+                .entry(movement.reference.clone())
+                .or_default()
+                .push(n);
+            self.movements.insert(n, movement);
+        }
+        if let Some((key, record)) = op.idempotency {
+            self.idempotency.insert(key, record);
+        }
+        self.next = self.next.max(n.saturating_add(1));
+    }
+
+    fn customer(&self, account: &str) -> Result<Account, StoreError> {
+        match self.accounts.get(account) {
+            Some(found) => Ok(found.clone()),
+            None => Err(DomainError::UnknownAccount(account.chars().take(70).collect()).into()),
+        }
+    }
+
+    fn account_or_new(&self, account: &str, currency: Currency) -> Account {
+        self.accounts
+            .get(account)
+            .cloned()
+            .unwrap_or_else(|| Account::new(account, currency))
+    }
+
+    fn hold(&self, hold_id: &str) -> Result<Hold, StoreError> {
+        match self.holds.get(hold_id) {
+            Some(found) => Ok(found.clone()),
+            None => Err(DomainError::UnknownHold(hold_id.chars().take(70).collect()).into()),
+        }
+    }
+
+    /// The recorded answer for this key, if the same content came before; a conflict if other
+    /// content came with the same key; `None` for a new key.
+    fn replay<T: DeserializeOwned>(
+        &self,
+        idem_key: &str,
+        digest: &str,
+        client_key: &IdempotencyKey,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(record) = self.idempotency.get(idem_key) else {
+            return Ok(None);
+        };
+        if record.digest != digest {
+            return Err(DomainError::IdempotencyConflict(client_key.as_str().to_owned()).into());
+        }
+        T::deserialize(&record.response)
+            .map(Some)
+            .map_err(|e| corrupt(idem_key, &e.to_string()))
+    }
+}
+
+fn record<T: Serialize>(
+    idem_key: String,
+    digest: &str,
+    response: &T,
+) -> Result<(String, IdempotencyRecord), StoreError> {
+    let response =
+        serde_json::to_value(response).map_err(|e| corrupt(&idem_key, &e.to_string()))?;
+    Ok((
+        idem_key,
+        IdempotencyRecord {
+            digest: digest.to_owned(),
+            response,
+        },
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
 // The store
 // ---------------------------------------------------------------------------------------------
 
 pub struct Store {
     db: sled::Db,
-    accounts: sled::Tree,
-    holds: sled::Tree,
-    movements: sled::Tree,
-    by_reference: sled::Tree,
-    idempotency: sled::Tree,
-    /// Writers share it during a transaction; the invariant check takes it alone, so that its
-    /// scans see the books between transactions, never halfway through one.
-    books: RwLock<()>,
+    /// Operation number (u64, big-endian) → [`OpRecord`] (JSON).
+    ops: sled::Tree,
+    books: Mutex<Books>,
     flush: Arc<GroupFlush>,
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`. Blocking.
+    /// Opens (or creates) the database at `path` and replays its log. Blocking.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(path).open()?;
+        let ops = db.open_tree("ops")?;
+        // Databases of the earlier per-tree format (one transaction over five trees per
+        // operation) are not read: opening one as empty would fund the seeds a second time.
+        if ops.is_empty() && db.tree_names().iter().any(|name| &name[..] == b"accounts") {
+            let legacy = db.open_tree("accounts")?;
+            if !legacy.is_empty() {
+                return Err(corrupt(
+                    &path.display().to_string(),
+                    "written by an older ledger-sim (per-tree format): use a new --db path",
+                ));
+            }
+        }
+        let mut books = Books::default();
+        for entry in ops.iter() {
+            let (key, value) = entry?;
+            let n = u64_suffix(&key)
+                .filter(|_| key.len() == 8)
+                .ok_or_else(|| corrupt("ops", "key"))?;
+            let op = decode::<OpRecord>(&value, &format!("op {n}"))?;
+            books.apply(n, op);
+        }
         Ok(Store {
-            accounts: db.open_tree("accounts")?,
-            holds: db.open_tree("holds")?,
-            movements: db.open_tree("movements")?,
-            by_reference: db.open_tree("movements_by_reference")?,
-            idempotency: db.open_tree("idempotency")?,
             db,
-            books: RwLock::new(()),
+            ops,
+            books: Mutex::new(books),
             flush: Arc::new(GroupFlush::new()),
         })
     }
@@ -196,19 +310,20 @@ impl Store {
         ))
     }
 
-    /// Runs a blocking write on the blocking pool, then waits until it is on disk.
+    /// Runs a write (an in-memory apply and at most one single-key insert, both short), then
+    /// waits until it is on disk.
     pub async fn write<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     {
-        let value = self.read(op).await?;
+        let value = op(self)?;
         // Replays wait too: the record they read may still be waiting for its own flush.
         self.flush.durable().await?;
         Ok(value)
     }
 
-    /// Runs a blocking read on the blocking pool.
+    /// Runs a read on the blocking pool (pages and the invariant check may be long).
     pub async fn read<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -226,39 +341,29 @@ impl Store {
         Ok(())
     }
 
-    fn transact<T>(&self, body: impl Fn(&Trees<'_>) -> TxResult<T>) -> Result<T, StoreError> {
-        let _books = self
-            .books
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let trees = (
-            &self.accounts,
-            &self.holds,
-            &self.movements,
-            &self.by_reference,
-            &self.idempotency,
-        );
-        sled::Transactional::transaction(&trees, |(accounts, holds, movements, by_ref, idem)| {
-            body(&Trees {
-                accounts,
-                holds,
-                movements,
-                by_ref,
-                idem,
-            })
-        })
-        .map_err(|e| match e {
-            TransactionError::Abort(e) => e,
-            TransactionError::Storage(e) => StoreError::Storage(e),
-        })
+    fn books(&self) -> MutexGuard<'_, Books> {
+        self.books
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+    /// Appends `op` as record `n` (= `books.next`), then applies it to memory. Called with the
+    /// books locked, so the log order is the apply order; if the insert fails, memory is left
+    /// as it was and the caller answers an error.
+    fn commit(&self, books: &mut Books, n: u64, op: OpRecord) -> Result<(), StoreError> {
+        debug_assert_eq!(n, books.next);
+        let bytes =
+            serde_json::to_vec(&op).map_err(|e| corrupt(&format!("op {n}"), &e.to_string()))?;
+        if let Err(error) = self.ops.insert(n.to_be_bytes(), bytes) {
+            tracing::error!(%error, op = n, "ledger log append failed");
+            return Err(error.into());
+        }
+        books.apply(n, op);
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------
-    // Operations (blocking; call through `write`/`read`)
+    // Operations (call writes through `write`, reads through `read`)
     // -----------------------------------------------------------------------------------------
 
     /// Opens a customer account with an opening balance funded from `funding:<CUR>`. Opening an
@@ -268,49 +373,49 @@ impl Store {
         cmd: &OpenAccount,
         now: &str,
     ) -> Result<Recorded<Balance>, StoreError> {
-        let n = self.next_id()?;
-        self.transact(|t| {
-            if let Some(existing) = t.get::<Account>(t.accounts, cmd.account.as_str())? {
-                if existing.currency != cmd.currency {
-                    return abort(DomainError::AccountExists {
-                        account: existing.account,
-                        currency: existing.currency,
-                    });
+        let mut books = self.books();
+        if let Some(existing) = books.accounts.get(cmd.account.as_str()) {
+            if existing.currency != cmd.currency {
+                return Err(DomainError::AccountExists {
+                    account: existing.account.clone(),
+                    currency: existing.currency,
                 }
-                return Ok(Recorded {
-                    value: balance_of(&existing),
-                    replayed: true,
-                });
+                .into());
             }
-            let mut customer = Account::new(cmd.account.as_str(), cmd.currency);
-            if cmd.balance_minor > 0 {
-                let amount = AmountMinor::new(cmd.balance_minor).or_else(abort)?;
-                let funding_id = domain::funding_account(cmd.currency);
-                let mut funding = t.account_or_new(&funding_id, cmd.currency)?;
-                domain::post(&mut funding, &mut customer, amount).or_else(abort)?;
-                t.put(t.accounts, funding_id.as_bytes(), &funding)?;
-                t.put_movement(
-                    n,
-                    &Movement {
-                        movement_id: movement_id(n),
-                        kind: MovementKind::Funding,
-                        debit_account: funding.account.clone(),
-                        credit_account: customer.account.clone(),
-                        amount_minor: amount.get(),
-                        currency: cmd.currency,
-                        reference: format!("open:{}", customer.account),
-                        idempotency_key: format!("open:{}", customer.account),
-                        hold_id: None,
-                        transaction_id: None,
-                        at: now.to_owned(),
-                    },
-                )?;
-            }
-            t.put(t.accounts, customer.account.as_bytes(), &customer)?;
-            Ok(Recorded {
-                value: balance_of(&customer),
-                replayed: false,
-            })
+            return Ok(Recorded {
+                value: balance_of(existing),
+                replayed: true,
+            });
+        }
+        let n = books.next;
+        let mut op = OpRecord::default();
+        let mut customer = Account::new(cmd.account.as_str(), cmd.currency);
+        if cmd.balance_minor > 0 {
+            let amount = AmountMinor::new(cmd.balance_minor)?;
+            let funding_id = domain::funding_account(cmd.currency);
+            let mut funding = books.account_or_new(&funding_id, cmd.currency);
+            domain::post(&mut funding, &mut customer, amount)?;
+            op.movement = Some(Movement {
+                movement_id: movement_id(n),
+                kind: MovementKind::Funding,
+                debit_account: funding.account.clone(),
+                credit_account: customer.account.clone(),
+                amount_minor: amount.get(),
+                currency: cmd.currency,
+                reference: format!("open:{}", customer.account),
+                idempotency_key: format!("open:{}", customer.account),
+                hold_id: None,
+                transaction_id: None,
+                at: now.to_owned(),
+            });
+            op.accounts.push(funding);
+        }
+        let value = balance_of(&customer);
+        op.accounts.push(customer);
+        self.commit(&mut books, n, op)?;
+        Ok(Recorded {
+            value,
+            replayed: false,
         })
     }
 
@@ -321,105 +426,110 @@ impl Store {
             cmd.currency.as_str(),
             cmd.reference.as_str(),
         ]);
-        let n = self.next_id()?;
-        self.transact(|t| {
-            let idem_key = idempotency_key("hold", &cmd.key);
-            if let Some(hold) = t.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
-                return Ok(Recorded {
-                    value: hold,
-                    replayed: true,
-                });
-            }
-            let mut account = t.customer(cmd.account.as_str())?;
-            domain::place_hold(&mut account, cmd.amount, cmd.currency).or_else(abort)?;
-            let hold = Hold {
-                hold_id: format!("hold-{n}"),
-                account: account.account.clone(),
-                amount_minor: cmd.amount.get(),
-                currency: cmd.currency,
-                reference: cmd.reference.as_str().to_owned(),
-                status: HoldStatus::Held,
-                captured_minor: 0,
-                created_at: now.to_owned(),
-            };
-            t.put(t.accounts, account.account.as_bytes(), &account)?;
-            t.put(t.holds, hold.hold_id.as_bytes(), &hold)?;
-            t.record(&idem_key, &digest, &hold)?;
-            Ok(Recorded {
+        let idem_key = idempotency_key("hold", &cmd.key);
+        let mut books = self.books();
+        if let Some(hold) = books.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
+            return Ok(Recorded {
                 value: hold,
-                replayed: false,
-            })
+                replayed: true,
+            });
+        }
+        let n = books.next;
+        let mut account = books.customer(cmd.account.as_str())?;
+        domain::place_hold(&mut account, cmd.amount, cmd.currency)?;
+        let hold = Hold {
+            hold_id: format!("hold-{n}"),
+            account: account.account.clone(),
+            amount_minor: cmd.amount.get(),
+            currency: cmd.currency,
+            reference: cmd.reference.as_str().to_owned(),
+            status: HoldStatus::Held,
+            captured_minor: 0,
+            created_at: now.to_owned(),
+        };
+        let op = OpRecord {
+            accounts: vec![account],
+            idempotency: Some(record(idem_key, &digest, &hold)?),
+            hold: Some(hold.clone()),
+            movement: None,
+        };
+        self.commit(&mut books, n, op)?;
+        Ok(Recorded {
+            value: hold,
+            replayed: false,
         })
     }
 
     pub fn capture_hold(&self, cmd: &CaptureHold, now: &str) -> Result<Recorded<Hold>, StoreError> {
         let digest = digest(&[&cmd.hold_id, &cmd.amount.get().to_string()]);
-        let n = self.next_id()?;
-        self.transact(|t| {
-            let idem_key = idempotency_key("capture", &cmd.key);
-            if let Some(hold) = t.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
-                return Ok(Recorded {
-                    value: hold,
-                    replayed: true,
-                });
-            }
-            let mut hold = t.hold(&cmd.hold_id)?;
-            let mut customer = t.customer(&hold.account)?;
-            let cash_id = domain::cash_account(hold.currency);
-            let mut cash = t.account_or_new(&cash_id, hold.currency)?;
-            let effect = domain::capture_hold(&mut hold, &mut customer, &mut cash, cmd.amount)
-                .or_else(abort)?;
-            if effect == CaptureEffect::Captured {
-                t.put(t.accounts, customer.account.as_bytes(), &customer)?;
-                t.put(t.accounts, cash_id.as_bytes(), &cash)?;
-                t.put(t.holds, hold.hold_id.as_bytes(), &hold)?;
-                t.put_movement(
-                    n,
-                    &Movement {
-                        movement_id: movement_id(n),
-                        kind: MovementKind::Capture,
-                        debit_account: customer.account.clone(),
-                        credit_account: cash_id.clone(),
-                        amount_minor: cmd.amount.get(),
-                        currency: hold.currency,
-                        reference: hold.reference.clone(),
-                        idempotency_key: cmd.key.as_str().to_owned(),
-                        hold_id: Some(hold.hold_id.clone()),
-                        transaction_id: None,
-                        at: now.to_owned(),
-                    },
-                )?;
-            }
-            t.record(&idem_key, &digest, &hold)?;
-            Ok(Recorded {
+        let idem_key = idempotency_key("capture", &cmd.key);
+        let mut books = self.books();
+        if let Some(hold) = books.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
+            return Ok(Recorded {
                 value: hold,
-                replayed: effect == CaptureEffect::AlreadyCaptured,
-            })
+                replayed: true,
+            });
+        }
+        let n = books.next;
+        let mut hold = books.hold(&cmd.hold_id)?;
+        let mut customer = books.customer(&hold.account)?;
+        let cash_id = domain::cash_account(hold.currency);
+        let mut cash = books.account_or_new(&cash_id, hold.currency);
+        let effect = domain::capture_hold(&mut hold, &mut customer, &mut cash, cmd.amount)?;
+        let mut op = OpRecord {
+            idempotency: Some(record(idem_key, &digest, &hold)?),
+            ..OpRecord::default()
+        };
+        if effect == CaptureEffect::Captured {
+            op.movement = Some(Movement {
+                movement_id: movement_id(n),
+                kind: MovementKind::Capture,
+                debit_account: customer.account.clone(),
+                credit_account: cash_id.clone(),
+                amount_minor: cmd.amount.get(),
+                currency: hold.currency,
+                reference: hold.reference.clone(),
+                idempotency_key: cmd.key.as_str().to_owned(),
+                hold_id: Some(hold.hold_id.clone()),
+                transaction_id: None,
+                at: now.to_owned(),
+            });
+            op.accounts = vec![customer, cash];
+            op.hold = Some(hold.clone());
+        }
+        self.commit(&mut books, n, op)?;
+        Ok(Recorded {
+            value: hold,
+            replayed: effect == CaptureEffect::AlreadyCaptured,
         })
     }
 
     pub fn void_hold(&self, cmd: &VoidHold) -> Result<Recorded<Hold>, StoreError> {
         let digest = digest(&[&cmd.hold_id]);
-        self.transact(|t| {
-            let idem_key = idempotency_key("void", &cmd.key);
-            if let Some(hold) = t.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
-                return Ok(Recorded {
-                    value: hold,
-                    replayed: true,
-                });
-            }
-            let mut hold = t.hold(&cmd.hold_id)?;
-            let mut customer = t.customer(&hold.account)?;
-            let effect = domain::void_hold(&mut hold, &mut customer).or_else(abort)?;
-            if effect == VoidEffect::Voided {
-                t.put(t.accounts, customer.account.as_bytes(), &customer)?;
-                t.put(t.holds, hold.hold_id.as_bytes(), &hold)?;
-            }
-            t.record(&idem_key, &digest, &hold)?;
-            Ok(Recorded {
+        let idem_key = idempotency_key("void", &cmd.key);
+        let mut books = self.books();
+        if let Some(hold) = books.replay::<Hold>(&idem_key, &digest, &cmd.key)? {
+            return Ok(Recorded {
                 value: hold,
-                replayed: effect == VoidEffect::AlreadyVoided,
-            })
+                replayed: true,
+            });
+        }
+        let n = books.next;
+        let mut hold = books.hold(&cmd.hold_id)?;
+        let mut customer = books.customer(&hold.account)?;
+        let effect = domain::void_hold(&mut hold, &mut customer)?;
+        let mut op = OpRecord {
+            idempotency: Some(record(idem_key, &digest, &hold)?),
+            ..OpRecord::default()
+        };
+        if effect == VoidEffect::Voided {
+            op.accounts = vec![customer];
+            op.hold = Some(hold.clone());
+        }
+        self.commit(&mut books, n, op)?;
+        Ok(Recorded {
+            value: hold,
+            replayed: effect == VoidEffect::AlreadyVoided,
         })
     }
 
@@ -439,72 +549,68 @@ impl Store {
             cmd.currency.as_str(),
             cmd.reference.as_str(),
         ]);
-        let n = self.next_id()?;
-        self.transact(|t| {
-            let idem_key = idempotency_key("transaction", &cmd.key);
-            if let Some(txn) = t.replay::<Transaction>(&idem_key, &digest, &cmd.key)? {
-                return Ok(Recorded {
-                    value: txn,
-                    replayed: true,
-                });
-            }
-            let mut customer = t.customer(cmd.account.as_str())?;
-            let cash_id = domain::cash_account(cmd.currency);
-            let mut cash = t.account_or_new(&cash_id, cmd.currency)?;
-            domain::apply_transaction(cmd.kind, &mut customer, &mut cash, cmd.amount, cmd.currency)
-                .or_else(abort)?;
-            let txn = Transaction {
-                transaction_id: format!("txn-{n}"),
-                movement_id: movement_id(n),
-                account: customer.account.clone(),
-                kind: cmd.kind,
-                amount_minor: cmd.amount.get(),
-                currency: cmd.currency,
-                reference: cmd.reference.as_str().to_owned(),
-                created_at: now.to_owned(),
-            };
-            let (debit, credit, movement_kind) = match cmd.kind {
-                TransactionKind::Credit => (&cash_id, &customer.account, MovementKind::Credit),
-                TransactionKind::Debit => (&customer.account, &cash_id, MovementKind::Debit),
-            };
-            t.put_movement(
-                n,
-                &Movement {
-                    movement_id: txn.movement_id.clone(),
-                    kind: movement_kind,
-                    debit_account: debit.clone(),
-                    credit_account: credit.clone(),
-                    amount_minor: cmd.amount.get(),
-                    currency: cmd.currency,
-                    reference: txn.reference.clone(),
-                    idempotency_key: cmd.key.as_str().to_owned(),
-                    hold_id: None,
-                    transaction_id: Some(txn.transaction_id.clone()),
-                    at: now.to_owned(),
-                },
-            )?;
-            t.put(t.accounts, customer.account.as_bytes(), &customer)?;
-            t.put(t.accounts, cash_id.as_bytes(), &cash)?;
-            t.record(&idem_key, &digest, &txn)?;
-            Ok(Recorded {
+        let idem_key = idempotency_key("transaction", &cmd.key);
+        let mut books = self.books();
+        if let Some(txn) = books.replay::<Transaction>(&idem_key, &digest, &cmd.key)? {
+            return Ok(Recorded {
                 value: txn,
-                replayed: false,
-            })
+                replayed: true,
+            });
+        }
+        let n = books.next;
+        let mut customer = books.customer(cmd.account.as_str())?;
+        let cash_id = domain::cash_account(cmd.currency);
+        let mut cash = books.account_or_new(&cash_id, cmd.currency);
+        domain::apply_transaction(cmd.kind, &mut customer, &mut cash, cmd.amount, cmd.currency)?;
+        let txn = Transaction {
+            transaction_id: format!("txn-{n}"),
+            movement_id: movement_id(n),
+            account: customer.account.clone(),
+            kind: cmd.kind,
+            amount_minor: cmd.amount.get(),
+            currency: cmd.currency,
+            reference: cmd.reference.as_str().to_owned(),
+            created_at: now.to_owned(),
+        };
+        let (debit, credit, movement_kind) = match cmd.kind {
+            TransactionKind::Credit => (&cash_id, &customer.account, MovementKind::Credit),
+            TransactionKind::Debit => (&customer.account, &cash_id, MovementKind::Debit),
+        };
+        let movement = Movement {
+            movement_id: txn.movement_id.clone(),
+            kind: movement_kind,
+            debit_account: debit.clone(),
+            credit_account: credit.clone(),
+            amount_minor: cmd.amount.get(),
+            currency: cmd.currency,
+            reference: txn.reference.clone(),
+            idempotency_key: cmd.key.as_str().to_owned(),
+            hold_id: None,
+            transaction_id: Some(txn.transaction_id.clone()),
+            at: now.to_owned(),
+        };
+        let op = OpRecord {
+            accounts: vec![customer, cash],
+            hold: None,
+            movement: Some(movement),
+            idempotency: Some(record(idem_key, &digest, &txn)?),
+        };
+        self.commit(&mut books, n, op)?;
+        Ok(Recorded {
+            value: txn,
+            replayed: false,
         })
     }
 
     pub fn balance(&self, account: &str) -> Result<Balance, StoreError> {
-        match self.accounts.get(account.as_bytes())? {
-            Some(bytes) => Ok(balance_of(&decode::<Account>(&bytes, account)?)),
+        match self.books().accounts.get(account) {
+            Some(found) => Ok(balance_of(found)),
             None => Err(DomainError::UnknownAccount(account.chars().take(70).collect()).into()),
         }
     }
 
     pub fn hold(&self, hold_id: &str) -> Result<Hold, StoreError> {
-        match self.holds.get(hold_id.as_bytes())? {
-            Some(bytes) => decode(&bytes, hold_id),
-            None => Err(DomainError::UnknownHold(hold_id.chars().take(70).collect()).into()),
-        }
+        self.books().hold(hold_id)
     }
 
     /// Movements in posting order, after movement number `after` (exclusive), at most `limit`.
@@ -516,43 +622,37 @@ impl Store {
     ) -> Result<MovementPage, StoreError> {
         let limit = limit.clamp(1, MOVEMENTS_PAGE_MAX);
         let first = after.map_or(0, |n| n.saturating_add(1));
-        let mut numbers = Vec::with_capacity(limit.min(1024) + 1);
-        match reference {
+        let books = self.books();
+        let mut movements: Vec<Movement> = match reference {
             Some(reference) => {
-                let mut prefix = reference.as_bytes().to_vec();
-                prefix.push(0);
-                for entry in self.by_reference.scan_prefix(&prefix) {
-                    let (key, _) = entry?;
-                    let n =
-                        u64_suffix(&key).ok_or_else(|| corrupt("movements_by_reference", "key"))?;
-                    if n >= first {
-                        numbers.push(n);
-                    }
-                    if numbers.len() > limit {
-                        break;
-                    }
-                }
+                let numbers = books
+                    .by_reference
+                    .get(reference)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let start = numbers.partition_point(|&n| n < first);
+                numbers[start..]
+                    .iter()
+                    .take(limit + 1)
+                    .map(|n| {
+                        books
+                            .movements
+                            .get(n)
+                            .cloned()
+                            .ok_or_else(|| corrupt(&movement_id(*n), "missing"))
+                    })
+                    .collect::<Result<_, _>>()?
             }
-            None => {
-                for entry in self.movements.range(first.to_be_bytes()..).keys() {
-                    let key = entry?;
-                    numbers.push(u64_suffix(&key).ok_or_else(|| corrupt("movements", "key"))?);
-                    if numbers.len() > limit {
-                        break;
-                    }
-                }
-            }
-        }
-        let more = numbers.len() > limit;
-        numbers.truncate(limit);
-        let mut movements = Vec::with_capacity(numbers.len());
-        for n in numbers {
-            let bytes = self
+            None => books
                 .movements
-                .get(n.to_be_bytes())?
-                .ok_or_else(|| corrupt(&movement_id(n), "missing"))?;
-            movements.push(decode::<Movement>(&bytes, &movement_id(n))?);
-        }
+                .range(first..)
+                .take(limit + 1)
+                .map(|(_, m)| m.clone())
+                .collect(),
+        };
+        drop(books);
+        let more = movements.len() > limit;
+        movements.truncate(limit);
         let next_after = if more {
             movements.last().map(|m| m.movement_id.clone())
         } else {
@@ -564,42 +664,33 @@ impl Store {
         })
     }
 
-    /// Checks the books with every writer held off, so the scans see one consistent state.
+    /// Checks the books, with every writer held off so it sees one consistent state.
     pub fn invariants(&self) -> Result<Invariants, StoreError> {
-        let _books = self
-            .books
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut accounts = Vec::new();
-        for entry in self.accounts.iter() {
-            let (key, value) = entry?;
-            accounts.push(decode::<Account>(&value, &String::from_utf8_lossy(&key))?);
-        }
-        let mut held_by_account: BTreeMap<String, u64> = BTreeMap::new();
-        let mut holds = 0u64;
-        for entry in self.holds.iter() {
-            let (key, value) = entry?;
-            let hold = decode::<Hold>(&value, &String::from_utf8_lossy(&key))?;
-            holds += 1;
+        let books = self.books();
+        let mut held_by_account: BTreeMap<&str, u64> = BTreeMap::new();
+        for hold in books.holds.values() {
             if hold.status == HoldStatus::Held {
-                *held_by_account.entry(hold.account).or_default() += hold.amount_minor;
+                *held_by_account.entry(hold.account.as_str()).or_default() += hold.amount_minor;
             }
         }
-        let mut captures_by_hold: BTreeMap<String, u64> = BTreeMap::new();
-        let mut movements = 0u64;
-        for entry in self.movements.iter() {
-            let (key, value) = entry?;
-            let movement = decode::<Movement>(&value, &format!("{key:?}"))?;
-            movements += 1;
-            if let (MovementKind::Capture, Some(hold_id)) = (movement.kind, movement.hold_id) {
-                *captures_by_hold.entry(hold_id).or_default() += 1;
+        let mut captures_by_hold: BTreeMap<&str, u64> = BTreeMap::new();
+        for movement in books.movements.values() {
+            if let (MovementKind::Capture, Some(hold_id)) = (movement.kind, &movement.hold_id) {
+                *captures_by_hold.entry(hold_id.as_str()).or_default() += 1;
             }
         }
-        let sums = domain::sum_by_currency(&accounts);
+        let sums = domain::sum_by_currency(books.accounts.values());
         let holds_captured_twice = captures_by_hold.values().filter(|&&c| c > 1).count() as u64;
-        let held_minor_mismatches = accounts
-            .iter()
-            .filter(|a| a.held_minor != held_by_account.get(&a.account).copied().unwrap_or(0))
+        let held_minor_mismatches = books
+            .accounts
+            .values()
+            .filter(|a| {
+                a.held_minor
+                    != held_by_account
+                        .get(a.account.as_str())
+                        .copied()
+                        .unwrap_or(0)
+            })
             .count() as u64;
         let ok = sums.values().all(|&s| s == 0)
             && holds_captured_twice == 0
@@ -608,101 +699,17 @@ impl Store {
             sum_minor_by_currency: sums,
             holds_captured_twice,
             held_minor_mismatches,
-            accounts: accounts.len() as u64,
-            holds,
-            movements,
+            accounts: books.accounts.len() as u64,
+            holds: books.holds.len() as u64,
+            movements: books.movements.len() as u64,
             ok,
         })
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Transaction helpers
+// Helpers
 // ---------------------------------------------------------------------------------------------
-
-struct Trees<'a> {
-    accounts: &'a TransactionalTree,
-    holds: &'a TransactionalTree,
-    movements: &'a TransactionalTree,
-    by_ref: &'a TransactionalTree,
-    idem: &'a TransactionalTree,
-}
-
-impl Trees<'_> {
-    fn get<T: DeserializeOwned>(&self, tree: &TransactionalTree, key: &str) -> TxResult<Option<T>> {
-        match tree.get(key.as_bytes())? {
-            Some(bytes) => decode(&bytes, key).map(Some).or_else(abort),
-            None => Ok(None),
-        }
-    }
-
-    fn put<T: Serialize>(&self, tree: &TransactionalTree, key: &[u8], value: &T) -> TxResult<()> {
-        let bytes = serde_json::to_vec(value)
-            .or_else(|e| abort(corrupt(&String::from_utf8_lossy(key), &e.to_string())))?;
-        tree.insert(key, bytes)?;
-        Ok(())
-    }
-
-    fn customer(&self, account: &str) -> TxResult<Account> {
-        match self.get::<Account>(self.accounts, account)? {
-            Some(found) => Ok(found),
-            None => abort(DomainError::UnknownAccount(account.to_owned())),
-        }
-    }
-
-    fn account_or_new(&self, account: &str, currency: Currency) -> TxResult<Account> {
-        Ok(self
-            .get::<Account>(self.accounts, account)?
-            .unwrap_or_else(|| Account::new(account, currency)))
-    }
-
-    fn hold(&self, hold_id: &str) -> TxResult<Hold> {
-        match self.get::<Hold>(self.holds, hold_id)? {
-            Some(found) => Ok(found),
-            None => abort(DomainError::UnknownHold(hold_id.chars().take(70).collect())),
-        }
-    }
-
-    fn put_movement(&self, n: u64, movement: &Movement) -> TxResult<()> {
-        self.put(self.movements, &n.to_be_bytes(), movement)?;
-        let mut index_key = movement.reference.as_bytes().to_vec();
-        index_key.push(0);
-        index_key.extend_from_slice(&n.to_be_bytes());
-        self.by_ref.insert(index_key, &[][..])?;
-        Ok(())
-    }
-
-    /// The recorded answer for this key, if the same content came before; a conflict if other
-    /// content came with the same key; `None` for a new key.
-    fn replay<T: DeserializeOwned>(
-        &self,
-        idem_key: &str,
-        digest: &str,
-        client_key: &IdempotencyKey,
-    ) -> TxResult<Option<T>> {
-        let Some(record) = self.get::<IdempotencyRecord>(self.idem, idem_key)? else {
-            return Ok(None);
-        };
-        if record.digest != digest {
-            return abort(DomainError::IdempotencyConflict(
-                client_key.as_str().to_owned(),
-            ));
-        }
-        serde_json::from_value(record.response)
-            .map(Some)
-            .or_else(|e| abort(corrupt(idem_key, &e.to_string())))
-    }
-
-    fn record<T: Serialize>(&self, idem_key: &str, digest: &str, response: &T) -> TxResult<()> {
-        let response =
-            serde_json::to_value(response).or_else(|e| abort(corrupt(idem_key, &e.to_string())))?;
-        let record = IdempotencyRecord {
-            digest: digest.to_owned(),
-            response,
-        };
-        self.put(self.idem, idem_key.as_bytes(), &record)
-    }
-}
 
 fn idempotency_key(operation: &str, key: &IdempotencyKey) -> String {
     format!("{operation}\u{0}{}", key.as_str())
