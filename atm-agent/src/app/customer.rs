@@ -281,7 +281,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok((pending, outcome))
     }
 
-    /// The switch declined: nothing will move, the record can go.
+    /// The record is done with (declined, or settled and its advice queued).
     async fn forget_pending(&mut self) -> Result<(), SessionEnd> {
         self.svc
             .state
@@ -532,15 +532,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 }
             }
         }
-        self.svc
-            .state
-            .clear_pending(self.tid())
-            .await
-            .map_err(storage)?;
-        self.svc
-            .registry
-            .update(self.tid(), |v| v.dispense_in_doubt = false);
-        Ok(())
+        self.forget_pending().await
     }
 
     /// Takes dispensed notes off the agent's counts (exact on a full dispense; a short dispense is

@@ -25,22 +25,12 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         let Some(mut rec) = self.journal.txn(&original.as_string())? else {
             tracing::error!(original = %original, "completion for a transaction the journal does not know: needs an operator");
             return self
-                .answer(
-                    CLASS,
-                    &key,
-                    None,
-                    RecordedReply::code(ResponseCode::InvalidTransaction),
-                )
+                .answer_code(CLASS, &key, ResponseCode::InvalidTransaction)
                 .await;
         };
         if rec.kind != TxnKind::Withdrawal {
             return self
-                .answer(
-                    CLASS,
-                    &key,
-                    None,
-                    RecordedReply::code(ResponseCode::InvalidTransaction),
-                )
+                .answer_code(CLASS, &key, ResponseCode::InvalidTransaction)
                 .await;
         }
         let next = match &rec.state {
@@ -52,12 +42,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                     "completion exceeds the held amount"
                 );
                 return self
-                    .answer(
-                        CLASS,
-                        &key,
-                        None,
-                        RecordedReply::code(ResponseCode::InvalidAmount),
-                    )
+                    .answer_code(CLASS, &key, ResponseCode::InvalidAmount)
                     .await;
             }
             TxnState::Held { hold_id } if dispensed_minor == 0 => Some(TxnState::VoidPending {
@@ -77,12 +62,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                     "completion for a transaction that was not approved: needs an operator"
                 );
                 return self
-                    .answer(
-                        CLASS,
-                        &key,
-                        None,
-                        RecordedReply::code(ResponseCode::InvalidTransaction),
-                    )
+                    .answer_code(CLASS, &key, ResponseCode::InvalidTransaction)
                     .await;
             }
         };

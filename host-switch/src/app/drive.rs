@@ -70,15 +70,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         rec: &mut TxnRecord,
     ) -> Result<RecordedReply, JournalError> {
         match self.drive(rec).await {
-            Ok(()) => {
-                self.answer(
-                    class,
-                    key,
-                    None,
-                    RecordedReply::code(ResponseCode::Approved),
-                )
-                .await
-            }
+            Ok(()) => self.answer_code(class, key, ResponseCode::Approved).await,
             Err(DriveError::Ledger(e)) if e.is_transient() => {
                 tracing::warn!(error = %e, state = rec.state.name(), "ledger work not confirmed yet: 91, the advice will be repeated");
                 Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
@@ -86,13 +78,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             Err(DriveError::Journal(e)) => Err(e),
             Err(e) => {
                 tracing::error!(error = %e, state = rec.state.name(), "ledger refused: needs an operator");
-                self.answer(
-                    class,
-                    key,
-                    None,
-                    RecordedReply::code(ResponseCode::SystemError),
-                )
-                .await
+                self.answer_code(class, key, ResponseCode::SystemError)
+                    .await
             }
         }
     }

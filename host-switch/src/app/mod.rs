@@ -137,6 +137,17 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         })
     }
 
+    /// Records a bare response code as the answer to a message (no transaction change).
+    async fn answer_code(
+        &self,
+        class: &'static str,
+        key: &TxnKey,
+        code: ResponseCode,
+    ) -> Result<RecordedReply, JournalError> {
+        self.answer(class, key, None, RecordedReply::code(code))
+            .await
+    }
+
     /// Records the answer to a message together with the transaction's new state, durably.
     async fn answer(
         &self,
@@ -184,23 +195,13 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         if self.routes.route(pan) != Some(Route::Wallet) {
             tracing::warn!("card is not routed to the wallet: declined 14");
             let reply = self
-                .answer(
-                    class,
-                    key,
-                    None,
-                    RecordedReply::code(ResponseCode::InvalidAccount),
-                )
+                .answer_code(class, key, ResponseCode::InvalidAccount)
                 .await?;
             return Ok(Opened::Answered(reply));
         }
         if amount.minor == 0 {
             let reply = self
-                .answer(
-                    class,
-                    key,
-                    None,
-                    RecordedReply::code(ResponseCode::InvalidAmount),
-                )
+                .answer_code(class, key, ResponseCode::InvalidAmount)
                 .await?;
             return Ok(Opened::Answered(reply));
         }
@@ -226,12 +227,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                     "request for a transaction already in the journal: declined"
                 );
                 let reply = self
-                    .answer(
-                        class,
-                        key,
-                        None,
-                        RecordedReply::code(ResponseCode::DoNotHonour),
-                    )
+                    .answer_code(class, key, ResponseCode::DoNotHonour)
                     .await?;
                 Ok(Opened::Answered(reply))
             }
