@@ -564,7 +564,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.enqueue(advice).await
     }
 
-    async fn advice(
+    /// An advice of this terminal with its own STAN and transmission time.
+    pub(super) async fn advice(
         &mut self,
         kind: AdviceKind,
         processing_code: &str,

@@ -306,25 +306,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.svc
             .registry
             .update(self.tid(), |v| v.last_status = Some(detail.clone()));
-        let stan = self
-            .svc
-            .state
-            .next_stan(self.tid())
-            .await
-            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
-        let advice = Advice {
-            kind: AdviceKind::Status,
-            terminal_id: self.tid().to_owned(),
-            stan,
-            transmitted_at: crate::clock::transmission_now(),
-            processing_code: "000000".into(),
-            currency: self.profile.currency.numeric,
-            amount_minor: 0,
-            actual_minor: None,
-            original: None,
-            card_ref: None,
-            detail: Some(detail.chars().take(200).collect()),
-        };
+        let mut advice = self
+            .advice(AdviceKind::Status, "000000", 0, None, None, None)
+            .await?;
+        advice.detail = Some(detail.chars().take(200).collect());
         self.enqueue(advice).await
     }
 
