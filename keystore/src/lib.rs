@@ -1,0 +1,23 @@
+//! Keys and PINs for the agent and the switch.
+//!
+//! - [`KeyStore`]: the port. Operations name keys by [`KeyRef`] (name + version); clear keys and
+//!   clear PINs exist only inside an implementation, in zeroized buffers.
+//! - [`SoftwareKeyStore`]: the software adapter. Keys are kept in one file, each wrapped under a
+//!   local key-encryption key (AES-256 key wrap, RFC 3394) loaded from a mode-0600 file or an
+//!   environment variable ([`Kek`]).
+//! - [`crypto`]: the algorithms, as pure functions with known-answer tests: 3DES ECB, key check
+//!   values, ISO 9564 format 0 PIN blocks, Visa PVV, IBM 3624 offsets, AES key wrap.
+
+pub mod crypto;
+mod kek;
+mod port;
+mod software;
+mod types;
+
+pub use kek::Kek;
+pub use port::{KeyStore, KeyStoreError, Result};
+pub use software::SoftwareKeyStore;
+pub use types::{
+    Component, Cryptogram, EncryptedPinBlock, Kcv, KeyInfo, KeyLength, KeyName, KeyRef, KeyUsage,
+    KeyVersion, PinVerdict, PinVerification,
+};
