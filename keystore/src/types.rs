@@ -67,8 +67,7 @@ impl KeyName {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
         if ok {
             Ok(Self(s))
@@ -142,7 +141,7 @@ impl fmt::Display for KeyRef {
 
 /// Key check value: the first 3 bytes of the key encrypting a block of zeros. Shown as 6 hex digits.
 /// Compared in constant time.
-#[derive(Clone, Copy, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Kcv(pub [u8; 3]);
 
@@ -155,6 +154,14 @@ impl Kcv {
 impl PartialEq for Kcv {
     fn eq(&self, other: &Self) -> bool {
         self.ct_eq(other)
+    }
+}
+
+// Written out (not derived) beside the constant-time `PartialEq`; it hashes the same bytes, so
+// equal values hash alike.
+impl std::hash::Hash for Kcv {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
 }
 
@@ -249,9 +256,10 @@ impl Component {
                 s.len()
             )));
         }
-        let bytes = Zeroizing::new(
-            hex::decode(s).map_err(|_| KeyStoreError::Invalid("a key component is hex digits only".into()))?,
-        );
+        let bytes =
+            Zeroizing::new(hex::decode(s).map_err(|_| {
+                KeyStoreError::Invalid("a key component is hex digits only".into())
+            })?);
         Ok(Self(bytes))
     }
     pub fn from_bytes(bytes: Zeroizing<Vec<u8>>) -> Result<Self, KeyStoreError> {
@@ -310,9 +318,9 @@ pub struct EncryptedPinBlock(pub [u8; 8]);
 
 impl EncryptedPinBlock {
     pub fn from_slice(b: &[u8]) -> Result<Self, KeyStoreError> {
-        let arr: [u8; 8] = b
-            .try_into()
-            .map_err(|_| KeyStoreError::Invalid(format!("a PIN block is 8 bytes, got {}", b.len())))?;
+        let arr: [u8; 8] = b.try_into().map_err(|_| {
+            KeyStoreError::Invalid(format!("a PIN block is 8 bytes, got {}", b.len()))
+        })?;
         Ok(Self(arr))
     }
     pub fn from_hex(s: &str) -> Result<Self, KeyStoreError> {
@@ -354,7 +362,9 @@ pub enum PinVerification {
 impl fmt::Debug for PinVerification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PinVerification::VisaPvv { pvki, .. } => write!(f, "VisaPvv {{ pvki: {pvki}, pvv: **** }}"),
+            PinVerification::VisaPvv { pvki, .. } => {
+                write!(f, "VisaPvv {{ pvki: {pvki}, pvv: **** }}")
+            }
             PinVerification::Ibm3624 { .. } => f.write_str("Ibm3624 { offset: **** }"),
         }
     }
