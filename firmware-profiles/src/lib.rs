@@ -151,9 +151,21 @@ pub struct ReplyScreens {
     pub balance: String,
     pub declined: String,
     pub insufficient_funds: String,
+    /// Incorrect PIN, the customer may try again (the agent shows it for ISO response 55).
     pub wrong_pin: String,
+    /// PIN tries exceeded, card blocked (the agent shows it for ISO response 75). Profiles
+    /// written before it existed get [`DEFAULT_PIN_TRIES_EXCEEDED_SCREEN`].
+    #[serde(default = "default_pin_tries_exceeded")]
+    pub pin_tries_exceeded: String,
     pub host_unavailable: String,
     pub cannot_dispense_amount: String,
+}
+
+/// The `pin_tries_exceeded` screen of a profile that does not name one.
+pub const DEFAULT_PIN_TRIES_EXCEEDED_SCREEN: &str = "079";
+
+fn default_pin_tries_exceeded() -> String {
+    DEFAULT_PIN_TRIES_EXCEEDED_SCREEN.to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -367,6 +379,49 @@ mod tests {
             let p = Profile::from_toml_str(text, name).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.name, name);
         }
+    }
+
+    #[test]
+    fn pin_screens_are_named_and_distinct() {
+        for name in Profile::builtin_names() {
+            let s = Profile::builtin(name).unwrap().screens;
+            assert_eq!(s.wrong_pin, "074", "{name}");
+            assert_eq!(s.pin_tries_exceeded, "079", "{name}");
+            let all = [
+                &s.dispense,
+                &s.deposit,
+                &s.balance,
+                &s.declined,
+                &s.insufficient_funds,
+                &s.wrong_pin,
+                &s.pin_tries_exceeded,
+                &s.host_unavailable,
+                &s.cannot_dispense_amount,
+            ];
+            let mut unique = all.to_vec();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                all.len(),
+                "{name}: a screen number is used twice"
+            );
+        }
+        // A profile written before the screen existed still loads.
+        let old = BUILTIN[0].1.replace("pin_tries_exceeded = \"079\"\n", "");
+        let p = Profile::from_toml_str(&old, "old.toml").unwrap();
+        assert_eq!(
+            p.screens.pin_tries_exceeded,
+            DEFAULT_PIN_TRIES_EXCEEDED_SCREEN
+        );
+    }
+
+    #[test]
+    fn named_dialects_answer_key_changes_as_their_terminals_do() {
+        let basic = Profile::builtin("ncr-selfserv-basic").unwrap();
+        let adv = Profile::builtin("ncr-advance-ndc").unwrap();
+        assert!(!basic.dialect.key_kvv_reply, "a plain ready 9");
+        assert!(adv.dialect.key_kvv_reply, "23 … 3 FS <KVV>");
     }
 
     #[test]

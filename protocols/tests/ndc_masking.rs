@@ -49,6 +49,26 @@ mod ndc {
     }
 
     #[test]
+    fn debug_and_json_of_a_key_change_show_only_the_key_length() {
+        let d = Dialect::basic();
+        let key = format!("030{}", "201".repeat(16));
+        let bytes = format!("3\x1c001\x1c\x1c42\x1c{key}");
+        let m = NdcMessage::parse(bytes.as_bytes(), &d).unwrap();
+        let debug = format!("{m:?}");
+        let pretty = format!("{m:#?}");
+        let json = serde_json::to_string(&m).unwrap();
+        for out in [&debug, &pretty, &json] {
+            assert!(!out.contains("201201"), "key data leaked into {out}");
+            assert!(out.contains("len=030 ****"), "{out}");
+        }
+        let NdcMessage::Host(HostMessage::DataCommand(c)) = m else {
+            panic!()
+        };
+        let (_, k) = c.data.extended_key_load().unwrap();
+        assert_eq!(k.unwrap().key_bytes(), &[201u8; 16][..]);
+    }
+
+    #[test]
     fn errors_do_not_echo_field_contents() {
         let d = Dialect::ncr_advance();
         let bad = b"11\x1C001000001\x1C\x1C\x1C14\x1C;502265400089000092=2708620951?\x1C\x1C DA   AD\x1C0000000100XX";

@@ -401,7 +401,7 @@ mod ndc {
                 .prop_map(|(subclass, modifier, data)| DataCommandData::KeyChange {
                     subclass,
                     modifier,
-                    data
+                    data: KeyField::new(data)
                 }),
             ("2[0-9]{11}", vec("[ -~]{1,7}", 0..3))
                 .prop_map(|(identifier, fields)| DataCommandData::Other { identifier, fields }),

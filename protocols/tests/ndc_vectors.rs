@@ -414,12 +414,12 @@ mod ndc {
             DataCommandData::KeyChange {
                 subclass: '4',
                 modifier: "2".into(),
-                data: format!("030{}", "123".repeat(16)),
+                data: KeyField::new(format!("030{}", "123".repeat(16))),
             },
             DataCommandData::KeyChange {
                 subclass: '3',
                 modifier: "4".into(),
-                data: "016".into(),
+                data: KeyField::new("016"),
             },
         ];
         for data in cases {

@@ -25,9 +25,10 @@ async fn approved_withdrawal_dispenses_the_notes_and_updates_the_counters() {
     assert_eq!(req.card().expect("track 2").pan().expose(), PAN);
     assert_eq!(req.operation_code, "A       ");
     assert_eq!(req.amount, Some(8000));
-    let pin = req.pin_buffer_a.as_ref().expect("PIN buffer A");
-    assert_eq!(pin.expose().len(), 16);
-    assert_eq!(pin.to_hex_digits().map(|h| h.len()), Some(16));
+    assert!(
+        req.pin_buffer_a.as_ref().is_none_or(|p| p.expose().is_empty()),
+        "no PIN key loaded: PIN buffer A goes empty"
+    );
     assert_eq!(req.last_transaction_status, None, "basic dialect has none");
     // The outcome and the counters.
     let out = out.expect("customer");

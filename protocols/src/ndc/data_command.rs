@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
 use super::fields::{fixed_digits, host_class, is_digits, latin1, raw_trimmed, Reader, Writer};
+use super::sensitive::KeyField;
 
 /// A screen: number (`001`, `C00`, `u0001`) and display data (FF, SI row/col, ESC sequences …).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,12 +56,14 @@ pub enum DataCommandData {
     },
     /// `1C`: date and time, raw.
     DateTime(String),
-    /// `3x`/`4x`: (extended) key change; `modifier` names the key (`2` comms/PIN key, `5` MAC key …),
-    /// `data` is the encrypted key field as sent.
+    /// `3x`/`4x`: (extended) key change; `modifier` names the key (`1` master, `2` comms/PIN key,
+    /// `5` MAC key …, see [`super::KeyChangeModifier`]), `data` is the enciphered key field as
+    /// sent, masked in `Debug`/`Serialize` (read it with [`super::KeyLoad::parse_field`] or
+    /// [`DataCommandData::extended_key_load`]).
     KeyChange {
         subclass: char,
         modifier: String,
-        data: String,
+        data: KeyField,
     },
     /// Anything else (interactive `2…`, `1E`, `1B` …): the identifier field and the records, raw.
     Other {
@@ -209,7 +212,7 @@ impl DataCommand {
                 DataCommandData::KeyChange {
                     subclass: char::from(*s),
                     modifier: latin1(modifier),
-                    data,
+                    data: KeyField::new(data),
                 }
             }
             _ => DataCommandData::Other {
@@ -358,11 +361,11 @@ fn encode_data(w: &mut Writer, data: &DataCommandData) -> Result<(), NdcError> {
                     Reason::Invalid("subclass must be 3 or 4, with a modifier"),
                 ));
             }
-            w.no_trailing_empty("key data", &[data])?;
+            w.no_trailing_empty("key data", &[data.expose()])?;
             w.ch("subclass", *subclass)?
                 .text("key modifier", modifier)?
                 .fs()
-                .text("key data", data)?;
+                .text("key data", data.expose())?;
         }
         DataCommandData::Other { identifier, fields } => {
             let typed = matches!(

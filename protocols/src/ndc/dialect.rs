@@ -64,6 +64,10 @@ pub struct Dialect {
     pub track1_id: bool,
     /// Accept (and drop) one empty field after a final FS.
     pub tolerate_trailing_fs: bool,
+    /// The terminal answers an extended key change (`42` …) with encryptor initialisation data
+    /// `23 FS luno FS FS 3 FS <KVV>` (the new key's check value, 6 hex digits, \[UT\]) instead of
+    /// a plain ready `22 … 9`.
+    pub key_kvv_reply: bool,
 }
 
 impl Default for Dialect {
@@ -77,7 +81,8 @@ impl Dialect {
     pub const NAMES: &'static [&'static str] = &["basic", "ncr_advance"];
 
     /// NCR Advance NDC as in the \[UT\] captures: 9-character LUNO, TVN + MAC, 12-digit amount,
-    /// last transaction status, `B` after a reply, specific reject reasons, track 1 id.
+    /// last transaction status, `B` after a reply, specific reject reasons, track 1 id, key
+    /// changes answered with the key's KVV.
     pub fn ncr_advance() -> Self {
         Self {
             luno_len: 9,
@@ -92,12 +97,13 @@ impl Dialect {
             last_txn_status: true,
             track1_id: true,
             tolerate_trailing_fs: true,
+            key_kvv_reply: true,
         }
     }
 
     /// A plain NDC terminal as emulated by \[EA\]/\[NP\]: 3-digit LUNO, no TVN, no MAC, 12-digit
     /// amount, `9` after a reply, `A` rejects only, no last transaction status, bare track 1,
-    /// trailing FS tolerated (\[EA\] ends `11` with one).
+    /// trailing FS tolerated (\[EA\] ends `11` with one), key changes answered with a plain `9`.
     pub fn basic() -> Self {
         Self {
             luno_len: 3,
@@ -112,6 +118,7 @@ impl Dialect {
             last_txn_status: false,
             track1_id: false,
             tolerate_trailing_fs: true,
+            key_kvv_reply: false,
         }
     }
 
@@ -174,6 +181,15 @@ mod tests {
         assert!(toml::from_str::<Dialect>("lunolen = 9").is_err());
         assert!(toml::from_str::<Dialect>("luno_len = 5").is_err());
         assert!(toml::from_str::<Dialect>("note_digits = 3").is_err());
+        assert!(!d.key_kvv_reply, "defaults to basic's plain ready");
+        let kvv: Dialect = toml::from_str("key_kvv_reply = true").unwrap();
+        assert!(kvv.key_kvv_reply);
+    }
+
+    #[test]
+    fn key_change_answer_follows_the_named_dialect() {
+        assert!(Dialect::ncr_advance().key_kvv_reply);
+        assert!(!Dialect::basic().key_kvv_reply);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! Reading order: `fields.rs` (FS/GS splitting), [`dialect`], [`error`], [`sensitive`] (masked card
 //! data), then one file per message: [`transaction_request`] `11`, [`status`] `12`/`22`/`23`,
-//! [`terminal_command`] `1`, [`data_command`] `3`, [`transaction_reply`] `4`.
+//! [`terminal_command`] `1`, [`data_command`] `3` (and [`key_load`], its key change field),
+//! [`transaction_reply`] `4`.
 //!
 //! Guarantees:
 //! - Parsing never panics, whatever the bytes; a bad message is an [`NdcError`] naming the class,
@@ -18,8 +19,8 @@
 //!   except \[EA\]'s trailing FS), and `parse(encode(v)) == v` for every value `encode` accepts;
 //!   `encode` refuses values that would not read back (an FS inside a field, a wrong width).
 //!   One known exception: see the MAC note below.
-//! - Track 1/2/3 and PIN buffer A are masked in `Debug` and in `Serialize` (JSON for
-//!   `atmctl ndc decode`); the clear value needs an explicit `expose()`.
+//! - Track 1/2/3, PIN buffer A and key change data are masked in `Debug` and in `Serialize` (JSON
+//!   for `atmctl ndc decode`); the clear value needs an explicit `expose()`.
 //!
 //! Covered: transaction request `11` (tracks, opcode, amount, PIN buffer A with `:;<=>?` decoding,
 //! buffers B/C, track 1, last transaction status, id buffers, MAC); unsolicited status `12`
@@ -27,7 +28,8 @@
 //! (`9`, `B` + completion/TSN data, `A`, `C` + reason, `8` device fault with `E` notes, `F`
 //! config id / supply counters / config info / others raw); encryptor init `23`; terminal commands
 //! `1`; data commands `3` (screens, states, config parameters and FITs raw, config id, enhanced
-//! config, date/time, key change `3x`/`4x` kept as modifier + data); transaction reply `4`.
+//! config, date/time, key change `3x`/`4x` kept as modifier + masked data, with [`key_load`]
+//! reading and building the extended key change's key field); transaction reply `4`.
 //!
 //! Not covered (kept raw or rejected): EMV configuration `8` and EJ `6`/`61` (unknown class),
 //! interactive transaction response `2` and `1E`/`1B` data commands (raw
@@ -45,6 +47,7 @@ pub mod data_command;
 pub mod dialect;
 pub mod error;
 pub(crate) mod fields;
+pub mod key_load;
 pub mod sensitive;
 pub mod status;
 pub mod terminal_command;
@@ -56,7 +59,8 @@ use serde::Serialize;
 pub use data_command::{DataCommand, DataCommandData, NumberedValue, Screen, State};
 pub use dialect::{Dialect, ReadyAfterReply, TvnMode};
 pub use error::{NdcError, Reason};
-pub use sensitive::{CardTrack, PinBuffer, TrackKind};
+pub use key_load::{KeyChangeModifier, KeyLoad, KeyLoadError, KEY_LENGTHS};
+pub use sensitive::{CardTrack, KeyField, PinBuffer, PinBufferError, TrackKind};
 pub use status::{
     CashHandlerStatus, DeviceState, DeviceStatus, DispenseOutcome, EncryptorInit, SolicitedStatus,
     SolicitedStatusInfo, SupplyCounters, TerminalState, UnsolicitedStatus,

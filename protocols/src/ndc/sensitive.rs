@@ -1,7 +1,8 @@
-//! Card data and PIN blocks that must never reach a log line or a JSON dump in clear.
+//! Card data, PIN blocks and key material that must never reach a log line or a JSON dump in clear.
 //!
-//! [`CardTrack`] (track 1/2/3 as read) and [`PinBuffer`] keep the clear value private: `Debug` and
-//! `Serialize` show only the masked PAN (first 6 / last 4 digits) or `****`, and the clear value is
+//! [`CardTrack`] (track 1/2/3 as read), [`PinBuffer`] and [`KeyField`] (the key data of a key
+//! change command) keep the clear value private: `Debug` and `Serialize` show only the masked PAN
+//! (first 6 / last 4 digits), `****`, or a key field's length prefix, and the clear value is
 //! reachable only through an explicit `expose()`. `atmctl ndc decode` prints `serde_json` of a parsed
 //! message, so masking in `Serialize` is what keeps that tool safe to use on live traffic.
 
@@ -80,6 +81,19 @@ impl Serialize for CardTrack {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PinBuffer(String);
 
+/// Why PIN buffer A is not an 8-byte PIN block. Never carries the buffer's characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PinBufferError {
+    #[error("PIN buffer A is {got} characters; an enciphered PIN block is 16")]
+    BadLength { got: usize },
+    #[error("PIN buffer A has a character outside 0-9, :;<=>? and A-F at position {position}")]
+    BadCharacter { position: usize },
+}
+
+/// Bytes of a PIN block, and hex digits in PIN buffer A.
+const PIN_BLOCK_BYTES: usize = 8;
+const PIN_BLOCK_DIGITS: usize = 2 * PIN_BLOCK_BYTES;
+
 impl PinBuffer {
     pub fn new(raw: impl Into<String>) -> Self {
         Self(raw.into())
@@ -111,6 +125,40 @@ impl PinBuffer {
             })
             .collect()
     }
+
+    /// The 8-byte (enciphered) PIN block the 16 characters stand for. Accepts the terminal's
+    /// `:;<=>?` for A-F, and `A-F`/`a-f` as some hosts and test tools write them.
+    pub fn to_bytes(&self) -> Result<[u8; 8], PinBufferError> {
+        let got = self.0.chars().count();
+        if got != PIN_BLOCK_DIGITS {
+            return Err(PinBufferError::BadLength { got });
+        }
+        let mut block = [0u8; PIN_BLOCK_BYTES];
+        for (position, c) in self.0.chars().enumerate() {
+            let nibble = match c {
+                '0'..='9' => c as u8 - b'0',
+                ':'..='?' => 10 + (c as u8 - b':'),
+                'A'..='F' => 10 + (c as u8 - b'A'),
+                'a'..='f' => 10 + (c as u8 - b'a'),
+                _ => return Err(PinBufferError::BadCharacter { position }),
+            };
+            let byte = &mut block[position / 2];
+            *byte = (*byte << 4) | nibble;
+        }
+        Ok(block)
+    }
+
+    /// PIN buffer A for an 8-byte (enciphered) PIN block, in the terminal's charset (`:;<=>?`
+    /// for A-F), as a terminal sends it.
+    pub fn from_bytes(block: &[u8; 8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789:;<=>?";
+        let wire = block
+            .iter()
+            .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0F)]])
+            .map(char::from)
+            .collect();
+        Self(wire)
+    }
 }
 
 impl fmt::Debug for PinBuffer {
@@ -122,6 +170,48 @@ impl fmt::Debug for PinBuffer {
 impl Serialize for PinBuffer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str("****")
+    }
+}
+
+/// The key data of a key change data command (`3 … 3x`/`4x`), as sent: for an extended key
+/// change a 3-character length and the enciphered key as 3-digit decimals (see
+/// [`super::KeyLoad`]). The key is enciphered, but a logged key cryptogram still helps an attacker
+/// who later gets the master key, so `Debug`/`Serialize` show only the length prefix:
+/// `len=030 ****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyField(String);
+
+impl KeyField {
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+    /// The field as sent. Call it only to put it on the wire or to decode the key.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `len=030 ****` (the length prefix when it is 3 hex digits), else `****`.
+    pub fn masked(&self) -> String {
+        match self.0.as_bytes().get(..3) {
+            Some(len) if len.iter().all(u8::is_ascii_hexdigit) => {
+                format!("len={} ****", String::from_utf8_lossy(len))
+            }
+            _ => "****".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for KeyField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyField({})", self.masked())
+    }
+}
+
+impl Serialize for KeyField {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
     }
 }
 
@@ -140,6 +230,40 @@ mod tests {
         assert_eq!(PinBuffer::new("12X4").to_hex_digits(), None);
         assert_eq!(format!("{p:?}"), "PinBuffer(****)");
         assert_eq!(serde_json::to_string(&p).unwrap(), "\"****\"");
+    }
+
+    #[test]
+    fn pin_buffer_bytes_use_the_terminal_charset() {
+        let block = [0x84, 0x16, 0x3A, 0xD3, 0x39, 0x52, 0x89, 0xB7];
+        let p = PinBuffer::from_bytes(&block);
+        assert_eq!(p.expose(), "84163:=3395289;7");
+        assert_eq!(p.to_bytes(), Ok(block));
+        assert_eq!(PinBuffer::new("84163AD3395289B7").to_bytes(), Ok(block));
+        assert_eq!(PinBuffer::new("84163ad3395289b7").to_bytes(), Ok(block));
+        assert_eq!(
+            PinBuffer::new("84163:=3395289;").to_bytes(),
+            Err(PinBufferError::BadLength { got: 15 })
+        );
+        assert_eq!(
+            PinBuffer::new("84163:=3395289;G").to_bytes(),
+            Err(PinBufferError::BadCharacter { position: 15 })
+        );
+        assert_eq!(
+            PinBuffer::new("8416\u{e9}:=3395289;").to_bytes(),
+            Err(PinBufferError::BadLength { got: 15 }),
+            "length counts characters, not bytes"
+        );
+        let e = PinBuffer::new("84163:=3395289;X").to_bytes().unwrap_err();
+        assert!(!e.to_string().contains('X'), "{e}");
+    }
+
+    #[test]
+    fn key_field_shows_only_its_length() {
+        let k = KeyField::new(format!("030{}", "123".repeat(16)));
+        assert_eq!(format!("{k:?}"), "KeyField(len=030 ****)");
+        assert_eq!(serde_json::to_string(&k).unwrap(), "\"len=030 ****\"");
+        assert_eq!(KeyField::new("12").masked(), "****");
+        assert_eq!(KeyField::new("x30123").masked(), "****");
     }
 
     #[test]

@@ -6,15 +6,22 @@
 //!   supply counters → `F FS 2…`; send config info (no modifier) → `F FS 1<id>`; anything else →
 //!   reject `B04`.
 //! - `3` customisation data (screens, states, FITs, config parameters, config id, enhanced
-//!   config, date/time, key change) → stored, `9`; only out of service (in service → reject `C03`,
-//!   as a terminal accepts customisation only in out-of-service or supervisor mode); unknown
-//!   identifiers → reject `B04`.
+//!   config, date/time, other key changes) → stored, `9`; only out of service (in service →
+//!   reject `C03`, as a terminal accepts customisation only in out-of-service or supervisor
+//!   mode); unknown identifiers → reject `B04`.
+//! - `3 … 42` extended key change of the PIN key, in any mode (the agent takes the terminal out
+//!   of service first, but a terminal does not insist): the key field is deciphered under the
+//!   master key and becomes the PIN key → `23 FS luno FS FS 3 FS <KVV>` when the dialect has
+//!   `key_kvv_reply`, else `9`. No master key → reject `E02`; a bad key field → `B04` (`A` in
+//!   dialects without reject reasons).
 //! - A command for another LUNO → reject `B04`.
 
 use protocols::ndc::{
-    Command, DataCommand, DataCommandData, TerminalCommand, TerminalMessage, TerminalState,
+    Command, DataCommand, DataCommandData, KeyChangeModifier, KeyLoad, KeyLoadError,
+    TerminalCommand, TerminalMessage, TerminalState,
 };
 
+use super::epp::EppError;
 use super::messages::{self, reason};
 use super::terminal::{ServiceMode, Terminal};
 
@@ -69,6 +76,9 @@ pub fn data_command(t: &mut Terminal, cmd: &DataCommand) -> TerminalMessage {
         tracing::warn!(luno = %cmd.luno, ours = %t.luno, "data command for another LUNO");
         return rejected(t, reason::BAD_COMMAND);
     }
+    if let Some((Some(KeyChangeModifier::CommsPin), key)) = cmd.data.extended_key_load() {
+        return load_pin_key(t, key);
+    }
     if t.mode == ServiceMode::InService && !t.supervisor {
         tracing::warn!(luno = %t.luno, "customisation data while in service");
         return rejected(t, reason::WRONG_MODE);
@@ -107,4 +117,176 @@ pub fn data_command(t: &mut Terminal, cmd: &DataCommand) -> TerminalMessage {
         }
     }
     messages::ready(&t.luno)
+}
+
+/// Extended key change `42`: the PIN key, enciphered under the master key.
+fn load_pin_key(t: &mut Terminal, key: Result<KeyLoad, KeyLoadError>) -> TerminalMessage {
+    let loaded = key
+        .map_err(EppError::from)
+        .and_then(|k| t.epp.load_pin_key(&k));
+    match loaded {
+        Ok(kcv) => {
+            t.config.key_changes = t.config.key_changes.saturating_add(1);
+            tracing::info!(luno = %t.luno, kcv = %kcv, "PIN key loaded");
+            if t.dialect.key_kvv_reply {
+                messages::new_key_verification(&t.luno, kcv.to_string())
+            } else {
+                messages::ready(&t.luno)
+            }
+        }
+        Err(e) => {
+            tracing::warn!(luno = %t.luno, error = %e, "PIN key load refused");
+            let why = match e {
+                EppError::NoMasterKey => reason::NO_MASTER_KEY,
+                _ => reason::BAD_COMMAND,
+            };
+            rejected(t, why)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use firmware_profiles::Profile;
+    use keystore::crypto;
+    use protocols::ndc::{
+        EncryptorInit, KeyField, SolicitedStatus, SolicitedStatusInfo, TerminalMessage,
+    };
+
+    use super::*;
+    use crate::atm::cash::Cassettes;
+    use crate::atm::epp::ClearKey;
+
+    const TMK_HEX: &str = "0123456789ABCDEFFEDCBA9876543210";
+    const TPK: [u8; 16] = [
+        0x13, 0x34, 0x57, 0x79, 0x9B, 0xBC, 0xDF, 0xF1, 0x1F, 0x1E, 0x1D, 0x1C, 0x1B, 0x1A, 0x19,
+        0x18,
+    ];
+
+    fn terminal(profile: &str, tmk: bool) -> Terminal {
+        let p = Profile::builtin(profile).expect("builtin profile");
+        let luno = if p.dialect.luno_len == 9 {
+            "001000001"
+        } else {
+            "001"
+        };
+        let c = Cassettes::load(&p, None).unwrap();
+        let master_key = tmk.then(|| ClearKey::from_hex(TMK_HEX).unwrap());
+        Terminal::new(&p, luno.into(), c, "0000".into()).with_master_key(master_key)
+    }
+
+    /// What the host sends: `tpk` enciphered under the TMK in a `42` command.
+    fn key_change(t: &Terminal, tpk: &[u8]) -> DataCommand {
+        let mut cryptogram = tpk.to_vec();
+        crypto::tdes_encrypt_ecb(&hex::decode(TMK_HEX).unwrap(), &mut cryptogram).unwrap();
+        let key = KeyLoad::new(cryptogram).unwrap();
+        DataCommand::extended_key_change(t.luno.clone(), KeyChangeModifier::CommsPin, &key)
+    }
+
+    fn solicited(m: &TerminalMessage) -> &SolicitedStatusInfo {
+        match m {
+            TerminalMessage::SolicitedStatus(SolicitedStatus { info, .. }) => info,
+            other => panic!("expected a solicited status, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn basic_terminal_acknowledges_a_pin_key_load_with_ready() {
+        let mut t = terminal("ncr-selfserv-basic", true);
+        let answer = {
+            let cmd = key_change(&t, &TPK);
+            data_command(&mut t, &cmd)
+        };
+        assert_eq!(solicited(&answer), &SolicitedStatusInfo::Ready);
+        assert_eq!(t.epp.pin_key_kcv(), Some(crypto::kcv(&TPK).unwrap()));
+        assert_eq!(t.status().pin_key_kcv, t.epp.pin_key_kcv());
+        assert_eq!(t.config.key_changes, 1);
+        assert_eq!(t.status().commands_rejected, 0);
+    }
+
+    #[test]
+    fn advance_terminal_answers_a_pin_key_load_with_its_kvv() {
+        let mut t = terminal("ncr-advance-ndc", true);
+        let answer = {
+            let cmd = key_change(&t, &TPK);
+            data_command(&mut t, &cmd)
+        };
+        let kvv = crypto::kcv(&TPK).unwrap().to_string();
+        assert_eq!(kvv.len(), 6);
+        assert_eq!(
+            answer,
+            TerminalMessage::EncryptorInit(EncryptorInit {
+                luno: "001000001".into(),
+                id: "3".into(),
+                kvv: kvv.clone(),
+                mac: None,
+            })
+        );
+        assert_eq!(
+            answer.encode(&t.dialect).unwrap(),
+            format!("23\x1c001000001\x1c\x1c3\x1c{kvv}").as_bytes()
+        );
+    }
+
+    #[test]
+    fn a_pin_key_load_is_taken_in_service_too() {
+        let mut t = terminal("ncr-selfserv-basic", true);
+        t.mode = ServiceMode::InService;
+        let answer = {
+            let cmd = key_change(&t, &TPK);
+            data_command(&mut t, &cmd)
+        };
+        assert_eq!(solicited(&answer), &SolicitedStatusInfo::Ready);
+        assert!(t.epp.has_pin_key());
+        assert_eq!(t.mode, ServiceMode::InService);
+    }
+
+    #[test]
+    fn without_a_master_key_the_load_is_rejected_so_the_host_sees_it() {
+        let mut t = terminal("ncr-selfserv-basic", false);
+        let answer = {
+            let cmd = key_change(&t, &TPK);
+            data_command(&mut t, &cmd)
+        };
+        assert_eq!(solicited(&answer), &SolicitedStatusInfo::CommandReject);
+        let mut adv = terminal("ncr-advance-ndc", false);
+        let answer = {
+            let cmd = key_change(&adv, &TPK);
+            data_command(&mut adv, &cmd)
+        };
+        assert_eq!(
+            solicited(&answer),
+            &SolicitedStatusInfo::SpecificReject {
+                reason: reason::NO_MASTER_KEY.into()
+            }
+        );
+        assert!(!adv.epp.has_pin_key());
+        assert_eq!(adv.status().commands_rejected, 1);
+        assert_eq!(adv.config.key_changes, 0);
+    }
+
+    #[test]
+    fn a_bad_key_field_is_rejected_and_the_old_key_stays() {
+        let mut t = terminal("ncr-advance-ndc", true);
+        {
+            let cmd = key_change(&t, &TPK);
+            data_command(&mut t, &cmd)
+        };
+        let before = t.epp.pin_key_kcv();
+        let mut bad = key_change(&t, &TPK);
+        bad.data = DataCommandData::KeyChange {
+            subclass: '4',
+            modifier: "2".into(),
+            data: KeyField::new("030123"),
+        };
+        let answer = data_command(&mut t, &bad);
+        assert_eq!(
+            solicited(&answer),
+            &SolicitedStatusInfo::SpecificReject {
+                reason: reason::BAD_COMMAND.into()
+            }
+        );
+        assert_eq!(t.epp.pin_key_kcv(), before);
+        assert_eq!(t.config.key_changes, 1);
+    }
 }

@@ -1,14 +1,16 @@
 //! Customers: who walks up to the terminal, what they ask for and how they behave at the cash slot.
 //!
-//! A [`Customer`] is data: a PAN, a [`Kind`] of transaction, an amount and a [`Behaviour`] that
-//! injects the faults a real ATM sees (a customer who walks away, a short dispense, a power cut
-//! while the notes are moving). [`ScriptedCustomers`] replays a fixed list; [`RandomCustomers`]
-//! draws an endless, seed-reproducible stream for soak and lab runs.
+//! A [`Customer`] is data: a card (PAN and PIN), a [`Kind`] of transaction, an amount, whether
+//! they type a wrong PIN, and a [`Behaviour`] that injects the faults a real ATM sees (a customer
+//! who walks away, a short dispense, a power cut while the notes are moving).
+//! [`ScriptedCustomers`] replays a fixed list; [`RandomCustomers`] draws an endless,
+//! seed-reproducible stream for soak and lab runs from a list of [`Card`]s.
 
 use std::collections::VecDeque;
 use std::fmt;
 
 use firmware_profiles::{Profile, TransactionKind};
+use protocols::types::mask_pan;
 use serde::Serialize;
 
 use super::rng::XorShift64;
@@ -68,15 +70,75 @@ pub enum Behaviour {
     PowerLossDuringDispense { notes_leave: bool },
 }
 
+/// The PIN of a card given without one (`Customer::withdrawal(pan, …)`, `RandomCustomers::new`).
+pub const DEFAULT_PIN: &str = "1234";
+
+/// A card: its number and its PIN (both clear: the PAN goes on the wire in track 2, the PIN into
+/// the PIN pad). `Debug` shows the PAN masked and the PIN as `****`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Card {
+    pub pan: String,
+    pub pin: String,
+}
+
+impl Card {
+    pub fn new(pan: impl Into<String>, pin: impl Into<String>) -> Self {
+        Self {
+            pan: pan.into(),
+            pin: pin.into(),
+        }
+    }
+}
+
+/// A card with [`DEFAULT_PIN`].
+impl From<String> for Card {
+    fn from(pan: String) -> Self {
+        Self::new(pan, DEFAULT_PIN)
+    }
+}
+
+impl From<&str> for Card {
+    fn from(pan: &str) -> Self {
+        Self::new(pan, DEFAULT_PIN)
+    }
+}
+
+impl fmt::Debug for Card {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Card")
+            .field("pan", &mask_pan(&self.pan))
+            .field("pin", &"****")
+            .finish()
+    }
+}
+
 /// One customer session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Customer {
     /// The card number, clear (it goes on the wire in track 2); logs show it masked.
     pub pan: String,
+    /// The card's PIN ([`DEFAULT_PIN`] unless given): what the customer types, unless
+    /// `wrong_pin`.
+    pub pin: String,
+    /// The customer types a wrong PIN (each digit of `pin` plus one, mod 10).
+    pub wrong_pin: bool,
     pub kind: Kind,
     /// Requested amount in minor units (ignored for a balance inquiry, which sends zero).
     pub amount_minor: u64,
     pub behaviour: Behaviour,
+}
+
+impl fmt::Debug for Customer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Customer")
+            .field("pan", &mask_pan(&self.pan))
+            .field("pin", &"****")
+            .field("wrong_pin", &self.wrong_pin)
+            .field("kind", &self.kind)
+            .field("amount_minor", &self.amount_minor)
+            .field("behaviour", &self.behaviour)
+            .finish()
+    }
 }
 
 impl Customer {
@@ -92,6 +154,8 @@ impl Customer {
     pub fn new(pan: impl Into<String>, kind: Kind, amount_minor: u64) -> Self {
         Self {
             pan: pan.into(),
+            pin: DEFAULT_PIN.to_owned(),
+            wrong_pin: false,
             kind,
             amount_minor,
             behaviour: Behaviour::Normal,
@@ -100,6 +164,30 @@ impl Customer {
     pub fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
         self.behaviour = behaviour;
         self
+    }
+    /// The card's PIN (the customer types it correctly unless [`Customer::with_wrong_pin`]).
+    pub fn with_pin(mut self, pin: impl Into<String>) -> Self {
+        self.pin = pin.into();
+        self
+    }
+    /// The customer types a wrong PIN.
+    pub fn with_wrong_pin(mut self) -> Self {
+        self.wrong_pin = true;
+        self
+    }
+    /// The PIN the customer types: the card's, or (`wrong_pin`) each digit plus one, mod 10,
+    /// which differs from the card's in every digit.
+    pub fn entered_pin(&self) -> String {
+        if !self.wrong_pin {
+            return self.pin.clone();
+        }
+        self.pin
+            .chars()
+            .map(|c| match c.to_digit(10) {
+                Some(d) => char::from(b'0' + ((d as u8 + 1) % 10)),
+                None => c,
+            })
+            .collect()
     }
 }
 
@@ -148,6 +236,9 @@ pub struct Mix {
     pub amount_step_minor: u64,
     /// … from 1 to this many steps.
     pub max_steps: u64,
+    /// Percentage of customers (any kind) who type a wrong PIN; 0 (the default) draws nothing,
+    /// so a stream without wrong PINs is the same as before the knob existed.
+    pub wrong_pin_percent: u8,
 }
 
 impl Mix {
@@ -167,20 +258,25 @@ impl Mix {
             fault_percent: 0,
             amount_step_minor: step,
             max_steps: 20,
+            wrong_pin_percent: 0,
         }
     }
     pub fn with_faults(mut self, percent: u8) -> Self {
         self.fault_percent = percent.min(100);
         self
     }
+    pub fn with_wrong_pins(mut self, percent: u8) -> Self {
+        self.wrong_pin_percent = percent.min(100);
+        self
+    }
 }
 
-/// An endless stream of customers drawn from a seed: the same seed, PANs and mix give the same
+/// An endless stream of customers drawn from a seed: the same seed, cards and mix give the same
 /// customers.
 #[derive(Debug, Clone)]
 pub struct RandomCustomers {
     rng: XorShift64,
-    pans: Vec<String>,
+    cards: Vec<Card>,
     mix: Mix,
 }
 
@@ -188,15 +284,21 @@ pub struct RandomCustomers {
 pub const DEFAULT_PAN: &str = "4761739001010010";
 
 impl RandomCustomers {
+    /// Customers using these card numbers, each with [`DEFAULT_PIN`].
     pub fn new(seed: u64, pans: Vec<String>, mix: Mix) -> Self {
-        let pans = if pans.is_empty() {
-            vec![DEFAULT_PAN.to_owned()]
+        Self::from_cards(seed, pans.into_iter().map(Card::from).collect(), mix)
+    }
+
+    /// Customers using these cards (PAN and PIN).
+    pub fn from_cards(seed: u64, cards: Vec<Card>, mix: Mix) -> Self {
+        let cards = if cards.is_empty() {
+            vec![Card::from(DEFAULT_PAN)]
         } else {
-            pans
+            cards
         };
         Self {
             rng: XorShift64::new(seed),
-            pans,
+            cards,
             mix,
         }
     }
@@ -228,7 +330,7 @@ impl RandomCustomers {
 impl Iterator for RandomCustomers {
     type Item = Customer;
     fn next(&mut self) -> Option<Customer> {
-        let pan = self.pans[self.rng.below(self.pans.len() as u64) as usize].clone();
+        let card = self.cards[self.rng.below(self.cards.len() as u64) as usize].clone();
         let kind = self.kind();
         let steps = 1 + self.rng.below(self.mix.max_steps.max(1));
         let amount_minor = match kind {
@@ -240,8 +342,13 @@ impl Iterator for RandomCustomers {
         } else {
             Behaviour::Normal
         };
+        // Drawn last and only when enabled, so the rest of the stream does not change with it.
+        let wrong_pin =
+            self.mix.wrong_pin_percent > 0 && self.rng.chance(self.mix.wrong_pin_percent);
         Some(Customer {
-            pan,
+            pan: card.pan,
+            pin: card.pin,
+            wrong_pin,
             kind,
             amount_minor,
             behaviour,
@@ -269,5 +376,49 @@ mod tests {
             .iter()
             .filter(|c| c.kind != Kind::Withdrawal)
             .all(|c| c.behaviour == Behaviour::Normal));
+        assert!(a.iter().all(|c| c.pin == DEFAULT_PIN && !c.wrong_pin));
+    }
+
+    #[test]
+    fn cards_bring_their_pins_and_wrong_pins_leave_the_rest_of_the_stream_alone() {
+        let p = Profile::builtin("ncr-selfserv-basic").expect("builtin profile");
+        let cards = vec![
+            Card::new("4761739001010010", "1111"),
+            Card::new("4761739001010028", "987654"),
+        ];
+        let plain: Vec<_> = RandomCustomers::from_cards(9, cards.clone(), Mix::for_profile(&p))
+            .take(300)
+            .collect();
+        let wrong: Vec<_> =
+            RandomCustomers::from_cards(9, cards, Mix::for_profile(&p).with_wrong_pins(20))
+                .take(300)
+                .collect();
+        assert!(plain
+            .iter()
+            .all(|c| (c.pan.ends_with("0010") && c.pin == "1111") || c.pin == "987654"));
+        let misses = wrong.iter().filter(|c| c.wrong_pin).count();
+        assert!((20..120).contains(&misses), "{misses} wrong PINs of 300");
+        // Same first customer (the wrong-PIN draw comes after everything else in a customer).
+        assert_eq!(plain[0].pan, wrong[0].pan);
+        assert_eq!(plain[0].kind, wrong[0].kind);
+        let by_pan: Vec<_> =
+            RandomCustomers::new(9, vec!["4761739001010010".into()], Mix::for_profile(&p))
+                .take(3)
+                .collect();
+        assert!(by_pan.iter().all(|c| c.pin == DEFAULT_PIN));
+    }
+
+    #[test]
+    fn a_wrong_pin_differs_in_every_digit_and_nothing_is_shown() {
+        let c = Customer::withdrawal("4761739001010010", 1000).with_pin("1909");
+        assert_eq!(c.entered_pin(), "1909");
+        let w = c.clone().with_wrong_pin();
+        assert_eq!(w.entered_pin(), "2010");
+        let shown = format!("{w:?} {:?}", Card::new("4761739001010010", "1909"));
+        assert!(
+            !shown.contains("1909") && !shown.contains("2010"),
+            "{shown}"
+        );
+        assert!(!shown.contains("4761739001010010"), "{shown}");
     }
 }

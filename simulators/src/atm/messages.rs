@@ -7,9 +7,9 @@
 
 use protocols::ndc::{CardTrack, TrackKind};
 use protocols::ndc::{
-    CashHandlerStatus, DeviceState, DeviceStatus, Dialect, DispenseOutcome, LastTransactionStatus,
-    PinBuffer, ReadyAfterReply, SolicitedStatus, SolicitedStatusInfo, TerminalMessage,
-    TerminalState, TransactionRequest, UnsolicitedStatus,
+    CashHandlerStatus, DeviceState, DeviceStatus, Dialect, DispenseOutcome, EncryptorInit,
+    LastTransactionStatus, PinBuffer, ReadyAfterReply, SolicitedStatus, SolicitedStatusInfo,
+    TerminalMessage, TerminalState, TransactionRequest, UnsolicitedStatus,
 };
 
 use super::cash::Cassettes;
@@ -29,6 +29,9 @@ pub mod reason {
     pub const NOT_AWAITING_REPLY: &str = "C01";
     /// Customisation data while in service.
     pub const WRONG_MODE: &str = "C03";
+    /// A key load the PIN pad cannot take: it has no master key to decipher it with ("device
+    /// not configured").
+    pub const NO_MASTER_KEY: &str = "E02";
 }
 
 /// `22 … <info>` with the dialect's TVN slot (left empty).
@@ -74,6 +77,17 @@ pub fn reject(luno: &str, dialect: &Dialect, reason: &str) -> TerminalMessage {
         SolicitedStatusInfo::CommandReject
     };
     solicited(luno, info)
+}
+
+/// `23 FS luno FS FS 3 FS <kvv>`: encryptor initialisation data after a new key was loaded, with
+/// its key verification value (6 hex digits).
+pub fn new_key_verification(luno: &str, kvv: String) -> TerminalMessage {
+    TerminalMessage::EncryptorInit(EncryptorInit {
+        luno: luno.to_owned(),
+        id: "3".to_owned(),
+        kvv,
+        mac: None,
+    })
 }
 
 /// `F FS <state>`.
@@ -178,8 +192,9 @@ pub struct RequestFields<'a> {
     pub track2: CardTrack,
     pub operation_code: &'a str,
     pub amount_minor: u64,
-    /// 16 hex digits.
-    pub pin_block_hex: &'a str,
+    /// PIN buffer A: the PIN block enciphered under the PIN key; `None` (sent empty) when the
+    /// terminal has no PIN key.
+    pub pin_buffer: Option<PinBuffer>,
     pub last_txn: Option<LastTransactionStatus>,
 }
 
@@ -194,7 +209,7 @@ pub fn transaction_request(f: RequestFields<'_>) -> TerminalMessage {
         track3: None,
         operation_code: f.operation_code.to_owned(),
         amount: Some(f.amount_minor),
-        pin_buffer_a: PinBuffer::from_hex_digits(f.pin_block_hex),
+        pin_buffer_a: f.pin_buffer,
         buffer_b: String::new(),
         buffer_c: String::new(),
         track1: None,

@@ -13,11 +13,17 @@
 //!    Terminal commands: `1` go in service, `2` go out of service → `9`; `3` → `F FS 6<id>`;
 //!    `4` → `F FS 2<supply counters>`; `7` → `F FS 1<id>`; anything unsupported, unparseable or
 //!    for another LUNO → reject `C FS B04` (plain `A` in dialects without reject reasons).
+//!    Keys: the PIN pad ([`epp`]) holds the terminal master key given in
+//!    [`AtmOptions::master_key`]. An extended key change `3 … 42` (any mode, in service too) is
+//!    deciphered under it and becomes the PIN key → `23 FS luno FS FS 3 FS <KVV>` when the
+//!    dialect has `key_kvv_reply` (ncr_advance), else `9` (basic); without a master key → reject
+//!    `C FS E02` (`A`); a bad key field → `B04` (`A`). Other key changes are acknowledged blind.
 //! 3. A customer: `11` with LUNO, top-of-receipt `1` + MCN (`1`..`?`, cycling), track 2
 //!    `;PAN=YYMM101…?`, the profile's operation code, the amount (zero for an inquiry), PIN
-//!    buffer A (16 random hex digits as `:;<=>?`), and the last transaction status when the dialect
-//!    has it (TSN of the last reply, `0` none / `1` good / `2` error / `3` reply rejected, notes
-//!    that left per cassette in it).
+//!    buffer A (the PIN the customer typed — the card's, or a wrong one — as an ISO 9564 format 0
+//!    block enciphered under the PIN key, `:;<=>?` for A-F; empty while no PIN key is loaded),
+//!    and the last transaction status when the dialect has it (TSN of the last reply, `0` none /
+//!    `1` good / `2` error / `3` reply rejected, notes that left per cassette in it).
 //! 4. The reply `4` must come within the host reply timer and echo the MCN (else `B09`, and the
 //!    customer's session ends). Function: dispense (`2`/`8`/`A`/`B`/`C`/`F`) only for a
 //!    withdrawal, deposit (`1`/`7`) only for a deposit, display/next state/print (`3`/`9`/`5`/`4`)
@@ -33,8 +39,9 @@
 //! 6. Supervisor mode: [`AtmSim::enter_supervisor`] / [`AtmSim::exit_supervisor`] send
 //!    `12 … P21` / `P20`; customers are turned away meanwhile.
 //!
-//! The outcome of a reply is read from the profile's `screens.*`: the terminal knows nothing
-//! else about what the host decided.
+//! The outcome of a reply is read from the profile's `screens.*` (`wrong_pin` and
+//! `pin_tries_exceeded` give the PIN declines): the terminal knows nothing else about what the
+//! host decided.
 //!
 //! ## Layout
 //! - [`session`]: [`AtmSim`], start-up and the customer conversation;
@@ -42,22 +49,29 @@
 //! - [`commands`]: answers to terminal commands `1` and data commands `3` (pure);
 //! - [`messages`]: the terminal's messages, built with the codec's types;
 //! - [`terminal`]: the terminal's state, [`TerminalCounters`] and [`TerminalStatus`];
-//! - [`cash`]: cassettes and dispensing; [`customer`]: customers and their behaviour;
+//! - [`epp`]: the PIN pad, its keys and PIN blocks;
+//! - [`cash`]: cassettes and dispensing; [`customer`]: cards, customers and their behaviour;
 //! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
 
 pub mod cash;
 pub mod commands;
 pub(crate) mod connection;
 pub mod customer;
+pub mod epp;
 pub mod error;
 pub mod messages;
 pub mod outcome;
+#[cfg(test)]
+mod pin_tests;
 pub mod rng;
 pub mod session;
 pub mod terminal;
 
 pub use cash::SupplyLevel;
-pub use customer::{Behaviour, Customer, Kind, Mix, Partial, RandomCustomers, ScriptedCustomers};
+pub use customer::{
+    Behaviour, Card, Customer, Kind, Mix, Partial, RandomCustomers, ScriptedCustomers, DEFAULT_PIN,
+};
+pub use epp::{ClearKey, Epp, EppError};
 pub use error::AtmError;
 pub use outcome::{CustomerOutcome, DeclineReason, Outcome, OutcomeCounts};
 pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID};

@@ -19,7 +19,10 @@ use super::customer::Kind;
 pub enum DeclineReason {
     Declined,
     InsufficientFunds,
+    /// The profile's `wrong_pin` screen: incorrect PIN, the customer may try again.
     WrongPin,
+    /// The profile's `pin_tries_exceeded` screen: too many wrong PINs, the card is blocked.
+    PinTriesExceeded,
     CannotDispenseAmount,
     /// A screen number the profile does not name.
     Unknown,
@@ -67,6 +70,14 @@ impl Outcome {
             Self::OutOfService => "out_of_service",
         }
     }
+
+    /// Why the host declined, for a decline.
+    pub fn decline_reason(&self) -> Option<DeclineReason> {
+        match self {
+            Self::Declined { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Outcome {
@@ -103,6 +114,11 @@ pub struct CustomerOutcome {
     pub mcn: Option<char>,
     /// The reply's screen number.
     pub screen: Option<String>,
+    /// The customer typed a PIN other than the card's (a scripted or drawn wrong PIN).
+    pub wrong_pin_entered: bool,
+    /// PIN buffer A carried an enciphered PIN block (the terminal had a PIN key); `false` when
+    /// it went empty or no request was sent.
+    pub pin_block_sent: bool,
 }
 
 impl CustomerOutcome {
@@ -123,11 +139,18 @@ impl CustomerOutcome {
     }
 }
 
-/// Customers counted by outcome.
+/// Customers counted by outcome. Every customer counts once in one of the outcome columns
+/// ([`OutcomeCounts::total`]); `wrong_pin` and `pin_tries_exceeded` break `declined` down further
+/// (they are part of it: plain declines are [`OutcomeCounts::plain_declined`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutcomeCounts {
     pub approved: u32,
+    /// Every decline, including the PIN ones below.
     pub declined: u32,
+    /// Declines on the profile's `wrong_pin` screen.
+    pub wrong_pin: u32,
+    /// Declines on the profile's `pin_tries_exceeded` screen.
+    pub pin_tries_exceeded: u32,
     pub host_unavailable: u32,
     pub short_dispense: u32,
     pub cancelled: u32,
@@ -139,6 +162,11 @@ pub struct OutcomeCounts {
 
 impl OutcomeCounts {
     pub fn record(&mut self, o: &Outcome) {
+        match o.decline_reason() {
+            Some(DeclineReason::WrongPin) => self.wrong_pin += 1,
+            Some(DeclineReason::PinTriesExceeded) => self.pin_tries_exceeded += 1,
+            _ => {}
+        }
         let c = match o {
             Outcome::Approved => &mut self.approved,
             Outcome::Declined { .. } => &mut self.declined,
@@ -163,5 +191,41 @@ impl OutcomeCounts {
             + self.timeout
             + self.reply_rejected
             + self.out_of_service
+    }
+
+    /// Declines for another reason than the PIN.
+    pub fn plain_declined(&self) -> u32 {
+        self.declined
+            .saturating_sub(self.wrong_pin)
+            .saturating_sub(self.pin_tries_exceeded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_declines_are_counted_within_declines() {
+        let declined = |reason| Outcome::Declined {
+            screen: "070".into(),
+            reason,
+        };
+        let mut c = OutcomeCounts::default();
+        for o in [
+            Outcome::Approved,
+            declined(DeclineReason::Declined),
+            declined(DeclineReason::WrongPin),
+            declined(DeclineReason::WrongPin),
+            declined(DeclineReason::PinTriesExceeded),
+            declined(DeclineReason::InsufficientFunds),
+        ] {
+            c.record(&o);
+        }
+        assert_eq!((c.approved, c.declined, c.total()), (1, 5, 6));
+        assert_eq!((c.wrong_pin, c.pin_tries_exceeded), (2, 1));
+        assert_eq!(c.plain_declined(), 2);
+        let json = serde_json::to_string(&declined(DeclineReason::PinTriesExceeded)).unwrap();
+        assert!(json.contains("\"reason\":\"pin_tries_exceeded\""), "{json}");
     }
 }

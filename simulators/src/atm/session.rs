@@ -1,7 +1,8 @@
 //! [`AtmSim`]: one terminal and its NDC conversation with the agent.
 //!
 //! Start-up: connect, send power-up `12 … B<config id>`, let the connection task answer the
-//! download and commands, return once the agent sent go-in-service. A customer: send `11`, wait
+//! download, key loads and commands, return once the agent sent go-in-service. A customer: send
+//! `11` (PIN buffer A from the PIN pad when it has a PIN key), wait
 //! for the `4` (host reply timer), check it (MCN, function, note mix), do what it says (dispense
 //! per the customer's [`Behaviour`], accept the deposit, show the screen), report with a `22`
 //! (ready, or `8 E1`/`E2` after a dispense that went wrong), then `12 … E` when a cassette went
@@ -12,20 +13,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use firmware_profiles::Profile;
+use keystore::Kcv;
 use protocols::ndc::{
     Dialect, DispenseOutcome, FunctionId, LastStatus, TerminalMessage, TransactionReply,
 };
 use protocols::types::Pan;
 use tokio::sync::watch;
 use tracing::Instrument;
+use zeroize::Zeroizing;
 
 use super::cash::{Cassettes, SupplyLevel};
 use super::connection::{late_reply, Link, Shared};
 use super::customer::{Behaviour, Customer, Kind, Partial};
+use super::epp::ClearKey;
 use super::error::AtmError;
 use super::messages::{self, reason, RequestFields};
 use super::outcome::{CustomerOutcome, DeclineReason, Outcome};
-use super::rng::XorShift64;
 use super::terminal::{ServiceMode, StoredConfig, Terminal, TerminalCounters, TerminalStatus};
 
 /// The config id a terminal that never had a download reports.
@@ -47,8 +50,12 @@ pub struct AtmOptions {
     pub wait_in_service_ms: u64,
     /// Expiry written into track 2.
     pub card_expiry_yymm: String,
-    /// Seed of the PIN block generator.
+    /// The terminal's seed. Nothing in the terminal draws from it at present (PIN blocks come
+    /// from the PIN pad, ISO 9564 format 0 has no random padding); kept so runs stay configurable.
     pub seed: u64,
+    /// The terminal master key installed in the PIN pad (clear, as the key custodians entered
+    /// it). `None`: the terminal rejects key loads and sends PIN buffer A empty.
+    pub master_key: Option<ClearKey>,
 }
 
 impl Default for AtmOptions {
@@ -62,6 +69,7 @@ impl Default for AtmOptions {
             wait_in_service_ms: 0,
             card_expiry_yymm: "3012".to_owned(),
             seed: 1,
+            master_key: None,
         }
     }
 }
@@ -77,7 +85,6 @@ pub struct AtmSim {
     counters: watch::Receiver<TerminalCounters>,
     status: watch::Receiver<TerminalStatus>,
     link: Option<Link>,
-    rng: XorShift64,
 }
 
 /// What the terminal did with an accepted reply.
@@ -106,14 +113,14 @@ impl AtmSim {
             luno.to_owned(),
             cassettes,
             options.config_id.clone(),
-        );
+        )
+        .with_master_key(options.master_key.clone());
         let shared = Shared::new(terminal);
         let mut sim = Self {
             addr: agent_addr.to_string(),
             luno: luno.to_owned(),
             counters: shared.counters(),
             status: shared.status(),
-            rng: XorShift64::new(options.seed),
             profile,
             options,
             shared,
@@ -212,13 +219,16 @@ impl AtmSim {
             tsn: None,
             mcn: None,
             screen: None,
+            wrong_pin_entered: customer.wrong_pin,
+            pin_block_sent: false,
         };
         if !self.wait_serving().await {
             tracing::info!("terminal out of service: customer turned away");
             return Ok(self.finish(result).await);
         }
-        let mcn = self.send_request(customer, pan, requested_minor).await?;
+        let (mcn, pin_block_sent) = self.send_request(customer, pan, requested_minor).await?;
         result.mcn = Some(mcn);
+        result.pin_block_sent = pin_block_sent;
         let Some(reply) = self.await_reply().await? else {
             tracing::warn!("no transaction reply in time: host timeout");
             result.outcome = Outcome::Timeout;
@@ -266,28 +276,35 @@ impl AtmSim {
         waited
     }
 
-    /// Sends the `11` and marks the terminal as waiting for its reply; returns the MCN.
+    /// Sends the `11` and marks the terminal as waiting for its reply; returns the MCN and
+    /// whether PIN buffer A carried a PIN block.
     async fn send_request(
         &mut self,
         customer: &Customer,
         pan: &Pan,
         amount_minor: u64,
-    ) -> Result<char, AtmError> {
+    ) -> Result<(char, bool), AtmError> {
         let link = self.link.as_mut().ok_or(AtmError::Disconnected)?;
         // A reply left over from an earlier customer is stale: never let it answer this one.
         while let Ok(stale) = link.replies.try_recv() {
             tracing::warn!(tsn = stale.tsn, "stale transaction reply dropped");
         }
         let profile = &self.profile;
-        let pin_block = self.rng.hex_digits(16);
+        let pin = Zeroizing::new(customer.entered_pin());
         let opcode = profile
             .operation_codes
             .for_kind(customer.kind.transaction_kind());
         let track2 = messages::track2(pan.expose(), &self.options.card_expiry_yymm);
         let dialect = &profile.dialect;
-        let (mcn, msg) = self
+        let (mcn, msg, pin_block_sent) = self
             .shared
             .with(|t| {
+                // The PIN pad enciphers the PIN under its PIN key (none loaded: buffer empty).
+                let pin_buffer = t
+                    .epp
+                    .pin_buffer(&pin, pan)
+                    .map_err(|e| AtmError::Customer(format!("PIN entry: {e}")))?;
+                let pin_block_sent = pin_buffer.is_some();
                 let mcn = t.next_mcn();
                 let msg = messages::transaction_request(RequestFields {
                     luno: &t.luno,
@@ -295,19 +312,19 @@ impl AtmSim {
                     track2,
                     operation_code: opcode,
                     amount_minor,
-                    pin_block_hex: &pin_block,
+                    pin_buffer,
                     last_txn: dialect.last_txn_status.then(|| t.last_txn.clone()),
                 });
                 t.awaiting = Some(mcn);
-                (mcn, msg)
+                Ok::<_, AtmError>((mcn, msg, pin_block_sent))
             })
-            .await;
-        tracing::info!(mcn = %mcn, "transaction request");
+            .await?;
+        tracing::info!(mcn = %mcn, pin_block_sent, "transaction request");
         if let Err(e) = link.send(&msg, dialect).await {
             self.shared.with(|t| t.awaiting = None).await;
             return Err(e);
         }
-        Ok(mcn)
+        Ok((mcn, pin_block_sent))
     }
 
     /// The reply, or `None` after the host reply timer (late replies are then rejected).
@@ -429,6 +446,8 @@ impl AtmSim {
             declined(DeclineReason::InsufficientFunds)
         } else if screen == s.wrong_pin {
             declined(DeclineReason::WrongPin)
+        } else if screen == s.pin_tries_exceeded {
+            declined(DeclineReason::PinTriesExceeded)
         } else if screen == s.cannot_dispense_amount {
             declined(DeclineReason::CannotDispenseAmount)
         } else if screen == s.declined {
@@ -607,6 +626,37 @@ impl AtmSim {
         .await
         .is_ok_and(|r| r.is_ok());
         waited
+    }
+
+    /// Whether the PIN pad holds a PIN key loaded by the host (a snapshot; cheap).
+    pub fn has_pin_key(&self) -> bool {
+        self.status.borrow().pin_key_kcv.is_some()
+    }
+
+    /// The check value of the PIN key the host loaded, never the key (a snapshot; cheap).
+    pub fn pin_key_kcv(&self) -> Option<Kcv> {
+        self.status.borrow().pin_key_kcv
+    }
+
+    /// Waits until the host loaded a PIN key (or `timeout_ms` passed); its check value.
+    pub async fn wait_for_pin_key(&self, timeout_ms: u64) -> Option<Kcv> {
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            status.wait_for(|s| s.pin_key_kcv.is_some()),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) => s.pin_key_kcv,
+            _ => None,
+        }
+    }
+
+    /// **Test and audit use only.** The clear PIN key the host loaded, so a leak scan can look
+    /// for it in logs, journals and files, or a test can decipher a PIN block. A real terminal
+    /// never lets it out of the PIN pad.
+    pub async fn terminal_pin_key_for_audit(&self) -> Option<Zeroizing<Vec<u8>>> {
+        self.shared.with(|t| t.epp.pin_key_for_audit()).await
     }
 
     /// Everything the agent downloaded.

@@ -1,5 +1,6 @@
 //! The terminal's own state and counters: service mode, the customisation the host downloaded,
-//! the cassettes, the message coordination number, the last transaction status, the counts.
+//! the PIN pad and its keys, the cassettes, the message coordination number, the last
+//! transaction status, the counts.
 //!
 //! No I/O and no async: the connection task and the customer session both change this state
 //! under one lock (see `session.rs`) and publish [`TerminalCounters`] / [`TerminalStatus`]
@@ -8,12 +9,14 @@
 use std::collections::BTreeMap;
 
 use firmware_profiles::Profile;
+use keystore::Kcv;
 use protocols::ndc::{
     Dialect, LastStatus, LastTransactionStatus, NumberedValue, State, SupplyCounters,
 };
 use serde::Serialize;
 
 use super::cash::Cassettes;
+use super::epp::{ClearKey, Epp};
 use super::outcome::{Outcome, OutcomeCounts};
 
 /// Lowest and highest message coordination number (`1`..`?`, NDC.md section 2).
@@ -39,6 +42,7 @@ pub struct StoredConfig {
     pub options: Vec<NumberedValue>,
     pub timers: Vec<NumberedValue>,
     pub date_time: Option<String>,
+    /// Key change commands acknowledged (PIN keys loaded, and other key changes stored blind).
     pub key_changes: u32,
 }
 
@@ -56,6 +60,10 @@ pub struct TerminalStatus {
     pub timers: usize,
     /// Host messages answered with a command reject (`A`/`C`).
     pub commands_rejected: u32,
+    /// The PIN pad holds a terminal master key (key loads can be deciphered).
+    pub master_key_loaded: bool,
+    /// Check value of the PIN key the host loaded (`None`: no PIN key, PIN buffer A goes empty).
+    pub pin_key_kcv: Option<Kcv>,
 }
 
 /// Snapshot of the money and the customers: compare it with the switch's journal and the ledger.
@@ -91,6 +99,8 @@ pub struct Terminal {
     pub awaiting: Option<char>,
     /// What the next transaction request reports as the last transaction status.
     pub last_txn: LastTransactionStatus,
+    /// The encrypting PIN pad: master key, PIN key.
+    pub epp: Epp,
     mcn: u8,
     dispensed_minor: u64,
     deposited_minor: u64,
@@ -121,6 +131,7 @@ impl Terminal {
                 notes_dispensed: vec![0; types],
                 tail: String::new(),
             },
+            epp: Epp::default(),
             mcn: MCN_LAST,
             dispensed_minor: 0,
             deposited_minor: 0,
@@ -129,6 +140,12 @@ impl Terminal {
             customers: OutcomeCounts::default(),
             commands_rejected: 0,
         }
+    }
+
+    /// The PIN pad starts with this master key (as installed by the key custodians).
+    pub fn with_master_key(mut self, master_key: Option<ClearKey>) -> Self {
+        self.epp = Epp::new(master_key);
+        self
     }
 
     /// The next message coordination number (`1`, `2` … `?`, then `1` again).
@@ -238,6 +255,8 @@ impl Terminal {
             options: self.config.options.len(),
             timers: self.config.timers.len(),
             commands_rejected: self.commands_rejected,
+            master_key_loaded: self.epp.has_master_key(),
+            pin_key_kcv: self.epp.pin_key_kcv(),
         }
     }
 }

@@ -3,20 +3,28 @@
 //!
 //! ```text
 //! atm-sim --agent 127.0.0.1:9100 --profile ncr-selfserv-basic --luno 001 --customers 20 \
-//!         --seed 42 --pans 4761739001010010,4761739001010028 [--faults 10] [--json]
+//!         --seed 42 --pans 4761739001010010,4761739001010028 [--faults 10] [--json] \
+//!         [--master-key-file tmk.hex] [--pin 1234] [--wrong-pins 5]
 //! ```
 //! Prints one line per customer (masked PAN, kind, amount, outcome, dispensed) and the terminal
 //! counters at the end, or one JSON object with `--json`. After a simulated power loss the
 //! terminal power-cycles and carries on. Logs go to stderr (`RUST_LOG`, default `warn`).
+//!
+//! With `--master-key-file` (32 hex digits, the terminal master key as the custodians entered
+//! it) the PIN pad takes the PIN key the agent loads and enciphers every customer's PIN into PIN
+//! buffer A; without it key loads are rejected and PIN buffer A goes empty.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
 use firmware_profiles::Profile;
 use protocols::types::Amount;
 use serde::Serialize;
+use simulators::atm::customer::DEFAULT_PAN;
 use simulators::atm::{
-    AtmError, AtmOptions, AtmSim, CustomerOutcome, Mix, Outcome, RandomCustomers, TerminalCounters,
-    TerminalStatus, FRESH_CONFIG_ID,
+    AtmError, AtmOptions, AtmSim, Card, ClearKey, CustomerOutcome, Mix, Outcome, RandomCustomers,
+    TerminalCounters, TerminalStatus, DEFAULT_PIN, FRESH_CONFIG_ID,
 };
 
 /// Simulated NDC ATM terminal: dials the agent, takes its download, serves random customers.
@@ -38,9 +46,18 @@ struct Args {
     /// Seed of the customer stream and PIN blocks.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Comma-separated card numbers the customers use.
+    /// Comma-separated card numbers the customers use (default: one test card).
     #[arg(long, value_delimiter = ',')]
     pans: Vec<String>,
+    /// The PIN of every card in --pans.
+    #[arg(long, default_value = DEFAULT_PIN)]
+    pin: String,
+    /// Percentage of customers who type a wrong PIN.
+    #[arg(long, default_value_t = 0)]
+    wrong_pins: u8,
+    /// File with the terminal master key in clear: 32 hex digits (16 or 48 also accepted).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
     /// Percentage of withdrawals that go wrong at the cash slot (cancel, short dispense, power loss).
     #[arg(long, default_value_t = 0)]
     faults: u8,
@@ -81,19 +98,35 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let profile = Profile::resolve(&args.profile)?;
     let currency = profile.currency;
-    let mix = Mix::for_profile(&profile).with_faults(args.faults);
+    let mix = Mix::for_profile(&profile)
+        .with_faults(args.faults)
+        .with_wrong_pins(args.wrong_pins);
+    let master_key = match &args.master_key_file {
+        Some(path) => Some(read_master_key(path)?),
+        None => None,
+    };
     let options = AtmOptions {
         initial_notes: (!args.notes.is_empty()).then(|| args.notes.clone()),
         config_id: args.config_id.clone(),
         startup_timeout_ms: args.startup_timeout_ms,
         host_reply_timeout_ms: args.host_reply_ms,
         seed: args.seed,
+        master_key,
         ..AtmOptions::default()
     };
     let mut sim = AtmSim::connect(&args.agent, profile, &args.luno, options)
         .await
         .with_context(|| format!("terminal {} could not start", args.luno))?;
-    let customers = RandomCustomers::new(args.seed, args.pans.clone(), mix);
+    let pans = if args.pans.is_empty() {
+        vec![DEFAULT_PAN.to_owned()]
+    } else {
+        args.pans.clone()
+    };
+    let cards = pans
+        .into_iter()
+        .map(|pan| Card::new(pan, args.pin.clone()))
+        .collect();
+    let customers = RandomCustomers::from_cards(args.seed, cards, mix);
     let mut outcomes = Vec::with_capacity(args.customers);
     for customer in customers.take(args.customers) {
         if !sim.is_connected() {
@@ -142,6 +175,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The terminal master key from a file of hex digits (the file's name is in the error, never its
+/// contents).
+fn read_master_key(path: &std::path::Path) -> anyhow::Result<ClearKey> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the master key file {}", path.display()))?,
+    );
+    ClearKey::from_hex(&text).with_context(|| format!("master key file {}", path.display()))
+}
+
 fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
     println!("--- terminal counters");
     println!("notes loaded    {:?}", c.notes_loaded);
@@ -162,11 +205,14 @@ fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
     );
     let o = &c.customers;
     println!(
-        "customers       {} approved {} declined {} host unavailable {} short {} cancelled {} \
-         power loss {} timeout {} rejected {} out of service {}",
+        "customers       {} approved {} declined {} (wrong PIN {}, PIN tries exceeded {}) \
+         host unavailable {} short {} cancelled {} power loss {} timeout {} rejected {} \
+         out of service {}",
         o.total(),
         o.approved,
         o.declined,
+        o.wrong_pin,
+        o.pin_tries_exceeded,
         o.host_unavailable,
         o.short_dispense,
         o.cancelled,
