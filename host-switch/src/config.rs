@@ -7,11 +7,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::breaker::BreakerConfig;
+use crate::domain::pin::{BinRule, BinRules, PinMethod};
 use crate::domain::routing::{RouteEntry, RouteTable};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The operator's control socket (unix socket, mode 0600): card unblock/status, ZPK rotation,
+    /// key list. None: no control socket. A top-level key: write it before the first [section].
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
     pub listen: ListenConfig,
     /// Required when `listen.mode = "tls"` (the default).
     #[serde(default)]
@@ -24,6 +29,140 @@ pub struct Config {
     pub routes: Vec<RouteEntry>,
     #[serde(default)]
     pub recovery: RecoveryConfig,
+    /// The key store (zone master key, zone PIN key, PIN verification keys). None: no key
+    /// exchange (0800/161 is answered 96) and no PIN verification.
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+    /// PIN verification for wallet cards; needs `[keys]`. None: no PIN is checked.
+    #[serde(default)]
+    pub pin: Option<PinConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The key store file (locked while the switch runs).
+    pub store: PathBuf,
+    /// The key-encryption key: a file of 64 hex digits, mode 0600 …
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+    /// … or an environment variable holding them. Exactly one of the two.
+    #[serde(default)]
+    pub kek_env: Option<String>,
+    /// Make a new zone PIN key version this long after the current one was created (default 0:
+    /// no schedule; `switchctl keys rotate-zpk` rotates on demand).
+    #[serde(default)]
+    pub zpk_rotate_secs: u64,
+    /// How long an old ZPK version stays accepted after the next one was created (default 300).
+    #[serde(default = "default_zpk_grace_secs")]
+    pub zpk_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinConfig {
+    /// Wrong PINs in a row that block a card (default 3).
+    #[serde(default = "default_max_tries")]
+    pub max_tries: u8,
+    /// The issuer's cards file (PVV or IBM 3624 offset per card reference), read at start.
+    pub cards_file: PathBuf,
+    /// Which cards have their PIN checked, and how: longest prefix wins; cards matching no rule
+    /// are not PIN-checked.
+    #[serde(default)]
+    pub bins: Vec<BinRuleConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinMethodName {
+    VisaPvv,
+    Ibm3624,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinRuleConfig {
+    /// 1 to 11 leading digits of the PAN.
+    pub prefix: String,
+    pub method: PinMethodName,
+    /// Name of the PIN verification key in the key store, e.g. `pvk/visa`.
+    pub pvk: String,
+    /// ibm3624 only: 16 decimal digits (default "0123456789012345").
+    #[serde(default)]
+    pub decimalization: Option<String>,
+    /// ibm3624 only (required): first PAN digit of the validation data (0-based).
+    #[serde(default)]
+    pub validation_start: Option<usize>,
+    /// ibm3624 only (required): number of PAN digits in the validation data (1-16).
+    #[serde(default)]
+    pub validation_len: Option<usize>,
+    /// ibm3624 only: hex digit padding the validation data to 16 (default "F").
+    #[serde(default)]
+    pub pad: Option<char>,
+}
+
+impl BinRuleConfig {
+    fn to_rule(&self) -> Result<BinRule, String> {
+        if self.prefix.is_empty()
+            || self.prefix.len() > 11
+            || !self.prefix.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(format!("prefix {:?} must be 1 to 11 digits", self.prefix));
+        }
+        let pvk = keystore::KeyName::new(self.pvk.clone()).map_err(|e| format!("pvk: {e}"))?;
+        let method = match self.method {
+            PinMethodName::VisaPvv => {
+                let ibm_only = [
+                    ("decimalization", self.decimalization.is_some()),
+                    ("validation_start", self.validation_start.is_some()),
+                    ("validation_len", self.validation_len.is_some()),
+                    ("pad", self.pad.is_some()),
+                ];
+                if let Some((key, _)) = ibm_only.iter().find(|(_, set)| *set) {
+                    return Err(format!("{key} applies to method \"ibm3624\" only"));
+                }
+                PinMethod::VisaPvv
+            }
+            PinMethodName::Ibm3624 => self.ibm3624()?,
+        };
+        Ok(BinRule {
+            prefix: self.prefix.clone(),
+            method,
+            pvk,
+        })
+    }
+
+    fn ibm3624(&self) -> Result<PinMethod, String> {
+        let decimalization = self
+            .decimalization
+            .clone()
+            .unwrap_or_else(|| "0123456789012345".to_owned());
+        if decimalization.len() != 16 || !decimalization.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("decimalization must be 16 decimal digits".into());
+        }
+        let validation_start = self
+            .validation_start
+            .ok_or("validation_start is required for method \"ibm3624\"")?;
+        let validation_len = self
+            .validation_len
+            .ok_or("validation_len is required for method \"ibm3624\"")?;
+        if !(1..=16).contains(&validation_len) || validation_start + validation_len > 19 {
+            return Err(
+                "validation_len must be 1 to 16 and validation_start + validation_len at most 19"
+                    .into(),
+            );
+        }
+        let pad = self.pad.unwrap_or('F').to_ascii_uppercase();
+        if !pad.is_ascii_hexdigit() {
+            return Err("pad must be one hex digit".into());
+        }
+        Ok(PinMethod::Ibm3624 {
+            decimalization,
+            validation_start,
+            validation_len,
+            pad,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -143,6 +282,12 @@ fn default_retries() -> usize {
 fn default_resume_ms() -> u64 {
     2000
 }
+fn default_zpk_grace_secs() -> u64 {
+    300
+}
+fn default_max_tries() -> u8 {
+    3
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("config {path}: {reason}")]
@@ -204,7 +349,48 @@ impl Config {
             .validate()
             .map_err(|e| format!("ledger.breaker: {e}"))?;
         self.route_table()?;
+        self.validate_keys()?;
         Ok(())
+    }
+
+    fn validate_keys(&self) -> Result<(), String> {
+        if let Some(keys) = &self.keys {
+            match (&keys.kek_file, &keys.kek_env) {
+                (Some(_), None) => {}
+                (None, Some(var)) if !var.is_empty() => {}
+                (None, Some(_)) => return Err("keys.kek_env must name a variable".into()),
+                _ => {
+                    return Err(
+                        "keys: give exactly one of kek_file and kek_env (the key-encryption key)"
+                            .into(),
+                    )
+                }
+            }
+        }
+        if let Some(pin) = &self.pin {
+            if self.keys.is_none() {
+                return Err("[pin] needs a [keys] section (the PIN verification keys)".into());
+            }
+            if pin.max_tries == 0 {
+                return Err("pin.max_tries must be at least 1".into());
+            }
+            self.bin_rules()?;
+        }
+        Ok(())
+    }
+
+    /// The PIN BIN rules (empty without `[pin]`).
+    pub fn bin_rules(&self) -> Result<BinRules, String> {
+        let Some(pin) = &self.pin else {
+            return Ok(BinRules::default());
+        };
+        let rules = pin
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.to_rule().map_err(|e| format!("pin.bins[{i}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(BinRules::new(rules))
     }
 
     pub fn route_table(&self) -> Result<RouteTable, String> {
@@ -247,6 +433,84 @@ mod tests {
     fn tls_mode_requires_tls_section() {
         let err = Config::parse(&GOOD.replace("mode = \"plain\"", ""), "s.toml").unwrap_err();
         assert!(err.reason.contains("[tls]"), "{err}");
+    }
+
+    const KEYS: &str = r#"
+        [keys]
+        store = "/var/lib/host-switch/keys.json"
+        kek_file = "/etc/host-switch/kek"
+        [pin]
+        cards_file = "/etc/host-switch/cards.toml"
+        [[pin.bins]]
+        prefix = "476173"
+        method = "visa_pvv"
+        pvk = "pvk/visa"
+        [[pin.bins]]
+        prefix = "4761739"
+        method = "ibm3624"
+        pvk = "pvk/ibm"
+        validation_start = 0
+        validation_len = 16
+    "#;
+
+    #[test]
+    fn pin_feature_is_optional_and_gets_defaults() {
+        let c = Config::parse(GOOD, "s.toml").unwrap();
+        assert!(c.keys.is_none() && c.pin.is_none() && c.control_socket.is_none());
+        let text = format!("control_socket = \"/run/hs.sock\"\n{GOOD}{KEYS}");
+        let c = Config::parse(&text, "s.toml").unwrap();
+        let keys = c.keys.as_ref().unwrap();
+        assert_eq!((keys.zpk_rotate_secs, keys.zpk_grace_secs), (0, 300));
+        assert_eq!(c.pin.as_ref().unwrap().max_tries, 3);
+        let rules = c.bin_rules().unwrap();
+        let pan = protocols::types::Pan::parse("4761739001010010").unwrap();
+        let PinMethod::Ibm3624 {
+            decimalization,
+            pad,
+            ..
+        } = &rules.for_pan(&pan).unwrap().method
+        else {
+            panic!("longest prefix is the ibm3624 rule")
+        };
+        assert_eq!((decimalization.as_str(), *pad), ("0123456789012345", 'F'));
+    }
+
+    #[test]
+    fn key_and_pin_errors_name_the_key() {
+        let both = KEYS.replace(
+            "kek_file = \"/etc/host-switch/kek\"",
+            "kek_file = \"/k\"\nkek_env = \"KEK\"",
+        );
+        let err = Config::parse(&format!("{GOOD}{both}"), "s.toml").unwrap_err();
+        assert!(
+            err.reason.contains("kek_file") && err.reason.contains("kek_env"),
+            "{err}"
+        );
+        let no_len = KEYS.replace("validation_len = 16", "");
+        let err = Config::parse(&format!("{GOOD}{no_len}"), "s.toml").unwrap_err();
+        assert!(err.reason.contains("pin.bins[1]: validation_len"), "{err}");
+        let visa_pad = KEYS.replace("pvk = \"pvk/visa\"", "pvk = \"pvk/visa\"\npad = \"F\"");
+        let err = Config::parse(&format!("{GOOD}{visa_pad}"), "s.toml").unwrap_err();
+        assert!(err.reason.contains("pin.bins[0]: pad"), "{err}");
+        let pin_only = KEYS.replace(
+            "[keys]\n        store = \"/var/lib/host-switch/keys.json\"\n        kek_file = \"/etc/host-switch/kek\"",
+            "",
+        );
+        let err = Config::parse(&format!("{GOOD}{pin_only}"), "s.toml").unwrap_err();
+        assert!(err.reason.contains("[keys]"), "{err}");
+        let typo = KEYS.replace("method = \"visa_pvv\"", "method = \"visa\"");
+        let err = Config::parse(&format!("{GOOD}{typo}"), "s.toml").unwrap_err();
+        assert!(err.to_string().contains("method"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let c = Config::parse(
+            include_str!("../config/host-switch.example.toml"),
+            "host-switch.example.toml",
+        )
+        .unwrap();
+        assert!(c.keys.is_some() && c.pin.is_some() && c.control_socket.is_some());
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The switch's ports: what the application needs from the outside world, as traits.
-//! Adapters (`adapters/`) implement them; `app/` only ever sees these.
+//! Adapters (`adapters/`) implement them; `app/` only ever sees these. (The key store's port is
+//! `keystore::KeyStore`, shared with the agent.)
 
 use std::future::Future;
 
+use futures::future::BoxFuture;
 use protocols::types::Amount;
 
+use crate::domain::pin::{CardPinRecord, CardRef, PinData};
 use crate::domain::reconcile::LedgerMovement;
 use crate::domain::{MessageKey, RecordedReply, TxnRecord};
 
@@ -120,4 +123,30 @@ pub trait Journal: Send + Sync + 'static {
     /// The keys of the transactions whose state owes the ledger work (`is_pending_outbound`),
     /// for the resumer: it must not scan the whole journal every few seconds.
     fn pending_keys(&self) -> Result<Vec<String>, JournalError>;
+}
+
+/// What provisioning the issuer's cards file changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisionReport {
+    /// Cards in the file.
+    pub cards: usize,
+    /// Cards seen for the first time.
+    pub added: usize,
+    /// Cards no longer in the file: their verification data is dropped, their counters kept.
+    pub cleared: usize,
+}
+
+/// The wallet cards' PIN records: the issuer's verification data and the wrong-try counters.
+/// Object-safe (boxed futures) so the application holds it without another type parameter.
+pub trait CardPinStore: Send + Sync + 'static {
+    /// One card's record.
+    fn card(&self, card: &CardRef) -> Result<Option<CardPinRecord>, JournalError>;
+    /// Writes one record; returns once it is on disk (a decline that depends on it may then leave).
+    fn save(&self, record: CardPinRecord) -> BoxFuture<'_, Result<(), JournalError>>;
+    /// Takes the issuer's verification data for every card in `cards` and drops it for cards no
+    /// longer listed, never touching tries or blocked state; durable on return.
+    fn provision(
+        &self,
+        cards: Vec<(CardRef, PinData)>,
+    ) -> BoxFuture<'_, Result<ProvisionReport, JournalError>>;
 }

@@ -10,12 +10,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use keystore::{Kek, KeyStore, SoftwareKeyStore};
+
+use crate::adapters::cards_file;
+use crate::adapters::control::{self, ControlTarget};
 use crate::adapters::iso_server::{AcquirerEndpoint, EndpointLimits};
 use crate::adapters::ledger_http::HttpLedger;
-use crate::adapters::sled_journal::SledJournal;
+use crate::adapters::sled_cards::SledCardPins;
+use crate::adapters::sled_journal::{SledDb, SledJournal};
+use crate::app::pin::PinGuard;
+use crate::app::zone_keys::{ZoneKeyError, ZoneKeys};
 use crate::app::Switch;
 use crate::breaker::CircuitBreaker;
-use crate::config::{Config, ListenMode};
+use crate::config::{Config, KeysConfig, ListenMode};
 
 pub type WalletSwitch = Switch<HttpLedger, SledJournal>;
 
@@ -34,6 +41,15 @@ pub enum StartError {
     Ledger(String),
     #[error("config: {0}")]
     Config(String),
+    #[error("key store: {0}")]
+    Keys(#[from] keystore::KeyStoreError),
+    #[error("{0}")]
+    Cards(#[from] cards_file::CardsFileError),
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running switch: its address, the switch itself (for reconciliation and tests), and shutdown.
@@ -57,12 +73,22 @@ impl RunningSwitch {
 /// Opens the journal, connects the ledger client, binds the endpoint and starts serving.
 pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     let routes = config.route_table().map_err(StartError::Config)?;
-    let journal = Arc::new(SledJournal::open(&config.journal.path)?);
+    let db = SledDb::open(&config.journal.path)?;
+    let journal = Arc::new(SledJournal::in_db(&db)?);
     let breaker = Arc::new(CircuitBreaker::new("ledger", config.ledger.breaker.clone()));
     let ledger = Arc::new(
         HttpLedger::new(&config.ledger, breaker).map_err(|e| StartError::Ledger(e.to_string()))?,
     );
-    let switch = Arc::new(Switch::new(ledger, journal, routes));
+    let zone = match &config.keys {
+        Some(keys) => Some(open_zone_keys(keys).await?),
+        None => None,
+    };
+    let pins = match (&zone, &config.pin) {
+        (Some(zone), Some(_)) => Some(open_pin_guard(config, &db, zone.clone()).await?),
+        _ => None,
+    };
+    let switch =
+        Arc::new(Switch::new(ledger, journal, routes).with_security(zone.clone(), pins.clone()));
 
     let tls = match (config.listen.mode, &config.tls) {
         (ListenMode::Plain, _) => {
@@ -106,10 +132,27 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         Duration::from_millis(config.recovery.resume_interval_ms),
         rx.clone(),
     );
-    let tasks = vec![
-        tokio::spawn(endpoint.run(listener, rx)),
+    let mut tasks = vec![
+        tokio::spawn(endpoint.run(listener, rx.clone())),
         tokio::spawn(resumer),
     ];
+    if let Some(zone) = &zone {
+        tasks.push(tokio::spawn(zone.clone().run(rx.clone())));
+    }
+    if let Some(path) = &config.control_socket {
+        let listener = control::bind(path).map_err(|source| StartError::Control {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let target = ControlTarget { zone, pins };
+        tasks.push(tokio::spawn(control::run(
+            target,
+            listener,
+            path.clone(),
+            rx,
+        )));
+        tracing::info!(socket = %path.display(), "control socket listening");
+    }
     tracing::info!(%local_addr, ledger = %config.ledger.url, journal = %config.journal.path.display(), "host switch listening");
     Ok(RunningSwitch {
         local_addr,
@@ -117,4 +160,61 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         shutdown,
         tasks,
     })
+}
+
+/// Reads the key-encryption key as configured (a 0600 file or an environment variable).
+pub fn load_kek(keys: &KeysConfig) -> Result<Kek, StartError> {
+    match (&keys.kek_file, &keys.kek_env) {
+        (Some(file), None) => Ok(Kek::from_file(file)?),
+        (None, Some(var)) => Ok(Kek::from_env(var)?),
+        _ => Err(StartError::Config(
+            "keys: give exactly one of kek_file and kek_env".into(),
+        )),
+    }
+}
+
+/// Opens (and locks) the key store file.
+pub fn open_key_store(keys: &KeysConfig) -> Result<SoftwareKeyStore, StartError> {
+    Ok(SoftwareKeyStore::open(&keys.store, load_kek(keys)?)?)
+}
+
+/// The key store and the zone PIN key: one is generated now if the ZMK is there and no ZPK is.
+async fn open_zone_keys(keys: &KeysConfig) -> Result<Arc<ZoneKeys>, StartError> {
+    let store: Arc<dyn KeyStore> = Arc::new(open_key_store(keys)?);
+    let zone = Arc::new(ZoneKeys::new(
+        store,
+        keys.zpk_rotate_secs,
+        keys.zpk_grace_secs,
+    ));
+    match zone.ensure_zpk().await {
+        Ok(Some(info)) => {
+            tracing::info!(zpk_version = info.version, kcv = %info.kcv, "zone PIN key generated")
+        }
+        Ok(None) => {}
+        Err(e @ ZoneKeyError::NoZmk) => {
+            tracing::warn!(error = %e, "agents cannot get a zone PIN key yet (0800/161 is answered 96)")
+        }
+        Err(e) => return Err(StartError::Config(format!("zone PIN key: {e}"))),
+    }
+    tracing::info!(store = %keys.store.display(), zpk_version = ?zone.current_version(), "key store open");
+    Ok(zone)
+}
+
+/// The cards' PIN records (provisioned from the issuer's file) and the PIN step.
+async fn open_pin_guard(
+    config: &Config,
+    db: &SledDb,
+    zone: Arc<ZoneKeys>,
+) -> Result<Arc<PinGuard>, StartError> {
+    let Some(pin) = &config.pin else {
+        return Err(StartError::Config("no [pin] section".into()));
+    };
+    let rules = config.bin_rules().map_err(StartError::Config)?;
+    let cards = Arc::new(SledCardPins::in_db(db)?);
+    let listed = cards_file::load(&pin.cards_file)?;
+    let report = crate::ports::CardPinStore::provision(cards.as_ref(), listed).await?;
+    tracing::info!(file = %pin.cards_file.display(), cards = report.cards, added = report.added, cleared = report.cleared, "cards' PIN data loaded");
+    let guard = PinGuard::new(zone, cards, rules, pin.max_tries);
+    guard.check_keys();
+    Ok(Arc::new(guard))
 }

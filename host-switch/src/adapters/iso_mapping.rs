@@ -4,7 +4,8 @@
 use protocols::iso8583::{FieldError, Message};
 use protocols::types::{Amount, Currency, Pan, TerminalId};
 
-use crate::domain::{RecordedReply, Request, ResponseCode, TxnKey, TxnKind};
+use crate::domain::zone_key::{parse_version_field, version_field};
+use crate::domain::{PinEntry, RecordedReply, Request, ResponseCode, TxnKey, TxnKind};
 
 /// A request that cannot be served, with the response code to answer it with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +95,21 @@ fn original_key(msg: &Message, terminal: &TerminalId) -> Result<TxnKey, MappingE
     Ok(TxnKey::new(terminal.clone(), original.stan, at.to_string()))
 }
 
+/// Fields 52 and 53 of a request that may carry a PIN (advices never do: they are not read).
+fn pin_entry(msg: &Message) -> Option<PinEntry> {
+    let field52 = std::str::from_utf8(msg.get(52)?).unwrap_or("");
+    if field52.len() != 16 {
+        return Some(PinEntry::Unreadable);
+    }
+    match keystore::EncryptedPinBlock::from_hex(field52) {
+        Ok(block) => Some(PinEntry::Block {
+            block,
+            zpk_version: msg.get_str(53).and_then(parse_version_field),
+        }),
+        Err(_) => Some(PinEntry::Unreadable),
+    }
+}
+
 fn transaction_type(msg: &Message) -> Result<u8, MappingError> {
     Ok(required(msg.processing_code(), 3, "processing code")?.transaction_type)
 }
@@ -106,6 +122,7 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
             let code = required(msg.network_management_code(), 70, "network management code")?;
             Ok(Request::NetworkManagement {
                 code: format!("{code:03}"),
+                terminal: terminal_id(msg),
             })
         }
         "0100" | "0101" => {
@@ -115,11 +132,13 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
                     key,
                     pan: pan(msg)?,
                     amount: amount(msg)?,
+                    pin: pin_entry(msg),
                 }),
                 31 => Ok(Request::BalanceInquiry {
                     key,
                     pan: pan(msg)?,
                     currency: currency(msg)?,
+                    pin: pin_entry(msg),
                 }),
                 other => Err(bad(
                     ResponseCode::InvalidTransaction,
@@ -134,6 +153,7 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
                     key,
                     pan: pan(msg)?,
                     amount: amount(msg)?,
+                    pin: pin_entry(msg),
                 }),
                 other => Err(bad(
                     ResponseCode::InvalidTransaction,
@@ -197,6 +217,12 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
 /// Builds the response to `request`: its echo fields, the code, and what the answer adds.
 pub fn to_response(request: &Message, reply: &RecordedReply) -> Message {
     let mut resp = Message::response_to(request);
+    // Network management answers say what they answer (the key exchange's contract needs 161).
+    if request.mti().as_str() == "0800" {
+        if let Some(code) = request.get(70) {
+            let _ = resp.set(70, code);
+        }
+    }
     // The setters only refuse field numbers outside 2-128; these are constants within it.
     let _ = resp.set_str(39, reply.code.code());
     if let Some(code) = &reply.approval_code {
@@ -204,6 +230,12 @@ pub fn to_response(request: &Message, reply: &RecordedReply) -> Message {
     }
     if let Some(f54) = &reply.additional_amounts {
         let _ = resp.set_str(54, f54);
+    }
+    if let Some(version) = reply.zpk_version {
+        let _ = resp.set_str(53, &version_field(version));
+    }
+    if let Some(f48) = &reply.zpk_under_zmk {
+        let _ = resp.set_str(48, f48);
     }
     resp
 }
@@ -230,12 +262,69 @@ mod tests {
 
     #[test]
     fn withdrawal_maps_to_a_domain_request() {
-        let Request::Withdrawal { key, pan, amount } = to_request(&withdrawal()).unwrap() else {
+        let Request::Withdrawal {
+            key,
+            pan,
+            amount,
+            pin,
+        } = to_request(&withdrawal()).unwrap()
+        else {
             panic!("not a withdrawal")
         };
         assert_eq!(key.as_string(), "ATM00001:000123:1125114000");
         assert_eq!(pan.bin(), "476173");
         assert_eq!(amount, Amount::new(2000, Currency::EUR));
+        assert_eq!(pin, None);
+    }
+
+    #[test]
+    fn pin_block_and_its_zpk_version_are_read() {
+        let mut m = withdrawal();
+        m.set_str(52, "0123456789ABCDEF").unwrap();
+        m.set_str(53, "0000000000000003").unwrap();
+        let Request::Withdrawal { pin, .. } = to_request(&m).unwrap() else {
+            panic!()
+        };
+        let Some(PinEntry::Block { block, zpk_version }) = pin else {
+            panic!("{pin:?}")
+        };
+        assert_eq!(block.to_hex(), "0123456789ABCDEF");
+        assert_eq!(zpk_version, Some(3));
+        assert!(
+            !format!("{block:?}").contains("0123"),
+            "the block never prints"
+        );
+        m.set_str(52, "0123456789ABCDEZ").unwrap();
+        let Request::Withdrawal { pin, .. } = to_request(&m).unwrap() else {
+            panic!()
+        };
+        assert_eq!(pin, Some(PinEntry::Unreadable));
+    }
+
+    #[test]
+    fn key_change_answer_carries_version_and_cryptogram() {
+        let mut req = Message::new("0800").unwrap();
+        req.set_str(70, "161").unwrap();
+        let reply = RecordedReply {
+            zpk_version: Some(3),
+            zpk_under_zmk: Some("00".repeat(16) + "ABCDEF"),
+            ..RecordedReply::code(ResponseCode::Approved)
+        };
+        let resp = to_response(&req, &reply);
+        assert_eq!(resp.get_str(53), Some("0000000000000003"));
+        assert_eq!(resp.get_str(48).map(str::len), Some(38));
+        assert_eq!(resp.get_str(39), Some("00"));
+        assert_eq!(resp.get_str(70), Some("161"));
+        let packed = protocols::iso8583::Spec::iso87_ascii().pack(&resp).unwrap();
+        assert!(!packed.is_empty());
+    }
+
+    #[test]
+    fn describe_masks_the_pin_block() {
+        let mut m = withdrawal();
+        m.set_str(52, "0123456789ABCDEF").unwrap();
+        assert!(!m.describe().contains("0123456789ABCDEF"));
+        assert!(!format!("{m:?}").contains("0123456789ABCDEF"));
     }
 
     #[test]

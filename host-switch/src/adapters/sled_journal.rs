@@ -1,21 +1,44 @@
 //! The journal on sled, with group commit.
 //!
 //! Every write is a single-key insert (see `write`) and then waits for a flush shared with every
-//! concurrent writer (the `group-commit` crate).
+//! concurrent writer (the `group-commit` crate). Other durable switch state (the cards' PIN
+//! records, `sled_cards`) lives in trees of the same database and shares the same flushes:
+//! [`SledDb`] is that database with its committer.
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use group_commit::{CommitError, GroupCommitter};
 
 use crate::domain::{MessageKey, RecordedReply, TxnRecord};
 use crate::ports::{Journal, JournalError, JournalWrite};
 
+/// The switch's sled database and the group committer every writer to it shares.
+#[derive(Clone)]
+pub struct SledDb {
+    pub db: sled::Db,
+    pub commits: Arc<GroupCommitter>,
+}
+
+impl SledDb {
+    /// Opens (or creates) the database at `path` and starts its flusher thread.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let db = sled::open(path)
+            .map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
+        let commits = GroupCommitter::start(db.clone(), path, "journal")
+            .map_err(|e| JournalError::Storage(e.to_string()))?;
+        Ok(Self {
+            db,
+            commits: Arc::new(commits),
+        })
+    }
+}
+
 pub struct SledJournal {
     txns: sled::Tree,
     replies: sled::Tree,
-    commits: GroupCommitter,
+    commits: Arc<GroupCommitter>,
     /// Keys of transactions in a pending-outbound state: built by one scan at open, then kept by
     /// every write (the journal is the only writer of its trees).
     pending: Mutex<BTreeSet<String>>,
@@ -24,16 +47,17 @@ pub struct SledJournal {
 impl SledJournal {
     /// Opens (or creates) the journal at `path` and starts its flusher thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let db = sled::open(path)
-            .map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
-        let txns = db.open_tree("txns").map_err(storage)?;
-        let replies = db.open_tree("replies").map_err(storage)?;
-        let commits = GroupCommitter::start(db, path, "journal")
-            .map_err(|e| JournalError::Storage(e.to_string()))?;
+        Self::in_db(&SledDb::open(path)?)
+    }
+
+    /// The journal's trees in an open database.
+    pub fn in_db(db: &SledDb) -> Result<Self, JournalError> {
+        let txns = db.db.open_tree("txns").map_err(storage)?;
+        let replies = db.db.open_tree("replies").map_err(storage)?;
         let journal = Self {
             txns,
             replies,
-            commits,
+            commits: db.commits.clone(),
             pending: Mutex::new(BTreeSet::new()),
         };
         let pending: BTreeSet<String> = journal
@@ -62,11 +86,14 @@ impl From<CommitError> for JournalError {
     }
 }
 
-fn storage(e: sled::Error) -> JournalError {
+pub(crate) fn storage(e: sled::Error) -> JournalError {
     JournalError::Storage(e.to_string())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, JournalError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, JournalError> {
     serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
@@ -76,7 +103,7 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
 /// Message classes whose answer is kept inside the transaction record they created.
 const EMBEDDED_CLASSES: [&str; 2] = ["0100", "0200"];
 
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(value).map_err(|e| JournalError::Storage(e.to_string()))
 }
 

@@ -7,7 +7,7 @@
 use protocols::types::{Amount, Pan};
 
 use super::{approval_code, drive::ledger_key, withdrawal::decline_code, Opened, Switch};
-use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
+use crate::domain::{PinEntry, RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
 use crate::ports::{Journal, JournalError, Ledger, LedgerError, PostingKind};
 
 const CLASS: &str = "0200";
@@ -18,9 +18,10 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         key: TxnKey,
         pan: Pan,
         amount: Amount,
+        pin: Option<PinEntry>,
     ) -> Result<RecordedReply, JournalError> {
         let (_guard, rec) = match self
-            .open_txn(CLASS, TxnKind::Deposit, &key, &pan, amount)
+            .open_txn(CLASS, TxnKind::Deposit, &key, &pan, amount, pin.as_ref())
             .await?
         {
             Opened::Answered(reply) => return Ok(reply),
@@ -39,9 +40,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         let (next, reply) = match outcome {
             Ok(movement_id) => {
                 let reply = RecordedReply {
-                    code: ResponseCode::Approved,
                     approval_code: Some(approval_code(&movement_id)),
-                    additional_amounts: None,
+                    ..RecordedReply::code(ResponseCode::Approved)
                 };
                 (TxnState::Credited { movement_id }, reply)
             }

@@ -1,35 +1,45 @@
 //! 0100 balance inquiry: the wallet's available and ledger balance in field 54. Nothing moves, so
-//! nothing is journaled; a replay simply asks again.
+//! nothing is journaled; a replay simply asks again (its PIN try is still counted only once, see
+//! `domain::pin`).
 
 use protocols::types::{Currency, Pan};
 
 use super::{withdrawal::decline_code, Switch};
-use crate::domain::{RecordedReply, ResponseCode, Route, TxnKey, WalletAccount};
-use crate::ports::{Journal, Ledger};
+use crate::domain::{PinEntry, RecordedReply, ResponseCode, Route, TxnKey, WalletAccount};
+use crate::ports::{Journal, JournalError, Ledger};
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     pub(super) async fn balance_inquiry(
         &self,
-        _key: &TxnKey,
+        key: &TxnKey,
         pan: &Pan,
         currency: Currency,
-    ) -> RecordedReply {
+        pin: Option<&PinEntry>,
+    ) -> Result<RecordedReply, JournalError> {
         if self.routes.route(pan) != Some(Route::Wallet) {
-            return RecordedReply::code(ResponseCode::InvalidAccount);
+            return Ok(RecordedReply::code(ResponseCode::InvalidAccount));
         }
-        match self
-            .ledger
-            .balance(WalletAccount::for_card(pan).as_str())
-            .await
-        {
-            Ok(b) if b.currency == currency || currency.numeric == 0 => RecordedReply {
-                code: ResponseCode::Approved,
-                approval_code: None,
-                additional_amounts: Some(field54(b.currency, b.balance_minor, b.available_minor)),
+        if let Some(reply) = self.pin_step(None, key, pan, pin).await? {
+            return Ok(reply);
+        }
+        Ok(
+            match self
+                .ledger
+                .balance(WalletAccount::for_card(pan).as_str())
+                .await
+            {
+                Ok(b) if b.currency == currency || currency.numeric == 0 => RecordedReply {
+                    additional_amounts: Some(field54(
+                        b.currency,
+                        b.balance_minor,
+                        b.available_minor,
+                    )),
+                    ..RecordedReply::code(ResponseCode::Approved)
+                },
+                Ok(_) => RecordedReply::code(ResponseCode::InvalidTransaction),
+                Err(e) => RecordedReply::code(decline_code(&e)),
             },
-            Ok(_) => RecordedReply::code(ResponseCode::InvalidTransaction),
-            Err(e) => RecordedReply::code(decline_code(&e)),
-        }
+        )
     }
 }
 

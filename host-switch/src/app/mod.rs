@@ -4,7 +4,9 @@
 //! - `completion`: 0220 → capture of what was dispensed; `reversal`: 0420 → void or compensation;
 //! - `drive`: performs the ledger call a pending state owes and journals the result — used inline
 //!   and by `resumer`, which finishes unconfirmed work after a restart or an outage;
-//! - `reconcile`: the journal's totals beside the ledger's movements.
+//! - `reconcile`: the journal's totals beside the ledger's movements;
+//! - `network`: 0800 sign-on, echo and the zone PIN key exchange;
+//! - `pin`: the PIN step of wallet requests; `zone_keys`: the zone PIN key's lifecycle.
 //!
 //! Concurrency: requests about one transaction (its original, advices, reversals, replays) are
 //! serialized by a striped lock on the original's key; everything else runs in parallel.
@@ -13,10 +15,13 @@ mod completion;
 mod deposit;
 pub mod drive;
 mod inquiry;
+mod network;
+pub mod pin;
 pub mod reconcile;
 pub mod resumer;
 mod reversal;
 mod withdrawal;
+pub mod zone_keys;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -26,8 +31,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument;
 
-use crate::domain::{MessageKey, RecordedReply, Request, ResponseCode, RouteTable, TxnKey};
+use crate::domain::{
+    MessageKey, PinEntry, RecordedReply, Request, ResponseCode, RouteTable, TxnKey,
+};
 use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
+use pin::PinGuard;
+use zone_keys::ZoneKeys;
 
 const LOCK_STRIPES: usize = 1024;
 
@@ -36,6 +45,10 @@ pub struct Switch<L, J> {
     journal: Arc<J>,
     routes: RouteTable,
     stripes: Vec<Mutex<()>>,
+    /// The zone PIN key exchange (`[keys]`); `None`: 0800/161 is answered 96.
+    zone: Option<Arc<ZoneKeys>>,
+    /// PIN verification (`[pin]`); `None`: no PIN is checked.
+    pins: Option<Arc<PinGuard>>,
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
@@ -45,7 +58,27 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             journal,
             routes,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            zone: None,
+            pins: None,
         }
+    }
+
+    /// Adds the key exchange and PIN verification (both optional features).
+    pub fn with_security(
+        mut self,
+        zone: Option<Arc<ZoneKeys>>,
+        pins: Option<Arc<PinGuard>>,
+    ) -> Self {
+        self.zone = zone;
+        self.pins = pins;
+        self
+    }
+
+    pub fn zone_keys(&self) -> Option<&Arc<ZoneKeys>> {
+        self.zone.as_ref()
+    }
+    pub fn pins(&self) -> Option<&Arc<PinGuard>> {
+        self.pins.as_ref()
     }
 
     pub fn journal(&self) -> &Arc<J> {
@@ -87,16 +120,35 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             }
         }
         match request {
-            Request::NetworkManagement { code } => Ok(network_management(&code)),
+            Request::NetworkManagement { code, terminal } => {
+                Ok(self
+                    .network_management(&code, terminal.as_ref().map(|t| t.as_str()).unwrap_or("")))
+            }
             Request::StatusAdvice { key, detail } => {
                 tracing::info!(terminal = %key.terminal, stan = %key.stan, %detail, "terminal status advice");
                 Ok(RecordedReply::code(ResponseCode::Approved))
             }
-            Request::BalanceInquiry { key, pan, currency } => {
-                Ok(self.balance_inquiry(&key, &pan, currency).await)
+            Request::BalanceInquiry {
+                key,
+                pan,
+                currency,
+                pin,
+            } => {
+                self.balance_inquiry(&key, &pan, currency, pin.as_ref())
+                    .await
             }
-            Request::Withdrawal { key, pan, amount } => self.withdrawal(key, pan, amount).await,
-            Request::Deposit { key, pan, amount } => self.deposit(key, pan, amount).await,
+            Request::Withdrawal {
+                key,
+                pan,
+                amount,
+                pin,
+            } => self.withdrawal(key, pan, amount, pin).await,
+            Request::Deposit {
+                key,
+                pan,
+                amount,
+                pin,
+            } => self.deposit(key, pan, amount, pin).await,
             Request::Completion {
                 key,
                 original,
@@ -181,8 +233,8 @@ pub(crate) enum Opened<'a> {
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     /// The common start of a withdrawal and a deposit: route and amount checks, the transaction's
-    /// lock, the replay check under it, and the record journaled in its first state before the
-    /// ledger is called.
+    /// lock, the replay check under it, the PIN step, and the record journaled in its first state
+    /// before the ledger is called.
     pub(crate) async fn open_txn(
         &self,
         class: &'static str,
@@ -190,6 +242,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         key: &TxnKey,
         pan: &protocols::types::Pan,
         amount: protocols::types::Amount,
+        pin: Option<&PinEntry>,
     ) -> Result<Opened<'_>, JournalError> {
         use crate::domain::{Route, TxnRecord, WalletAccount};
         if self.routes.route(pan) != Some(Route::Wallet) {
@@ -208,6 +261,9 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         let guard = self.lock(key).await;
         if let Some(recorded) = self.recorded(class, key)? {
             return Ok(Opened::Answered(recorded));
+        }
+        if let Some(reply) = self.pin_step(Some(class), key, pan, pin).await? {
+            return Ok(Opened::Answered(reply));
         }
         let fresh = TxnRecord::new(
             key,
@@ -264,20 +320,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
 fn request_key(request: &Request) -> Option<&TxnKey> {
     match request {
         Request::Withdrawal { key, .. }
+        | Request::BalanceInquiry { key, .. }
         | Request::Deposit { key, .. }
         | Request::Completion { key, .. }
         | Request::Reversal { key, .. } => Some(key),
         _ => None,
-    }
-}
-
-fn network_management(code: &str) -> RecordedReply {
-    match code {
-        "001" | "002" | "301" => RecordedReply::code(ResponseCode::Approved),
-        other => {
-            tracing::warn!(code = other, "unknown network management code");
-            RecordedReply::code(ResponseCode::InvalidTransaction)
-        }
     }
 }
 
@@ -287,6 +334,11 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Seconds since the epoch, for key lifetimes.
+pub(crate) fn now_unix() -> u64 {
+    now_ms() / 1000
 }
 
 /// A 6-digit approval code (field 38) derived from the ledger's hold or movement id.

@@ -6,7 +6,7 @@
 use protocols::types::{Amount, Pan};
 
 use super::{approval_code, drive::ledger_key, Opened, Switch};
-use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
+use crate::domain::{PinEntry, RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
 use crate::ports::{Journal, JournalError, Ledger, LedgerError};
 
 const CLASS: &str = "0100";
@@ -17,9 +17,10 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         key: TxnKey,
         pan: Pan,
         amount: Amount,
+        pin: Option<PinEntry>,
     ) -> Result<RecordedReply, JournalError> {
         let (_guard, rec) = match self
-            .open_txn(CLASS, TxnKind::Withdrawal, &key, &pan, amount)
+            .open_txn(CLASS, TxnKind::Withdrawal, &key, &pan, amount, pin.as_ref())
             .await?
         {
             Opened::Answered(reply) => return Ok(reply),
@@ -32,9 +33,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         {
             Ok(hold) => {
                 let reply = RecordedReply {
-                    code: ResponseCode::Approved,
                     approval_code: Some(approval_code(&hold.hold_id)),
-                    additional_amounts: None,
+                    ..RecordedReply::code(ResponseCode::Approved)
                 };
                 (
                     TxnState::Held {

@@ -1,10 +1,16 @@
 //! `host-switch --config switch.toml`: the central switch daemon.
+//! `host-switch keys load-components|list --config switch.toml`: offline key entry (the switch
+//! stopped: a running switch holds the key store's lock).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use host_switch::cli::{keys as keys_cli, CliError};
 use host_switch::config::Config;
+use keystore::{KeyName, KeyStore, KeyUsage};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -15,18 +21,64 @@ use tracing_subscriber::EnvFilter;
 )]
 struct Args {
     /// Configuration file (TOML).
-    #[arg(long, default_value = "host-switch.toml")]
+    #[arg(long, global = true, default_value = "host-switch.toml")]
     config: PathBuf,
     /// Log as JSON lines (for log shippers) instead of human-readable text.
     #[arg(long)]
     log_json: bool,
+    /// Without a command: run the switch.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The key store (offline: stop the switch first).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Combine key components typed by their custodians (stdin, one `COMPONENT_HEX KCV_HEX` per
+    /// line, empty line or end of input to finish) into the next version of NAME.
+    LoadComponents {
+        /// Key name: `zmk` for the zone master key, `pvk/<name>` for a PIN verification key.
+        name: String,
+        #[arg(long, value_parser = ["master", "pin_verification"])]
+        usage: String,
+    },
+    /// Every key version: name, version, usage, check value (never a key).
+    List,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        None => match run_switch(args.config, args.log_json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("host-switch: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Keys(cmd)) => match keys(&args.config, cmd) {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("host-switch: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn run_switch(config: PathBuf, log_json: bool) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if args.log_json {
+    if log_json {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
@@ -34,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-    let config = Config::load(&args.config)?;
+    let config = Config::load(&config)?;
     let running = host_switch::runtime::start(&config)
         .await
         .context("cannot start the switch")?;
@@ -44,4 +96,73 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     Ok(())
+}
+
+fn keys(config: &std::path::Path, cmd: KeysCommand) -> Result<String, CliError> {
+    let config = Config::load(config).map_err(|e| CliError::new(e.to_string()))?;
+    let keys = config
+        .keys
+        .as_ref()
+        .ok_or_else(|| CliError::new("the configuration has no [keys] section"))?;
+    let store = host_switch::runtime::open_key_store(keys)
+        .map_err(|e| CliError::new(format!("{e} (is the switch running? it locks the store)")))?;
+    match cmd {
+        KeysCommand::List => {
+            let list = store.list().map_err(|e| CliError::new(e.to_string()))?;
+            Ok(keys_cli::render_list(&list))
+        }
+        KeysCommand::LoadComponents { name, usage } => {
+            let name = KeyName::new(name).map_err(|e| CliError::new(e.to_string()))?;
+            let usage: KeyUsage = usage
+                .parse()
+                .map_err(|e: keystore::KeyStoreError| CliError::new(e.to_string()))?;
+            let (components, kcvs) = read_components_from_stdin()?;
+            let info = store
+                .load_components(&name, usage, &components, &kcvs)
+                .map_err(|e| CliError::new(e.to_string()))?;
+            Ok(keys_cli::render_loaded(&info))
+        }
+    }
+}
+
+/// Reads the components; on a terminal, with echo off and a prompt on stderr.
+fn read_components_from_stdin() -> Result<(Vec<keystore::Component>, Vec<keystore::Kcv>), CliError>
+{
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return keys_cli::read_components(stdin.lock(), None);
+    }
+    let _echo = EchoOff::new()?;
+    let mut stderr = std::io::stderr();
+    keys_cli::read_components(stdin.lock(), Some(&mut stderr))
+}
+
+/// Terminal echo off (`stty -echo`) while a custodian types, back on when dropped.
+struct EchoOff;
+
+impl EchoOff {
+    fn new() -> Result<Self, CliError> {
+        let ok = std::process::Command::new("stty")
+            .arg("-echo")
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            Ok(EchoOff)
+        } else {
+            Err(CliError::new(
+                "cannot turn terminal echo off (stty -echo): refusing to show key components",
+            ))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    }
 }

@@ -1,17 +1,20 @@
-//! The switch's domain: transactions, their keys and states, response codes and routing.
+//! The switch's domain: transactions, their keys and states, response codes, routing, and the
+//! PIN and zone-key rules.
 //! No I/O and no async here; `app/` drives these through the ports.
 
 pub mod account;
 pub mod keys;
+pub mod pin;
 pub mod reconcile;
 pub mod request;
 pub mod response;
 pub mod routing;
 pub mod txn;
+pub mod zone_key;
 
 pub use account::WalletAccount;
 pub use keys::{MessageKey, TxnKey};
-pub use request::Request;
+pub use request::{PinEntry, Request};
 pub use response::ResponseCode;
 pub use routing::{Route, RouteTable};
 pub use txn::{RecordedReply, TxnKind, TxnRecord, TxnState};

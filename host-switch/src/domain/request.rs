@@ -1,31 +1,39 @@
 //! What a terminal asks of the switch, in domain terms. The ISO 8583 adapter turns messages into
 //! these (and answers into messages), so the application never touches a field number.
 
-use protocols::types::{Amount, Currency, Pan};
+use keystore::{EncryptedPinBlock, KeyVersion};
+use protocols::types::{Amount, Currency, Pan, TerminalId};
 
 use super::{TxnKey, TxnKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// 0800: sign-on (001), sign-off (002), echo (301).
-    NetworkManagement { code: String },
+    /// 0800: sign-on (001), sign-off (002), echo (301), zone PIN key change (161).
+    NetworkManagement {
+        code: String,
+        /// Field 41 when present (for logs).
+        terminal: Option<TerminalId>,
+    },
     /// 0100 with processing code 01: reserve cash on the wallet.
     Withdrawal {
         key: TxnKey,
         pan: Pan,
         amount: Amount,
+        pin: Option<PinEntry>,
     },
     /// 0100 with processing code 31.
     BalanceInquiry {
         key: TxnKey,
         pan: Pan,
         currency: Currency,
+        pin: Option<PinEntry>,
     },
     /// 0200 with processing code 21: credit at once.
     Deposit {
         key: TxnKey,
         pan: Pan,
         amount: Amount,
+        pin: Option<PinEntry>,
     },
     /// 0220/0221: the cash actually dispensed for an approved withdrawal.
     Completion {
@@ -59,4 +67,17 @@ impl Request {
             | Self::StatusAdvice { .. } => None,
         }
     }
+}
+
+/// The PIN a request carries: field 52 (the block enciphered under the zone PIN key) and field 53
+/// (the ZPK version it is under). `Debug` never shows the block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinEntry {
+    Block {
+        block: EncryptedPinBlock,
+        /// `None` when field 53 is missing or not a version number.
+        zpk_version: Option<KeyVersion>,
+    },
+    /// Field 52 is present but is not 16 hex digits.
+    Unreadable,
 }

@@ -205,6 +205,12 @@ pub struct RecordedReply {
     pub approval_code: Option<String>,
     /// Field 54 (balance inquiry).
     pub additional_amounts: Option<String>,
+    /// Field 53: the current zone PIN key version (answers to sign-on, echo and key change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zpk_version: Option<keystore::KeyVersion>,
+    /// Field 48 of a key change answer: the ZPK under the ZMK (hex) followed by its KCV.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zpk_under_zmk: Option<String>,
 }
 
 impl RecordedReply {
@@ -213,6 +219,8 @@ impl RecordedReply {
             code,
             approval_code: None,
             additional_amounts: None,
+            zpk_version: None,
+            zpk_under_zmk: None,
         }
     }
 }

@@ -40,10 +40,23 @@ pub struct Lab {
     pub ledger_addr: SocketAddr,
     pub switch: Option<RunningSwitch>,
     pub switch_addr: SocketAddr,
+    /// Configuration added by a test: top-level keys (before the first section) and sections.
+    pub extra: ExtraConfig,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExtraConfig {
+    pub top: String,
+    pub sections: String,
 }
 
 impl Lab {
     pub async fn start() -> Lab {
+        Self::start_with(ExtraConfig::default()).await
+    }
+
+    /// A lab whose switch configuration has `extra` in it.
+    pub async fn start_with(extra: ExtraConfig) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate();
         let files = pki.write_to_dir(dir.path()).unwrap();
@@ -70,6 +83,7 @@ impl Lab {
             ledger_addr,
             switch: None,
             switch_addr: "127.0.0.1:0".parse().unwrap(),
+            extra,
         };
         lab.start_switch().await;
         lab
@@ -78,6 +92,7 @@ impl Lab {
     pub fn config(&self) -> Config {
         let text = format!(
             r#"
+            {top}
             [listen]
             address = "{addr}"
             mode = "tls"
@@ -104,7 +119,10 @@ impl Lab {
             [[routes]]
             prefix = "5"
             route = "bank-host"
+            {sections}
             "#,
+            top = self.extra.top,
+            sections = self.extra.sections,
             addr = self.switch_addr,
             cert = self.files.switch_cert.display(),
             key = self.files.switch_key.display(),

@@ -1,0 +1,96 @@
+//! `switchctl`: the operator's command line for a running switch, over its control socket.
+//!
+//! ```text
+//! switchctl --socket PATH card status CARD      # CARD: card reference (card-…) or PAN
+//! switchctl --socket PATH card unblock CARD
+//! switchctl --socket PATH keys rotate-zpk
+//! switchctl --socket PATH keys ls
+//! ```
+//! Exit codes: 0 success, 2 with one line on stderr on any error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use host_switch::cli::control;
+use host_switch::cli::CliError;
+
+#[derive(Parser)]
+#[command(
+    name = "switchctl",
+    version,
+    about = "Operator CLI for the host switch"
+)]
+struct Args {
+    /// The switch's control socket (`control_socket` in its configuration).
+    #[arg(
+        long,
+        global = true,
+        env = "HOST_SWITCH_SOCKET",
+        default_value = "/run/host-switch/control.sock"
+    )]
+    socket: PathBuf,
+    /// Print the raw JSON answer.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A card's PIN state.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// The key store.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum CardCommand {
+    /// Wrong PIN tries and blocked state.
+    Status { card: String },
+    /// Reset the wrong PIN counter and lift a block.
+    Unblock { card: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new zone PIN key version now (agents fetch it on their next echo).
+    RotateZpk,
+    /// Every key version (name, version, usage, check value).
+    Ls,
+}
+
+fn run(args: Args) -> Result<String, CliError> {
+    let (request, render): (_, fn(&serde_json::Value) -> String) = match &args.command {
+        Command::Card(CardCommand::Status { card }) => {
+            (control::card_status(card), control::render_card)
+        }
+        Command::Card(CardCommand::Unblock { card }) => {
+            (control::card_unblock(card), control::render_card)
+        }
+        Command::Keys(KeysCommand::RotateZpk) => (control::zpk_rotate(), control::render_key),
+        Command::Keys(KeysCommand::Ls) => (control::keys_list(), control::render_keys),
+    };
+    let data = control::request(&args.socket, &request)?;
+    Ok(if args.json {
+        data.to_string()
+    } else {
+        render(&data)
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(out) => {
+            println!("{}", out.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchctl: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

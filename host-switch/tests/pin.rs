@@ -1,0 +1,694 @@
+//! PIN verification and the zone PIN key exchange, end to end: a real switch with a key store and
+//! an issuer's cards file, a real ledger-sim, and a test agent that asks the switch for its zone
+//! PIN key (0800/161), imports it under the shared zone master key into its own key store, and
+//! makes PIN blocks the way the agent does: under a terminal PIN key, translated to the ZPK.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use host_switch::cli::control;
+use keystore::crypto;
+use keystore::{
+    Component, Cryptogram, Kcv, Kek, KeyName, KeyRef, KeyStore, KeyUsage, SoftwareKeyStore,
+};
+use protocols::iso8583::Message;
+use protocols::types::Pan;
+use serde_json::Value;
+
+const KEK_HEX: &str = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
+const ZMK_COMPONENTS: [&str; 2] = [
+    "0123456789ABCDEFFEDCBA9876543210",
+    "1F1F1F1F0E0E0E0E1010101001010101",
+];
+const PVK_COMPONENTS: [&str; 2] = [
+    "89ABCDEF01234567FEDCBA9876543210",
+    "2323232345454545676767678989898A",
+];
+const TPK_COMPONENTS: [&str; 2] = [
+    "C1C1C1C1C1C1C1C1A2A2A2A2A2A2A2A2",
+    "1302130213021302E0E0E0E0E0E0E0E0",
+];
+const ALICE_PIN: &str = "1234";
+const IBM_DECIMALIZATION: &str = "0123456789012345";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    VisaPvv,
+    Ibm3624,
+}
+
+/// The switch's key store, cards file and control socket, in a directory of the test's own.
+struct Fixture {
+    dir: tempfile::TempDir,
+    pvk_clear: Vec<u8>,
+}
+
+impl Fixture {
+    /// Loads ZMK and PVK by components (the switch is not running yet: it locks the store), and
+    /// writes a cards file giving ALICE's PIN data for `method`; BOB_POOR has none.
+    fn new(method: Method) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = dir.path().join("kek");
+        std::fs::write(&kek, KEK_HEX).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let store = SoftwareKeyStore::open(&dir.path().join("keys.json"), kek_value()).unwrap();
+        load(&store, "zmk", KeyUsage::Master, ZMK_COMPONENTS);
+        load(
+            &store,
+            "pvk/wallet",
+            KeyUsage::PinVerification,
+            PVK_COMPONENTS,
+        );
+        drop(store);
+        let fixture = Fixture {
+            dir,
+            pvk_clear: clear_key(PVK_COMPONENTS),
+        };
+        fixture.write_cards(method);
+        fixture
+    }
+
+    fn write_cards(&self, method: Method) {
+        let pan = Pan::parse(ALICE).unwrap();
+        let entry = match method {
+            Method::VisaPvv => {
+                let pvv = crypto::visa_pvv(&self.pvk_clear, 1, ALICE_PIN, &pan).unwrap();
+                format!("pvki = 1\npvv = \"{}\"", pvv.as_str())
+            }
+            Method::Ibm3624 => {
+                let offset = crypto::ibm3624_offset(
+                    &self.pvk_clear,
+                    ALICE_PIN,
+                    &pan,
+                    IBM_DECIMALIZATION,
+                    4,
+                    11,
+                    'F',
+                )
+                .unwrap();
+                format!("offset = \"{}\"", offset.as_str())
+            }
+        };
+        let text = format!("[[card]]\ncard = \"{}\"\n{entry}\n", account(ALICE));
+        std::fs::write(self.path("cards.toml"), text).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("control.sock")
+    }
+
+    fn config(&self, method: Method, grace_secs: u64, rotate_secs: u64) -> ExtraConfig {
+        let rule = match method {
+            Method::VisaPvv => "method = \"visa_pvv\"".to_owned(),
+            Method::Ibm3624 => format!(
+                "method = \"ibm3624\"\ndecimalization = \"{IBM_DECIMALIZATION}\"\nvalidation_start = 4\nvalidation_len = 11\npad = \"F\""
+            ),
+        };
+        ExtraConfig {
+            top: format!("control_socket = \"{}\"", self.socket().display()),
+            sections: format!(
+                r#"
+                [keys]
+                store = "{store}"
+                kek_file = "{kek}"
+                zpk_grace_secs = {grace_secs}
+                zpk_rotate_secs = {rotate_secs}
+                [pin]
+                max_tries = 3
+                cards_file = "{cards}"
+                [[pin.bins]]
+                prefix = "476173"
+                pvk = "pvk/wallet"
+                {rule}
+                "#,
+                store = self.path("keys.json").display(),
+                kek = self.path("kek").display(),
+                cards = self.path("cards.toml").display(),
+            ),
+        }
+    }
+
+    /// Operator request through `switchctl`'s client code (blocking, so off the runtime).
+    async fn control(&self, request: Value) -> Result<Value, String> {
+        let socket = self.socket();
+        tokio::task::spawn_blocking(move || control::request(&socket, &request))
+            .await
+            .unwrap()
+            .map_err(|e| e.to_string())
+    }
+
+    async fn tries(&self, card: &str) -> (u64, bool) {
+        let s = self.control(control::card_status(card)).await.unwrap();
+        (
+            s["tries"].as_u64().unwrap(),
+            s["blocked"].as_bool().unwrap(),
+        )
+    }
+}
+
+fn kek_value() -> Kek {
+    Kek::from_hex(KEK_HEX).unwrap()
+}
+
+fn load(store: &SoftwareKeyStore, name: &str, usage: KeyUsage, parts: [&str; 2]) {
+    let components: Vec<Component> = parts
+        .iter()
+        .map(|h| Component::from_hex(h).unwrap())
+        .collect();
+    let kcvs: Vec<Kcv> = components
+        .iter()
+        .map(|c| crypto::kcv(c.expose()).unwrap())
+        .collect();
+    store
+        .load_components(&KeyName::new(name).unwrap(), usage, &components, &kcvs)
+        .unwrap();
+}
+
+/// The key the store makes of two components (XOR; parity does not matter to DES).
+fn clear_key(parts: [&str; 2]) -> Vec<u8> {
+    let a = hex_bytes(parts[0]);
+    let b = hex_bytes(parts[1]);
+    a.iter().zip(&b).map(|(x, y)| x ^ y).collect()
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// The agent's side: its own key store with the same ZMK and a terminal PIN key it knows.
+struct Agent {
+    _dir: tempfile::TempDir,
+    store: SoftwareKeyStore,
+    tpk: KeyRef,
+    tpk_clear: Vec<u8>,
+}
+
+impl Agent {
+    fn new() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SoftwareKeyStore::open(&dir.path().join("agent-keys.json"), kek_value()).unwrap();
+        load(&store, "zmk", KeyUsage::Master, ZMK_COMPONENTS);
+        load(&store, "tpk/ATM00001", KeyUsage::Pin, TPK_COMPONENTS);
+        Agent {
+            _dir: dir,
+            store,
+            tpk: KeyRef::new(KeyName::new("tpk/ATM00001").unwrap(), 1),
+            tpk_clear: clear_key(TPK_COMPONENTS),
+        }
+    }
+
+    /// 0800/161: asks for the zone PIN key and imports it. Returns its version.
+    async fn fetch_zpk(&self, c: &mut IsoClient, stan: u32) -> u32 {
+        let r = c.request(&key_change(stan)).await;
+        assert_eq!((r.mti().as_str(), code(&r)), ("0810", "00"));
+        assert_eq!(r.get_str(70), Some("161"));
+        let version: u32 = r.get_str(53).unwrap().parse().unwrap();
+        let f48 = r.get_str(48).unwrap();
+        assert_eq!(f48.len(), 38, "32 hex of cryptogram + 6 hex of KCV");
+        let cryptogram = Cryptogram::from_hex(&f48[..32]).unwrap();
+        let kcv: Kcv = f48[32..].parse().unwrap();
+        let zmk = KeyRef::new(KeyName::zone_master(), 1);
+        self.store
+            .import_under(
+                &KeyName::zone_pin(),
+                KeyUsage::Pin,
+                version,
+                &zmk,
+                &cryptogram,
+                &kcv,
+            )
+            .unwrap();
+        version
+    }
+
+    /// Field 52 for `pin` under ZPK `version`: enciphered under the TPK, translated to the ZPK.
+    fn pin_block(&self, pin: &str, pan: &str, version: u32) -> String {
+        let pan = Pan::parse(pan).unwrap();
+        let under_tpk = crypto::encrypt_pin(&self.tpk_clear, pin, &pan).unwrap();
+        let zpk = KeyRef::new(KeyName::zone_pin(), version);
+        self.store
+            .translate_pin_block(&self.tpk, &zpk, &under_tpk, &pan)
+            .unwrap()
+            .to_hex()
+    }
+}
+
+fn key_change(stan: u32) -> Message {
+    let mut m = echo(stan);
+    m.set_str(70, "161").unwrap();
+    m.set_str(41, "ATM00001").unwrap();
+    m
+}
+
+fn with_pin(mut m: Message, block: &str, version: u32) -> Message {
+    m.set_str(52, block).unwrap();
+    m.set_str(53, &format!("{version:016}")).unwrap();
+    m
+}
+
+/// A lab with PIN verification, a fixture, an agent that holds the current ZPK, and a client.
+async fn pin_lab(method: Method, grace_secs: u64) -> (Lab, Fixture, Agent, IsoClient, u32) {
+    let fixture = Fixture::new(method);
+    let lab = Lab::start_with(fixture.config(method, grace_secs, 0)).await;
+    let agent = Agent::new();
+    let mut c = lab.client().await;
+    let version = agent.fetch_zpk(&mut c, 900).await;
+    (lab, fixture, agent, c, version)
+}
+
+/// Polls for background work (a grace window, a schedule) instead of sleeping a fixed time.
+struct Deadline(Instant, &'static str);
+
+impl Deadline {
+    fn in_secs(secs: u64, what: &'static str) -> Self {
+        Self(Instant::now() + Duration::from_secs(secs), what)
+    }
+    async fn tick(&self) {
+        assert!(Instant::now() < self.0, "timed out waiting for {}", self.1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn right_pin_is_approved_and_echo_carries_the_zpk_version() {
+    let (lab, _fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    assert_eq!(v, 1, "generated at start");
+    let r = c.request(&echo(1)).await;
+    assert_eq!(r.get_str(53), Some("0000000000000001"));
+    let block = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(2, ALICE, 10_000), &block, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    assert_eq!(r.get_str(52), None, "a PIN block is never echoed");
+    assert_eq!(lab.balance(ALICE).await["held_minor"], 10_000);
+    let r = c
+        .request(&with_pin(balance_inquiry(3, ALICE), &block, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    let r = c
+        .request(&with_pin(deposit(4, ALICE, 5_000), &block, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn wrong_pin_is_declined_55_counted_and_nothing_is_held() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let wrong = agent.pin_block("9999", ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, ALICE, 10_000), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "55");
+    assert_eq!(fx.tries(ALICE).await, (1, false));
+    assert_eq!(lab.balance(ALICE).await["held_minor"], 0);
+    // The right PIN resets the counter.
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(balance_inquiry(2, ALICE), &right, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    assert_eq!(fx.tries(&account(ALICE)).await, (0, false));
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn three_wrong_pins_block_the_card_until_an_operator_unblocks_it() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let wrong = agent.pin_block("1111", ALICE, v);
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    for (stan, expected) in [(1, "55"), (2, "55"), (3, "75")] {
+        let r = c
+            .request(&with_pin(withdrawal(stan, ALICE, 1_000), &wrong, v))
+            .await;
+        assert_eq!(code(&r), expected, "attempt {stan}");
+    }
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    let r = c
+        .request(&with_pin(withdrawal(4, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "75", "blocked: even the right PIN is refused");
+
+    let unblocked = fx.control(control::card_unblock(ALICE)).await.unwrap();
+    assert_eq!(unblocked["was_blocked"], true);
+    assert_eq!(
+        unblocked["card"],
+        account(ALICE),
+        "answered by reference, never the PAN"
+    );
+    let r = c
+        .request(&with_pin(withdrawal(5, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    assert_eq!(lab.balance(ALICE).await["held_minor"], 1_000);
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_replayed_wrong_pin_gets_its_answer_and_is_not_counted_twice() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let wrong = agent.pin_block("4321", ALICE, v);
+    let m = with_pin(withdrawal(1, ALICE, 1_000), &wrong, v);
+    assert_eq!(code(&c.request(&m).await), "55");
+    assert_eq!(code(&c.request(&m).await), "55", "the recorded answer");
+    assert_eq!(fx.tries(ALICE).await, (1, false));
+    // A balance inquiry is not journaled, but its replay does not count twice either.
+    let q = with_pin(balance_inquiry(2, ALICE), &wrong, v);
+    assert_eq!(code(&c.request(&q).await), "55");
+    assert_eq!(code(&c.request(&q).await), "55");
+    assert_eq!(fx.tries(ALICE).await, (2, false));
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn old_zpk_is_accepted_within_grace_then_refused_96() {
+    let (lab, fx, agent, mut c, v1) = pin_lab(Method::VisaPvv, 2).await;
+    let rotated = fx.control(control::zpk_rotate()).await.unwrap();
+    assert_eq!(rotated["version"], 2);
+    let r = c.request(&echo(1)).await;
+    assert_eq!(
+        r.get_str(53),
+        Some("0000000000000002"),
+        "agents see the rotation"
+    );
+    let old = agent.pin_block(ALICE_PIN, ALICE, v1);
+    let r = c
+        .request(&with_pin(balance_inquiry(2, ALICE), &old, v1))
+        .await;
+    assert_eq!(code(&r), "00", "within the grace window");
+
+    let v2 = agent.fetch_zpk(&mut c, 3).await;
+    assert_eq!(v2, 2);
+    let deadline = Deadline::in_secs(15, "the old ZPK to be refused");
+    for stan in 10.. {
+        let m = with_pin(balance_inquiry(stan, ALICE), &old, v1);
+        match code(&c.request(&m).await) {
+            "96" => break,
+            other => assert_eq!(other, "00"),
+        }
+        deadline.tick().await;
+    }
+    assert_eq!(fx.tries(ALICE).await, (0, false), "a 96 counts no try");
+    let zpk_versions = |keys: &Value| -> Vec<u64> {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["name"] == "zpk")
+            .map(|k| k["version"].as_u64().unwrap())
+            .collect()
+    };
+    let deadline = Deadline::in_secs(15, "the old ZPK to be destroyed");
+    while zpk_versions(&fx.control(control::keys_list()).await.unwrap()) != vec![2] {
+        deadline.tick().await;
+    }
+    let new = agent.pin_block(ALICE_PIN, ALICE, v2);
+    let r = c
+        .request(&with_pin(balance_inquiry(99, ALICE), &new, v2))
+        .await;
+    assert_eq!(code(&r), "00");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn zpk_rotates_on_its_schedule() {
+    let fixture = Fixture::new(Method::VisaPvv);
+    let lab = Lab::start_with(fixture.config(Method::VisaPvv, 300, 1)).await;
+    let mut c = lab.client().await;
+    let deadline = Deadline::in_secs(15, "a scheduled rotation");
+    for stan in 1.. {
+        let r = c.request(&echo(stan)).await;
+        if r.get_str(53).is_some_and(|v| v != "0000000000000001") {
+            break;
+        }
+        deadline.tick().await;
+    }
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn restart_keeps_tries_and_blocked_state() {
+    let (mut lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let wrong = agent.pin_block("0000", ALICE, v);
+    for stan in 1..=3 {
+        c.request(&with_pin(withdrawal(stan, ALICE, 1_000), &wrong, v))
+            .await;
+    }
+    drop(c);
+    lab.stop_switch().await;
+    lab.start_switch().await;
+    let mut c = lab.client().await;
+    let r = c.request(&echo(4)).await;
+    assert_eq!(
+        r.get_str(53),
+        Some("0000000000000001"),
+        "same ZPK after restart"
+    );
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(5, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "75");
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn missing_pin_data_or_pin_block_is_declined_55_without_counting() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let block = agent.pin_block("1234", BOB_POOR, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, BOB_POOR, 500), &block, v))
+        .await;
+    assert_eq!(code(&r), "55", "no PIN data for this wallet card");
+    let err = fx
+        .control(control::card_status(BOB_POOR))
+        .await
+        .unwrap_err();
+    assert!(err.contains("no PIN record"), "{err}");
+    let r = c.request(&withdrawal(2, ALICE, 500)).await;
+    assert_eq!(code(&r), "55", "no field 52");
+    assert_eq!(fx.tries(ALICE).await, (0, false));
+    assert_eq!(lab.balance(BOB_POOR).await["held_minor"], 0);
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn unusable_pin_blocks_are_refused_96_without_counting() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let block = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, ALICE, 500), &block, 7))
+        .await;
+    assert_eq!(code(&r), "96", "unknown ZPK version");
+    let r = c
+        .request(&with_pin(withdrawal(2, ALICE, 500), "NOTAHEXPINBLOCKX", v))
+        .await;
+    assert_eq!(code(&r), "96", "unreadable field 52");
+    let mut m = withdrawal(3, ALICE, 500);
+    m.set_str(52, &block).unwrap();
+    assert_eq!(code(&c.request(&m).await), "96", "no field 53");
+    assert_eq!(fx.tries(ALICE).await, (0, false));
+    // 96 is not recorded: the same request with a usable block goes through.
+    let r = c
+        .request(&with_pin(withdrawal(1, ALICE, 500), &block, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn ibm3624_bin_rule_verifies_the_offset() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::Ibm3624, 300).await;
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, ALICE, 2_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "00");
+    let wrong = agent.pin_block("1235", ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(2, ALICE, 2_000), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "55");
+    let s = fx.control(control::card_status(ALICE)).await.unwrap();
+    assert_eq!(
+        (s["method"].as_str(), s["tries"].as_u64()),
+        (Some("ibm3624"), Some(1))
+    );
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn without_keys_the_switch_answers_key_change_96_and_checks_no_pin() {
+    let lab = Lab::start().await;
+    let mut c = lab.client().await;
+    let r = c.request(&key_change(1)).await;
+    assert_eq!((r.mti().as_str(), code(&r)), ("0810", "96"));
+    assert_eq!(c.request(&echo(2)).await.get_str(53), None);
+    let r = c
+        .request(&with_pin(
+            withdrawal(3, ALICE, 1_000),
+            "0123456789ABCDEF",
+            1,
+        ))
+        .await;
+    assert_eq!(code(&r), "00", "no [pin]: the PIN is not checked");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_store_without_zmk_answers_key_change_96() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, KEK_HEX).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let extra = ExtraConfig {
+        top: String::new(),
+        sections: format!(
+            "[keys]\nstore = \"{}\"\nkek_file = \"{}\"\n",
+            dir.path().join("keys.json").display(),
+            kek.display()
+        ),
+    };
+    let lab = Lab::start_with(extra).await;
+    let mut c = lab.client().await;
+    assert_eq!(code(&c.request(&key_change(1)).await), "96");
+    assert_eq!(c.request(&echo(2)).await.get_str(53), None);
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn switchctl_speaks_to_the_control_socket_and_fails_with_exit_2() {
+    let (lab, fx, _agent, _c, _v) = pin_lab(Method::VisaPvv, 300).await;
+    let bin = env!("CARGO_BIN_EXE_switchctl");
+    let socket = fx.socket();
+    let run = move |args: &[&str]| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--socket").arg(&socket).args(args);
+        cmd
+    };
+    let card = account(ALICE);
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = run(&["card", "status", &card]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tries 0/3"),
+        "{out:?}"
+    );
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = run(&["keys", "ls"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listing.contains("zmk") && listing.contains("pvk/wallet"),
+        "{listing}"
+    );
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = run(&["card", "unblock", "card-000000000000000000000000"]);
+        move || cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no PIN record"), "{stderr}");
+    let missing = std::process::Command::new(bin)
+        .args(["--socket", "/nonexistent/switch.sock", "keys", "ls"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    lab.assert_books().await;
+}
+
+#[test]
+fn host_switch_keys_loads_components_from_stdin_and_lists_them() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, KEK_HEX).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("switch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[listen]\naddress = \"127.0.0.1:0\"\nmode = \"plain\"\n[ledger]\nurl = \"http://127.0.0.1:1\"\n[keys]\nstore = \"{}\"\nkek_file = \"{}\"\n",
+            dir.path().join("keys.json").display(),
+            kek.display()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_host-switch");
+    let input: String = ZMK_COMPONENTS
+        .iter()
+        .map(|c| {
+            let kcv = crypto::kcv(&hex_bytes(c)).unwrap();
+            format!("{c} {kcv}\n")
+        })
+        .collect();
+    let mut child = std::process::Command::new(bin)
+        .args(["keys", "load-components", "--config"])
+        .arg(&config)
+        .args(["zmk", "--usage", "master"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let zmk_kcv = crypto::kcv(&clear_key(ZMK_COMPONENTS)).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("zmk v1") && stdout.contains(&zmk_kcv.to_string()),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(ZMK_COMPONENTS[0]),
+        "components are never printed"
+    );
+
+    let out = std::process::Command::new(bin)
+        .args(["keys", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("master"));
+
+    let bad = std::process::Command::new(bin)
+        .args(["keys", "load-components", "--config"])
+        .arg(&config)
+        .args(["zmk", "--usage", "master"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+}
