@@ -27,6 +27,32 @@ pub struct Config {
     pub timeouts: Timeouts,
     #[serde(default)]
     pub control: ControlConfig,
+    /// Keys and PINs. Without it the agent sends no PIN data (a lab without PIN security).
+    #[serde(default)]
+    pub keys: Option<KeysConfig>,
+}
+
+/// `[keys]`: the software key store and the terminal PIN key schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// The key store file (default `<storage.dir>/keys.json`).
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    /// File holding the key-encryption key (64 hex digits, mode 0600).
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+    /// Or: environment variable holding the key-encryption key.
+    #[serde(default)]
+    pub kek_env: Option<String>,
+    /// A terminal PIN key older than this is replaced at the next start-up or idle moment
+    /// (default 86400 s; 0 = only on `atmctl keys rotate`).
+    #[serde(default = "default_tpk_rotate")]
+    pub tpk_rotate_secs: u64,
+}
+
+fn default_tpk_rotate() -> u64 {
+    86_400
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,10 +194,29 @@ impl Config {
                 "uplink.tls is true but there is no [tls] section (cert, key, server_ca)".into(),
             );
         }
+        if let Some(k) = &self.keys {
+            match (&k.kek_file, &k.kek_env) {
+                (Some(_), Some(_)) => return Err("keys: give kek_file or kek_env, not both".into()),
+                (None, None) => {
+                    return Err("keys: the key-encryption key needs kek_file or kek_env".into())
+                }
+                _ => {}
+            }
+        }
         if self.timeouts.authorization_ms == 0 || self.timeouts.advice_ms == 0 {
             return Err("timeouts: values must be positive".into());
         }
         Ok(())
+    }
+
+    /// The key store file, when `[keys]` is configured.
+    pub fn key_store_path(&self) -> Option<PathBuf> {
+        let k = self.keys.as_ref()?;
+        Some(
+            k.store
+                .clone()
+                .unwrap_or_else(|| self.storage.dir.join("keys.json")),
+        )
     }
 
     pub fn control_socket(&self) -> PathBuf {
@@ -209,6 +254,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_loads() {
+        let c = Config::parse(
+            include_str!("../config/atm-agent.example.toml"),
+            "atm-agent.example.toml",
+        )
+        .unwrap();
+        assert_eq!(c.keys.unwrap().tpk_rotate_secs, 86_400);
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let e = Config::parse(&GOOD.replace("tls = false", "tls = true"), "a.toml").unwrap_err();
         assert!(e.reason.contains("[tls]"), "{e}");
@@ -220,5 +275,13 @@ mod tests {
         assert!(e.reason.contains("terminals.profile"), "{e}");
         let e = Config::parse(&GOOD.replace("[ndc]", "[ndc]\nport = 1"), "a.toml").unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");
+        let e =
+            Config::parse(&format!("{GOOD}\n[keys]\ntpk_rotate_secs = 5\n"), "a.toml").unwrap_err();
+        assert!(e.reason.contains("kek_file or kek_env"), "{e}");
+        let c = Config::parse(&format!("{GOOD}\n[keys]\nkek_env = \"K\"\n"), "a.toml").unwrap();
+        assert_eq!(
+            c.key_store_path(),
+            Some(PathBuf::from("./agent-data/keys.json"))
+        );
     }
 }

@@ -17,8 +17,9 @@ use crate::adapters::control;
 use crate::adapters::ndc_server::NdcServer;
 use crate::adapters::state_store::StateStore;
 use crate::adapters::uplink::{Connector, Uplink};
+use crate::app::keys::PinKeys;
 use crate::app::registry::Registry;
-use crate::app::{forwarder, Services};
+use crate::app::{forwarder, zone_keys, Services};
 use crate::config::Config;
 use crate::queue::SafQueue;
 
@@ -30,6 +31,8 @@ pub enum StartError {
     Storage(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("keys: {0}")]
+    Keys(String),
     #[error("cannot listen on {what}: {source}")]
     Listen {
         what: String,
@@ -120,6 +123,12 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         connect_timeout: Duration::from_millis(config.uplink.connect_timeout_ms),
     };
     let (uplink, mut late) = Uplink::start(&config.uplink, connector, shutdown_rx.clone());
+    let keys = match &config.keys {
+        Some(k) => Some(Arc::new(
+            PinKeys::open(config, k).map_err(|e| StartError::Keys(e.to_string()))?,
+        )),
+        None => None,
+    };
 
     let svc = Arc::new(Services {
         uplink,
@@ -131,6 +140,8 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         advice_timeout: Duration::from_millis(config.timeouts.advice_ms),
         max_notes: config.ndc.max_notes_per_dispense,
         max_malformed: config.ndc.max_malformed_in_a_row,
+        keys,
+        zone_master_loaded: Arc::new(Notify::new()),
     });
     for (terminal, pending) in svc.state.all_pending() {
         tracing::warn!(%terminal, tsn = pending.tsn, stan = pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
@@ -168,6 +179,14 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         control_socket.clone(),
         shutdown_rx.clone(),
     )));
+    if let Some(keys) = &svc.keys {
+        tasks.push(tokio::spawn(zone_keys::run(
+            keys.clone(),
+            svc.uplink.clone(),
+            svc.zone_master_loaded.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(async move {
         // Late answers: an 0100 that timed out already has its reversal queued; an advice's late
         // answer is harmless (the advice is resent and answered from the switch's record).

@@ -55,6 +55,14 @@ pub struct PendingDispense {
     pub since_ms: u64,
 }
 
+/// The terminal PIN key a terminal confirmed it holds (its version in the key store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadedPinKey {
+    pub version: u32,
+    pub kcv: String,
+    pub loaded_at_ms: u64,
+}
+
 #[derive(Default)]
 struct Counter {
     next: u32,
@@ -65,6 +73,7 @@ pub struct StateStore {
     counters: sled::Tree,
     pending: sled::Tree,
     cards: sled::Tree,
+    pin_keys: sled::Tree,
     commits: GroupCommitter,
     live: Mutex<HashMap<String, Counter>>,
 }
@@ -76,11 +85,13 @@ impl StateStore {
         let counters = db.open_tree("counters").map_err(storage)?;
         let pending = db.open_tree("pending_dispenses").map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
+        let pin_keys = db.open_tree("terminal_pin_keys").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self {
             counters,
             pending,
             cards,
+            pin_keys,
             commits,
             live: Mutex::new(HashMap::new()),
         })
@@ -172,6 +183,22 @@ impl StateStore {
     pub async fn remove_card(&self, reference: &str) -> Result<(), StateError> {
         self.cards.remove(reference.as_bytes()).map_err(storage)?;
         self.commits.durable().await.map_err(storage)
+    }
+
+    /// Records, durably, which terminal PIN key version `terminal` holds.
+    pub async fn put_pin_key(&self, terminal: &str, key: &LoadedPinKey) -> Result<(), StateError> {
+        let v = serde_json::to_vec(key).map_err(storage)?;
+        self.pin_keys
+            .insert(terminal.as_bytes(), v)
+            .map_err(storage)?;
+        self.commits.durable().await.map_err(storage)
+    }
+
+    pub fn pin_key(&self, terminal: &str) -> Result<Option<LoadedPinKey>, StateError> {
+        match self.pin_keys.get(terminal.as_bytes()).map_err(storage)? {
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(storage),
+            None => Ok(None),
+        }
     }
 
     /// Every dispense still in doubt, by terminal.

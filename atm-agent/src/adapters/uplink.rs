@@ -118,6 +118,8 @@ struct Shared {
     up: watch::Sender<bool>,
     late: mpsc::Sender<Message>,
     echo_stan: AtomicU32,
+    /// The zone PIN key version the switch announces in field 53 of its 0810s.
+    zone_key: watch::Sender<Option<u32>>,
 }
 
 /// A handle to the uplink; cheap to clone.
@@ -175,6 +177,7 @@ impl Uplink {
             up,
             late,
             echo_stan: AtomicU32::new(0),
+            zone_key: watch::channel(None).0,
         });
         let uplink = Uplink { shared };
         tokio::spawn(uplink.clone().manage(config.clone(), connector, shutdown));
@@ -188,6 +191,11 @@ impl Uplink {
     /// Watches the link state (true = signed on).
     pub fn watch(&self) -> watch::Receiver<bool> {
         self.shared.up.subscribe()
+    }
+
+    /// Watches the zone PIN key version the switch announces at sign-on and in echoes.
+    pub fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
+        self.shared.zone_key.subscribe()
     }
 
     /// Sends `msg` and waits for its response.
@@ -378,6 +386,26 @@ impl Uplink {
     }
 
     async fn network_management(&self, code: &str) -> Result<(), UplinkError> {
+        let resp = self.network_request(code).await?;
+        match resp.get_str(39) {
+            Some("00") => {
+                if let Some(v) = resp.get_str(53).and_then(|v| v.parse::<u32>().ok()) {
+                    self.shared.zone_key.send_if_modified(|k| {
+                        let changed = *k != Some(v);
+                        *k = Some(v);
+                        changed
+                    });
+                }
+                Ok(())
+            }
+            other => Err(UplinkError::Invalid(format!(
+                "network management {code} answered {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends an 0800 with network management code `code` (field 70) and returns the 0810.
+    pub async fn network_request(&self, code: &str) -> Result<Message, UplinkError> {
         let stan = self.shared.echo_stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1;
         let mut m = Message::new("0800").map_err(|e| UplinkError::Invalid(e.to_string()))?;
         let now = crate::clock::transmission_now();
@@ -385,12 +413,6 @@ impl Uplink {
             m.set_str(n, v)
                 .map_err(|e| UplinkError::Invalid(e.to_string()))?;
         }
-        let resp = self.request(&m, Duration::from_secs(10)).await?;
-        match resp.get_str(39) {
-            Some("00") => Ok(()),
-            other => Err(UplinkError::Invalid(format!(
-                "network management {code} answered {other:?}"
-            ))),
-        }
+        self.request(&m, Duration::from_secs(10)).await
     }
 }

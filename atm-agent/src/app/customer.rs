@@ -26,6 +26,7 @@ use protocols::types::Pan;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
+use super::keys::{PinPathError, ZonePinBlock};
 use super::session::{Session, SessionEnd};
 use crate::adapters::state_store::{PendingDispense, Purpose};
 use crate::adapters::uplink::UplinkError;
@@ -112,6 +113,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !self.svc.uplink.is_up() {
             return self.host_unavailable(req).await;
         }
+        let pin = match self.pin_for(req, pan) {
+            Ok(p) => p,
+            Err(reply) => return self.answer(req, reply, 0).await,
+        };
         let (pending, outcome) = self
             .authorize(
                 Purpose::Withdrawal,
@@ -120,6 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 pan,
                 amount,
                 notes.clone(),
+                pin,
             )
             .await?;
         match outcome {
@@ -157,6 +163,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return self.answer(req, reply, 0).await;
         }
         let mut pending = if self.svc.uplink.is_up() {
+            let pin = match self.pin_for(req, pan) {
+                Ok(p) => p,
+                Err(reply) => return self.answer(req, reply, 0).await,
+            };
             let (pending, outcome) = self
                 .authorize(
                     Purpose::OnlineDeposit,
@@ -165,6 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     pan,
                     amount,
                     Vec::new(),
+                    pin,
                 )
                 .await?;
             match outcome {
@@ -253,6 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Records the transaction (see `record_pending`), then asks the switch.
+    #[allow(clippy::too_many_arguments)]
     async fn authorize(
         &mut self,
         purpose: Purpose,
@@ -261,6 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         pan: &Pan,
         amount: u64,
         notes: Vec<u32>,
+        pin: Option<ZonePinBlock>,
     ) -> Result<(PendingDispense, Result<Message, UplinkError>), SessionEnd> {
         let pending = self
             .record_pending(purpose, processing_code, amount, notes, None)
@@ -272,6 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             &pending.transmitted_at,
             pan,
             amount,
+            pin,
         )?;
         let outcome = self
             .svc
@@ -298,8 +312,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !self.svc.uplink.is_up() {
             return self.host_unavailable(req).await;
         }
+        let pin = match self.pin_for(req, pan) {
+            Ok(p) => p,
+            Err(reply) => return self.answer(req, reply, 0).await,
+        };
         let (stan, at) = self.next_key().await?;
-        let msg = self.request_message("0100", INQUIRY, stan, &at, pan, 0)?;
+        let msg = self.request_message("0100", INQUIRY, stan, &at, pan, 0, pin)?;
         let reply = match self
             .svc
             .uplink
@@ -600,6 +618,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok((stan, crate::clock::transmission_now()))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn request_message(
         &self,
         mti: &str,
@@ -608,6 +627,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         at: &str,
         pan: &Pan,
         amount: u64,
+        pin: Option<ZonePinBlock>,
     ) -> Result<Message, SessionEnd> {
         let enc = |e: protocols::iso8583::FieldError| SessionEnd::Encode(e.to_string());
         let mut m = Message::new(mti).map_err(enc)?;
@@ -620,7 +640,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .map_err(enc)?;
         m.set_str(49, &format!("{:03}", self.profile.currency.numeric))
             .map_err(enc)?;
+        if let Some(pin) = pin {
+            m.set_str(52, &pin.block.to_hex()).map_err(enc)?;
+            m.set_str(53, &format!("{:016}", pin.zone_key_version))
+                .map_err(enc)?;
+        }
         Ok(m)
+    }
+
+    /// The customer's PIN, translated to the zone PIN key, or the decline to show when it cannot
+    /// be (the reason is logged; no PIN data is). `None` when PINs are not handled or the terminal
+    /// sent no PIN buffer (the switch decides whether the card needs one).
+    fn pin_for(&self, req: &TransactionRequest, pan: &Pan) -> Result<Option<ZonePinBlock>, Reply> {
+        let Some(keys) = &self.svc.keys else {
+            return Ok(None);
+        };
+        let Some(buffer) = req.pin_buffer_a.as_ref().filter(|b| !b.expose().is_empty()) else {
+            return Ok(None);
+        };
+        let block = buffer.to_bytes().map_err(|_| PinPathError::Buffer);
+        let loaded = self.svc.state.pin_key(self.tid()).ok().flatten();
+        match block.and_then(|b| keys.translate(self.tid(), loaded.map(|k| k.version), b, pan)) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) => {
+                tracing::warn!(target: "security", terminal = self.tid(), error = %e, "PIN cannot be sent to the switch: declined");
+                let s = &self.profile.screens;
+                Err(match e {
+                    PinPathError::Buffer | PinPathError::Store(_) => {
+                        self.decline(&s.declined.clone(), "TRANSACTION DECLINED")
+                    }
+                    PinPathError::NoTerminalKey | PinPathError::NoZoneKey => self.decline(
+                        &s.host_unavailable.clone(),
+                        "SERVICE TEMPORARILY UNAVAILABLE",
+                    ),
+                })
+            }
+        }
     }
 
     fn decline(&self, screen: &str, receipt: &str) -> Reply {
@@ -639,7 +694,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let s = &self.profile.screens;
         let (screen, text) = match code {
             "51" | "61" => (s.insufficient_funds.clone(), "INSUFFICIENT FUNDS"),
-            "55" | "75" => (s.wrong_pin.clone(), "INCORRECT PIN"),
+            "55" => (s.wrong_pin.clone(), "INCORRECT PIN"),
+            "75" => (
+                s.pin_tries_exceeded.clone(),
+                "PIN TRIES EXCEEDED - CARD BLOCKED",
+            ),
             "91" | "96" => (
                 s.host_unavailable.clone(),
                 "SERVICE TEMPORARILY UNAVAILABLE",

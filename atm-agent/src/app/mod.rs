@@ -3,8 +3,11 @@
 
 pub mod customer;
 pub mod forwarder;
+pub mod key_load;
+pub mod keys;
 pub mod registry;
 pub mod session;
+pub mod zone_keys;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,4 +32,8 @@ pub struct Services {
     pub advice_timeout: Duration,
     pub max_notes: u32,
     pub max_malformed: u32,
+    /// Keys and PINs (`[keys]`); None: PINs are not handled.
+    pub keys: Option<Arc<keys::PinKeys>>,
+    /// Notified when custodians enter a zone master key (the zone PIN key is then fetched).
+    pub zone_master_loaded: Arc<Notify>,
 }

@@ -15,6 +15,8 @@ pub enum TerminalCommand {
     GoInService,
     GoOutOfService,
     SendSupplyCounters,
+    /// Load a new terminal PIN key (after a master key entry, or a rotation).
+    LoadPinKey,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +31,9 @@ pub struct TerminalView {
     /// A dispense whose outcome the terminal has not told yet.
     pub dispense_in_doubt: bool,
     pub last_status: Option<String>,
+    /// Terminal PIN key state (`pin key loaded`, `awaiting master key` …); None without `[keys]`.
+    pub pin_key: Option<String>,
+    pub pin_key_version: Option<u32>,
 }
 
 struct Entry {
@@ -54,6 +59,8 @@ impl Registry {
             customers: 0,
             dispense_in_doubt: false,
             last_status: None,
+            pin_key: None,
+            pin_key_version: None,
         };
         if let Ok(mut t) = self.terminals.lock() {
             t.insert(

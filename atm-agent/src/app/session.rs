@@ -26,11 +26,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
+use super::key_load::PinKeyStatus;
 use super::registry::TerminalCommand;
 use super::Services;
 use crate::config::TerminalConfig;
 use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::terminal::{CassetteCount, TerminalEvent};
+
+/// How often a session looks whether its terminal PIN key is due for a change.
+const KEY_SCHEDULE_CHECK: Duration = Duration::from_secs(30);
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +66,7 @@ pub struct Session<S> {
     malformed_in_a_row: u32,
     /// Messages that arrived while an exchange waited for its acknowledgement (a customer who
     /// started while the agent was still asking for the supply counters), served next.
-    deferred: VecDeque<TerminalMessage>,
+    pub(super) deferred: VecDeque<TerminalMessage>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -115,10 +119,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         enum Next {
             Message(Box<Result<TerminalMessage, SessionEnd>>),
             Command(TerminalCommand),
+            KeySchedule,
         }
         let Some(mut commands) = self.commands.take() else {
             return SessionEnd::Disconnected;
         };
+        // Scheduled terminal PIN key changes are looked at between customers.
+        let mut key_schedule = tokio::time::interval(KEY_SCHEDULE_CHECK);
+        key_schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        key_schedule.tick().await;
         loop {
             if let Some(m) = self.deferred.pop_front() {
                 if let Err(e) = self.handle(m).await {
@@ -130,6 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let next = tokio::select! {
                 msg = self.next_message(None) => Next::Message(Box::new(msg)),
                 Some(cmd) = commands.recv() => Next::Command(cmd),
+                _ = key_schedule.tick(), if self.svc.keys.is_some() => Next::KeySchedule,
             };
             let result = match next {
                 Next::Message(msg) => match *msg {
@@ -137,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                     Err(e) => Err(e),
                 },
                 Next::Command(cmd) => self.technician(cmd).await,
+                Next::KeySchedule => self.rotate_pin_key(false).await,
             };
             if let Err(e) = result {
                 return e;
@@ -336,6 +347,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.svc
             .registry
             .update(self.tid(), |v| v.config_id = Some(held));
+        match self.ensure_pin_key(false).await? {
+            PinKeyStatus::Ready | PinKeyStatus::Disabled => {}
+            // Without a PIN key the terminal cannot take PINs: it waits out of service for the
+            // custodians (`atmctl keys load-master`) or a technician.
+            PinKeyStatus::NoMasterKey | PinKeyStatus::Refused => {
+                self.svc
+                    .registry
+                    .event(self.tid(), TerminalEvent::WentOutOfService);
+                return Ok(());
+            }
+        }
         self.go_in_service().await?;
         self.supply_counters().await
     }
@@ -394,20 +416,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         tracing::info!(terminal = self.tid(), command = ?cmd, "technician command");
         match cmd {
             TerminalCommand::GoInService => self.go_in_service().await,
-            TerminalCommand::GoOutOfService => {
-                let c = NdcCommand::new(
-                    self.terminal.luno.clone(),
-                    Command::GoOutOfService { modifier: None },
-                );
-                if Self::ready(&self.exchange(HostMessage::TerminalCommand(c)).await?) {
-                    self.svc
-                        .registry
-                        .event(self.tid(), TerminalEvent::WentOutOfService);
-                }
-                Ok(())
-            }
+            TerminalCommand::GoOutOfService => self.go_out_of_service().await,
             TerminalCommand::SendSupplyCounters => self.supply_counters().await,
+            TerminalCommand::LoadPinKey => self.rotate_pin_key(true).await,
         }
+    }
+
+    pub(super) async fn go_out_of_service(&mut self) -> Result<(), SessionEnd> {
+        let c = NdcCommand::new(
+            self.terminal.luno.clone(),
+            Command::GoOutOfService { modifier: None },
+        );
+        if Self::ready(&self.exchange(HostMessage::TerminalCommand(c)).await?) {
+            self.svc
+                .registry
+                .event(self.tid(), TerminalEvent::WentOutOfService);
+        }
+        Ok(())
     }
 }
 

@@ -43,6 +43,47 @@ enum Command {
         /// in-service, out-of-service or supply-counters.
         action: String,
     },
+    /// Keys: custodian entry of master keys, PIN key rotation, listing.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Enter a terminal master key as components (each with its check value), one custodian
+    /// after the other; the terminal then gets a new PIN key.
+    LoadMaster {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: String,
+        /// Number of components.
+        #[arg(long, default_value_t = 2)]
+        components: usize,
+    },
+    /// Enter the zone master key shared with the switch, as components.
+    LoadZoneMaster {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Number of components.
+        #[arg(long, default_value_t = 2)]
+        components: usize,
+    },
+    /// Load a new terminal PIN key into a terminal now.
+    Rotate {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: String,
+    },
+    /// Stored keys: name, version, usage, check value.
+    Ls {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -178,6 +219,31 @@ fn run(args: Args) -> Result<String, CliError> {
             let request =
                 serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
             Ok(cli::control::request(&socket.socket, &request)?.to_string())
+        }
+        Command::Keys(KeysCommand::LoadMaster {
+            socket,
+            terminal,
+            components,
+        }) => cli::keys::load_master(
+            &socket.socket,
+            &terminal,
+            &cli::keys::read_components(components)?,
+        ),
+        Command::Keys(KeysCommand::LoadZoneMaster { socket, components }) => {
+            cli::keys::load_zone_master(&socket.socket, &cli::keys::read_components(components)?)
+        }
+        Command::Keys(KeysCommand::Rotate { socket, terminal }) => {
+            let request = serde_json::json!({"cmd": "keys_rotate", "terminal": terminal});
+            Ok(cli::control::request(&socket.socket, &request)?.to_string())
+        }
+        Command::Keys(KeysCommand::Ls { socket, json }) => {
+            let data =
+                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "keys_ls"}))?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                cli::keys::render_list(&data)
+            })
         }
     }
 }

@@ -12,6 +12,11 @@ use super::CliError;
 
 /// Sends one request and returns the answer's `data`, or the agent's error.
 pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
+    request_line(socket, &format!("{request}"))
+}
+
+/// Sends one request line (JSON, without the newline) and returns the answer's `data`.
+pub fn request_line(socket: &Path, request: &str) -> Result<Value, CliError> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         CliError::new(format!(
             "cannot reach the agent at {}: {e}",
@@ -24,7 +29,8 @@ pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
         .and_then(|_| stream.set_write_timeout(timeout))
         .map_err(|e| CliError::new(e.to_string()))?;
     stream
-        .write_all(format!("{request}\n").as_bytes())
+        .write_all(request.as_bytes())
+        .and_then(|_| stream.write_all(b"\n"))
         .map_err(|e| CliError::new(format!("cannot send to the agent: {e}")))?;
     let mut line = String::new();
     BufReader::new(stream)
@@ -50,7 +56,9 @@ pub fn render_status(data: &Value) -> String {
         data["queue"]["pending"],
         data["queue"]["parked"]
     );
-    out.push_str("TERMINAL  LUNO       STATE           CUSTOMERS  IN DOUBT  NOTES PER CASSETTE\n");
+    out.push_str(
+        "TERMINAL  LUNO       STATE           CUSTOMERS  IN DOUBT  NOTES PER CASSETTE  PIN KEY\n",
+    );
     for t in data["terminals"].as_array().into_iter().flatten() {
         let notes: Vec<String> = t["cassettes"]
             .as_array()
@@ -59,7 +67,7 @@ pub fn render_status(data: &Value) -> String {
             .map(|c| c["notes"].to_string())
             .collect();
         out.push_str(&format!(
-            "{:<9} {:<10} {:<15} {:>9}  {:<8}  {}\n",
+            "{:<9} {:<10} {:<15} {:>9}  {:<8}  {:<18}  {}\n",
             t["terminal_id"].as_str().unwrap_or(""),
             t["luno"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
@@ -69,7 +77,12 @@ pub fn render_status(data: &Value) -> String {
             } else {
                 "no"
             },
-            notes.join("/")
+            notes.join("/"),
+            match (t["pin_key"].as_str(), t["pin_key_version"].as_u64()) {
+                (Some(s), Some(v)) => format!("{s} (v{v})"),
+                (Some(s), None) => s.to_owned(),
+                _ => "-".to_owned(),
+            }
         ));
     }
     out

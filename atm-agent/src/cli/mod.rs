@@ -4,6 +4,7 @@
 pub mod control;
 pub mod hexin;
 pub mod iso8583;
+pub mod keys;
 pub mod ndc;
 
 use thiserror::Error;

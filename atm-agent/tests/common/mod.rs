@@ -1,8 +1,15 @@
 //! Test harness: a real ledger-sim, a real host switch (mutual TLS, sled journal), the agent under
 //! test, simulated NDC terminals (atm-sim), and the lab's TCP relay between agent and switch, cut
 //! to play a network outage.
+//!
+//! With [`Lab::start_with_pins`] the lab also has PIN security, made fresh for every lab: the
+//! switch holds the zone master key and the PIN verification key (entered before it starts) and the
+//! cards' PVVs; the agent gets the zone master key through its control socket (as custodians enter
+//! it with `atmctl`) and fetches the zone PIN key from the switch; terminal master keys are entered
+//! per test ([`Lab::load_master`]) and installed in the simulators' PIN pads ([`Lab::pin_atm`]).
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +21,9 @@ use host_switch::domain::WalletAccount;
 use host_switch::runtime::RunningSwitch;
 use mtls::{PkiFiles, TestPki};
 use protocols::types::Pan;
-use simulators::atm::{AtmOptions, AtmSim};
+use serde_json::{json, Value};
+use simulators::atm::{AtmError, AtmOptions, AtmSim, ClearKey};
+use simulators::lab::keys::{lab_pin, CustodianKey, LabKeys};
 use simulators::lab::procs::Relay;
 use simulators::ledger::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
 
@@ -28,6 +37,51 @@ pub fn account(pan: &str) -> String {
         .to_owned()
 }
 
+/// A terminal the agent serves: its LUNO, id and firmware profile.
+#[derive(Debug, Clone, Copy)]
+pub struct TerminalSpec {
+    pub luno: &'static str,
+    pub terminal_id: &'static str,
+    pub profile: &'static str,
+}
+
+/// Two NCR SelfServ terminals in the basic NDC dialect (key loads answered with a plain ready).
+pub const BASIC_PAIR: [TerminalSpec; 2] = [
+    TerminalSpec {
+        luno: "001",
+        terminal_id: "ATM00001",
+        profile: "ncr-selfserv-basic",
+    },
+    TerminalSpec {
+        luno: "002",
+        terminal_id: "ATM00002",
+        profile: "ncr-selfserv-basic",
+    },
+];
+
+/// A basic terminal and an Advance NDC one (9-character LUNO, key loads answered with the
+/// key's verification value). Both profiles frame alike, so one agent serves both.
+pub const BASIC_AND_ADVANCE: [TerminalSpec; 2] = [
+    BASIC_PAIR[0],
+    TerminalSpec {
+        luno: "000000002",
+        terminal_id: "ATM00002",
+        profile: "ncr-advance-ndc",
+    },
+];
+
+/// Seconds the switch keeps accepting a zone PIN key version after its successor: short, so a
+/// test can see the old version gone and know PINs travel under the new one.
+pub const ZPK_GRACE_SECS: u64 = 2;
+
+/// The lab's PIN security: every key its custodians hold, and the switch's control socket.
+pub struct Pins {
+    /// Zone master key, PIN verification key, one terminal master key per configured terminal.
+    pub keys: LabKeys,
+    pub switch_socket: PathBuf,
+    pub agent_kek: PathBuf,
+}
+
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub pki: TestPki,
@@ -36,10 +90,37 @@ pub struct Lab {
     pub switch: RunningSwitch,
     pub relay: Relay,
     pub agent: Option<RunningAgent>,
+    pub terminals: Vec<TerminalSpec>,
+    /// `None`: no `[keys]`/`[pin]` anywhere, PINs are not handled.
+    pub pins: Option<Pins>,
 }
 
 impl Lab {
     pub async fn start() -> Lab {
+        Self::start_lab(&BASIC_PAIR, false).await
+    }
+
+    /// A lab with PIN security for `terminals`: the agent holds the zone master key and the
+    /// switch's zone PIN key when this returns; no terminal master key is entered yet.
+    pub async fn start_with_pins(terminals: &[TerminalSpec]) -> Lab {
+        let lab = Self::start_lab(terminals, true).await;
+        let entries = lab.pins().keys.zone_master.entries().unwrap();
+        let socket = lab.agent().control_socket.clone();
+        tokio::task::spawn_blocking(move || {
+            atm_agent::cli::keys::load_zone_master(&socket, &entries)
+        })
+        .await
+        .unwrap()
+        .expect("zone master key entry");
+        let l = &lab;
+        l.wait_until("the agent to receive the zone PIN key", 20, || async move {
+            !l.agent_key_versions("zpk").await.is_empty()
+        })
+        .await;
+        lab
+    }
+
+    async fn start_lab(terminals: &[TerminalSpec], with_pins: bool) -> Lab {
         // RUST_LOG=info cargo test … shows the agent's, switch's and simulator's logs.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -58,9 +139,15 @@ impl Lab {
             })
             .collect();
         let ledger = LedgerServer::start(cfg).await.unwrap();
+        let pins = with_pins.then(|| Self::prepare_pins(dir.path(), terminals.len()));
+        let (control, pin_sections) = match &pins {
+            Some(p) => Self::switch_pin_config(dir.path(), p),
+            None => (String::new(), String::new()),
+        };
         let switch_cfg = SwitchConfig::parse(
             &format!(
                 r#"
+                {control}
                 [listen]
                 address = "127.0.0.1:0"
                 [tls]
@@ -76,6 +163,7 @@ impl Lab {
                 [[routes]]
                 prefix = "476173"
                 route = "wallet"
+                {pin_sections}
                 "#,
                 files.switch_cert.display(),
                 files.switch_key.display(),
@@ -96,9 +184,62 @@ impl Lab {
             switch,
             relay,
             agent: None,
+            terminals: terminals.to_vec(),
+            pins,
         };
         lab.start_agent().await;
         lab
+    }
+
+    /// Keys for the run; the switch's ZMK and PVK go straight into its store (it is not running
+    /// yet and would hold the store's lock), the issuer's PVVs into its cards file.
+    fn prepare_pins(dir: &std::path::Path, terminals: usize) -> Pins {
+        let keys = LabKeys::generate(terminals).unwrap();
+        keys.prepare_switch(dir).unwrap();
+        let cards: Vec<(String, String)> = [ALICE, BOB]
+            .iter()
+            .enumerate()
+            .map(|(i, pan)| (pan.to_string(), lab_pin(i)))
+            .collect();
+        std::fs::write(
+            dir.join("cards.toml"),
+            keys.cards_file_text(&cards).unwrap(),
+        )
+        .unwrap();
+        let agent_kek = keys.prepare_agent(dir).unwrap();
+        Pins {
+            keys,
+            switch_socket: dir.join("switch.sock"),
+            agent_kek,
+        }
+    }
+
+    /// The switch's `control_socket` line and its `[keys]`/`[pin]` sections (the files
+    /// `LabKeys::prepare_switch` wrote).
+    fn switch_pin_config(dir: &std::path::Path, pins: &Pins) -> (String, String) {
+        (
+            format!("control_socket = \"{}\"", pins.switch_socket.display()),
+            format!(
+                r#"
+                [keys]
+                store = "{store}"
+                kek_file = "{kek}"
+                zpk_rotate_secs = 0
+                zpk_grace_secs = {ZPK_GRACE_SECS}
+                [pin]
+                max_tries = 3
+                cards_file = "{cards}"
+                [[pin.bins]]
+                prefix = "476173"
+                method = "visa_pvv"
+                pvk = "{pvk}"
+                "#,
+                store = dir.join("switch-keys.json").display(),
+                kek = dir.join("switch.kek").display(),
+                cards = dir.join("cards.toml").display(),
+                pvk = simulators::lab::keys::PVK,
+            ),
+        )
     }
 
     /// Everything but the agent (the test runs it as a process of its own).
@@ -117,18 +258,28 @@ impl Lab {
     /// The agent's configuration; the NDC port is fixed after the first start so terminals can
     /// reconnect to a restarted agent.
     pub fn agent_config_text(&self, ndc: &str) -> String {
+        let terminals: String = self
+            .terminals
+            .iter()
+            .map(|t| {
+                format!(
+                    "[[terminals]]\nluno = \"{}\"\nterminal_id = \"{}\"\nprofile = \"{}\"\n",
+                    t.luno, t.terminal_id, t.profile
+                )
+            })
+            .collect();
+        // Terminal PIN keys change only on command (`keys_rotate`), so a test sees every change.
+        let keys = self.pins.as_ref().map_or(String::new(), |p| {
+            format!(
+                "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = 0\n",
+                p.agent_kek.display()
+            )
+        });
         format!(
             r#"
             [ndc]
             listen = "{ndc}"
-            [[terminals]]
-            luno = "001"
-            terminal_id = "ATM00001"
-            profile = "ncr-selfserv-basic"
-            [[terminals]]
-            luno = "002"
-            terminal_id = "ATM00002"
-            profile = "ncr-selfserv-basic"
+            {terminals}
             [uplink]
             address = "{relay}"
             server_name = "localhost"
@@ -147,6 +298,7 @@ impl Lab {
             [timeouts]
             authorization_ms = 3000
             advice_ms = 2000
+            {keys}
             "#,
             relay = self.relay.addr,
             cert = self.files.agent_cert.display(),
@@ -257,5 +409,190 @@ impl Lab {
         );
         let rec = self.switch.switch.reconcile().await.unwrap();
         assert!(rec.is_reconciled(), "{rec:#?}");
+    }
+
+    // ---- PIN security -------------------------------------------------------------------------
+
+    pub fn pins(&self) -> &Pins {
+        self.pins
+            .as_ref()
+            .expect("a lab started with Lab::start_with_pins")
+    }
+
+    /// The PIN of a lab card (the issuer's PVV file was made from it).
+    pub fn pin_of(&self, pan: &str) -> String {
+        let i = [ALICE, BOB]
+            .iter()
+            .position(|p| *p == pan)
+            .expect("a lab card");
+        lab_pin(i)
+    }
+
+    /// The master key the custodians hold for the `i`th configured terminal, as its PIN pad holds
+    /// it after installation.
+    pub fn master_key(&self, i: usize) -> ClearKey {
+        ClearKey::new(self.pins().keys.terminal_masters[i].combined.to_vec()).unwrap()
+    }
+
+    /// A master key nobody entered into the agent (a PIN pad installed with the wrong key).
+    pub fn foreign_master_key() -> ClearKey {
+        ClearKey::new(CustodianKey::generate().unwrap().combined.to_vec()).unwrap()
+    }
+
+    /// Two custodians enter the `i`th terminal's master key through the agent's control socket,
+    /// with `atmctl keys load-master`'s own code. Returns `atmctl`'s report.
+    pub async fn load_master(&self, i: usize) -> String {
+        let entries = self.pins().keys.terminal_masters[i].entries().unwrap();
+        let socket = self.agent().control_socket.clone();
+        let id = self.terminals[i].terminal_id;
+        tokio::task::spawn_blocking(move || atm_agent::cli::keys::load_master(&socket, id, &entries))
+            .await
+            .unwrap()
+            .expect("master key entry")
+    }
+
+    fn pin_atm_options(master_key: Option<ClearKey>) -> AtmOptions {
+        AtmOptions {
+            initial_notes: Some(vec![100, 100, 100, 100]),
+            master_key,
+            ..Default::default()
+        }
+    }
+
+    /// The `i`th configured terminal, its PIN pad holding `master_key`; returns once the agent put
+    /// it in service.
+    pub async fn pin_atm(&self, i: usize, master_key: ClearKey) -> AtmSim {
+        self.connect_pin_atm(i, master_key)
+            .await
+            .expect("terminal in service")
+    }
+
+    /// Powers up the `i`th configured terminal in a task of its own: it finishes (with the
+    /// simulator) when the agent puts the terminal in service, which a test may expect never to
+    /// happen (abort the task then).
+    pub fn spawn_pin_atm(
+        &self,
+        i: usize,
+        master_key: ClearKey,
+    ) -> tokio::task::JoinHandle<Result<AtmSim, AtmError>> {
+        let connect = self.connect_pin_atm(i, master_key);
+        tokio::spawn(connect)
+    }
+
+    fn connect_pin_atm(
+        &self,
+        i: usize,
+        master_key: ClearKey,
+    ) -> impl Future<Output = Result<AtmSim, AtmError>> + Send + 'static {
+        let t = self.terminals[i];
+        let addr = self.agent().ndc_addr;
+        let options = Self::pin_atm_options(Some(master_key));
+        async move {
+            AtmSim::connect(addr, Profile::builtin(t.profile).unwrap(), t.luno, options).await
+        }
+    }
+
+    /// A request on the agent's control socket (as `atmctl` sends it); the answer's data.
+    pub async fn agent_request(&self, request: Value) -> Result<Value, String> {
+        let socket = self.agent().control_socket.clone();
+        tokio::task::spawn_blocking(move || atm_agent::cli::control::request(&socket, &request))
+            .await
+            .unwrap()
+            .map_err(|e| e.to_string())
+    }
+
+    /// A request on the switch's control socket (as `switchctl` sends it); the answer's data.
+    pub async fn switch_request(&self, request: Value) -> Result<Value, String> {
+        let socket = self.pins().switch_socket.clone();
+        tokio::task::spawn_blocking(move || host_switch::cli::control::request(&socket, &request))
+            .await
+            .unwrap()
+            .map_err(|e| e.to_string())
+    }
+
+    /// `atmctl status` for one terminal.
+    pub async fn terminal_status(&self, terminal_id: &str) -> Value {
+        let status = self.agent_request(json!({"cmd": "status"})).await.unwrap();
+        status["terminals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["terminal_id"] == terminal_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{terminal_id} not in the agent's status: {status}"))
+    }
+
+    /// The agent's key store (`atmctl keys ls`): names, versions, check values.
+    pub async fn agent_keys(&self) -> Vec<Value> {
+        let keys = self.agent_request(json!({"cmd": "keys_ls"})).await.unwrap();
+        keys.as_array().unwrap().clone()
+    }
+
+    /// Versions of `name` in the agent's key store, ascending.
+    pub async fn agent_key_versions(&self, name: &str) -> Vec<u64> {
+        Self::versions(&self.agent_keys().await, name)
+    }
+
+    /// The check value of `name` version `version` in the agent's key store.
+    pub async fn agent_key_kcv(&self, name: &str, version: u64) -> String {
+        self.agent_keys()
+            .await
+            .into_iter()
+            .find(|k| k["name"] == name && k["version"] == version)
+            .and_then(|k| k["kcv"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {name} version {version} in the agent's store"))
+    }
+
+    /// Versions of `name` in the switch's key store (`switchctl keys ls`), ascending.
+    pub async fn switch_key_versions(&self, name: &str) -> Vec<u64> {
+        let keys = self
+            .switch_request(host_switch::cli::control::keys_list())
+            .await
+            .unwrap();
+        Self::versions(keys.as_array().unwrap(), name)
+    }
+
+    fn versions(keys: &[Value], name: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = keys
+            .iter()
+            .filter(|k| k["name"] == name)
+            .filter_map(|k| k["version"].as_u64())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Captured withdrawals the ledger posted on the card's account.
+    pub async fn captures(&self, pan: &str) -> Vec<Value> {
+        let page: Value = reqwest::get(format!("{}/v1/movements", self.ledger.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(page.get("next_after").is_none(), "tests stay within one page");
+        page["movements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["kind"] == "capture" && m["debit_account"] == account(pan).as_str())
+            .cloned()
+            .collect()
+    }
+
+    /// Polls `check` every 50 ms until it holds; fails the test after `timeout_secs`.
+    pub async fn wait_until<F, Fut>(&self, what: &str, timeout_secs: u64, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout_secs} s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

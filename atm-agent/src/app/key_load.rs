@@ -1,0 +1,216 @@
+//! Loading a terminal PIN key into a terminal over NDC.
+//!
+//! The agent generates a new terminal PIN key (TPK), enciphers it under the terminal's master key
+//! (TMK, entered by two custodians with `atmctl keys load-master`), and sends it with the extended
+//! encryption key change data command (`3 … FS 42 FS <length><key as 3-digit decimals>`). The
+//! terminal answers with its key verification value (`23 … 3 FS <KVV>`, dialect option
+//! `key_kvv_reply`), which must equal the key's check value, or with a plain ready `9`. Only
+//! then is the new version recorded as the terminal's (durably), and PINs translated from it.
+//! A refused or mismatching load destroys the new version; the terminal stays out of service.
+//!
+//! When: at start-up when the terminal has no confirmed key, or its key is older than
+//! `keys.tpk_rotate_secs`; on `atmctl keys rotate ID`; after `atmctl keys load-master ID`; and by
+//! schedule while idle (the terminal goes out of service for the load, then back in service).
+
+use std::time::Duration;
+
+use keystore::{Kcv, KeyName, KeyRef};
+use protocols::ndc::{
+    DataCommand, DataCommandData, HostMessage, KeyField, KeyLoad, SolicitedStatusInfo,
+    TerminalMessage,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::session::{Session, SessionEnd};
+use crate::adapters::state_store::LoadedPinKey;
+
+/// What became of a key load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinKeyStatus {
+    /// No `[keys]` configured: PINs are not handled.
+    Disabled,
+    /// The terminal holds a confirmed, current PIN key.
+    Ready,
+    /// No terminal master key yet: the terminal waits out of service for the custodians.
+    NoMasterKey,
+    /// The terminal refused the key or reported another check value.
+    Refused,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    /// Whether the terminal's PIN key must be (re)loaded now.
+    pub(super) fn pin_key_due(&self) -> bool {
+        let Some(keys) = &self.svc.keys else {
+            return false;
+        };
+        let loaded = match self.svc.state.pin_key(self.tid()) {
+            Ok(Some(k)) => k,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::error!(terminal = self.tid(), error = %e, "agent state unreadable");
+                return true;
+            }
+        };
+        let in_store = KeyName::terminal_pin(self.tid())
+            .and_then(|n| keys.store().info(&KeyRef::new(n, loaded.version)))
+            .is_ok();
+        let expired = keys.rotate_after.is_some_and(|max| {
+            crate::clock::now_ms().saturating_sub(loaded.loaded_at_ms) >= max.as_millis() as u64
+        });
+        !in_store || expired
+    }
+
+    /// Loads a new PIN key if one is due (or `force`), with the terminal out of service.
+    pub(super) async fn ensure_pin_key(&mut self, force: bool) -> Result<PinKeyStatus, SessionEnd> {
+        if self.svc.keys.is_none() {
+            return Ok(PinKeyStatus::Disabled);
+        }
+        if !force && !self.pin_key_due() {
+            return Ok(PinKeyStatus::Ready);
+        }
+        self.load_pin_key().await
+    }
+
+    async fn load_pin_key(&mut self) -> Result<PinKeyStatus, SessionEnd> {
+        let Some(keys) = self.svc.keys.clone() else {
+            return Ok(PinKeyStatus::Disabled);
+        };
+        let tid = self.tid().to_owned();
+        let (info, cryptogram) = match keys.new_terminal_pin_key(&tid) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                tracing::error!(terminal = %tid, "no terminal master key: the terminal stays out of service until two custodians run `atmctl keys load-master {tid}`");
+                self.set_key_status("awaiting master key");
+                return Ok(PinKeyStatus::NoMasterKey);
+            }
+            Err(e) => {
+                tracing::error!(terminal = %tid, error = %e, "cannot make a terminal PIN key");
+                self.set_key_status("key store error");
+                return Ok(PinKeyStatus::Refused);
+            }
+        };
+        let field = match KeyLoad::new(cryptogram.0.clone()) {
+            Ok(k) => k.encode_field(),
+            Err(e) => {
+                tracing::error!(terminal = %tid, error = %e, "cannot encode the key load");
+                keys.discard(&info.key_ref());
+                return Ok(PinKeyStatus::Refused);
+            }
+        };
+        let load = HostMessage::DataCommand(DataCommand {
+            response_flag: None,
+            luno: self.terminal.luno.clone(),
+            sequence: String::new(),
+            data: DataCommandData::KeyChange {
+                subclass: '4',
+                modifier: "2".into(),
+                data: KeyField::new(field),
+            },
+            mac: None,
+        });
+        let verdict = match self.exchange_key(load).await? {
+            KeyAnswer::Kvv(kvv) if self.profile.dialect.key_kvv_reply => {
+                match kvv.trim().to_ascii_uppercase().parse::<Kcv>() {
+                    Ok(k) if k.ct_eq(&info.kcv) => Ok(()),
+                    Ok(k) => Err(format!(
+                        "terminal reports check value {k}, the key's is {}",
+                        info.kcv
+                    )),
+                    Err(_) => Err("terminal reports an unreadable check value".to_owned()),
+                }
+            }
+            KeyAnswer::Kvv(_) => Ok(()),
+            KeyAnswer::Status(SolicitedStatusInfo::Ready)
+                if !self.profile.dialect.key_kvv_reply =>
+            {
+                Ok(())
+            }
+            KeyAnswer::Status(SolicitedStatusInfo::Ready) => {
+                Err("terminal answered ready without the check value its dialect reports".into())
+            }
+            KeyAnswer::Status(other) => Err(format!("terminal refused the key: {other:?}")),
+        };
+        if let Err(why) = verdict {
+            tracing::error!(terminal = %tid, key = %info.key_ref(), reason = %why, "terminal PIN key load failed: the terminal stays out of service");
+            keys.discard(&info.key_ref());
+            self.set_key_status("pin key refused");
+            return Ok(PinKeyStatus::Refused);
+        }
+        let previous = self.svc.state.pin_key(&tid).ok().flatten();
+        self.svc
+            .state
+            .put_pin_key(
+                &tid,
+                &LoadedPinKey {
+                    version: info.version,
+                    kcv: info.kcv.to_string(),
+                    loaded_at_ms: crate::clock::now_ms(),
+                },
+            )
+            .await
+            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
+        if let Some(old) = previous.filter(|p| p.version != info.version) {
+            keys.discard(&KeyRef::new(info.name.clone(), old.version));
+        }
+        tracing::info!(terminal = %tid, version = info.version, kcv = %info.kcv, "terminal PIN key loaded and confirmed");
+        self.set_key_status("pin key loaded");
+        Ok(PinKeyStatus::Ready)
+    }
+
+    /// A scheduled or commanded key change while the terminal may be serving customers: out of
+    /// service, load, back in service (the session is between customers when this runs).
+    pub(super) async fn rotate_pin_key(&mut self, force: bool) -> Result<(), SessionEnd> {
+        if self.svc.keys.is_none() || (!force && !self.pin_key_due()) {
+            return Ok(());
+        }
+        let was_in_service = self
+            .svc
+            .registry
+            .view(self.tid())
+            .is_some_and(|v| v.state.serves_customers());
+        if was_in_service {
+            self.go_out_of_service().await?;
+        }
+        match self.load_pin_key().await? {
+            PinKeyStatus::Ready | PinKeyStatus::Disabled => self.go_in_service().await,
+            PinKeyStatus::NoMasterKey | PinKeyStatus::Refused => Ok(()),
+        }
+    }
+
+    fn set_key_status(&self, status: &str) {
+        let status = status.to_owned();
+        let version = self.svc.state.pin_key(self.tid()).ok().flatten();
+        self.svc.registry.update(self.tid(), |v| {
+            v.pin_key = Some(status);
+            v.pin_key_version = version.map(|k| k.version);
+        });
+    }
+
+    /// Sends a key change and waits for the encryptor data or the solicited status.
+    async fn exchange_key(&mut self, msg: HostMessage) -> Result<KeyAnswer, SessionEnd> {
+        self.send(msg).await?;
+        let wait = Duration::from_millis(self.profile.timers.command_ack_ms);
+        loop {
+            match self.next_message(Some(wait)).await? {
+                TerminalMessage::EncryptorInit(e) => return Ok(KeyAnswer::Kvv(e.kvv)),
+                TerminalMessage::SolicitedStatus(s) => return Ok(KeyAnswer::Status(s.info)),
+                TerminalMessage::UnsolicitedStatus(u) => Box::pin(self.unsolicited(u)).await?,
+                other => {
+                    tracing::info!(
+                        terminal = self.tid(),
+                        "message during a key load: served after it"
+                    );
+                    if self.deferred.len() >= 8 {
+                        return Err(SessionEnd::Refused("key load acknowledgement"));
+                    }
+                    self.deferred.push_back(other);
+                }
+            }
+        }
+    }
+}
+
+enum KeyAnswer {
+    Kvv(String),
+    Status(SolicitedStatusInfo),
+}
