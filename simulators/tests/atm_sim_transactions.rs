@@ -26,7 +26,9 @@ async fn approved_withdrawal_dispenses_the_notes_and_updates_the_counters() {
     assert_eq!(req.operation_code, "A       ");
     assert_eq!(req.amount, Some(8000));
     assert!(
-        req.pin_buffer_a.as_ref().is_none_or(|p| p.expose().is_empty()),
+        req.pin_buffer_a
+            .as_ref()
+            .is_none_or(|p| p.expose().is_empty()),
         "no PIN key loaded: PIN buffer A goes empty"
     );
     assert_eq!(req.last_transaction_status, None, "basic dialect has none");

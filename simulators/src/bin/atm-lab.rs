@@ -45,6 +45,9 @@ struct Args {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Run without PIN security (no keys, no PIN verification, no PIN drill).
+    #[arg(long)]
+    no_pins: bool,
     #[arg(long, hide = true)]
     role: Option<String>,
     #[arg(long, hide = true)]
@@ -106,6 +109,7 @@ fn main() {
     opts.outage = Duration::from_secs_f64(args.outage.max(0.1));
     opts.progress = !args.quiet;
     opts.think = Duration::from_millis(args.think_ms);
+    opts.pins = !args.no_pins;
     match runtime.block_on(lab::run(&opts)) {
         Ok(report) => {
             if args.json {

@@ -14,6 +14,7 @@
 //! [`reconcile`] (pure), [`report`] (table and JSON), [`role`] (the child side).
 
 pub mod drills;
+pub mod keys;
 pub mod procs;
 pub mod reconcile;
 pub mod report;
@@ -34,7 +35,10 @@ pub use drills::Scenario;
 pub use reconcile::Verdict;
 pub use report::LabReport;
 
-use crate::atm::{AtmOptions, AtmSim, Customer, Mix, Outcome, RandomCustomers, TerminalCounters};
+use crate::atm::{
+    AtmOptions, AtmSim, Card, ClearKey, Customer, DeclineReason, Mix, Outcome, RandomCustomers,
+    TerminalCounters,
+};
 use crate::ledger::domain::Movement;
 use crate::ledger::store::MovementPage;
 use crate::ledger::{AccountSeed, LedgerConfig, LedgerServer};
@@ -76,6 +80,12 @@ pub struct LabOptions {
     pub progress: bool,
     /// Pause on each terminal between two customers (the next one walking up).
     pub think: Duration,
+    /// PIN security: keys entered by "custodians", PIN keys loaded over NDC, PINs verified by the
+    /// switch, a share of customers typing a wrong PIN, and the PIN drill (tries exceeded, unblock).
+    pub pins: bool,
+    /// Keep the run's directory here (not a temporary one) and write the children's logs to
+    /// `<dir>/logs/{switch,agent}.log` at this `RUST_LOG` filter: what an audit reads afterwards.
+    pub audit: Option<(PathBuf, String)>,
 }
 
 impl LabOptions {
@@ -90,13 +100,35 @@ impl LabOptions {
             outage: Duration::from_secs(4),
             progress: true,
             think: Duration::from_millis(50),
+            pins: true,
+            audit: None,
         }
     }
 }
 
-/// The lab's cards: `RICH_CARDS` rich ones, then the poor one.
+/// The lab's cards: `RICH_CARDS` rich ones, then the poor one, then the PIN drill's (rich, used by
+/// the PIN drill only).
 pub fn lab_cards() -> Vec<String> {
-    crate::load::card_pans(RICH_CARDS + 1)
+    crate::load::card_pans(RICH_CARDS + 2)
+}
+
+/// Share of random customers who type a wrong PIN.
+pub const WRONG_PIN_PERCENT: u8 = 4;
+
+/// What an audit of a run needs: every secret the run made (to look for it where it must not be)
+/// and where the run's logs and records are.
+pub struct LabSecrets {
+    /// Clear keys and key components, by label.
+    pub keys: Vec<(String, zeroize::Zeroizing<Vec<u8>>)>,
+    /// (PAN, PIN) of every card.
+    pub cards: Vec<(String, String)>,
+    pub dir: PathBuf,
+    pub logs: PathBuf,
+    pub switch_journal: PathBuf,
+    pub agent_dir: PathBuf,
+    /// The agent's key store and the KEK that opens it (to read the zone PIN key in an audit).
+    pub agent_key_store: PathBuf,
+    pub agent_kek: zeroize::Zeroizing<String>,
 }
 
 fn seeds(cards: &[String]) -> Result<Vec<AccountSeed>, LabError> {
@@ -108,10 +140,10 @@ fn seeds(cards: &[String]) -> Result<Vec<AccountSeed>, LabError> {
             Ok(AccountSeed {
                 account: WalletAccount::for_card(&pan).as_str().to_owned(),
                 currency: "EUR".into(),
-                balance_minor: if i < RICH_CARDS {
-                    RICH_BALANCE_MINOR
-                } else {
+                balance_minor: if i == RICH_CARDS {
                     POOR_BALANCE_MINOR
+                } else {
+                    RICH_BALANCE_MINOR
                 },
             })
         })
@@ -211,12 +243,15 @@ async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> At
 
 /// One more transaction per terminal after the run (not counted): its last-transaction-status
 /// settles a dispense left in doubt by a power loss or a crash, as the next customer would.
-async fn closing_inquiry(atm: &mut AtmSim, pan: &str) {
+async fn closing_inquiry(atm: &mut AtmSim, pan: &str, pin: &str) {
     for _ in 0..5 {
         if !atm.is_connected() {
             reconnect(atm, Duration::from_secs(30)).await;
         }
-        if let Ok(o) = atm.run_customer(&Customer::balance_inquiry(pan)).await {
+        if let Ok(o) = atm
+            .run_customer(&Customer::balance_inquiry(pan).with_pin(pin))
+            .await
+        {
             if o.outcome == Outcome::Approved {
                 return;
             }
@@ -266,16 +301,51 @@ async fn progress_loop(
 
 /// Runs the lab and reconciles; `Ok` whether or not the books agree (see `report.reconciled`).
 pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
+    run_audited(opts).await.map(|(report, _)| report)
+}
+
+/// The run's directory: a temporary one, or the audit's (kept).
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Kept(p) => p,
+        }
+    }
+}
+
+/// [`run`], also returning the run's secrets and paths for an audit.
+pub async fn run_audited(opts: &LabOptions) -> Result<(LabReport, LabSecrets), LabError> {
     if opts.atms == 0 || opts.atms > MAX_ATMS {
         return Err(LabError::Start(format!(
             "--atms {}: 1 to {MAX_ATMS}",
             opts.atms
         )));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("atm-lab")
-        .tempdir()
-        .map_err(|e| LabError::Start(format!("temporary directory: {e}")))?;
+    let dir = match &opts.audit {
+        Some((d, _)) => {
+            std::fs::create_dir_all(d.join("logs"))
+                .map_err(|e| LabError::Start(format!("{}: {e}", d.display())))?;
+            WorkDir::Kept(d.clone())
+        }
+        None => WorkDir::Temp(
+            tempfile::Builder::new()
+                .prefix("atm-lab")
+                .tempdir()
+                .map_err(|e| LabError::Start(format!("temporary directory: {e}")))?,
+        ),
+    };
+    let child_log = |role: &str| {
+        opts.audit.as_ref().map(|(d, filter)| procs::ChildLog {
+            file: d.join("logs").join(format!("{role}.log")),
+            filter: filter.clone(),
+        })
+    };
     // The agent certificate covers exactly the lab's terminal ids.
     let ids: Vec<String> = (0..opts.atms).map(procs::terminal_id).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -292,6 +362,12 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
 
     // Ledger, in this process.
     let cards = lab_cards();
+    let pins: Vec<String> = (0..cards.len()).map(keys::lab_pin).collect();
+    let lab_keys = if opts.pins {
+        Some(keys::LabKeys::generate(opts.atms)?)
+    } else {
+        None
+    };
     let mut ledger_cfg = LedgerConfig::new(dir.path().join("ledger"));
     ledger_cfg.seeds = seeds(&cards)?;
     let ledger = LedgerServer::start(ledger_cfg)
@@ -302,12 +378,35 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
     let switch_addr = procs::free_port()?;
     let journal_path = dir.path().join("journal");
     let switch_toml = dir.path().join("switch.toml");
+    let switch_pin = match &lab_keys {
+        Some(k) => {
+            let (kek_file, store) = k.prepare_switch(dir.path())?;
+            let cards_file = dir.path().join("cards.toml");
+            let card_pins: Vec<(String, String)> =
+                cards.iter().cloned().zip(pins.iter().cloned()).collect();
+            std::fs::write(&cards_file, k.cards_file_text(&card_pins)?)
+                .map_err(|e| start_err("cards file")(e.to_string()))?;
+            Some(procs::SwitchPinFiles {
+                kek_file,
+                store,
+                cards_file,
+                control_socket: dir.path().join("switch.sock"),
+            })
+        }
+        None => None,
+    };
     std::fs::write(
         &switch_toml,
-        procs::switch_config_text(&files, switch_addr, &journal_path, &ledger.base_url()),
+        procs::switch_config_text(
+            &files,
+            switch_addr,
+            &journal_path,
+            &ledger.base_url(),
+            switch_pin.as_ref(),
+        ),
     )
     .map_err(|e| start_err("switch config")(e.to_string()))?;
-    let switch = ChildRole::spawn(&opts.exe, Role::Switch, &switch_toml)?;
+    let switch = ChildRole::spawn(&opts.exe, Role::Switch, &switch_toml, child_log("switch"))?;
     if !procs::wait_listening(switch_addr, Duration::from_secs(30)).await {
         return Err(LabError::Start(format!(
             "the switch never listened on {switch_addr}"
@@ -320,9 +419,20 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
     let ndc_addr = procs::free_port()?;
     let agent_dir = dir.path().join("agent");
     let agent_toml = dir.path().join("agent.toml");
+    let agent_kek = match &lab_keys {
+        Some(k) => Some(k.prepare_agent(dir.path())?),
+        None => None,
+    };
     std::fs::write(
         &agent_toml,
-        procs::agent_config_text(&files, ndc_addr, relay.addr, &agent_dir, opts.atms),
+        procs::agent_config_text(
+            &files,
+            ndc_addr,
+            relay.addr,
+            &agent_dir,
+            opts.atms,
+            agent_kek.as_deref(),
+        ),
     )
     .map_err(|e| start_err("agent config")(e.to_string()))?;
     let socket = agent_dir.join("atmctl.sock");
@@ -330,6 +440,7 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
         &opts.exe,
         Role::Agent,
         &agent_toml,
+        child_log("agent"),
     )?));
     let (up, last) =
         procs::wait_agent(&socket, Duration::from_secs(30), |s| s["uplink"] == "up").await;
@@ -337,6 +448,17 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
         return Err(LabError::Start(format!(
             "the agent's uplink never came up: {last:?}"
         )));
+    }
+    let ids: Vec<String> = (0..opts.atms).map(procs::terminal_id).collect();
+    if let Some(k) = &lab_keys {
+        // Custodians enter the zone master key and each terminal's master key; the agent then
+        // fetches the zone PIN key from the switch.
+        k.load_into_agent(&socket, &ids).await?;
+        if !procs::wait_zone_key(&socket, Duration::from_secs(30)).await {
+            return Err(LabError::Start(
+                "the agent never received the zone PIN key from the switch".into(),
+            ));
+        }
     }
 
     // Terminals.
@@ -346,8 +468,16 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
     );
     let mut atms = Vec::new();
     for i in 0..opts.atms {
+        let master_key = match &lab_keys {
+            Some(k) => Some(
+                ClearKey::new(k.terminal_masters[i].combined.to_vec())
+                    .map_err(|e| start_err("atm-sim master key")(e.to_string()))?,
+            ),
+            None => None,
+        };
         let options = AtmOptions {
             seed: opts.seed.wrapping_add(i as u64 + 1),
+            master_key,
             ..AtmOptions::default()
         };
         let atm = AtmSim::connect(ndc_addr, profile.clone(), &procs::luno(i), options)
@@ -367,11 +497,20 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
     );
 
     // Customers, drill and progress.
-    let mix = Mix::for_profile(&profile).with_faults(10);
+    let mut mix = Mix::for_profile(&profile).with_faults(10);
+    if opts.pins {
+        mix = mix.with_wrong_pins(WRONG_PIN_PERCENT);
+    }
+    let random_cards: Vec<Card> = cards
+        .iter()
+        .zip(&pins)
+        .take(RICH_CARDS + 1)
+        .map(|(p, n)| Card::new(p.clone(), n.clone()))
+        .collect();
     let started = Instant::now();
     let shared = Arc::new(Shared {
         source: Mutex::new(
-            RandomCustomers::new(opts.seed, cards.clone(), mix).take(opts.customers),
+            RandomCustomers::from_cards(opts.seed, random_cards, mix).take(opts.customers),
         ),
         records: Mutex::new(Vec::new()),
         done: Arc::new(AtomicUsize::new(0)),
@@ -439,8 +578,22 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
         let _ = agent.lock().unwrap().restart();
     }
     procs::wait_agent(&socket, Duration::from_secs(30), |s| s["uplink"] == "up").await;
+    let mut pin_drill_ok = None;
+    if let (Some(p), Some(atm)) = (&switch_pin, atms.first_mut()) {
+        let card = Card::new(cards[RICH_CARDS + 1].clone(), pins[RICH_CARDS + 1].clone());
+        let (records, ok) = pin_drill(
+            atm,
+            &procs::terminal_id(0),
+            &card,
+            &p.control_socket,
+            &events,
+        )
+        .await;
+        shared.records.lock().unwrap().extend(records);
+        pin_drill_ok = Some(ok);
+    }
     for atm in atms.iter_mut() {
-        closing_inquiry(atm, &cards[0]).await;
+        closing_inquiry(atm, &cards[0], &pins[0]).await;
     }
     procs::wait_agent(&socket, Duration::from_secs(90), |s| {
         s["uplink"] == "up" && s["queue"]["pending"] == 0 && s["queue"]["parked"] == 0
@@ -545,16 +698,132 @@ pub async fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
             agent_restarts,
             switch_restarts,
             drill_events: events.lock().unwrap().clone(),
+            pins: opts.pins,
+            pin_drill_ok,
         },
     );
+    let mut secret_keys = Vec::new();
+    if let Some(k) = &lab_keys {
+        secret_keys = k.secrets();
+    }
+    for (i, atm) in atms.iter().enumerate() {
+        if let Some(tpk) = atm.terminal_pin_key_for_audit().await {
+            secret_keys.push((format!("tpk/{}", procs::terminal_id(i)), tpk));
+        }
+    }
     for atm in atms {
         atm.shutdown().await;
     }
     if let Err(e) = ledger.shutdown().await {
         tracing::warn!(error = %e, "ledger-sim did not stop cleanly");
     }
+    let secrets = LabSecrets {
+        keys: secret_keys,
+        cards: cards.iter().cloned().zip(pins.iter().cloned()).collect(),
+        dir: dir.path().to_owned(),
+        logs: dir.path().join("logs"),
+        switch_journal: journal_path,
+        agent_dir: agent_dir.clone(),
+        agent_key_store: agent_dir.join("keys.json"),
+        agent_kek: lab_keys
+            .as_ref()
+            .map(|k| k.agent_kek.clone())
+            .unwrap_or_default(),
+    };
     drop(dir);
-    Ok(report)
+    Ok((report, secrets))
+}
+
+/// The PIN drill, on one terminal with a card of its own: three wrong PINs (55, 55, 75), the
+/// right PIN on the blocked card (75), an operator unblock on the switch's control socket, the
+/// right PIN (approved). Returns the customers' records and whether every step went as expected.
+async fn pin_drill(
+    atm: &mut AtmSim,
+    tid: &str,
+    card: &Card,
+    switch_socket: &Path,
+    events: &Mutex<Vec<String>>,
+) -> (Vec<Record>, bool) {
+    use DeclineReason::{PinTriesExceeded, WrongPin};
+    let steps: [(bool, Option<DeclineReason>); 4] = [
+        (true, Some(WrongPin)),
+        (true, Some(WrongPin)),
+        (true, Some(PinTriesExceeded)),
+        (false, Some(PinTriesExceeded)),
+    ];
+    let mut records = Vec::new();
+    let mut ok = true;
+    let mut seen = Vec::new();
+    for (wrong, want) in steps {
+        let mut c = Customer::withdrawal(card.pan.clone(), 2_000).with_pin(card.pin.clone());
+        if wrong {
+            c = c.with_wrong_pin();
+        }
+        let (got, record) = pin_drill_customer(atm, tid, &c).await;
+        ok &= got == want;
+        seen.push(format!("{got:?}"));
+        records.extend(record);
+    }
+    let socket = switch_socket.to_owned();
+    let pan = card.pan.clone();
+    let unblocked = tokio::task::spawn_blocking(move || {
+        atm_agent::cli::control::request(
+            &socket,
+            &serde_json::json!({"cmd": "card_unblock", "card": pan}),
+        )
+    })
+    .await;
+    let unblocked = matches!(unblocked, Ok(Ok(_)));
+    ok &= unblocked;
+    seen.push(
+        if unblocked {
+            "unblocked"
+        } else {
+            "UNBLOCK FAILED"
+        }
+        .to_owned(),
+    );
+    let c = Customer::withdrawal(card.pan.clone(), 2_000).with_pin(card.pin.clone());
+    let (got, record) = pin_drill_customer(atm, tid, &c).await;
+    let approved = record.as_ref().is_some_and(|r| r.column == "approved");
+    ok &= approved && got.is_none();
+    seen.push(if approved {
+        "approved".to_owned()
+    } else {
+        format!("{got:?}")
+    });
+    records.extend(record);
+    events.lock().unwrap().push(format!(
+        "pin drill on {tid}: {} -> {}",
+        seen.join(", "),
+        if ok { "as expected" } else { "NOT AS EXPECTED" }
+    ));
+    (records, ok)
+}
+
+async fn pin_drill_customer(
+    atm: &mut AtmSim,
+    tid: &str,
+    c: &Customer,
+) -> (Option<DeclineReason>, Option<Record>) {
+    if !atm.is_connected() {
+        reconnect(atm, Duration::from_secs(30)).await;
+    }
+    let t0 = Instant::now();
+    match atm.run_customer(c).await {
+        Ok(o) => (
+            o.outcome.decline_reason(),
+            Some(Record::from_outcome(
+                tid,
+                &o,
+                t0.elapsed().as_millis() as u64,
+            )),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "PIN drill customer interrupted");
+            (None, None)
+        }
+    }
 }
 
 /// The path a child role is started with, for callers that want to check it exists.

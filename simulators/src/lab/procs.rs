@@ -40,21 +40,36 @@ impl Role {
     }
 }
 
+/// Where a child's log goes when it is kept (an audit run): its stderr, appended to `file` across
+/// restarts, at `filter` (`RUST_LOG` syntax).
+#[derive(Debug, Clone)]
+pub struct ChildLog {
+    pub file: PathBuf,
+    pub filter: String,
+}
+
 /// A child process running one role; killed when dropped.
 pub struct ChildRole {
     role: Role,
     exe: PathBuf,
     config: PathBuf,
+    log: Option<ChildLog>,
     child: Option<Child>,
     pub restarts: u32,
 }
 
 impl ChildRole {
-    pub fn spawn(exe: &Path, role: Role, config: &Path) -> Result<Self, LabError> {
+    pub fn spawn(
+        exe: &Path,
+        role: Role,
+        config: &Path,
+        log: Option<ChildLog>,
+    ) -> Result<Self, LabError> {
         let mut c = ChildRole {
             role,
             exe: exe.to_owned(),
             config: config.to_owned(),
+            log,
             child: None,
             restarts: 0,
         };
@@ -63,16 +78,29 @@ impl ChildRole {
     }
 
     fn start(&mut self) -> Result<(), LabError> {
-        let log = std::env::var("ATM_LAB_CHILD_LOG").unwrap_or_else(|_| "off".into());
+        let (filter, stderr) = match &self.log {
+            Some(l) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&l.file)
+                    .map_err(|e| LabError::Start(format!("{}: {e}", l.file.display())))?;
+                (l.filter.clone(), Stdio::from(file))
+            }
+            None => (
+                std::env::var("ATM_LAB_CHILD_LOG").unwrap_or_else(|_| "off".into()),
+                Stdio::inherit(),
+            ),
+        };
         let child = Command::new(&self.exe)
             .arg("--role")
             .arg(self.role.name())
             .arg("--config")
             .arg(&self.config)
-            .env("RUST_LOG", log)
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| {
                 LabError::Start(format!(
@@ -179,14 +207,48 @@ impl Relay {
     }
 }
 
+/// The switch's PIN security in the lab: its key store, the issuer's PVV file, its control socket.
+pub struct SwitchPinFiles {
+    pub kek_file: PathBuf,
+    pub store: PathBuf,
+    pub cards_file: PathBuf,
+    pub control_socket: PathBuf,
+}
+
 pub fn switch_config_text(
     files: &PkiFiles,
     listen: SocketAddr,
     journal: &Path,
     ledger_url: &str,
+    pin: Option<&SwitchPinFiles>,
 ) -> String {
+    let (control, pin) = pin.map_or((String::new(), String::new()), |p| {
+        (
+            format!("control_socket = \"{}\"\n", p.control_socket.display()),
+            format!(
+                r#"
+[keys]
+store = "{store}"
+kek_file = "{kek}"
+zpk_rotate_secs = 0
+zpk_grace_secs = 300
+[pin]
+max_tries = 3
+cards_file = "{cards}"
+[[pin.bins]]
+prefix = "476173"
+method = "visa_pvv"
+pvk = "{pvk}"
+"#,
+                store = p.store.display(),
+                kek = p.kek_file.display(),
+                cards = p.cards_file.display(),
+                pvk = super::keys::PVK,
+            ),
+        )
+    });
     format!(
-        r#"
+        r#"{control}
 [listen]
 address = "{listen}"
 [tls]
@@ -202,7 +264,7 @@ resume_interval_ms = 200
 [[routes]]
 prefix = "476173"
 route = "wallet"
-"#,
+{pin}"#,
         cert = files.switch_cert.display(),
         key = files.switch_key.display(),
         ca = files.ca.display(),
@@ -224,7 +286,14 @@ pub fn agent_config_text(
     uplink: SocketAddr,
     dir: &Path,
     atms: usize,
+    kek_file: Option<&Path>,
 ) -> String {
+    let keys = kek_file.map_or(String::new(), |k| {
+        format!(
+            "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = 0\n",
+            k.display()
+        )
+    });
     let mut terminals = String::new();
     for i in 0..atms {
         terminals.push_str(&format!(
@@ -256,7 +325,7 @@ retry_backoff_max_ms = 500
 [timeouts]
 authorization_ms = 8000
 advice_ms = 4000
-"#,
+{keys}"#,
         cert = files.agent_cert.display(),
         key = files.agent_key.display(),
         ca = files.ca.display(),
@@ -295,6 +364,29 @@ pub async fn wait_agent(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until the agent's key store holds a zone PIN key (fetched from the switch).
+pub async fn wait_zone_key(socket: &Path, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        let s = socket.to_owned();
+        let keys = tokio::task::spawn_blocking(move || {
+            atm_agent::cli::control::request(&s, &json!({"cmd": "keys_ls"})).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if keys
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|k| k["name"] == "zpk"))
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Waits until something accepts TCP connections at `addr`.

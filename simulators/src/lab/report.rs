@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::reconcile::Verdict;
-use crate::atm::{CustomerOutcome, Kind, Outcome};
+use crate::atm::{CustomerOutcome, DeclineReason, Kind, Outcome};
 
 /// Outcome columns of the table, in order.
 pub const COLUMNS: [&str; 9] = [
@@ -35,6 +35,8 @@ pub struct Record {
     pub dispensed_minor: u64,
     pub deposited_minor: u64,
     pub latency_ms: u64,
+    /// `wrong_pin` or `pin_tries_exceeded` when the decline was about the PIN.
+    pub pin: Option<&'static str>,
 }
 
 impl Record {
@@ -59,6 +61,11 @@ impl Record {
             dispensed_minor: o.dispensed_minor,
             deposited_minor: o.deposited_minor,
             latency_ms,
+            pin: match o.outcome.decline_reason() {
+                Some(DeclineReason::WrongPin) => Some("wrong_pin"),
+                Some(DeclineReason::PinTriesExceeded) => Some("pin_tries_exceeded"),
+                _ => None,
+            },
         }
     }
 
@@ -73,6 +80,7 @@ impl Record {
             dispensed_minor: 0,
             deposited_minor: 0,
             latency_ms,
+            pin: None,
         }
     }
 }
@@ -90,6 +98,15 @@ pub struct LabReport {
     pub reversed: usize,
     pub partial: usize,
     pub interrupted: usize,
+    /// Whether PINs were verified in this run.
+    pub pins: bool,
+    /// Declines for a wrong PIN (55) and for PIN tries exceeded / card blocked (75), within
+    /// `declined`.
+    pub wrong_pin: usize,
+    pub pin_tries_exceeded: usize,
+    /// The PIN drill (three wrong PINs, blocked, operator unblock, approved) went as expected;
+    /// `None` when it did not run.
+    pub pin_drill_ok: Option<bool>,
     /// kind → column → count.
     pub by_kind: BTreeMap<String, BTreeMap<String, usize>>,
     /// What the customers got / gave, from their outcomes.
@@ -135,6 +152,8 @@ pub struct RunFacts {
     pub agent_restarts: u32,
     pub switch_restarts: u32,
     pub drill_events: Vec<String>,
+    pub pins: bool,
+    pub pin_drill_ok: Option<bool>,
 }
 
 pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport {
@@ -161,6 +180,16 @@ pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport
         reversed: records.iter().filter(|r| r.reversed).count(),
         partial: count("partial"),
         interrupted: count("interrupted"),
+        pins: facts.pins,
+        wrong_pin: records
+            .iter()
+            .filter(|r| r.pin == Some("wrong_pin"))
+            .count(),
+        pin_tries_exceeded: records
+            .iter()
+            .filter(|r| r.pin == Some("pin_tries_exceeded"))
+            .count(),
+        pin_drill_ok: facts.pin_drill_ok,
         by_kind,
         dispensed_minor: records.iter().map(|r| r.dispensed_minor).sum(),
         deposited_minor: records.iter().map(|r| r.deposited_minor).sum(),
@@ -268,6 +297,18 @@ impl LabReport {
             self.agent_restarts,
             self.switch_restarts
         ));
+        if self.pins {
+            s.push_str(&format!(
+                "PINs: verified by the switch; declined for a wrong PIN {}, for PIN tries exceeded {}   PIN drill: {}\n",
+                self.wrong_pin,
+                self.pin_tries_exceeded,
+                match self.pin_drill_ok {
+                    Some(true) => "as expected",
+                    Some(false) => "NOT AS EXPECTED",
+                    None => "not run",
+                }
+            ));
+        }
         for e in &self.drill_events {
             s.push_str(&format!("drill: {e}\n"));
         }

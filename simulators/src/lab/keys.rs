@@ -1,0 +1,229 @@
+//! The lab's keys and PINs, made fresh for every run: the key custodians' components (terminal
+//! master keys, zone master key, PIN verification key), the cards' PINs and the issuer's PIN
+//! verification file.
+//!
+//! The switch's keys are entered before it starts, straight into its key store (what
+//! `host-switch keys load-components` does while the switch is stopped). The agent's are entered
+//! the way custodians do it in the field: through its control socket with `atmctl`'s own code
+//! (`atm_agent::cli::keys`). Each terminal simulator holds its master key in its "EPP" and gets its
+//! PIN key from the agent over NDC.
+
+use std::path::{Path, PathBuf};
+
+use host_switch::domain::WalletAccount;
+use keystore::{Component, Kcv, KeyName, KeyStore, KeyUsage, SoftwareKeyStore};
+use protocols::types::Pan;
+use zeroize::Zeroizing;
+
+use super::LabError;
+
+/// Name of the lab's PIN verification key in the switch's store.
+pub const PVK: &str = "pvk/lab";
+/// PVK index the lab's PVVs are made with.
+pub const PVKI: u8 = 1;
+
+/// A key as custodians hold it: components (each with its check value) and, for the lab's own
+/// bookkeeping, the combined key.
+pub struct CustodianKey {
+    pub components: Vec<(Zeroizing<String>, Kcv)>,
+    pub combined: Zeroizing<Vec<u8>>,
+}
+
+impl CustodianKey {
+    /// Two random double-length components.
+    pub fn generate() -> Result<Self, LabError> {
+        let mut combined = Zeroizing::new(vec![0u8; 16]);
+        let mut components = Vec::new();
+        for _ in 0..2 {
+            let mut c = Zeroizing::new(vec![0u8; 16]);
+            getrandom::getrandom(&mut c).map_err(|e| LabError::Start(format!("random: {e}")))?;
+            keystore::crypto::set_odd_parity(&mut c);
+            for (k, b) in combined.iter_mut().zip(c.iter()) {
+                *k ^= b;
+            }
+            let kcv = keystore::crypto::kcv(&c).map_err(key_err)?;
+            components.push((Zeroizing::new(hex::encode_upper(&*c)), kcv));
+        }
+        keystore::crypto::set_odd_parity(&mut combined);
+        Ok(Self {
+            components,
+            combined,
+        })
+    }
+
+    fn parsed(&self) -> Result<(Vec<Component>, Vec<Kcv>), LabError> {
+        let mut cs = Vec::new();
+        let mut ks = Vec::new();
+        for (c, k) in &self.components {
+            cs.push(Component::from_hex(c).map_err(key_err)?);
+            ks.push(*k);
+        }
+        Ok((cs, ks))
+    }
+
+    /// As `atmctl` entries.
+    pub fn entries(&self) -> Result<Vec<atm_agent::cli::keys::Entry>, LabError> {
+        self.components
+            .iter()
+            .enumerate()
+            .map(|(i, (c, k))| {
+                atm_agent::cli::keys::Entry::new(i + 1, c, &k.to_string())
+                    .map_err(|e| LabError::Start(format!("key entry: {e}")))
+            })
+            .collect()
+    }
+}
+
+fn key_err(e: keystore::KeyStoreError) -> LabError {
+    LabError::Start(format!("keys: {e}"))
+}
+
+/// Every key the lab's custodians hold, and the cards' PINs.
+pub struct LabKeys {
+    pub zone_master: CustodianKey,
+    pub pin_verification: CustodianKey,
+    /// One per terminal, in terminal order.
+    pub terminal_masters: Vec<CustodianKey>,
+    /// Key-encryption keys of the two stores, as written to their 0600 files.
+    pub switch_kek: Zeroizing<String>,
+    pub agent_kek: Zeroizing<String>,
+}
+
+impl LabKeys {
+    pub fn generate(atms: usize) -> Result<Self, LabError> {
+        Ok(Self {
+            zone_master: CustodianKey::generate()?,
+            pin_verification: CustodianKey::generate()?,
+            terminal_masters: (0..atms)
+                .map(|_| CustodianKey::generate())
+                .collect::<Result<_, _>>()?,
+            switch_kek: keystore::Kek::generate().map_err(key_err)?.1,
+            agent_kek: keystore::Kek::generate().map_err(key_err)?.1,
+        })
+    }
+
+    /// Every clear key and component, labelled, for an audit that looks for them in logs.
+    pub fn secrets(&self) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut add = |label: String, k: &CustodianKey| {
+            out.push((label.clone(), k.combined.clone()));
+            for (i, (c, _)) in k.components.iter().enumerate() {
+                if let Ok(bytes) = hex::decode(c.as_str()) {
+                    out.push((
+                        format!("{label} component {}", i + 1),
+                        Zeroizing::new(bytes),
+                    ));
+                }
+            }
+        };
+        add("zmk".into(), &self.zone_master);
+        add(PVK.into(), &self.pin_verification);
+        for (i, k) in self.terminal_masters.iter().enumerate() {
+            add(format!("tmk/{}", super::procs::terminal_id(i)), k);
+        }
+        for (label, kek) in [
+            ("switch KEK", &self.switch_kek),
+            ("agent KEK", &self.agent_kek),
+        ] {
+            if let Ok(bytes) = hex::decode(kek.trim()) {
+                out.push((label.to_owned(), Zeroizing::new(bytes)));
+            }
+        }
+        out
+    }
+
+    /// Writes the switch's KEK file (0600) and enters the zone master key and the PIN
+    /// verification key into its store. Returns (KEK file, store file).
+    pub fn prepare_switch(&self, dir: &Path) -> Result<(PathBuf, PathBuf), LabError> {
+        let kek_file = write_secret(&dir.join("switch.kek"), &self.switch_kek)?;
+        let store_file = dir.join("switch-keys.json");
+        let kek = keystore::Kek::from_file(&kek_file).map_err(key_err)?;
+        let store = SoftwareKeyStore::open(&store_file, kek).map_err(key_err)?;
+        let (c, k) = self.zone_master.parsed()?;
+        store
+            .load_components(&KeyName::zone_master(), KeyUsage::Master, &c, &k)
+            .map_err(key_err)?;
+        let (c, k) = self.pin_verification.parsed()?;
+        store
+            .load_components(
+                &KeyName::new(PVK).map_err(key_err)?,
+                KeyUsage::PinVerification,
+                &c,
+                &k,
+            )
+            .map_err(key_err)?;
+        Ok((kek_file, store_file))
+    }
+
+    /// Writes the agent's KEK file (0600).
+    pub fn prepare_agent(&self, dir: &Path) -> Result<PathBuf, LabError> {
+        write_secret(&dir.join("agent.kek"), &self.agent_kek)
+    }
+
+    /// The issuer's PIN verification file for the switch: each card's reference and Visa PVV.
+    pub fn cards_file_text(&self, cards: &[(String, String)]) -> Result<String, LabError> {
+        let mut out = String::from(
+            "# PIN verification data per card (Visa PVV), made by the lab's issuer.\n",
+        );
+        for (pan, pin) in cards {
+            let pan = Pan::parse(pan).map_err(|e| LabError::Start(format!("card: {e}")))?;
+            let pvv = keystore::crypto::visa_pvv(&self.pin_verification.combined, PVKI, pin, &pan)
+                .map_err(key_err)?;
+            out.push_str(&format!(
+                "[[card]]\ncard = \"{}\"\npvki = {PVKI}\npvv = \"{}\"\n",
+                WalletAccount::for_card(&pan).as_str(),
+                pvv.as_str()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Enters the zone master key and every terminal master key into the running agent, as
+    /// custodians do with `atmctl keys load-zone-master` / `load-master ID`.
+    pub async fn load_into_agent(
+        &self,
+        socket: &Path,
+        terminal_ids: &[String],
+    ) -> Result<(), LabError> {
+        let socket = socket.to_owned();
+        let zmk = self.zone_master.entries()?;
+        let tmks: Vec<_> = self
+            .terminal_masters
+            .iter()
+            .map(CustodianKey::entries)
+            .collect::<Result<_, _>>()?;
+        let ids = terminal_ids.to_vec();
+        tokio::task::spawn_blocking(move || {
+            atm_agent::cli::keys::load_zone_master(&socket, &zmk)
+                .map_err(|e| LabError::Start(format!("atmctl keys load-zone-master: {e}")))?;
+            for (id, entries) in ids.iter().zip(&tmks) {
+                atm_agent::cli::keys::load_master(&socket, id, entries)
+                    .map_err(|e| LabError::Start(format!("atmctl keys load-master {id}: {e}")))?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| LabError::Start(format!("key entry: {e}")))?
+    }
+}
+
+/// A card's PIN in the lab: four digits derived from its position.
+pub fn lab_pin(i: usize) -> String {
+    format!("{:04}", (1357 + 2113 * i) % 10_000)
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<PathBuf, LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| LabError::Start(format!("{}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| LabError::Start(format!("{}: {e}", path.display())))?;
+    Ok(path.to_owned())
+}
