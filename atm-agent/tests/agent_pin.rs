@@ -13,7 +13,8 @@ use common::*;
 use host_switch::cli::control as switchctl;
 use host_switch::ports::Journal;
 use serde_json::json;
-use simulators::atm::{AtmSim, Customer, CustomerOutcome, DeclineReason, Outcome};
+use simulators::atm::{AtmSim, Customer, CustomerOutcome, DeclineReason, Outcome, ServiceMode};
+use simulators::lab::keys::CustodianKey;
 
 /// A withdrawal every profile's cassettes can make.
 const AMOUNT: u64 = 5_000;
@@ -39,10 +40,14 @@ fn tpk(terminal_id: &str) -> String {
 /// that the key is the only version in the agent's store and the one in the terminal's PIN pad
 /// (same check value). Returns its version.
 async fn confirmed_pin_key(lab: &Lab, atm: &AtmSim, terminal_id: &str) -> u64 {
-    lab.wait_until("the terminal in service with its PIN key", 10, || async move {
-        let s = lab.terminal_status(terminal_id).await;
-        s["state"] == "in_service" && s["pin_key"] == "pin key loaded"
-    })
+    lab.wait_until(
+        "the terminal in service with its PIN key",
+        10,
+        || async move {
+            let s = lab.terminal_status(terminal_id).await;
+            s["state"] == "in_service" && s["pin_key"] == "pin key loaded"
+        },
+    )
     .await;
     let status = lab.terminal_status(terminal_id).await;
     let version = status["pin_key_version"].as_u64().expect("pin_key_version");
@@ -60,6 +65,19 @@ async fn confirmed_pin_key(lab: &Lab, atm: &AtmSim, terminal_id: &str) -> u64 {
     version
 }
 
+/// Waits until the terminal's start-up is over although it has no PIN key: the agent reports
+/// `pin_key_status` and knows the cassettes (the supply counters are the start-up's last step).
+async fn wait_start_up_without_pin_key(lab: &Lab, terminal_id: &str, pin_key_status: &str) {
+    lab.wait_until("the start-up to end without a PIN key", 10, || async move {
+        let s = lab.terminal_status(terminal_id).await;
+        s["pin_key"] == pin_key_status
+            && s["cassettes"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["notes"] == 100))
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn basic_and_advance_terminals_get_a_pin_key_and_their_pins_are_verified() {
     let lab = &Lab::start_with_pins(&BASIC_AND_ADVANCE).await;
@@ -73,11 +91,20 @@ async fn basic_and_advance_terminals_get_a_pin_key_and_their_pins_are_verified()
     let mut advance = lab.pin_atm(1, lab.master_key(1)).await;
     confirmed_pin_key(lab, &basic, "ATM00001").await;
     confirmed_pin_key(lab, &advance, "ATM00002").await;
-    assert_ne!(basic.pin_key_kcv(), advance.pin_key_kcv(), "a key per terminal");
+    assert_ne!(
+        basic.pin_key_kcv(),
+        advance.pin_key_kcv(),
+        "a key per terminal"
+    );
 
     for (atm, pan) in [(&mut basic, ALICE), (&mut advance, BOB)] {
         let out = withdraw(lab, atm, pan, false).await;
-        assert_eq!(out.outcome, Outcome::Approved, "{}: {out:?}", atm.profile().name);
+        assert_eq!(
+            out.outcome,
+            Outcome::Approved,
+            "{}: {out:?}",
+            atm.profile().name
+        );
         assert!(out.pin_block_sent, "{out:?}");
         let out = withdraw(lab, atm, pan, true).await;
         assert_eq!(
@@ -88,7 +115,8 @@ async fn basic_and_advance_terminals_get_a_pin_key_and_their_pins_are_verified()
         );
     }
     for pan in [ALICE, BOB] {
-        lab.eventually_balance(pan, ((START - AMOUNT) as i64, 0)).await;
+        lab.eventually_balance(pan, ((START - AMOUNT) as i64, 0))
+            .await;
         assert_eq!(lab.captures(pan).await.len(), 1);
     }
     lab.assert_books().await;
@@ -99,10 +127,7 @@ async fn terminal_without_master_key_waits_out_of_service_until_custodians_enter
     let lab = &Lab::start_with_pins(&BASIC_PAIR).await;
     // The PIN pad holds its master key; the agent has none for ATM00001 yet.
     let connecting = lab.spawn_pin_atm(0, lab.master_key(0));
-    lab.wait_until("the agent to wait for the master key", 10, || async move {
-        lab.terminal_status("ATM00001").await["pin_key"] == "awaiting master key"
-    })
-    .await;
+    wait_start_up_without_pin_key(lab, "ATM00001", "awaiting master key").await;
     let status = lab.terminal_status("ATM00001").await;
     assert_eq!(status["state"], "out_of_service", "{status}");
     assert_eq!(status["pin_key_version"], json!(null), "{status}");
@@ -156,7 +181,11 @@ async fn three_wrong_pins_block_the_card_until_the_switch_operator_unblocks_it()
         .switch_request(switchctl::card_status(ALICE))
         .await
         .unwrap();
-    assert_eq!((card["tries"].as_u64(), card["blocked"].as_bool()), (Some(3), Some(true)), "{card}");
+    assert_eq!(
+        (card["tries"].as_u64(), card["blocked"].as_bool()),
+        (Some(3), Some(true)),
+        "{card}"
+    );
     assert_eq!(lab.balance(ALICE).await, (START as i64, 0));
 
     let unblocked = lab
@@ -217,9 +246,11 @@ async fn switch_zone_key_rotation_reaches_the_agent_and_pins_still_verify() {
     let rotated = lab.switch_request(switchctl::zpk_rotate()).await.unwrap();
     assert_eq!(rotated["version"], 2, "{rotated}");
     // The switch announces the version in its echo answers (every 500 ms here).
-    lab.wait_until("the agent to fetch zone PIN key version 2", 15, || async move {
-        lab.agent_key_versions("zpk").await.contains(&2)
-    })
+    lab.wait_until(
+        "the agent to fetch zone PIN key version 2",
+        15,
+        || async move { lab.agent_key_versions("zpk").await.contains(&2) },
+    )
     .await;
     assert_eq!(
         lab.agent_key_kcv("zpk", 2).await,
@@ -228,9 +259,11 @@ async fn switch_zone_key_rotation_reaches_the_agent_and_pins_still_verify() {
     );
     // Once the grace window is over the switch knows only version 2: a PIN that verifies now
     // was translated to it.
-    lab.wait_until("the switch to destroy zone PIN key version 1", 15, || async move {
-        lab.switch_key_versions("zpk").await == [2]
-    })
+    lab.wait_until(
+        "the switch to destroy zone PIN key version 1",
+        15,
+        || async move { lab.switch_key_versions("zpk").await == [2] },
+    )
     .await;
     let out = withdraw(lab, &mut atm, ALICE, false).await;
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
@@ -248,10 +281,7 @@ async fn advance_terminal_with_the_wrong_master_key_refuses_the_pin_key_and_stay
     // The PIN pad was installed with a key the custodians did not enter into the agent: it
     // deciphers the PIN key to something else and reports that key's KVV.
     let connecting = lab.spawn_pin_atm(1, Lab::foreign_master_key());
-    lab.wait_until("the agent to see the key refused", 10, || async move {
-        lab.terminal_status("ATM00002").await["pin_key"] == "pin key refused"
-    })
-    .await;
+    wait_start_up_without_pin_key(lab, "ATM00002", "pin key refused").await;
     let status = lab.terminal_status("ATM00002").await;
     assert_eq!(status["state"], "out_of_service", "{status}");
     assert_eq!(status["pin_key_version"], json!(null), "{status}");
@@ -262,6 +292,42 @@ async fn advance_terminal_with_the_wrong_master_key_refuses_the_pin_key_and_stay
     assert!(!connecting.is_finished(), "the terminal went in service");
     assert!(lab.switch.switch.journal().txns().unwrap().is_empty());
     connecting.abort();
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn advance_terminal_refusing_a_new_pin_key_keeps_the_old_version_and_goes_out_of_service() {
+    let lab = &Lab::start_with_pins(&BASIC_AND_ADVANCE).await;
+    lab.load_master(1).await;
+    let mut atm = lab.pin_atm(1, lab.master_key(1)).await;
+    let v1 = confirmed_pin_key(lab, &atm, "ATM00002").await;
+    // Custodians enter a master key the PIN pad does not hold: the agent loads a new PIN key
+    // under it at once, and the pad reports the check value of whatever it deciphered.
+    let entries = CustodianKey::generate().unwrap().entries().unwrap();
+    let socket = lab.agent().control_socket.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        atm_agent::cli::keys::load_master(&socket, "ATM00002", &entries)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(report.contains("terminal PIN key: loading"), "{report}");
+    lab.wait_until("the agent to see the key refused", 10, || async move {
+        lab.terminal_status("ATM00002").await["pin_key"] == "pin key refused"
+    })
+    .await;
+    let status = lab.terminal_status("ATM00002").await;
+    assert_eq!(status["state"], "out_of_service", "{status}");
+    assert_eq!(status["pin_key_version"], v1, "{status}");
+    assert_eq!(
+        lab.agent_key_versions(&tpk("ATM00002")).await,
+        vec![v1],
+        "the refused version is destroyed, the confirmed one kept"
+    );
+    assert!(atm.wait_for_mode(ServiceMode::OutOfService, 5_000).await);
+    let out = withdraw(lab, &mut atm, BOB, false).await;
+    assert_eq!(out.outcome, Outcome::OutOfService, "{out:?}");
+    assert!(lab.switch.switch.journal().txns().unwrap().is_empty());
     lab.assert_books().await;
 }
 

@@ -466,6 +466,27 @@ async fn restart_keeps_tries_and_blocked_state() {
 }
 
 #[tokio::test]
+async fn a_deposit_without_a_pin_block_is_credited_even_on_a_blocked_card() {
+    // The agent advises a deposit it took while the switch was unreachable without a PIN block
+    // (PIN blocks are never stored); the cash is in the terminal, so the credit must go through.
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let wrong = agent.pin_block("1111", ALICE, v);
+    for stan in 1..=3 {
+        c.request(&with_pin(withdrawal(stan, ALICE, 1_000), &wrong, v))
+            .await;
+    }
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    let r = c.request(&deposit(4, ALICE, 7_000)).await;
+    assert_eq!(code(&r), "00", "money in needs no PIN");
+    let r = c
+        .request(&with_pin(deposit(5, ALICE, 7_000), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "75", "a deposit with a PIN block is checked like the rest");
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    lab.assert_books().await;
+}
+
+#[tokio::test]
 async fn missing_pin_data_or_pin_block_is_declined_55_without_counting() {
     let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
     let block = agent.pin_block("1234", BOB_POOR, v);

@@ -163,17 +163,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if self.svc.keys.is_none() || (!force && !self.pin_key_due()) {
             return Ok(());
         }
-        let was_in_service = self
-            .svc
-            .registry
-            .view(self.tid())
-            .is_some_and(|v| v.state.serves_customers());
+        let view = self.svc.registry.view(self.tid());
+        let was_in_service = view.as_ref().is_some_and(|v| v.state.serves_customers());
+        // A terminal held out of service for want of a key goes in service once it has one; one
+        // a technician put out of service (or in supervisor mode) stays as it was.
+        let waited_for_key = view.as_ref().is_some_and(|v| {
+            !v.state.serves_customers()
+                && v.state != crate::domain::terminal::TerminalState::Supervisor
+                && v.pin_key.as_deref().is_some_and(|k| k != "pin key loaded")
+        });
         if was_in_service {
             self.go_out_of_service().await?;
         }
         match self.load_pin_key().await? {
-            PinKeyStatus::Ready | PinKeyStatus::Disabled => self.go_in_service().await,
-            PinKeyStatus::NoMasterKey | PinKeyStatus::Refused => Ok(()),
+            PinKeyStatus::Ready | PinKeyStatus::Disabled if was_in_service || waited_for_key => {
+                self.go_in_service().await
+            }
+            _ => Ok(()),
         }
     }
 

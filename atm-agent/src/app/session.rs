@@ -270,7 +270,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.svc
                     .registry
                     .event(self.tid(), TerminalEvent::SupervisorExited);
-                self.go_in_service().await?;
+                // Back in service only with a usable PIN key (a technician may have been
+                // at a terminal that still waits for its master key).
+                if matches!(
+                    self.ensure_pin_key(false).await?,
+                    PinKeyStatus::Ready | PinKeyStatus::Disabled
+                ) {
+                    self.go_in_service().await?;
+                }
             }
             DeviceState::CashHandler(_) => self.note_supplies(&u.device),
             DeviceState::Other { .. } => {}
@@ -350,12 +357,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match self.ensure_pin_key(false).await? {
             PinKeyStatus::Ready | PinKeyStatus::Disabled => {}
             // Without a PIN key the terminal cannot take PINs: it waits out of service for the
-            // custodians (`atmctl keys load-master`) or a technician.
+            // custodians (`atmctl keys load-master`) or a technician. Its supply counters are
+            // asked for all the same: the key load later only puts it in service, and customers
+            // need the cassette counts (and a dispense in doubt is settled from them).
             PinKeyStatus::NoMasterKey | PinKeyStatus::Refused => {
                 self.svc
                     .registry
                     .event(self.tid(), TerminalEvent::WentOutOfService);
-                return Ok(());
+                return self.supply_counters().await;
             }
         }
         self.go_in_service().await?;

@@ -445,10 +445,12 @@ impl Lab {
         let entries = self.pins().keys.terminal_masters[i].entries().unwrap();
         let socket = self.agent().control_socket.clone();
         let id = self.terminals[i].terminal_id;
-        tokio::task::spawn_blocking(move || atm_agent::cli::keys::load_master(&socket, id, &entries))
-            .await
-            .unwrap()
-            .expect("master key entry")
+        tokio::task::spawn_blocking(move || {
+            atm_agent::cli::keys::load_master(&socket, id, &entries)
+        })
+        .await
+        .unwrap()
+        .expect("master key entry")
     }
 
     fn pin_atm_options(master_key: Option<ClearKey>) -> AtmOptions {
@@ -487,9 +489,7 @@ impl Lab {
         let t = self.terminals[i];
         let addr = self.agent().ndc_addr;
         let options = Self::pin_atm_options(Some(master_key));
-        async move {
-            AtmSim::connect(addr, Profile::builtin(t.profile).unwrap(), t.luno, options).await
-        }
+        async move { AtmSim::connect(addr, Profile::builtin(t.profile).unwrap(), t.luno, options).await }
     }
 
     /// A request on the agent's control socket (as `atmctl` sends it); the answer's data.
@@ -570,7 +570,10 @@ impl Lab {
             .json()
             .await
             .unwrap();
-        assert!(page.get("next_after").is_none(), "tests stay within one page");
+        assert!(
+            page.get("next_after").is_none(),
+            "tests stay within one page"
+        );
         page["movements"]
             .as_array()
             .unwrap()

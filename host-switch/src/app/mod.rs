@@ -244,7 +244,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         amount: protocols::types::Amount,
         pin: Option<&PinEntry>,
     ) -> Result<Opened<'_>, JournalError> {
-        use crate::domain::{Route, TxnRecord, WalletAccount};
+        use crate::domain::{Route, TxnKind, TxnRecord, WalletAccount};
         if self.routes.route(pan) != Some(Route::Wallet) {
             tracing::warn!("card is not routed to the wallet: declined 14");
             let reply = self
@@ -262,8 +262,14 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         if let Some(recorded) = self.recorded(class, key)? {
             return Ok(Opened::Answered(recorded));
         }
-        if let Some(reply) = self.pin_step(Some(class), key, pan, pin).await? {
-            return Ok(Opened::Answered(reply));
+        // Money in needs no PIN: a deposit the agent took while the switch was unreachable
+        // arrives later without a PIN block (PIN blocks are never stored), and the cash is
+        // already in the terminal. A deposit that carries a PIN block is verified like the rest.
+        let pin_needed = kind != TxnKind::Deposit || pin.is_some();
+        if pin_needed {
+            if let Some(reply) = self.pin_step(Some(class), key, pan, pin).await? {
+                return Ok(Opened::Answered(reply));
+            }
         }
         let fresh = TxnRecord::new(
             key,

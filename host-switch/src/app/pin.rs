@@ -4,7 +4,9 @@
 //! Runs after the replay check (a replay gets its recorded answer and never counts a try twice)
 //! and before the ledger is called. For a card whose BIN has a rule (`[[pin.bins]]`):
 //! - blocked card → 75 without verifying;
-//! - no PIN block, or no verification data for the card → 55, not counted;
+//! - no PIN block, or no verification data for the card → 55, not counted (a deposit without a
+//!   PIN block skips this step: money in needs no PIN, and a deposit taken while the switch was
+//!   unreachable is advised later without one, since PIN blocks are never stored);
 //! - PIN block unreadable, its ZPK version unknown or past its grace window, a block that does not
 //!   decode → 96, not counted, not recorded, logged on the `security` target;
 //! - wrong PIN → the try is counted durably, then 55 (or 75 when it blocks the card);
