@@ -14,7 +14,8 @@ async fn normal_run_reconciles_terminals_journal_and_ledger() {
     opts.progress = false;
     opts.think = Duration::from_millis(10);
     let report = lab::run(&opts).await.expect("lab run");
-    assert_eq!(report.customers, 40, "{}", report.table());
+    // 40 random customers and the PIN drill's 5.
+    assert_eq!(report.customers, 45, "{}", report.table());
     assert!(report.reconciled, "{}", report.table());
     assert_eq!(report.lost, 0, "{}", report.table());
     assert_eq!(report.duplicated, 0, "{}", report.table());
@@ -31,6 +32,10 @@ async fn normal_run_reconciles_terminals_journal_and_ledger() {
         report.deposited_minor,
         report.verdict.ledger.deposited_net_minor
     );
+    // PINs are on by default: the PIN drill ran (three wrong PINs, blocked, unblocked, approved).
+    assert_eq!(report.pin_drill_ok, Some(true), "{}", report.table());
+    assert!(report.wrong_pin >= 2, "{}", report.table());
+    assert!(report.pin_tries_exceeded >= 2, "{}", report.table());
     let json = serde_json::to_value(&report).unwrap();
     for key in [
         "approved",
@@ -46,6 +51,9 @@ async fn normal_run_reconciles_terminals_journal_and_ledger() {
         "tps",
         "p50_ms",
         "p99_ms",
+        "wrong_pin",
+        "pin_tries_exceeded",
+        "pin_drill_ok",
     ] {
         assert!(json.get(key).is_some(), "JSON lacks {key}");
     }
