@@ -481,7 +481,11 @@ async fn a_deposit_without_a_pin_block_is_credited_even_on_a_blocked_card() {
     let r = c
         .request(&with_pin(deposit(5, ALICE, 7_000), &wrong, v))
         .await;
-    assert_eq!(code(&r), "75", "a deposit with a PIN block is checked like the rest");
+    assert_eq!(
+        code(&r),
+        "75",
+        "a deposit with a PIN block is checked like the rest"
+    );
     assert_eq!(fx.tries(ALICE).await, (3, true));
     lab.assert_books().await;
 }
