@@ -234,6 +234,33 @@ async fn terminal_pin_key_rotation_replaces_the_key_in_the_pin_pad_and_the_store
 }
 
 #[tokio::test]
+async fn terminal_pin_key_is_replaced_when_its_lifetime_ends() {
+    let mut lab = Lab::start_with_pins(&BASIC_PAIR).await;
+    // Restart the agent with a 2-second terminal PIN key lifetime (no terminal connected yet).
+    lab.agent.take().unwrap().shutdown().await;
+    lab.pins.as_mut().unwrap().tpk_rotate_secs = 2;
+    lab.start_agent().await;
+    let lab = &lab;
+    lab.load_master(0).await;
+    let mut atm = lab.pin_atm(0, lab.master_key(0)).await;
+    let v1 = confirmed_pin_key(lab, &atm, "ATM00001").await;
+    let kcv1 = atm.pin_key_kcv();
+    lab.wait_until(
+        "a scheduled new terminal PIN key in service",
+        15,
+        || async move {
+            let s = lab.terminal_status("ATM00001").await;
+            s["pin_key_version"].as_u64().is_some_and(|v| v > v1) && s["state"] == "in_service"
+        },
+    )
+    .await;
+    assert_ne!(atm.pin_key_kcv(), kcv1, "the PIN pad has a new key");
+    let out = withdraw(lab, &mut atm, ALICE, false).await;
+    assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
 async fn switch_zone_key_rotation_reaches_the_agent_and_pins_still_verify() {
     let lab = &Lab::start_with_pins(&BASIC_PAIR).await;
     lab.load_master(0).await;

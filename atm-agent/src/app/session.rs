@@ -33,7 +33,8 @@ use crate::config::TerminalConfig;
 use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::terminal::{CassetteCount, TerminalEvent};
 
-/// How often a session looks whether its terminal PIN key is due for a change.
+/// How often (at most) a session looks whether its terminal PIN key is due for a change; a
+/// quarter of the key's lifetime when that is shorter.
 const KEY_SCHEDULE_CHECK: Duration = Duration::from_secs(30);
 
 /// Why a session ended.
@@ -125,7 +126,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             return SessionEnd::Disconnected;
         };
         // Scheduled terminal PIN key changes are looked at between customers.
-        let mut key_schedule = tokio::time::interval(KEY_SCHEDULE_CHECK);
+        let check = self
+            .svc
+            .keys
+            .as_ref()
+            .and_then(|k| k.rotate_after)
+            .map_or(KEY_SCHEDULE_CHECK, |d| {
+                (d / 4).clamp(Duration::from_millis(250), KEY_SCHEDULE_CHECK)
+            });
+        let mut key_schedule = tokio::time::interval(check);
         key_schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         key_schedule.tick().await;
         loop {

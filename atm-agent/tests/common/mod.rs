@@ -80,6 +80,8 @@ pub struct Pins {
     pub keys: LabKeys,
     pub switch_socket: PathBuf,
     pub agent_kek: PathBuf,
+    /// The agent's `keys.tpk_rotate_secs` (0: only on command).
+    pub tpk_rotate_secs: u64,
 }
 
 pub struct Lab {
@@ -211,6 +213,7 @@ impl Lab {
             keys,
             switch_socket: dir.join("switch.sock"),
             agent_kek,
+            tpk_rotate_secs: 0,
         }
     }
 
@@ -268,11 +271,13 @@ impl Lab {
                 )
             })
             .collect();
-        // Terminal PIN keys change only on command (`keys_rotate`), so a test sees every change.
+        // Terminal PIN keys change only on command (`keys_rotate`) unless a test sets a
+        // lifetime, so a test sees every change.
         let keys = self.pins.as_ref().map_or(String::new(), |p| {
             format!(
-                "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = 0\n",
-                p.agent_kek.display()
+                "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = {}\n",
+                p.agent_kek.display(),
+                p.tpk_rotate_secs
             )
         });
         format!(
