@@ -663,7 +663,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match block.and_then(|b| keys.translate(self.tid(), loaded.map(|k| k.version), b, pan)) {
             Ok(p) => Ok(Some(p)),
             Err(e) => {
-                tracing::warn!(target: "security", terminal = self.tid(), error = %e, "PIN cannot be sent to the switch: declined");
+                let hint = match &e {
+                    PinPathError::Store(keystore::KeyStoreError::PinBlockFormat(_)) => {
+                        "the terminal's PIN pad may hold another PIN key: check its master key, then `atmctl keys rotate`"
+                    }
+                    PinPathError::NoZoneKey => {
+                        "no zone PIN key: is the zone master key entered (`atmctl keys load-zone-master`)?"
+                    }
+                    PinPathError::NoTerminalKey => "the terminal has no confirmed PIN key",
+                    _ => "",
+                };
+                tracing::warn!(target: "security", terminal = self.tid(), error = %e, hint, "PIN cannot be sent to the switch: declined");
                 let s = &self.profile.screens;
                 Err(match e {
                     PinPathError::Buffer | PinPathError::Store(_) => {
