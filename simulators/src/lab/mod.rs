@@ -340,11 +340,31 @@ pub async fn run_audited(opts: &LabOptions) -> Result<(LabReport, LabSecrets), L
                 .map_err(|e| LabError::Start(format!("temporary directory: {e}")))?,
         ),
     };
+    // The children log to `<dir>/logs/<role>.log`: at the audit's filter, or warnings and errors
+    // (quoted when the lab cannot start). `ATM_LAB_CHILD_LOG=info` sends them to stderr instead.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| LabError::Start(format!("{}: {e}", logs.display())))?;
     let child_log = |role: &str| {
-        opts.audit.as_ref().map(|(d, filter)| procs::ChildLog {
-            file: d.join("logs").join(format!("{role}.log")),
-            filter: filter.clone(),
-        })
+        let file = logs.join(format!("{role}.log"));
+        match (&opts.audit, std::env::var("ATM_LAB_CHILD_LOG")) {
+            (Some((_, filter)), _) => Some(procs::ChildLog {
+                file,
+                filter: filter.clone(),
+            }),
+            (None, Ok(_)) => None,
+            (None, Err(_)) => Some(procs::ChildLog {
+                file,
+                filter: "warn".into(),
+            }),
+        }
+    };
+    let children_said = || {
+        format!(
+            "\n--- switch log (tail) ---\n{}\n--- agent log (tail) ---\n{}",
+            procs::log_tail(&logs.join("switch.log"), 15),
+            procs::log_tail(&logs.join("agent.log"), 15)
+        )
     };
     // The agent certificate covers exactly the lab's terminal ids.
     let ids: Vec<String> = (0..opts.atms).map(procs::terminal_id).collect();
@@ -409,7 +429,8 @@ pub async fn run_audited(opts: &LabOptions) -> Result<(LabReport, LabSecrets), L
     let switch = ChildRole::spawn(&opts.exe, Role::Switch, &switch_toml, child_log("switch"))?;
     if !procs::wait_listening(switch_addr, Duration::from_secs(30)).await {
         return Err(LabError::Start(format!(
-            "the switch never listened on {switch_addr}"
+            "the switch never listened on {switch_addr}{}",
+            children_said()
         )));
     }
     let switch = Arc::new(Mutex::new(switch));
@@ -443,10 +464,12 @@ pub async fn run_audited(opts: &LabOptions) -> Result<(LabReport, LabSecrets), L
         child_log("agent"),
     )?));
     let (up, last) =
-        procs::wait_agent(&socket, Duration::from_secs(30), |s| s["uplink"] == "up").await;
+        procs::wait_agent(&socket, Duration::from_secs(60), |s| s["uplink"] == "up").await;
     if !up {
+        let switch_alive = switch.lock().unwrap().alive();
         return Err(LabError::Start(format!(
-            "the agent's uplink never came up: {last:?}"
+            "the agent's uplink never came up (switch process alive: {switch_alive}): {last:?}{}",
+            children_said()
         )));
     }
     let ids: Vec<String> = (0..opts.atms).map(procs::terminal_id).collect();

@@ -389,6 +389,13 @@ pub async fn wait_zone_key(socket: &Path, timeout: Duration) -> bool {
     false
 }
 
+/// The last `n` lines of a child's log file (empty when there is none).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// Waits until something accepts TCP connections at `addr`.
 pub async fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
