@@ -10,26 +10,21 @@
 //!
 //! Key components arrive in clear over this socket (it is the custodians' keyboard, through
 //! `atmctl`): the request line is zeroized after parsing, components are kept in zeroizing buffers,
-//! and neither requests nor parse errors (which could quote a value) are ever logged or echoed.
+//! and neither requests nor parse errors (which could quote a value) are ever logged or echoed
+//! (the `control-socket` crate serves the socket).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use keystore::{Component, Kcv};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 use crate::app::registry::TerminalCommand;
 use crate::app::Services;
-
-/// Longest request line accepted.
-const MAX_LINE: usize = 4096;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
@@ -81,73 +76,27 @@ pub enum Action {
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    control_socket::bind(path)
 }
 
+/// Serves technicians until `shutdown`, then removes the socket file.
 pub async fn run(
     svc: Arc<Services>,
     listener: UnixListener,
     path: PathBuf,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let svc = svc.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve(&svc, stream).await {
-                        tracing::debug!(error = %e, "control connection ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control socket accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    control_socket::run(listener, path, shutdown, move |line: Zeroizing<String>| {
+        let svc = svc.clone();
+        async move {
+            match control_socket::parse::<Request>(&line) {
+                Ok(req) => answer(&svc, req),
+                Err(bad) => bad,
             }
         }
-    }
-    let _ = std::fs::remove_file(path);
+    })
+    .await
 }
-
-async fn serve(svc: &Services, stream: UnixStream) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .map_err(|_| std::io::ErrorKind::TimedOut)??
-    {
-        let line = Zeroizing::new(line);
-        let answer = if line.len() > MAX_LINE {
-            json!({"ok": false, "error": "request too long"})
-        } else {
-            match serde_json::from_str::<Request>(&line) {
-                Ok(req) => answer(svc, req),
-                // serde's message may quote the offending value (a key component): not echoed.
-                Err(e) => json!({"ok": false, "error": format!(
-                    "bad request: {:?} error at column {} (see the request list in the docs)",
-                    e.classify(),
-                    e.column()
-                )}),
-            }
-        };
-        write.write_all(format!("{answer}\n").as_bytes()).await?;
-    }
-    Ok(())
-}
-
-use tokio::io::AsyncReadExt;
 
 fn answer(svc: &Services, req: Request) -> Value {
     match req {

@@ -1,10 +1,7 @@
 //! `atmctl status`, `atmctl queue …`, `atmctl terminal …`: requests to the agent's control socket
 //! (see `adapters::control`), one JSON line each way.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -17,35 +14,7 @@ pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
 
 /// Sends one request line (JSON, without the newline) and returns the answer's `data`.
 pub fn request_line(socket: &Path, request: &str) -> Result<Value, CliError> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        CliError::new(format!(
-            "cannot reach the agent at {}: {e}",
-            socket.display()
-        ))
-    })?;
-    let timeout = Some(Duration::from_secs(10));
-    stream
-        .set_read_timeout(timeout)
-        .and_then(|_| stream.set_write_timeout(timeout))
-        .map_err(|e| CliError::new(e.to_string()))?;
-    stream
-        .write_all(request.as_bytes())
-        .and_then(|_| stream.write_all(b"\n"))
-        .map_err(|e| CliError::new(format!("cannot send to the agent: {e}")))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| CliError::new(format!("no answer from the agent: {e}")))?;
-    let answer: Value = serde_json::from_str(&line)
-        .map_err(|e| CliError::new(format!("unreadable answer from the agent: {e}")))?;
-    if answer["ok"] == Value::Bool(true) {
-        Ok(answer["data"].clone())
-    } else {
-        Err(CliError::new(format!(
-            "agent refused: {}",
-            answer["error"].as_str().unwrap_or("unknown error")
-        )))
-    }
+    control_socket::request(socket, request, "the agent").map_err(CliError::new)
 }
 
 /// A short human-readable status.

@@ -218,30 +218,16 @@ impl Lab {
     }
 
     /// The switch's `control_socket` line and its `[keys]`/`[pin]` sections (the files
-    /// `LabKeys::prepare_switch` wrote).
+    /// `LabKeys::prepare_switch` wrote), as the lab writes them, with a short zone key grace.
     fn switch_pin_config(dir: &std::path::Path, pins: &Pins) -> (String, String) {
-        (
-            format!("control_socket = \"{}\"", pins.switch_socket.display()),
-            format!(
-                r#"
-                [keys]
-                store = "{store}"
-                kek_file = "{kek}"
-                zpk_rotate_secs = 0
-                zpk_grace_secs = {ZPK_GRACE_SECS}
-                [pin]
-                max_tries = 3
-                cards_file = "{cards}"
-                [[pin.bins]]
-                prefix = "476173"
-                method = "visa_pvv"
-                pvk = "{pvk}"
-                "#,
-                store = dir.join("switch-keys.json").display(),
-                kek = dir.join("switch.kek").display(),
-                cards = dir.join("cards.toml").display(),
-                pvk = simulators::lab::keys::PVK,
-            ),
+        simulators::lab::procs::switch_pin_config_text(
+            &simulators::lab::procs::SwitchPinFiles {
+                kek_file: dir.join("switch.kek"),
+                store: dir.join("switch-keys.json"),
+                cards_file: dir.join("cards.toml"),
+                control_socket: pins.switch_socket.clone(),
+            },
+            ZPK_GRACE_SECS,
         )
     }
 

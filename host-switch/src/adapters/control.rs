@@ -11,23 +11,19 @@
 //! Answers: `{"ok":true,"data":…}` or `{"ok":false,"error":"…"}`. A PAN is hashed to the card
 //! reference at once; only the reference is logged or answered.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
+use control_socket::Zeroizing;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::app::pin::PinGuard;
 use crate::app::zone_keys::ZoneKeys;
 use crate::domain::pin::{CardPinRecord, CardRef};
 
-/// Longest request line accepted.
-const MAX_LINE: usize = 4096;
 /// Who an unblock is attributed to in the log.
 const WHO: &str = "operator via control socket";
 
@@ -49,77 +45,27 @@ pub struct ControlTarget {
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
+    control_socket::bind(path)
 }
 
-/// Serves connections until `shutdown`, then removes the socket file.
+/// Serves connections until `shutdown`, then removes the socket file. A connection ends with the
+/// switch, so an idle client never keeps the key store open.
 pub async fn run(
     target: ControlTarget,
     listener: UnixListener,
     path: PathBuf,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let target = target.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve(&target, stream, shutdown).await {
-                        tracing::debug!(error = %e, "control connection ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "control socket accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    control_socket::run(listener, path, shutdown, move |line: Zeroizing<String>| {
+        let target = target.clone();
+        async move {
+            match control_socket::parse::<Request>(&line) {
+                Ok(req) => control_socket::answer(answer(&target, req).await),
+                Err(bad) => bad,
             }
         }
-    }
-    let _ = std::fs::remove_file(path);
-}
-
-/// One connection; it ends with the switch, so an idle client never keeps the key store open.
-async fn serve(
-    target: &ControlTarget,
-    stream: UnixStream,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(MAX_LINE as u64 * 16)).lines();
-    loop {
-        let next = tokio::select! {
-            n = tokio::time::timeout(Duration::from_secs(60), lines.next_line()) => n,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let Some(line) = next.map_err(|_| std::io::ErrorKind::TimedOut)?? else {
-            return Ok(());
-        };
-        let answer = if line.len() > MAX_LINE {
-            json!({"ok": false, "error": "request too long"})
-        } else {
-            match serde_json::from_str::<Request>(&line) {
-                Ok(req) => match answer(target, req).await {
-                    Ok(data) => json!({"ok": true, "data": data}),
-                    Err(error) => json!({"ok": false, "error": error}),
-                },
-                Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
-            }
-        };
-        write.write_all(format!("{answer}\n").as_bytes()).await?;
-    }
+    })
+    .await
 }
 
 async fn answer(target: &ControlTarget, req: Request) -> Result<Value, String> {

@@ -1,10 +1,7 @@
 //! `switchctl`: requests to the switch's control socket (see `adapters::control`), one JSON line
 //! each way, and their human-readable rendering.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -12,34 +9,7 @@ use super::CliError;
 
 /// Sends one request and returns the answer's `data`, or the switch's error.
 pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        CliError::new(format!(
-            "cannot reach the switch at {}: {e}",
-            socket.display()
-        ))
-    })?;
-    let timeout = Some(Duration::from_secs(10));
-    stream
-        .set_read_timeout(timeout)
-        .and_then(|_| stream.set_write_timeout(timeout))
-        .map_err(|e| CliError::new(e.to_string()))?;
-    stream
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(|e| CliError::new(format!("cannot send to the switch: {e}")))?;
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| CliError::new(format!("no answer from the switch: {e}")))?;
-    let answer: Value = serde_json::from_str(&line)
-        .map_err(|e| CliError::new(format!("unreadable answer from the switch: {e}")))?;
-    if answer["ok"] == Value::Bool(true) {
-        Ok(answer["data"].clone())
-    } else {
-        Err(CliError::new(format!(
-            "switch refused: {}",
-            answer["error"].as_str().unwrap_or("unknown error")
-        )))
-    }
+    control_socket::request(socket, &request.to_string(), "the switch").map_err(CliError::new)
 }
 
 pub fn card_status(card: &str) -> Value {

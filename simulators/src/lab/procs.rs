@@ -215,23 +215,18 @@ pub struct SwitchPinFiles {
     pub control_socket: PathBuf,
 }
 
-pub fn switch_config_text(
-    files: &PkiFiles,
-    listen: SocketAddr,
-    journal: &Path,
-    ledger_url: &str,
-    pin: Option<&SwitchPinFiles>,
-) -> String {
-    let (control, pin) = pin.map_or((String::new(), String::new()), |p| {
-        (
-            format!("control_socket = \"{}\"\n", p.control_socket.display()),
-            format!(
-                r#"
+/// The switch's `control_socket` line and its `[keys]`/`[pin]` sections for the lab's PIN files
+/// (one BIN rule: the lab's wallet cards, Visa PVV under [`super::keys::PVK`], 3 tries).
+pub fn switch_pin_config_text(p: &SwitchPinFiles, zpk_grace_secs: u64) -> (String, String) {
+    (
+        format!("control_socket = \"{}\"\n", p.control_socket.display()),
+        format!(
+            r#"
 [keys]
 store = "{store}"
 kek_file = "{kek}"
 zpk_rotate_secs = 0
-zpk_grace_secs = 300
+zpk_grace_secs = {zpk_grace_secs}
 [pin]
 max_tries = 3
 cards_file = "{cards}"
@@ -240,12 +235,23 @@ prefix = "476173"
 method = "visa_pvv"
 pvk = "{pvk}"
 "#,
-                store = p.store.display(),
-                kek = p.kek_file.display(),
-                cards = p.cards_file.display(),
-                pvk = super::keys::PVK,
-            ),
-        )
+            store = p.store.display(),
+            kek = p.kek_file.display(),
+            cards = p.cards_file.display(),
+            pvk = super::keys::PVK,
+        ),
+    )
+}
+
+pub fn switch_config_text(
+    files: &PkiFiles,
+    listen: SocketAddr,
+    journal: &Path,
+    ledger_url: &str,
+    pin: Option<&SwitchPinFiles>,
+) -> String {
+    let (control, pin) = pin.map_or((String::new(), String::new()), |p| {
+        switch_pin_config_text(p, 300)
     });
     format!(
         r#"{control}
