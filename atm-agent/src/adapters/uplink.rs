@@ -348,7 +348,7 @@ impl Uplink {
         };
         if signed_on {
             tracing::info!(switch = %config.address, "signed on to the switch");
-            let _ = self.shared.up.send(true);
+            self.shared.up.send_replace(true);
             let mut echo =
                 tokio::time::interval(Duration::from_millis(config.echo_interval_ms.max(100)));
             echo.tick().await;
@@ -372,7 +372,7 @@ impl Uplink {
         } else {
             reader.abort();
         }
-        let _ = self.shared.up.send(false);
+        self.shared.up.send_replace(false);
         if let Ok(mut o) = self.shared.outbox.lock() {
             *o = None;
         }
