@@ -137,7 +137,30 @@ async fn terminal_without_master_key_waits_out_of_service_until_custodians_enter
     assert!(!connecting.is_finished(), "the terminal went in service");
     assert!(lab.switch.switch.journal().txns().unwrap().is_empty());
 
-    let report = lab.load_master(0).await;
+    // Two custodians at `atmctl keys load-master ATM00001`, one `COMPONENT KCV` line each.
+    let mut typed = String::new();
+    for (component, kcv) in &lab.pins().keys.terminal_masters[0].components {
+        typed.push_str(&format!("{} {kcv}\n", component.as_str()));
+    }
+    typed.push('\n');
+    let mut atmctl = std::process::Command::new(env!("CARGO_BIN_EXE_atmctl"))
+        .args(["keys", "load-master", "ATM00001", "--socket"])
+        .arg(&lab.agent().control_socket)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(atmctl.stdin.as_mut().unwrap(), typed.as_bytes()).unwrap();
+    let out = tokio::task::spawn_blocking(move || atmctl.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(report.contains("terminal PIN key: loading"), "{report}");
     let mut atm = tokio::time::timeout(std::time::Duration::from_secs(10), connecting)
         .await
@@ -330,10 +353,10 @@ async fn advance_terminal_refusing_a_new_pin_key_keeps_the_old_version_and_goes_
     let v1 = confirmed_pin_key(lab, &atm, "ATM00002").await;
     // Custodians enter a master key the PIN pad does not hold: the agent loads a new PIN key
     // under it at once, and the pad reports the check value of whatever it deciphered.
-    let entries = CustodianKey::generate().unwrap().entries().unwrap();
+    let (components, kcvs) = CustodianKey::generate().unwrap().components().unwrap();
     let socket = lab.agent().control_socket.clone();
     let report = tokio::task::spawn_blocking(move || {
-        atm_agent::cli::keys::load_master(&socket, "ATM00002", &entries)
+        atm_agent::cli::keys::load_master(&socket, "ATM00002", &components, &kcvs)
     })
     .await
     .unwrap()

@@ -5,9 +5,11 @@
 //! - [`SoftwareKeyStore`]: the software adapter. Keys are kept in one file, each wrapped under a
 //!   local key-encryption key (AES-256 key wrap, RFC 3394) loaded from a mode-0600 file or an
 //!   environment variable ([`Kek`]).
+//! - [`ceremony`]: key entry by custodians (components and their check values, not echoed).
 //! - [`crypto`]: the algorithms, as pure functions with known-answer tests: 3DES ECB, key check
 //!   values, ISO 9564 format 0 PIN blocks, Visa PVV, IBM 3624 offsets, AES key wrap.
 
+pub mod ceremony;
 pub mod crypto;
 mod kek;
 mod port;

@@ -50,24 +50,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Enter a terminal master key as components (each with its check value), one custodian
-    /// after the other; the terminal then gets a new PIN key.
+    /// Enter a terminal master key as components, one custodian after the other: each types
+    /// `COMPONENT_HEX KCV_HEX` (not echoed), an empty line ends; the terminal then gets a new PIN
+    /// key.
     LoadMaster {
         #[command(flatten)]
         socket: SocketArg,
         /// Terminal id, e.g. ATM00001.
         terminal: String,
-        /// Number of components.
-        #[arg(long, default_value_t = 2)]
-        components: usize,
     },
     /// Enter the zone master key shared with the switch, as components.
     LoadZoneMaster {
         #[command(flatten)]
         socket: SocketArg,
-        /// Number of components.
-        #[arg(long, default_value_t = 2)]
-        components: usize,
     },
     /// Load a new terminal PIN key into a terminal now.
     Rotate {
@@ -220,17 +215,15 @@ fn run(args: Args) -> Result<String, CliError> {
                 serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
             Ok(cli::control::request(&socket.socket, &request)?.to_string())
         }
-        Command::Keys(KeysCommand::LoadMaster {
-            socket,
-            terminal,
-            components,
-        }) => cli::keys::load_master(
-            &socket.socket,
-            &terminal,
-            &cli::keys::read_components(components)?,
-        ),
-        Command::Keys(KeysCommand::LoadZoneMaster { socket, components }) => {
-            cli::keys::load_zone_master(&socket.socket, &cli::keys::read_components(components)?)
+        Command::Keys(KeysCommand::LoadMaster { socket, terminal }) => {
+            let (components, kcvs) =
+                keystore::ceremony::read_components_from_stdin().map_err(CliError::new)?;
+            cli::keys::load_master(&socket.socket, &terminal, &components, &kcvs)
+        }
+        Command::Keys(KeysCommand::LoadZoneMaster { socket }) => {
+            let (components, kcvs) =
+                keystore::ceremony::read_components_from_stdin().map_err(CliError::new)?;
+            cli::keys::load_zone_master(&socket.socket, &components, &kcvs)
         }
         Command::Keys(KeysCommand::Rotate { socket, terminal }) => {
             let request = serde_json::json!({"cmd": "keys_rotate", "terminal": terminal});

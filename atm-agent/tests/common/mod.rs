@@ -106,10 +106,10 @@ impl Lab {
     /// switch's zone PIN key when this returns; no terminal master key is entered yet.
     pub async fn start_with_pins(terminals: &[TerminalSpec]) -> Lab {
         let lab = Self::start_lab(terminals, true).await;
-        let entries = lab.pins().keys.zone_master.entries().unwrap();
+        let (components, kcvs) = lab.pins().keys.zone_master.components().unwrap();
         let socket = lab.agent().control_socket.clone();
         tokio::task::spawn_blocking(move || {
-            atm_agent::cli::keys::load_zone_master(&socket, &entries)
+            atm_agent::cli::keys::load_zone_master(&socket, &components, &kcvs)
         })
         .await
         .unwrap()
@@ -433,11 +433,11 @@ impl Lab {
     /// Two custodians enter the `i`th terminal's master key through the agent's control socket,
     /// with `atmctl keys load-master`'s own code. Returns `atmctl`'s report.
     pub async fn load_master(&self, i: usize) -> String {
-        let entries = self.pins().keys.terminal_masters[i].entries().unwrap();
+        let (components, kcvs) = self.pins().keys.terminal_masters[i].components().unwrap();
         let socket = self.agent().control_socket.clone();
         let id = self.terminals[i].terminal_id;
         tokio::task::spawn_blocking(move || {
-            atm_agent::cli::keys::load_master(&socket, id, &entries)
+            atm_agent::cli::keys::load_master(&socket, id, &components, &kcvs)
         })
         .await
         .unwrap()

@@ -2,7 +2,6 @@
 //! `host-switch keys load-components|list --config switch.toml`: offline key entry (the switch
 //! stopped: a running switch holds the key store's lock).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -116,53 +115,12 @@ fn keys(config: &std::path::Path, cmd: KeysCommand) -> Result<String, CliError> 
             let usage: KeyUsage = usage
                 .parse()
                 .map_err(|e: keystore::KeyStoreError| CliError::new(e.to_string()))?;
-            let (components, kcvs) = read_components_from_stdin()?;
+            let (components, kcvs) =
+                keystore::ceremony::read_components_from_stdin().map_err(CliError::new)?;
             let info = store
                 .load_components(&name, usage, &components, &kcvs)
                 .map_err(|e| CliError::new(e.to_string()))?;
             Ok(keys_cli::render_loaded(&info))
         }
-    }
-}
-
-/// Reads the components; on a terminal, with echo off and a prompt on stderr.
-fn read_components_from_stdin() -> Result<(Vec<keystore::Component>, Vec<keystore::Kcv>), CliError>
-{
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return keys_cli::read_components(stdin.lock(), None);
-    }
-    let _echo = EchoOff::new()?;
-    let mut stderr = std::io::stderr();
-    keys_cli::read_components(stdin.lock(), Some(&mut stderr))
-}
-
-/// Terminal echo off (`stty -echo`) while a custodian types, back on when dropped.
-struct EchoOff;
-
-impl EchoOff {
-    fn new() -> Result<Self, CliError> {
-        let ok = std::process::Command::new("stty")
-            .arg("-echo")
-            .stdin(std::process::Stdio::inherit())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            Ok(EchoOff)
-        } else {
-            Err(CliError::new(
-                "cannot turn terminal echo off (stty -echo): refusing to show key components",
-            ))
-        }
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("stty")
-            .arg("echo")
-            .stdin(std::process::Stdio::inherit())
-            .status();
     }
 }

@@ -51,7 +51,8 @@ impl CustodianKey {
         })
     }
 
-    fn parsed(&self) -> Result<(Vec<Component>, Vec<Kcv>), LabError> {
+    /// The components and check values as custodians type them.
+    pub fn components(&self) -> Result<(Vec<Component>, Vec<Kcv>), LabError> {
         let mut cs = Vec::new();
         let mut ks = Vec::new();
         for (c, k) in &self.components {
@@ -59,18 +60,6 @@ impl CustodianKey {
             ks.push(*k);
         }
         Ok((cs, ks))
-    }
-
-    /// As `atmctl` entries.
-    pub fn entries(&self) -> Result<Vec<atm_agent::cli::keys::Entry>, LabError> {
-        self.components
-            .iter()
-            .enumerate()
-            .map(|(i, (c, k))| {
-                atm_agent::cli::keys::Entry::new(i + 1, c, &k.to_string())
-                    .map_err(|e| LabError::Start(format!("key entry: {e}")))
-            })
-            .collect()
     }
 }
 
@@ -139,11 +128,11 @@ impl LabKeys {
         let store_file = dir.join("switch-keys.json");
         let kek = keystore::Kek::from_file(&kek_file).map_err(key_err)?;
         let store = SoftwareKeyStore::open(&store_file, kek).map_err(key_err)?;
-        let (c, k) = self.zone_master.parsed()?;
+        let (c, k) = self.zone_master.components()?;
         store
             .load_components(&KeyName::zone_master(), KeyUsage::Master, &c, &k)
             .map_err(key_err)?;
-        let (c, k) = self.pin_verification.parsed()?;
+        let (c, k) = self.pin_verification.components()?;
         store
             .load_components(
                 &KeyName::new(PVK).map_err(key_err)?,
@@ -186,18 +175,18 @@ impl LabKeys {
         terminal_ids: &[String],
     ) -> Result<(), LabError> {
         let socket = socket.to_owned();
-        let zmk = self.zone_master.entries()?;
+        let zmk = self.zone_master.components()?;
         let tmks: Vec<_> = self
             .terminal_masters
             .iter()
-            .map(CustodianKey::entries)
+            .map(CustodianKey::components)
             .collect::<Result<_, _>>()?;
         let ids = terminal_ids.to_vec();
         tokio::task::spawn_blocking(move || {
-            atm_agent::cli::keys::load_zone_master(&socket, &zmk)
+            atm_agent::cli::keys::load_zone_master(&socket, &zmk.0, &zmk.1)
                 .map_err(|e| LabError::Start(format!("atmctl keys load-zone-master: {e}")))?;
-            for (id, entries) in ids.iter().zip(&tmks) {
-                atm_agent::cli::keys::load_master(&socket, id, entries)
+            for (id, (components, kcvs)) in ids.iter().zip(&tmks) {
+                atm_agent::cli::keys::load_master(&socket, id, components, kcvs)
                     .map_err(|e| LabError::Start(format!("atmctl keys load-master {id}: {e}")))?;
             }
             Ok(())
