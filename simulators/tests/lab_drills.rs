@@ -22,6 +22,8 @@ async fn drill(scenario: Scenario) -> LabReport {
     assert_eq!(report.lost, 0, "{}", report.table());
     assert_eq!(report.duplicated, 0, "{}", report.table());
     assert!(report.queue_drained, "{}", report.table());
+    // PINs stay verified through every fault; the PIN drill (blocked, unblocked) completes.
+    assert_eq!(report.pin_drill_ok, Some(true), "{}", report.table());
     report
 }
 
