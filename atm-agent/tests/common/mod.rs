@@ -554,23 +554,15 @@ impl Lab {
     }
 
     /// Captured withdrawals the ledger posted on the card's account.
-    pub async fn captures(&self, pan: &str) -> Vec<Value> {
-        let page: Value = reqwest::get(format!("{}/v1/movements", self.ledger.base_url()))
+    pub async fn captures(&self, pan: &str) -> Vec<simulators::ledger::domain::Movement> {
+        simulators::lab::fetch_movements(&self.ledger.base_url())
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            page.get("next_after").is_none(),
-            "tests stay within one page"
-        );
-        page["movements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["kind"] == "capture" && m["debit_account"] == account(pan).as_str())
-            .cloned()
+            .into_iter()
+            .filter(|m| {
+                m.kind == simulators::ledger::domain::MovementKind::Capture
+                    && m.debit_account == account(pan)
+            })
             .collect()
     }
 
