@@ -813,7 +813,7 @@ async fn pin_drill(
     let (got, record) = loop {
         let (got, record) = pin_drill_customer(atm, tid, &c).await;
         tries += 1;
-        if tries >= 30 || !record.as_ref().is_some_and(|r| r.column == "unavail") {
+        if tries >= 30 || record.as_ref().is_none_or(|r| r.column != "unavail") {
             break (got, record);
         }
         records.extend(record);
