@@ -3,6 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use protocols::iso8583::TransmissionDateTime;
+
 /// UTC calendar fields of a Unix time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Civil {
@@ -50,11 +52,20 @@ pub fn now_ms() -> u64 {
 
 /// Field 7 for now.
 pub fn transmission_now() -> String {
+    transmission_date_time_now().to_string()
+}
+
+/// The transmission date-time (field 7) of now, typed.
+pub fn transmission_date_time_now() -> TransmissionDateTime {
     let c = civil(now_unix_secs());
-    format!(
-        "{:02}{:02}{:02}{:02}{:02}",
-        c.month, c.day, c.hour, c.minute, c.second
-    )
+    // Civil fields are in range by construction.
+    TransmissionDateTime {
+        month: c.month as u8,
+        day: c.day as u8,
+        hour: c.hour as u8,
+        minute: c.minute as u8,
+        second: c.second as u8,
+    }
 }
 
 #[cfg(test)]

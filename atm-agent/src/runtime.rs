@@ -17,11 +17,17 @@ use crate::adapters::control;
 use crate::adapters::ndc_server::NdcServer;
 use crate::adapters::state_store::StateStore;
 use crate::adapters::uplink::{Connector, Uplink};
-use crate::app::keys::PinKeys;
+use crate::app::pin_keys::PinKeys;
 use crate::app::registry::Registry;
 use crate::app::{forwarder, zone_keys, Services};
 use crate::config::Config;
+use crate::domain::advice::Advice;
+use crate::ports::TerminalStore;
 use crate::queue::SafQueue;
+
+/// The agent's services over its production adapters: the uplink to the switch, the sled state
+/// store and the sled store-and-forward queue.
+pub type AgentServices = Services<Uplink, StateStore, SafQueue<Advice>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -43,7 +49,7 @@ pub enum StartError {
 pub struct RunningAgent {
     pub ndc_addr: SocketAddr,
     pub control_socket: PathBuf,
-    pub services: Arc<Services>,
+    pub services: Arc<AgentServices>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -144,7 +150,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         zone_master_loaded: Arc::new(Notify::new()),
     });
     for (terminal, pending) in svc.state.all_pending() {
-        tracing::warn!(%terminal, tsn = pending.tsn, stan = pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
+        tracing::warn!(%terminal, tsn = pending.tsn, stan = %pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
         svc.registry
             .update(&terminal, |v| v.dispense_in_doubt = true);
     }
@@ -179,13 +185,12 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         control_socket.clone(),
         shutdown_rx.clone(),
     )));
-    if let Some(keys) = &svc.keys {
-        tasks.push(tokio::spawn(zone_keys::run(
-            keys.clone(),
-            svc.uplink.clone(),
-            svc.zone_master_loaded.clone(),
-            shutdown_rx.clone(),
-        )));
+    if let Some(keys) = svc.keys.clone() {
+        let svc = svc.clone();
+        let shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            zone_keys::run(keys, &svc.uplink, svc.zone_master_loaded.clone(), shutdown).await
+        }));
     }
     tasks.push(tokio::spawn(async move {
         // Late answers: an 0100 that timed out already has its reversal queued; an advice's late

@@ -23,8 +23,9 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::app::pin_keys::PinKeys;
 use crate::app::registry::TerminalCommand;
-use crate::app::Services;
+use crate::runtime::AgentServices as Services;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
@@ -166,7 +167,7 @@ fn answer(svc: &Services, req: Request) -> Value {
 
 fn keys_answer(
     svc: &Services,
-    f: impl FnOnce(&crate::app::keys::PinKeys) -> Result<Value, String>,
+    f: impl FnOnce(&PinKeys) -> Result<Value, String>,
 ) -> Value {
     let Some(keys) = &svc.keys else {
         return json!({"ok": false, "error": "keys are not configured: add a [keys] section"});

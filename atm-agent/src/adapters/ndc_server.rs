@@ -11,6 +11,7 @@ use firmware_profiles::Profile;
 use futures::StreamExt;
 use protocols::framing::FrameCodec;
 use protocols::ndc::TerminalMessage;
+use protocols::types::TerminalId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
@@ -19,20 +20,21 @@ use tracing::Instrument;
 use crate::app::session::Session;
 use crate::app::Services;
 use crate::config::TerminalConfig;
+use crate::ports::{AdviceQueue, SwitchLink, TerminalStore};
 
 /// Time a new connection has to send its first message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct NdcServer {
-    svc: Arc<Services>,
+pub struct NdcServer<L, S, Q> {
+    svc: Arc<Services<L, S, Q>>,
     /// LUNO → the terminal and its profile.
     terminals: HashMap<String, (TerminalConfig, Profile)>,
     codec: FrameCodec,
 }
 
-impl NdcServer {
+impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
     pub fn new(
-        svc: Arc<Services>,
+        svc: Arc<Services<L, S, Q>>,
         terminals: HashMap<String, (TerminalConfig, Profile)>,
         codec: FrameCodec,
     ) -> Arc<Self> {
@@ -95,11 +97,18 @@ impl NdcServer {
                 return;
             }
         };
+        let terminal_id = match TerminalId::parse(&terminal.terminal_id) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, luno = %luno, "terminal id not usable: closing");
+                return;
+            }
+        };
         tracing::info!(terminal = %terminal.terminal_id, luno = %luno, %peer, "terminal connected");
         let (tx, rx) = mpsc::channel(8);
         self.svc.registry.attach(&terminal.terminal_id, tx);
         let tid = terminal.terminal_id.clone();
-        let end = Session::new(self.svc.clone(), framed, terminal, profile, rx)
+        let end = Session::new(self.svc.clone(), framed, terminal, terminal_id, profile, rx)
             .run(msg)
             .await;
         tracing::info!(terminal = %tid, reason = %end, "terminal session ended");

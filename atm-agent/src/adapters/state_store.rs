@@ -1,53 +1,55 @@
-//! The agent's own durable state (sled): STAN and TSN counters per terminal, the dispenses whose
-//! outcome the terminal has not yet told (the "in doubt" record that survives a crash or a power
-//! failure of either side), and the card vault: the card numbers of deposits taken while the
-//! switch was unreachable, kept apart from the queue (which technicians list) until advised.
+//! The agent's own durable state (sled), behind the [`TerminalStore`] port: STAN and TSN
+//! counters per terminal, the dispenses whose outcome the terminal has not yet told (the "in
+//! doubt" record that survives a crash or a power failure of either side), the card vault (the
+//! card numbers of deposits taken while the switch was unreachable, kept apart from the queue,
+//! which technicians list, until advised), and the PIN key each terminal confirmed.
 //!
 //! Counters are reserved in blocks: the ceiling is made durable before any number under it is
 //! used, so after a crash numbers are skipped, never reused — a reused STAN on the same day would
 //! make the switch answer with another transaction's recorded reply.
+//!
+//! **Stored form.** The records are the JSON written by earlier agents, unchanged
+//! ([`PendingRecord`], [`PinKeyRecord`]: strings and plain numbers); they are converted to and
+//! from the typed domain values here. A store written by a running agent therefore opens as it
+//! is. A record whose values no longer parse (a STAN over six digits, a bad transmission time or
+//! check value) is refused with [`StoreError::Corrupt`], naming the record, never guessed at.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use group_commit::GroupCommitter;
-use protocols::types::Pan;
+use protocols::iso8583::TransmissionDateTime;
+use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::domain::pending::{PendingDispense, Purpose};
+use crate::domain::pin::LoadedPinKey;
+use crate::ports::{StoreError, TerminalStore};
+
 const BLOCK: u32 = 1000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("agent state storage: {0}")]
-    Storage(String),
+fn storage(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Storage(Box::new(e))
 }
 
-fn storage(e: impl std::fmt::Display) -> StateError {
-    StateError::Storage(e.to_string())
+fn corrupt(key: &str, e: impl Into<crate::ports::Cause>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        source: e.into(),
+    }
 }
 
-/// What the terminal was told to do with cash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Purpose {
-    /// Dispense for a withdrawal the switch approved.
-    Withdrawal,
-    /// Take a deposit the switch already credited (reverse it if the terminal does not).
-    OnlineDeposit,
-    /// Take a deposit while the switch is unreachable (advise it once taken).
-    StoredDeposit,
-}
-
-/// A dispense (or deposit) the terminal was told to do and has not reported on yet.
+/// A dispense in doubt as stored (the JSON of earlier agents, field for field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingDispense {
+pub struct PendingRecord {
     pub purpose: Purpose,
-    /// Only for a stored deposit: its card number's place in the vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_ref: Option<String>,
     pub tsn: u16,
     pub stan: u32,
     pub transmitted_at: String,
+    /// Written for readers of the raw store; the purpose decides it when read back.
     pub processing_code: String,
     pub amount_minor: u64,
     pub currency: u16,
@@ -55,12 +57,78 @@ pub struct PendingDispense {
     pub since_ms: u64,
 }
 
-/// The terminal PIN key a terminal confirmed it holds (its version in the key store).
+impl From<&PendingDispense> for PendingRecord {
+    fn from(p: &PendingDispense) -> Self {
+        Self {
+            purpose: p.purpose,
+            card_ref: p.card_ref.clone(),
+            tsn: p.tsn,
+            stan: p.stan.value(),
+            transmitted_at: p.transmitted_at.to_string(),
+            processing_code: crate::adapters::switch_messages::processing_code(
+                p.purpose.transaction(),
+            )
+            .to_owned(),
+            amount_minor: p.amount.minor,
+            currency: p.amount.currency.numeric,
+            notes: p.notes.clone(),
+            since_ms: p.since_ms,
+        }
+    }
+}
+
+impl PendingRecord {
+    fn into_domain(self, key: &str) -> Result<PendingDispense, StoreError> {
+        let transmitted_at = TransmissionDateTime::parse(&self.transmitted_at).ok_or_else(|| {
+            corrupt(
+                key,
+                format!("transmission time {:?} is not MMDDhhmmss", self.transmitted_at),
+            )
+        })?;
+        Ok(PendingDispense {
+            purpose: self.purpose,
+            card_ref: self.card_ref,
+            tsn: self.tsn,
+            stan: Stan::new(self.stan).map_err(|e| corrupt(key, e))?,
+            transmitted_at,
+            amount: Amount::new(
+                self.amount_minor,
+                Currency {
+                    numeric: self.currency,
+                },
+            ),
+            notes: self.notes,
+            since_ms: self.since_ms,
+        })
+    }
+}
+
+/// The PIN key a terminal holds, as stored (check value as 6 hex digits).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoadedPinKey {
+pub struct PinKeyRecord {
     pub version: u32,
     pub kcv: String,
     pub loaded_at_ms: u64,
+}
+
+impl PinKeyRecord {
+    fn into_domain(self, key: &str) -> Result<LoadedPinKey, StoreError> {
+        Ok(LoadedPinKey {
+            version: self.version,
+            kcv: self.kcv.parse().map_err(|e| corrupt(key, e))?,
+            loaded_at_ms: self.loaded_at_ms,
+        })
+    }
+}
+
+impl From<&LoadedPinKey> for PinKeyRecord {
+    fn from(k: &LoadedPinKey) -> Self {
+        Self {
+            version: k.version,
+            kcv: k.kcv.to_string(),
+            loaded_at_ms: k.loaded_at_ms,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -79,9 +147,11 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = sled::open(path)
-            .map_err(|e| StateError::Storage(format!("open {}: {e}", path.display())))?;
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::open(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
         let counters = db.open_tree("counters").map_err(storage)?;
         let pending = db.open_tree("pending_dispenses").map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
@@ -98,7 +168,7 @@ impl StateStore {
     }
 
     /// The next value of counter `name` for `terminal`, in `1..=max`, wrapping.
-    async fn next(&self, terminal: &str, name: &str, max: u32) -> Result<u32, StateError> {
+    async fn next(&self, terminal: &str, name: &str, max: u32) -> Result<u32, StoreError> {
         let key = format!("{name}:{terminal}");
         let mut live = self.live.lock().await;
         if !live.contains_key(&key) {
@@ -116,7 +186,7 @@ impl StateStore {
         }
         let counter = live
             .get_mut(&key)
-            .ok_or_else(|| storage("counter vanished"))?;
+            .ok_or_else(|| StoreError::Storage("counter vanished".into()))?;
         counter.next = if counter.next >= max {
             1
         } else {
@@ -132,93 +202,116 @@ impl StateStore {
         }
         Ok(counter.next)
     }
+}
 
-    pub async fn next_stan(&self, terminal: &str) -> Result<u32, StateError> {
-        self.next(terminal, "stan", 999_999).await
+impl TerminalStore for StateStore {
+    async fn next_stan(&self, terminal: &TerminalId) -> Result<Stan, StoreError> {
+        let v = self.next(terminal.as_str(), "stan", Stan::MAX).await?;
+        Stan::new(v).map_err(|e| StoreError::Storage(Box::new(e)))
     }
 
-    pub async fn next_tsn(&self, terminal: &str) -> Result<u16, StateError> {
-        self.next(terminal, "tsn", 9_999).await.map(|v| v as u16)
+    async fn next_tsn(&self, terminal: &TerminalId) -> Result<u16, StoreError> {
+        self.next(terminal.as_str(), "tsn", 9_999)
+            .await
+            .map(|v| v as u16)
     }
 
-    /// Records a dispense in doubt, durably, before the terminal is told to dispense.
-    pub async fn put_pending(&self, terminal: &str, p: &PendingDispense) -> Result<(), StateError> {
-        let v = serde_json::to_vec(p).map_err(storage)?;
+    async fn put_pending(
+        &self,
+        terminal: &TerminalId,
+        p: &PendingDispense,
+    ) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(&PendingRecord::from(p)).map_err(storage)?;
         self.pending
-            .insert(terminal.as_bytes(), v)
+            .insert(terminal.as_str().as_bytes(), v)
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    pub fn pending(&self, terminal: &str) -> Result<Option<PendingDispense>, StateError> {
-        match self.pending.get(terminal.as_bytes()).map_err(storage)? {
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(storage),
+    fn pending(&self, terminal: &TerminalId) -> Result<Option<PendingDispense>, StoreError> {
+        let key = terminal.as_str();
+        match self.pending.get(key.as_bytes()).map_err(storage)? {
+            Some(v) => serde_json::from_slice::<PendingRecord>(&v)
+                .map_err(|e| corrupt(key, e))?
+                .into_domain(key)
+                .map(Some),
             None => Ok(None),
         }
     }
 
-    /// Forgets the terminal's dispense once its outcome has been queued.
-    pub async fn clear_pending(&self, terminal: &str) -> Result<(), StateError> {
-        self.pending.remove(terminal.as_bytes()).map_err(storage)?;
+    async fn clear_pending(&self, terminal: &TerminalId) -> Result<(), StoreError> {
+        self.pending
+            .remove(terminal.as_str().as_bytes())
+            .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    /// Keeps a card number under `reference`, durably, until its stored deposit is advised.
-    pub async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StateError> {
+    fn all_pending(&self) -> Vec<(String, PendingDispense)> {
+        self.pending
+            .iter()
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(k, v)| {
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let record: PendingRecord = serde_json::from_slice(&v).ok()?;
+                match record.into_domain(&key) {
+                    Ok(p) => Some((key, p)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "dispense in doubt unreadable: needs an operator");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StoreError> {
         self.cards
             .insert(reference.as_bytes(), pan.expose().as_bytes())
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    pub fn card(&self, reference: &str) -> Result<Option<Pan>, StateError> {
+    fn card(&self, reference: &str) -> Result<Option<Pan>, StoreError> {
         match self.cards.get(reference.as_bytes()).map_err(storage)? {
             Some(v) => Pan::parse(&String::from_utf8_lossy(&v))
                 .map(Some)
-                .map_err(storage),
+                .map_err(|e| corrupt(reference, e)),
             None => Ok(None),
         }
     }
 
-    pub async fn remove_card(&self, reference: &str) -> Result<(), StateError> {
+    async fn remove_card(&self, reference: &str) -> Result<(), StoreError> {
         self.cards.remove(reference.as_bytes()).map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    /// Records, durably, which terminal PIN key version `terminal` holds.
-    pub async fn put_pin_key(&self, terminal: &str, key: &LoadedPinKey) -> Result<(), StateError> {
-        let v = serde_json::to_vec(key).map_err(storage)?;
+    async fn put_pin_key(&self, terminal: &TerminalId, key: &LoadedPinKey) -> Result<(), StoreError> {
+        let v = serde_json::to_vec(&PinKeyRecord::from(key)).map_err(storage)?;
         self.pin_keys
-            .insert(terminal.as_bytes(), v)
+            .insert(terminal.as_str().as_bytes(), v)
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    pub fn pin_key(&self, terminal: &str) -> Result<Option<LoadedPinKey>, StateError> {
-        match self.pin_keys.get(terminal.as_bytes()).map_err(storage)? {
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(storage),
+    fn pin_key(&self, terminal: &TerminalId) -> Result<Option<LoadedPinKey>, StoreError> {
+        let key = terminal.as_str();
+        match self.pin_keys.get(key.as_bytes()).map_err(storage)? {
+            Some(v) => serde_json::from_slice::<PinKeyRecord>(&v)
+                .map_err(|e| corrupt(key, e))?
+                .into_domain(key)
+                .map(Some),
             None => Ok(None),
         }
-    }
-
-    /// Every dispense still in doubt, by terminal.
-    pub fn all_pending(&self) -> Vec<(String, PendingDispense)> {
-        self.pending
-            .iter()
-            .filter_map(|kv| kv.ok())
-            .filter_map(|(k, v)| {
-                Some((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    serde_json::from_slice(&v).ok()?,
-                ))
-            })
-            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tid(s: &str) -> TerminalId {
+        TerminalId::parse(s).unwrap()
+    }
 
     #[tokio::test]
     async fn stans_are_never_reused_across_restarts() {
@@ -227,16 +320,16 @@ mod tests {
             let s = StateStore::open(dir.path()).unwrap();
             let mut v = Vec::new();
             for _ in 0..5 {
-                v.push(s.next_stan("ATM1").await.unwrap());
+                v.push(s.next_stan(&tid("ATM1")).await.unwrap().value());
             }
             v
         };
         assert_eq!(first, vec![1, 2, 3, 4, 5]);
         let s = StateStore::open(dir.path()).unwrap();
-        let after = s.next_stan("ATM1").await.unwrap();
+        let after = s.next_stan(&tid("ATM1")).await.unwrap().value();
         assert!(after > 5, "restart skips the reserved block, got {after}");
         assert_eq!(
-            s.next_stan("ATM2").await.unwrap(),
+            s.next_stan(&tid("ATM2")).await.unwrap().value(),
             1,
             "counters are per terminal"
         );
@@ -253,8 +346,8 @@ mod tests {
                 ceiling: 9_999,
             },
         );
-        assert_eq!(s.next_tsn("T").await.unwrap(), 9_999);
-        assert_eq!(s.next_tsn("T").await.unwrap(), 1);
+        assert_eq!(s.next_tsn(&tid("T")).await.unwrap(), 9_999);
+        assert_eq!(s.next_tsn(&tid("T")).await.unwrap(), 1);
     }
 
     #[tokio::test]
@@ -264,22 +357,72 @@ mod tests {
             purpose: Purpose::Withdrawal,
             card_ref: None,
             tsn: 7,
-            stan: 12,
-            transmitted_at: "1125114000".into(),
-            processing_code: "011000".into(),
-            amount_minor: 5000,
-            currency: 978,
+            stan: Stan::new(12).unwrap(),
+            transmitted_at: TransmissionDateTime::parse("1125114000").unwrap(),
+            amount: Amount::new(5000, Currency::EUR),
             notes: vec![0, 0, 1, 0],
             since_ms: 1,
         };
         {
             let s = StateStore::open(dir.path()).unwrap();
-            s.put_pending("ATM1", &p).await.unwrap();
+            s.put_pending(&tid("ATM1"), &p).await.unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
-        assert_eq!(s.pending("ATM1").unwrap(), Some(p));
+        assert_eq!(s.pending(&tid("ATM1")).unwrap(), Some(p));
         assert_eq!(s.all_pending().len(), 1);
-        s.clear_pending("ATM1").await.unwrap();
-        assert_eq!(s.pending("ATM1").unwrap(), None);
+        s.clear_pending(&tid("ATM1")).await.unwrap();
+        assert_eq!(s.pending(&tid("ATM1")).unwrap(), None);
+    }
+
+    /// A record written by an agent before the values were typed, byte for byte.
+    #[tokio::test]
+    async fn a_store_written_by_an_earlier_agent_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let pending = db.open_tree("pending_dispenses").unwrap();
+            pending
+                .insert(
+                    "ATM1",
+                    &br#"{"purpose":"StoredDeposit","card_ref":"ATM1:000004","tsn":3,"stan":4,"transmitted_at":"1125114000","processing_code":"210010","amount_minor":2500,"currency":978,"notes":[],"since_ms":9}"#[..],
+                )
+                .unwrap();
+            let keys = db.open_tree("terminal_pin_keys").unwrap();
+            keys.insert("ATM1", &br#"{"version":2,"kcv":"0A1B2C","loaded_at_ms":5}"#[..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        let p = s.pending(&tid("ATM1")).unwrap().unwrap();
+        assert_eq!(p.purpose, Purpose::StoredDeposit);
+        assert_eq!(p.stan.value(), 4);
+        assert_eq!(p.transmitted_at.to_string(), "1125114000");
+        assert_eq!(p.amount, Amount::new(2500, Currency::EUR));
+        assert_eq!(p.card_ref.as_deref(), Some("ATM1:000004"));
+        let k = s.pin_key(&tid("ATM1")).unwrap().unwrap();
+        assert_eq!((k.version, k.kcv.to_string()), (2, "0A1B2C".to_owned()));
+        // Written back, the record has the same shape.
+        let again = serde_json::to_value(PendingRecord::from(&p)).unwrap();
+        assert_eq!(again["processing_code"], "210010");
+        assert_eq!(again["transmitted_at"], "1125114000");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_record_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let pending = db.open_tree("pending_dispenses").unwrap();
+            pending
+                .insert(
+                    "ATM1",
+                    &br#"{"purpose":"Withdrawal","tsn":3,"stan":4,"transmitted_at":"1399114000","processing_code":"011000","amount_minor":2500,"currency":978,"notes":[],"since_ms":9}"#[..],
+                )
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        let e = s.pending(&tid("ATM1")).unwrap_err();
+        assert!(matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1"), "{e}");
     }
 }

@@ -6,9 +6,11 @@
 //! - Requests are multiplexed: each waits for the response with the same MTI class, terminal id
 //!   (41) and STAN (11), with a timeout. A response that matches nothing in flight (it came after
 //!   its timeout) is logged and handed to the late-response channel, never dropped silently.
-//! - [`UplinkError`] tells the caller whether the request may have reached the switch: `Down`
+//! - [`LinkError`] tells the caller whether the request may have reached the switch: `Down`
 //!   means it was never sent; `Lost` and `Timeout` mean the switch may have acted on it, so a
 //!   withdrawal in that state must be reversed.
+//! - It is the agent's [`SwitchLink`]: typed requests in, typed answers out, written as ISO 8583
+//!   by `switch_messages` (the only module that knows field numbers).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,11 +22,17 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::FrameCodec;
 use protocols::iso8583::{Message, Mti, Spec};
+use protocols::types::{Pan, Stan};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::Framed;
+
+use super::switch_messages as dialect;
+use crate::domain::advice::Advice;
+use crate::domain::exchange::{CardRequest, ResponseCode, SwitchAnswer, ZonePinKeyDelivery};
+use crate::ports::{LinkError, SwitchLink};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,25 +78,6 @@ fn default_backoff_max_ms() -> u64 {
 }
 fn default_in_flight() -> usize {
     1024
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UplinkError {
-    #[error("the switch is unreachable: request not sent")]
-    Down,
-    #[error("connection to the switch lost after the request was sent")]
-    Lost,
-    #[error("no answer from the switch within {0} ms")]
-    Timeout(u64),
-    #[error("request is not valid ISO 8583: {0}")]
-    Invalid(String),
-}
-
-impl UplinkError {
-    /// Whether the switch may have received (and acted on) the request.
-    pub fn maybe_delivered(&self) -> bool {
-        matches!(self, Self::Lost | Self::Timeout(_))
-    }
 }
 
 /// How a response finds its request: response MTI class, terminal id, STAN.
@@ -199,35 +188,33 @@ impl Uplink {
     }
 
     /// Sends `msg` and waits for its response.
-    pub async fn request(&self, msg: &Message, timeout: Duration) -> Result<Message, UplinkError> {
+    pub async fn request(&self, msg: &Message, timeout: Duration) -> Result<Message, LinkError> {
         let bytes = Spec::iso87_ascii()
             .pack(msg)
-            .map_err(|e| UplinkError::Invalid(e.to_string()))?;
+            .map_err(|e| LinkError::Encode(Box::new(e)))?;
         let key = match_key(response_class(msg.mti()), msg);
         let (tx, rx) = oneshot::channel();
         let sender = {
-            let outbox = self.shared.outbox.lock().map_err(|_| UplinkError::Down)?;
-            outbox.clone().ok_or(UplinkError::Down)?
+            let outbox = self.shared.outbox.lock().map_err(|_| LinkError::Down)?;
+            outbox.clone().ok_or(LinkError::Down)?
         };
         {
-            let mut pending = self.shared.pending.lock().map_err(|_| UplinkError::Down)?;
+            let mut pending = self.shared.pending.lock().map_err(|_| LinkError::Down)?;
             if pending.contains_key(&key) {
-                return Err(UplinkError::Invalid(format!(
-                    "a request with the same key {key:?} is already in flight"
-                )));
+                return Err(LinkError::InFlight(format!("{key:?}")));
             }
             pending.insert(key.clone(), tx);
         }
         if sender.send(Bytes::from(bytes)).await.is_err() {
             self.forget(&key);
-            return Err(UplinkError::Down);
+            return Err(LinkError::Down);
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(_)) => Err(UplinkError::Lost),
+            Ok(Err(_)) => Err(LinkError::Lost),
             Err(_) => {
                 self.forget(&key);
-                Err(UplinkError::Timeout(timeout.as_millis() as u64))
+                Err(LinkError::Timeout(timeout.as_millis() as u64))
             }
         }
     }
@@ -339,7 +326,7 @@ impl Uplink {
                 }
             })
         };
-        let signed_on = match self.network_management("001").await {
+        let signed_on = match self.network_management(dialect::SIGN_ON).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "sign-on refused");
@@ -357,11 +344,11 @@ impl Uplink {
                 tokio::select! {
                     _ = &mut reader => break,
                     _ = shutdown.changed() => {
-                        let _ = self.network_management("002").await;
+                        let _ = self.network_management(dialect::SIGN_OFF).await;
                         break;
                     }
                     _ = echo.tick() => {
-                        if let Err(e) = self.network_management("301").await {
+                        if let Err(e) = self.network_management(dialect::ECHO).await {
                             tracing::warn!(error = %e, "echo failed: reconnecting");
                             break;
                         }
@@ -385,11 +372,11 @@ impl Uplink {
         signed_on
     }
 
-    async fn network_management(&self, code: &str) -> Result<(), UplinkError> {
+    async fn network_management(&self, code: &str) -> Result<(), LinkError> {
         let resp = self.network_request(code).await?;
-        match resp.get_str(39) {
-            Some("00") => {
-                if let Some(v) = resp.get_str(53).and_then(|v| v.parse::<u32>().ok()) {
+        match dialect::response_code(&resp) {
+            ResponseCode::Approved => {
+                if let Some(v) = dialect::announced_zone_key(&resp) {
                     self.shared.zone_key.send_if_modified(|k| {
                         let changed = *k != Some(v);
                         *k = Some(v);
@@ -398,21 +385,58 @@ impl Uplink {
                 }
                 Ok(())
             }
-            other => Err(UplinkError::Invalid(format!(
-                "network management {code} answered {other:?}"
+            other => Err(LinkError::Answer(format!(
+                "network management {code} answered {other}"
             ))),
         }
     }
 
     /// Sends an 0800 with network management code `code` (field 70) and returns the 0810.
-    pub async fn network_request(&self, code: &str) -> Result<Message, UplinkError> {
-        let stan = self.shared.echo_stan.fetch_add(1, Ordering::Relaxed) % 999_999 + 1;
-        let mut m = Message::new("0800").map_err(|e| UplinkError::Invalid(e.to_string()))?;
-        let now = crate::clock::transmission_now();
-        for (n, v) in [(7u8, now.as_str()), (11, &format!("{stan:06}")), (70, code)] {
-            m.set_str(n, v)
-                .map_err(|e| UplinkError::Invalid(e.to_string()))?;
-        }
+    pub async fn network_request(&self, code: &str) -> Result<Message, LinkError> {
+        let stan = self.shared.echo_stan.fetch_add(1, Ordering::Relaxed) % Stan::MAX + 1;
+        let stan = Stan::new(stan).map_err(|e| LinkError::Encode(Box::new(e)))?;
+        let m = dialect::network_request(code, stan, &crate::clock::transmission_now())?;
         self.request(&m, Duration::from_secs(10)).await
+    }
+}
+
+impl SwitchLink for Uplink {
+    fn is_up(&self) -> bool {
+        Uplink::is_up(self)
+    }
+
+    fn link_state(&self) -> watch::Receiver<bool> {
+        self.watch()
+    }
+
+    async fn request(
+        &self,
+        request: &CardRequest,
+        timeout: Duration,
+    ) -> Result<SwitchAnswer, LinkError> {
+        let msg = dialect::card_request(request)?;
+        let resp = Uplink::request(self, &msg, timeout).await?;
+        Ok(dialect::card_answer(&resp))
+    }
+
+    async fn advise(
+        &self,
+        advice: &Advice,
+        repeat: bool,
+        card: Option<&Pan>,
+        timeout: Duration,
+    ) -> Result<ResponseCode, LinkError> {
+        let msg = dialect::advice(advice, repeat, card)?;
+        let resp = Uplink::request(self, &msg, timeout).await?;
+        Ok(dialect::response_code(&resp))
+    }
+
+    fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
+        Uplink::announced_zone_key(self)
+    }
+
+    async fn zone_pin_key(&self) -> Result<ZonePinKeyDelivery, LinkError> {
+        let resp = self.network_request(dialect::KEY_CHANGE).await?;
+        dialect::zone_pin_key_delivery(&resp)
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use protocols::iso8583::{Message, Spec};
 
-use super::{hexin::decode_hex, CliError};
+use super::{hex_input::decode_hex, CliError};
 
 /// Resolves `--spec`: a built-in name (`iso87-ascii`, `iso87-binary`) or a path to a TOML spec.
 pub fn resolve_spec(name: &str) -> Result<Spec, CliError> {

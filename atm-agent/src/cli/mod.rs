@@ -2,7 +2,7 @@
 //! line on stderr with exit code 2; anything else is exit code 1.
 
 pub mod control;
-pub mod hexin;
+pub mod hex_input;
 pub mod iso8583;
 pub mod keys;
 pub mod ndc;

@@ -3,7 +3,7 @@
 
 use protocols::ndc::{Dialect, NdcMessage};
 
-use super::{hexin::decode_hex, CliError};
+use super::{hex_input::decode_hex, CliError};
 
 /// Resolves `--dialect` by name.
 pub fn resolve_dialect(name: &str) -> Result<Dialect, CliError> {

@@ -6,7 +6,11 @@
 //! deposit taken while the switch was unreachable must reach it with its card number: the advice
 //! holds only a reference to it in the agent's card vault (`StateStore::put_card`).
 
+use protocols::iso8583::TransmissionDateTime;
+use protocols::types::{Amount, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
+
+use super::exchange::TransactionType;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdviceKind {
@@ -28,6 +32,19 @@ pub struct Original {
     pub transmitted_at: String,
 }
 
+impl Original {
+    /// The original request of `transaction`, by its STAN and transmission time.
+    pub fn of(transaction: TransactionType, stan: Stan, transmitted_at: TransmissionDateTime) -> Self {
+        Self {
+            mti: transaction.request_mti().to_owned(),
+            stan: stan.value(),
+            transmitted_at: transmitted_at.to_string(),
+        }
+    }
+}
+
+/// An advice as the queue stores it: plain values, so that a record written by any earlier agent
+/// still reads (build one with [`Advice::new`] or [`Advice::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advice {
     pub kind: AdviceKind,
@@ -51,6 +68,53 @@ pub struct Advice {
 }
 
 impl Advice {
+    /// An advice about a customer's transaction, with its own STAN and transmission time.
+    pub fn new(
+        kind: AdviceKind,
+        terminal: &TerminalId,
+        stan: Stan,
+        transmitted_at: TransmissionDateTime,
+        transaction: TransactionType,
+        amount: Amount,
+    ) -> Self {
+        Self {
+            kind,
+            terminal_id: terminal.as_str().to_owned(),
+            stan: stan.value(),
+            transmitted_at: transmitted_at.to_string(),
+            processing_code: transaction.processing_code().to_owned(),
+            currency: amount.currency.numeric,
+            amount_minor: amount.minor,
+            actual_minor: None,
+            original: None,
+            card_ref: None,
+            detail: None,
+        }
+    }
+
+    /// A terminal's status for the fleet view (`detail`: what it reported, at most 200 chars).
+    pub fn status(
+        terminal: &TerminalId,
+        stan: Stan,
+        transmitted_at: TransmissionDateTime,
+        amount: Amount,
+        detail: &str,
+    ) -> Self {
+        Self {
+            kind: AdviceKind::Status,
+            terminal_id: terminal.as_str().to_owned(),
+            stan: stan.value(),
+            transmitted_at: transmitted_at.to_string(),
+            processing_code: "000000".to_owned(),
+            currency: amount.currency.numeric,
+            amount_minor: amount.minor,
+            actual_minor: None,
+            original: None,
+            card_ref: None,
+            detail: Some(detail.chars().take(200).collect()),
+        }
+    }
+
     /// The request MTI, `0221`/`0421`-style when this send is a repeat.
     pub fn mti(&self, repeat: bool) -> &'static str {
         match (self.kind, repeat) {

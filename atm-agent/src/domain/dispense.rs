@@ -56,6 +56,36 @@ pub fn after_power_failure(dispensed_minor: u64) -> Settlement {
     }
 }
 
+/// What the terminal said after a transaction reply that moved cash, in money terms (the session
+/// reads it from the NDC solicited status and values the notes with the profile's denominations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalReport {
+    /// Ready: the reply was carried out in full.
+    Ready,
+    /// A cash handler fault, with the value of the notes that did leave the cassettes.
+    CashHandlerFault {
+        outcome: DispenseOutcome,
+        dispensed_minor: u64,
+    },
+    /// The terminal rejected the reply: it did nothing.
+    Rejected,
+    /// A status that says nothing about the cash (another device's fault, a terminal state).
+    Unclear,
+}
+
+/// The settlement the terminal's report calls for, for a reply that asked for `requested_minor`.
+pub fn after_report(report: TerminalReport, requested_minor: u64) -> Settlement {
+    match report {
+        TerminalReport::Ready => after_ready(requested_minor),
+        TerminalReport::CashHandlerFault {
+            outcome,
+            dispensed_minor,
+        } => after_fault(outcome, dispensed_minor),
+        TerminalReport::Rejected => Settlement::Reverse,
+        TerminalReport::Unclear => Settlement::InDoubt,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +129,18 @@ mod tests {
             after_power_failure(1000),
             Settlement::Complete {
                 dispensed_minor: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn a_rejected_reply_is_reversed_and_an_unclear_status_stays_in_doubt() {
+        assert_eq!(after_report(TerminalReport::Rejected, 5000), Settlement::Reverse);
+        assert_eq!(after_report(TerminalReport::Unclear, 5000), Settlement::InDoubt);
+        assert_eq!(
+            after_report(TerminalReport::Ready, 5000),
+            Settlement::Complete {
+                dispensed_minor: 5000
             }
         );
     }

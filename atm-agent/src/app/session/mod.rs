@@ -6,6 +6,9 @@
 //! profile's customization data if the id differs (each message acknowledged `9`) → go in
 //! service → supply counters (which also settle a dispense a power failure left in doubt).
 //!
+//! A customer's transaction request goes to the customer flows (`customer.rs` is the NDC side of
+//! it); a terminal PIN key is loaded over NDC by `pin_key_load.rs`.
+//!
 //! Connection policy for bad input: a message that does not parse is logged (the error names the
 //! field, never its content) and ignored; after `max_malformed_in_a_row` of them the connection is
 //! closed. A framing error closes the connection at once. Nothing is queued for bad input.
@@ -17,6 +20,7 @@ use std::time::Duration;
 use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
+use protocols::types::{Amount, Currency, TerminalId};
 use protocols::ndc::{
     Command, DataCommand, DataCommandData, DeviceState, DeviceStatus, HostMessage, NumberedValue,
     Screen, SolicitedStatus, SolicitedStatusInfo, State, TerminalCommand as NdcCommand,
@@ -26,55 +30,51 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use super::key_load::PinKeyStatus;
+mod customer;
+mod pin_key_load;
+
+pub use super::conversation::SessionEnd;
 use super::registry::TerminalCommand;
 use super::Services;
 use crate::config::TerminalConfig;
-use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::terminal::{CassetteCount, TerminalEvent};
+use crate::ports::{AdviceQueue, SwitchLink, TerminalStore};
+pub use pin_key_load::PinKeyStatus;
 
 /// How often (at most) a session looks whether its terminal PIN key is due for a change; a
 /// quarter of the key's lifetime when that is shorter.
 const KEY_SCHEDULE_CHECK: Duration = Duration::from_secs(30);
 
-/// Why a session ended.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionEnd {
-    #[error("terminal disconnected")]
-    Disconnected,
-    #[error("framing error: {0}")]
-    Framing(String),
-    #[error("too many malformed messages in a row")]
-    TooManyMalformed,
-    #[error("terminal did not answer within {0} ms")]
-    Timeout(u64),
-    #[error("terminal refused {0}")]
-    Refused(&'static str),
-    #[error("storage: {0}")]
-    Storage(String),
-    #[error("cannot build an NDC message: {0}")]
-    Encode(String),
-}
-
-pub struct Session<S> {
-    pub(super) svc: Arc<Services>,
-    framed: Framed<S, FrameCodec>,
-    pub(super) terminal: TerminalConfig,
-    pub(super) profile: Profile,
+/// One terminal's session over the stream `IO`, with the agent's ports `L`, `S`, `Q`.
+pub struct Session<IO, L, S, Q> {
+    svc: Arc<Services<L, S, Q>>,
+    framed: Framed<IO, FrameCodec>,
+    terminal: TerminalConfig,
+    terminal_id: TerminalId,
+    profile: Profile,
     /// Taken by `serve` (which selects on it beside the terminal's messages).
     commands: Option<mpsc::Receiver<TerminalCommand>>,
-    pub(super) cassettes: Vec<CassetteCount>,
+    cassettes: Vec<CassetteCount>,
     malformed_in_a_row: u32,
     /// Messages that arrived while an exchange waited for its acknowledgement (a customer who
     /// started while the agent was still asking for the supply counters), served next.
-    pub(super) deferred: VecDeque<TerminalMessage>,
+    deferred: VecDeque<TerminalMessage>,
+    /// The request being answered: its sequence (TVN) and message coordination number.
+    answering: Option<(String, char)>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+impl<IO, L, S, Q> Session<IO, L, S, Q>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+    L: SwitchLink,
+    S: TerminalStore,
+    Q: AdviceQueue,
+{
     pub fn new(
-        svc: Arc<Services>,
-        framed: Framed<S, FrameCodec>,
+        svc: Arc<Services<L, S, Q>>,
+        framed: Framed<IO, FrameCodec>,
         terminal: TerminalConfig,
+        terminal_id: TerminalId,
         profile: Profile,
         commands: mpsc::Receiver<TerminalCommand>,
     ) -> Self {
@@ -92,16 +92,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             svc,
             framed,
             terminal,
+            terminal_id,
             profile,
             commands: Some(commands),
             cassettes,
             malformed_in_a_row: 0,
             deferred: VecDeque::new(),
+            answering: None,
         }
     }
 
-    pub(super) fn tid(&self) -> &str {
-        &self.terminal.terminal_id
+    fn tid(&self) -> &str {
+        self.terminal_id.as_str()
+    }
+
+    fn currency(&self) -> Currency {
+        Currency {
+            numeric: self.profile.currency.numeric,
+        }
     }
 
     /// Serves the terminal until it disconnects; `first` is the message that identified it.
@@ -180,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     /// Reads the next terminal message, skipping (and counting) malformed ones.
-    pub(super) async fn next_message(
+    async fn next_message(
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<TerminalMessage, SessionEnd> {
@@ -193,7 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             };
             let frame = match frame {
                 None => return Err(SessionEnd::Disconnected),
-                Some(Err(e)) => return Err(SessionEnd::Framing(e.to_string())),
+                Some(Err(e)) => return Err(SessionEnd::Framing(e)),
                 Some(Ok(f)) => f,
             };
             match TerminalMessage::parse(&frame.payload, &self.profile.dialect) {
@@ -216,10 +224,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    pub(super) async fn send(&mut self, msg: HostMessage) -> Result<(), SessionEnd> {
+    async fn send(&mut self, msg: HostMessage) -> Result<(), SessionEnd> {
         let bytes = msg
             .encode(&self.profile.dialect)
-            .map_err(|e| SessionEnd::Encode(e.to_string()))?;
+            .map_err(SessionEnd::Encode)?;
         let header = bytes::Bytes::from(vec![0u8; self.profile.framing.header_len]);
         self.framed
             .send(Frame {
@@ -227,12 +235,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 payload: bytes.into(),
             })
             .await
-            .map_err(|e| SessionEnd::Framing(e.to_string()))
+            .map_err(SessionEnd::Framing)
     }
 
     /// Sends a command or data message and waits for the terminal's solicited status; unsolicited
     /// statuses that arrive meanwhile are handled on the way.
-    pub(super) async fn exchange(
+    async fn exchange(
         &mut self,
         msg: HostMessage,
     ) -> Result<SolicitedStatus, SessionEnd> {
@@ -268,7 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         )
     }
 
-    pub(super) async fn unsolicited(&mut self, u: UnsolicitedStatus) -> Result<(), SessionEnd> {
+    async fn unsolicited(&mut self, u: UnsolicitedStatus) -> Result<(), SessionEnd> {
         match &u.device.state {
             DeviceState::PowerUp { config_id } => return self.start_up(config_id.clone()).await,
             DeviceState::Supervisor { entered: true } => self
@@ -333,22 +341,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         self.svc
             .registry
             .update(self.tid(), |v| v.last_status = Some(detail.clone()));
-        let mut advice = self
-            .advice(AdviceKind::Status, "000000", 0, None, None, None)
-            .await?;
-        advice.detail = Some(detail.chars().take(200).collect());
-        self.enqueue(advice).await
-    }
-
-    /// Queues an advice durably and wakes the forwarder.
-    pub(super) async fn enqueue(&mut self, advice: Advice) -> Result<(), SessionEnd> {
+        let zero = Amount::new(0, self.currency());
         self.svc
-            .queue
-            .enqueue(self.tid(), advice)
+            .status_advice(&self.terminal_id, zero, &detail)
             .await
-            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
-        self.svc.forwarder.notify_one();
-        Ok(())
     }
 
     async fn start_up(&mut self, config_id: String) -> Result<(), SessionEnd> {
@@ -396,7 +392,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         Ok(())
     }
 
-    pub(super) async fn go_in_service(&mut self) -> Result<(), SessionEnd> {
+    async fn go_in_service(&mut self) -> Result<(), SessionEnd> {
         let cmd = NdcCommand::new(self.terminal.luno.clone(), Command::GoInService);
         let ack = self.exchange(HostMessage::TerminalCommand(cmd)).await?;
         if !Self::ready(&ack) {
@@ -440,7 +436,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    pub(super) async fn go_out_of_service(&mut self) -> Result<(), SessionEnd> {
+    async fn go_out_of_service(&mut self) -> Result<(), SessionEnd> {
         let c = NdcCommand::new(
             self.terminal.luno.clone(),
             Command::GoOutOfService { modifier: None },

@@ -21,8 +21,9 @@ use protocols::ndc::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::session::{Session, SessionEnd};
-use crate::adapters::state_store::LoadedPinKey;
+use super::{Session, SessionEnd};
+use crate::domain::pin::LoadedPinKey;
+use crate::ports::{AdviceQueue, SwitchLink, TerminalStore};
 
 /// What became of a key load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,13 +38,19 @@ pub enum PinKeyStatus {
     Refused,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+impl<IO, L, S, Q> Session<IO, L, S, Q>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+    L: SwitchLink,
+    S: TerminalStore,
+    Q: AdviceQueue,
+{
     /// Whether the terminal's PIN key must be (re)loaded now.
     pub(super) fn pin_key_due(&self) -> bool {
         let Some(keys) = &self.svc.keys else {
             return false;
         };
-        let loaded = match self.svc.state.pin_key(self.tid()) {
+        let loaded = match self.svc.state.pin_key(&self.terminal_id) {
             Ok(Some(k)) => k,
             Ok(None) => return true,
             Err(e) => {
@@ -136,19 +143,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             self.set_key_status("pin key refused");
             return Ok(PinKeyStatus::Refused);
         }
-        let previous = self.svc.state.pin_key(&tid).ok().flatten();
+        let previous = self.svc.state.pin_key(&self.terminal_id).ok().flatten();
         self.svc
             .state
             .put_pin_key(
-                &tid,
+                &self.terminal_id,
                 &LoadedPinKey {
                     version: info.version,
-                    kcv: info.kcv.to_string(),
+                    kcv: info.kcv,
                     loaded_at_ms: crate::clock::now_ms(),
                 },
             )
-            .await
-            .map_err(|e| SessionEnd::Storage(e.to_string()))?;
+            .await?;
         if let Some(old) = previous.filter(|p| p.version != info.version) {
             keys.discard(&KeyRef::new(info.name.clone(), old.version));
         }
@@ -185,7 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     fn set_key_status(&self, status: &str) {
         let status = status.to_owned();
-        let version = self.svc.state.pin_key(self.tid()).ok().flatten();
+        let version = self.svc.state.pin_key(&self.terminal_id).ok().flatten();
         self.svc.registry.update(self.tid(), |v| {
             v.pin_key = Some(status);
             v.pin_key_version = version.map(|k| k.version);

@@ -1,4 +1,5 @@
-//! Hex input as technicians paste it: upper or lower case, spaces and line breaks ignored.
+//! Hex input as technicians paste it (`atmctl iso8583 decode`, `atmctl ndc decode`): upper or
+//! lower case, spaces and line breaks ignored.
 
 use super::CliError;
 

@@ -1,4 +1,4 @@
-//! The agent's keys: terminal master keys (entered by two custodians), terminal PIN keys (generated
+//! The PIN key path: terminal master keys (entered by two custodians), terminal PIN keys (generated
 //! here, loaded into each terminal over NDC), and the zone keys shared with the switch (the zone
 //! master key entered by custodians, the zone PIN key received under it).
 //!
@@ -17,6 +17,7 @@ use keystore::{
 use protocols::types::Pan;
 
 use crate::config::{Config, KeysConfig};
+pub use crate::domain::pin::ZonePinBlock;
 
 /// Why a PIN could not be made ready for the switch. Carries no PIN data.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +32,6 @@ pub enum PinPathError {
     Store(#[from] KeyStoreError),
 }
 
-/// A PIN block ready for field 52, and the zone PIN key version for field 53.
-#[derive(Debug, Clone, Copy)]
-pub struct ZonePinBlock {
-    pub block: EncryptedPinBlock,
-    pub zone_key_version: KeyVersion,
-}
 
 pub struct PinKeys {
     store: Arc<dyn KeyStore>,

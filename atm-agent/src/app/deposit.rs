@@ -1,0 +1,93 @@
+//! A cash deposit: credited online when the switch is reachable (0200), taken anyway when it is
+//! not (the card number waits in the vault and the deposit is advised once the terminal confirms
+//! it took the cash).
+//!
+//! Either way the deposit is recorded as in doubt before the terminal is told to take the cash,
+//! and the terminal's status settles it (`settlement`): an online deposit the terminal did not
+//! take is reversed, a stored one is advised only once taken. A deposit whose request may have
+//! reached the switch but got no answer is declined and reversed, like a withdrawal.
+
+use protocols::types::Amount;
+
+use super::conversation::{Conversation, CustomerReply, CustomerRequest, Decline, SessionEnd};
+use super::Services;
+use crate::domain::exchange::ResponseCode;
+use crate::domain::pending::{PendingDispense, Purpose};
+use crate::ports::{AdviceQueue, LinkError, SwitchLink, TerminalStore};
+
+impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
+    pub async fn deposit<C: Conversation>(
+        &self,
+        at: &mut C,
+        req: &CustomerRequest,
+    ) -> Result<(), SessionEnd> {
+        let amount = Amount::new(req.amount_minor, at.currency());
+        if amount.minor == 0 {
+            return at
+                .reply(CustomerReply::Decline(Decline::InvalidAmount))
+                .await;
+        }
+        let terminal = at.terminal_id().clone();
+        let online = if self.uplink.is_up() {
+            let pin = match self.pin_for(&terminal, req.pin, &req.pan) {
+                Ok(p) => p,
+                Err(decline) => return at.reply(CustomerReply::Decline(decline)).await,
+            };
+            let (pending, outcome) = self
+                .authorize(
+                    &terminal,
+                    Purpose::OnlineDeposit,
+                    &req.pan,
+                    amount,
+                    Vec::new(),
+                    pin,
+                )
+                .await?;
+            match outcome {
+                Ok(answer) if answer.code == ResponseCode::Approved => Some(pending),
+                Ok(answer) => {
+                    self.forget_pending(&terminal).await?;
+                    return at
+                        .reply(CustomerReply::Decline(Decline::for_code(&answer.code)))
+                        .await;
+                }
+                // Never sent: take it as a stored deposit (the record is replaced below).
+                Err(LinkError::Down) => None,
+                Err(e) => return self.authorization_failed(at, e, &pending).await,
+            }
+        } else {
+            None
+        };
+        let pending = match online {
+            Some(p) => p,
+            None => self.store_deposit(&terminal, req, amount).await?,
+        };
+        at.reply(CustomerReply::AcceptDeposit {
+            amount,
+            tsn: pending.tsn,
+        })
+        .await?;
+        self.settle_after_report(at, pending).await
+    }
+
+    /// The switch is unreachable: the card number goes to the vault and the deposit is recorded,
+    /// to be advised once the cash is in.
+    async fn store_deposit(
+        &self,
+        terminal: &protocols::types::TerminalId,
+        req: &CustomerRequest,
+        amount: Amount,
+    ) -> Result<PendingDispense, SessionEnd> {
+        let (stan, _) = self.next_key(terminal).await?;
+        let reference = format!("{terminal}:{stan}");
+        self.state.put_card(&reference, &req.pan).await?;
+        self.record_pending(
+            terminal,
+            Purpose::StoredDeposit,
+            amount,
+            Vec::new(),
+            Some(reference),
+        )
+        .await
+    }
+}
