@@ -9,9 +9,12 @@
 //! - [`iso8583`]: ISO 8583 messages whose field layout is data (a `Spec`), with built-in specs that
 //!   interoperate byte for byte with pyiso8583 4.0.1 and specs loaded from TOML.
 //! - [`ndc`]: NCR NDC messages between an ATM and its host, with dialect options in a `Dialect` value.
+//! - [`dialect`]: the agent ↔ switch dialect as types: each request and answer the two daemons
+//!   exchange, its processing and response codes, to and from an `iso87-ascii` message.
 //! - [`framing`]: tokio-util `Decoder`/`Encoder`s for length-prefixed frames, with a hard size limit.
 #![forbid(unsafe_code)]
 
+pub mod dialect;
 pub mod framing;
 pub mod iso8583;
 pub mod ndc;

@@ -25,6 +25,11 @@ impl Mti {
         b.iter().all(u8::is_ascii_digit).then_some(Mti(b))
     }
 
+    /// For the crate's own constants, whose four bytes are ASCII digits by construction.
+    pub(crate) const fn from_known_digits(b: [u8; 4]) -> Mti {
+        Mti(b)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 4] {
         &self.0
     }

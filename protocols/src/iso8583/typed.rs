@@ -90,7 +90,7 @@ impl fmt::Display for ProcessingCode {
 }
 
 /// Transmission date and time (field 7, `MMDDhhmmss`, UTC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TransmissionDateTime {
     pub month: u8,
     pub day: u8,
