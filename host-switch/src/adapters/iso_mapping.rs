@@ -1,39 +1,29 @@
-//! ISO 8583 messages ⇄ domain requests and answers. The only place in the switch that knows
-//! field numbers; the application sees `Request` and `RecordedReply`.
+//! ISO 8583 messages ⇄ domain requests and answers, through `protocols::dialect` (the one
+//! definition of the agent↔switch messages). The application sees `Request` and `RecordedReply`,
+//! never a field number.
 
-use protocols::iso8583::{FieldError, Message};
-use protocols::types::{Amount, Currency, Pan, TerminalId};
+use protocols::dialect::{self, Answer, DialectError, PinField, TransactionType};
+use protocols::iso8583::Message;
+use protocols::types::TerminalId;
 
-use crate::domain::zone_key::{parse_version_field, version_field};
 use crate::domain::{PinEntry, RecordedReply, Request, ResponseCode, TxnKey, TxnKind};
 
 /// A request that cannot be served, with the response code to answer it with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} (answered {code})")]
-pub struct MappingError {
-    pub code: ResponseCode,
-    pub reason: String,
+pub enum MappingError {
+    #[error(transparent)]
+    Dialect(#[from] DialectError),
+    #[error("a {0} cannot be reversed")]
+    NotReversible(TransactionType),
 }
 
-fn bad(code: ResponseCode, reason: impl Into<String>) -> MappingError {
-    MappingError {
-        code,
-        reason: reason.into(),
+impl MappingError {
+    pub fn code(&self) -> ResponseCode {
+        match self {
+            Self::Dialect(e) => e.answer_code(),
+            Self::NotReversible(_) => ResponseCode::InvalidTransaction,
+        }
     }
-}
-
-fn format_error(e: impl std::fmt::Display) -> MappingError {
-    bad(ResponseCode::FormatError, e.to_string())
-}
-
-/// A field the request cannot do without, through its typed getter.
-fn required<T>(value: Result<Option<T>, FieldError>, n: u8, name: &str) -> Result<T, MappingError> {
-    value.map_err(format_error)?.ok_or_else(|| {
-        bad(
-            ResponseCode::FormatError,
-            format!("field {n} ({name}) is missing"),
-        )
-    })
 }
 
 /// The terminal id of a message (field 41), for the certificate check and for logs.
@@ -41,208 +31,114 @@ pub fn terminal_id(msg: &Message) -> Option<TerminalId> {
     msg.terminal_id().ok().flatten()
 }
 
-fn txn_key(msg: &Message) -> Result<TxnKey, MappingError> {
-    let terminal = required(msg.terminal_id(), 41, "terminal id")?;
-    let stan = required(msg.stan(), 11, "STAN")?;
-    let at = required(msg.transmission_datetime(), 7, "transmission date-time")?;
-    Ok(TxnKey::new(terminal, stan, at.to_string()))
+fn txn_key(key: &dialect::MessageKey) -> TxnKey {
+    TxnKey::new(
+        key.terminal.clone(),
+        key.stan,
+        key.transmitted_at.to_string(),
+    )
 }
 
-fn pan(msg: &Message) -> Result<Pan, MappingError> {
-    let invalid = |e: FieldError| bad(ResponseCode::InvalidAccount, e.to_string());
-    if let Some(p) = msg.pan().map_err(invalid)? {
-        return Ok(p);
-    }
-    match msg.track2().map_err(invalid)? {
-        Some(t) => Ok(t.pan().clone()),
-        None => Err(bad(
-            ResponseCode::FormatError,
-            "neither field 2 (PAN) nor field 35 (track 2) is present",
-        )),
-    }
+fn original_key(advice: &dialect::Advice) -> TxnKey {
+    TxnKey::new(
+        advice.key.terminal.clone(),
+        advice.original.stan,
+        advice.original.transmitted_at.to_string(),
+    )
 }
 
-fn currency(msg: &Message) -> Result<Currency, MappingError> {
-    required(msg.currency(), 49, "currency")
-}
-
-fn amount(msg: &Message) -> Result<Amount, MappingError> {
-    let minor = msg
-        .amount()
-        .map_err(|e| bad(ResponseCode::InvalidAmount, e.to_string()))?;
-    let minor =
-        minor.ok_or_else(|| bad(ResponseCode::FormatError, "field 4 (amount) is missing"))?;
-    Ok(Amount::new(minor, currency(msg)?))
-}
-
-/// Field 95's actual transaction amount, when present.
-fn replacement_amount(msg: &Message) -> Result<Option<u64>, MappingError> {
-    Ok(msg
-        .replacement_amounts()
-        .map_err(format_error)?
-        .map(|r| r.actual_amount))
-}
-
-/// The original transaction named in field 90, at the same terminal.
-fn original_key(msg: &Message, terminal: &TerminalId) -> Result<TxnKey, MappingError> {
-    let original = required(msg.original_data(), 90, "original data elements")?;
-    let at = original.transmission.ok_or_else(|| {
-        bad(
-            ResponseCode::FormatError,
-            "field 90 carries no original date-time",
-        )
-    })?;
-    Ok(TxnKey::new(terminal.clone(), original.stan, at.to_string()))
-}
-
-/// Fields 52 and 53 of a request that may carry a PIN (advices never do: they are not read).
-fn pin_entry(msg: &Message) -> Option<PinEntry> {
-    let field52 = std::str::from_utf8(msg.get(52)?).unwrap_or("");
-    if field52.len() != 16 {
-        return Some(PinEntry::Unreadable);
-    }
-    match keystore::EncryptedPinBlock::from_hex(field52) {
-        Ok(block) => Some(PinEntry::Block {
+/// Fields 52 and 53: a block the key store can take, or `Unreadable` when field 52 is not 16 hex
+/// digits (answered as a wrong PIN would be, never translated).
+fn pin_entry(pin: Option<PinField>) -> Option<PinEntry> {
+    let pin = pin?;
+    let block = std::str::from_utf8(pin.block.expose())
+        .ok()
+        .filter(|b| b.len() == 16)
+        .and_then(|b| keystore::EncryptedPinBlock::from_hex(b).ok());
+    Some(match block {
+        Some(block) => PinEntry::Block {
             block,
-            zpk_version: msg.get_str(53).and_then(parse_version_field),
-        }),
-        Err(_) => Some(PinEntry::Unreadable),
-    }
-}
-
-fn transaction_type(msg: &Message) -> Result<u8, MappingError> {
-    Ok(required(msg.processing_code(), 3, "processing code")?.transaction_type)
+            zpk_version: pin.key_version,
+        },
+        None => PinEntry::Unreadable,
+    })
 }
 
 /// Reads a request message into a domain request.
 pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
-    let mti = msg.mti();
-    match mti.as_str() {
-        "0800" => {
-            let code = required(msg.network_management_code(), 70, "network management code")?;
-            Ok(Request::NetworkManagement {
-                code: format!("{code:03}"),
-                terminal: terminal_id(msg),
-            })
-        }
-        "0100" | "0101" => {
-            let key = txn_key(msg)?;
-            match transaction_type(msg)? {
-                1 => Ok(Request::Withdrawal {
-                    key,
-                    pan: pan(msg)?,
-                    amount: amount(msg)?,
-                    pin: pin_entry(msg),
-                }),
-                31 => Ok(Request::BalanceInquiry {
-                    key,
-                    pan: pan(msg)?,
-                    currency: currency(msg)?,
-                    pin: pin_entry(msg),
-                }),
-                other => Err(bad(
-                    ResponseCode::InvalidTransaction,
-                    format!("transaction type {other:02} is not served in 0100"),
-                )),
-            }
-        }
-        "0200" | "0201" => {
-            let key = txn_key(msg)?;
-            match transaction_type(msg)? {
-                21 => Ok(Request::Deposit {
-                    key,
-                    pan: pan(msg)?,
-                    amount: amount(msg)?,
-                    pin: pin_entry(msg),
-                }),
-                other => Err(bad(
-                    ResponseCode::InvalidTransaction,
-                    format!("transaction type {other:02} is not served in 0200"),
-                )),
-            }
-        }
-        "0220" | "0221" => {
-            let key = txn_key(msg)?;
-            let original = original_key(msg, &key.terminal)?;
-            let dispensed_minor = match replacement_amount(msg)? {
-                Some(v) => v,
-                None => amount(msg)?.minor,
-            };
-            Ok(Request::Completion {
-                key,
-                original,
-                dispensed_minor,
-            })
-        }
-        "0420" | "0421" => {
-            let key = txn_key(msg)?;
-            let original = original_key(msg, &key.terminal)?;
-            let kind = match transaction_type(msg)? {
-                1 => TxnKind::Withdrawal,
-                21 => TxnKind::Deposit,
-                other => {
-                    return Err(bad(
-                        ResponseCode::InvalidTransaction,
-                        format!("transaction type {other:02} cannot be reversed"),
-                    ))
-                }
-            };
-            Ok(Request::Reversal {
-                key,
-                original,
-                kind,
-                amount: amount(msg)?,
-                dispensed_minor: replacement_amount(msg)?.unwrap_or(0),
-                pan: pan(msg).ok(),
-            })
-        }
-        "0820" => {
-            let key = txn_key(msg)?;
-            let detail = msg
-                .get_str(48)
-                .or_else(|| msg.get_str(63))
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
-            Ok(Request::StatusAdvice { key, detail })
-        }
-        other => Err(bad(
-            ResponseCode::InvalidTransaction,
-            format!("MTI {other} is not served"),
-        )),
+    Ok(match dialect::Request::from_message(msg)? {
+        dialect::Request::Network(n) => Request::NetworkManagement {
+            code: n.code,
+            terminal: n.terminal,
+        },
+        dialect::Request::Withdrawal(r) => Request::Withdrawal {
+            key: txn_key(&r.key),
+            pan: r.pan,
+            amount: r.amount,
+            pin: pin_entry(r.pin),
+        },
+        dialect::Request::BalanceInquiry(r) => Request::BalanceInquiry {
+            key: txn_key(&r.key),
+            pan: r.pan,
+            currency: r.amount.currency,
+            pin: pin_entry(r.pin),
+        },
+        dialect::Request::Deposit(r) => Request::Deposit {
+            key: txn_key(&r.key),
+            pan: r.pan,
+            amount: r.amount,
+            pin: pin_entry(r.pin),
+        },
+        dialect::Request::Completion(a) => Request::Completion {
+            key: txn_key(&a.key),
+            original: original_key(&a),
+            dispensed_minor: a.dispensed_or_all(),
+        },
+        dialect::Request::Reversal(a) => Request::Reversal {
+            key: txn_key(&a.key),
+            original: original_key(&a),
+            kind: match a.transaction {
+                TransactionType::Withdrawal => TxnKind::Withdrawal,
+                TransactionType::Deposit => TxnKind::Deposit,
+                other => return Err(MappingError::NotReversible(other)),
+            },
+            amount: a.amount,
+            dispensed_minor: a.dispensed_minor.unwrap_or(0),
+            pan: a.pan,
+        },
+        dialect::Request::Status(s) => Request::StatusAdvice {
+            key: txn_key(&s.key),
+            detail: s.detail.chars().take(200).collect(),
+        },
+    })
+}
+
+/// The dialect's answer for a recorded reply.
+fn answer(reply: &RecordedReply) -> Answer {
+    Answer {
+        code: reply.code,
+        approval_code: reply.approval_code.clone(),
+        balances: reply.balances,
+        zone_key_version: reply.zpk_version,
+        zone_key_under_zmk: reply.zpk_under_zmk.clone(),
     }
 }
 
-/// Builds the response to `request`: its echo fields, the code, and what the answer adds.
+/// Builds the response to `request`: its echo fields, the code, and what the answer adds. An
+/// answer that cannot be written (a value outside its field) is logged and answered 96.
 pub fn to_response(request: &Message, reply: &RecordedReply) -> Message {
-    let mut resp = Message::response_to(request);
-    // Network management answers say what they answer (the key exchange's contract needs 161).
-    if request.mti().as_str() == "0800" {
-        if let Some(code) = request.get(70) {
-            let _ = resp.set(70, code);
-        }
-    }
-    // The setters only refuse field numbers outside 2-128; these are constants within it.
-    let _ = resp.set_str(39, reply.code.code());
-    if let Some(code) = &reply.approval_code {
-        let _ = resp.set_str(38, code);
-    }
-    if let Some(f54) = &reply.additional_amounts {
-        let _ = resp.set_str(54, f54);
-    }
-    if let Some(version) = reply.zpk_version {
-        let _ = resp.set_str(53, &version_field(version));
-    }
-    if let Some(f48) = &reply.zpk_under_zmk {
-        let _ = resp.set_str(48, f48);
-    }
-    resp
+    answer(reply).to_message(request).unwrap_or_else(|e| {
+        tracing::error!(error = %e, code = %reply.code, "answer cannot be written: answered 96");
+        let mut resp = Message::response_to(request);
+        let _ = resp.set_str(39, ResponseCode::SystemError.code());
+        resp
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocols::types::{Amount, Currency};
 
     fn withdrawal() -> Message {
         let mut m = Message::new("0100").unwrap();
@@ -331,7 +227,10 @@ mod tests {
     fn missing_fields_are_format_errors() {
         let mut m = withdrawal();
         m.remove(11);
-        assert_eq!(to_request(&m).unwrap_err().code, ResponseCode::FormatError);
+        assert_eq!(
+            to_request(&m).unwrap_err().code(),
+            ResponseCode::FormatError
+        );
     }
 
     #[test]
@@ -339,12 +238,12 @@ mod tests {
         let mut m = withdrawal();
         m.set_str(3, "401000").unwrap();
         assert_eq!(
-            to_request(&m).unwrap_err().code,
+            to_request(&m).unwrap_err().code(),
             ResponseCode::InvalidTransaction
         );
         let m = Message::new("0600").unwrap();
         assert_eq!(
-            to_request(&m).unwrap_err().code,
+            to_request(&m).unwrap_err().code(),
             ResponseCode::InvalidTransaction
         );
     }

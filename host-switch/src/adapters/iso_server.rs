@@ -244,7 +244,7 @@ async fn respond<L: Ledger, J: Journal>(switch: &Switch<L, J>, msg: &Message) ->
         Ok(request) => switch.handle(request).await,
         Err(e) => {
             tracing::warn!(mti = %msg.mti(), terminal = msg.get_str(41).unwrap_or(""), stan = msg.get_str(11).unwrap_or(""), error = %e, "request refused");
-            RecordedReply::code(e.code)
+            RecordedReply::code(e.code())
         }
     };
     to_response(msg, &reply)

@@ -122,7 +122,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         match request {
             Request::NetworkManagement { code, terminal } => {
                 Ok(self
-                    .network_management(&code, terminal.as_ref().map(|t| t.as_str()).unwrap_or("")))
+                    .network_management(code, terminal.as_ref().map(|t| t.as_str()).unwrap_or("")))
             }
             Request::StatusAdvice { key, detail } => {
                 tracing::info!(terminal = %key.terminal, stan = %key.stan, %detail, "terminal status advice");

@@ -6,21 +6,22 @@
 //! (53) and the ZPK enciphered under the zone master key followed by its check value (48).
 
 use keystore::KeyVersion;
+use protocols::dialect::NetworkCode;
 
 use super::Switch;
 use crate::domain::{RecordedReply, ResponseCode};
 use crate::ports::{Journal, Ledger};
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
-    pub(super) fn network_management(&self, code: &str, terminal: &str) -> RecordedReply {
+    pub(super) fn network_management(&self, code: NetworkCode, terminal: &str) -> RecordedReply {
         match code {
-            "001" | "301" => RecordedReply {
+            NetworkCode::SignOn | NetworkCode::Echo => RecordedReply {
                 zpk_version: self.zpk_version(),
                 ..RecordedReply::code(ResponseCode::Approved)
             },
-            "002" => RecordedReply::code(ResponseCode::Approved),
-            "161" => self.key_change(terminal),
-            other => {
+            NetworkCode::SignOff => RecordedReply::code(ResponseCode::Approved),
+            NetworkCode::KeyChange => self.key_change(terminal),
+            NetworkCode::Other(other) => {
                 tracing::warn!(code = other, "unknown network management code");
                 RecordedReply::code(ResponseCode::InvalidTransaction)
             }

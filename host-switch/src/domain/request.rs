@@ -2,6 +2,7 @@
 //! these (and answers into messages), so the application never touches a field number.
 
 use keystore::{EncryptedPinBlock, KeyVersion};
+use protocols::dialect::NetworkCode;
 use protocols::types::{Amount, Currency, Pan, TerminalId};
 
 use super::{TxnKey, TxnKind};
@@ -10,7 +11,7 @@ use super::{TxnKey, TxnKind};
 pub enum Request {
     /// 0800: sign-on (001), sign-off (002), echo (301), zone PIN key change (161).
     NetworkManagement {
-        code: String,
+        code: NetworkCode,
         /// Field 41 when present (for logs).
         terminal: Option<TerminalId>,
     },

@@ -203,8 +203,9 @@ pub struct RecordedReply {
     pub code: ResponseCode,
     /// Field 38, when approved.
     pub approval_code: Option<String>,
-    /// Field 54 (balance inquiry).
-    pub additional_amounts: Option<String>,
+    /// Field 54 (balance inquiry). Inquiries are never journaled, so older records have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balances: Option<protocols::dialect::Balances>,
     /// Field 53: the current zone PIN key version (answers to sign-on, echo and key change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zpk_version: Option<keystore::KeyVersion>,
@@ -218,7 +219,7 @@ impl RecordedReply {
         Self {
             code,
             approval_code: None,
-            additional_amounts: None,
+            balances: None,
             zpk_version: None,
             zpk_under_zmk: None,
         }

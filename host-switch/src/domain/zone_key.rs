@@ -79,22 +79,6 @@ pub fn rotation_due(current_created_unix: u64, now_unix: u64, rotate_secs: u64) 
     rotate_secs > 0 && now_unix >= current_created_unix.saturating_add(rotate_secs)
 }
 
-/// Field 53 of the key exchange and of every sign-on/echo answer: the version as 16 digits.
-pub fn version_field(version: KeyVersion) -> String {
-    format!("{version:016}")
-}
-
-/// Field 53 of a PIN request: the version the block is under. `None` when it is not a version.
-pub fn parse_version_field(text: &str) -> Option<KeyVersion> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse::<u64>()
-        .ok()
-        .and_then(|v| KeyVersion::try_from(v).ok())
-        .filter(|v| *v > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,14 +122,5 @@ mod tests {
         assert!(!rotation_due(100, 1_000_000, 0), "0 = no schedule");
         assert!(!rotation_due(100, 199, 100));
         assert!(rotation_due(100, 200, 100));
-    }
-
-    #[test]
-    fn field_53_round_trips() {
-        assert_eq!(version_field(3), "0000000000000003");
-        assert_eq!(parse_version_field("0000000000000003"), Some(3));
-        assert_eq!(parse_version_field("0000000000000000"), None);
-        assert_eq!(parse_version_field("9999999999999999"), None);
-        assert_eq!(parse_version_field("00000000000000x3"), None);
     }
 }
