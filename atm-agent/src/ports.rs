@@ -104,11 +104,15 @@ pub enum StoreError {
 /// The agent's durable state per terminal. Every write is durable when its future completes.
 pub trait TerminalStore: Send + Sync + 'static {
     /// The terminal's next STAN; never reused, even across a crash.
-    fn next_stan(&self, terminal: &TerminalId)
-        -> impl Future<Output = Result<Stan, StoreError>> + Send;
+    fn next_stan(
+        &self,
+        terminal: &TerminalId,
+    ) -> impl Future<Output = Result<Stan, StoreError>> + Send;
     /// The terminal's next transaction serial number (1..=9999, wrapping).
-    fn next_tsn(&self, terminal: &TerminalId)
-        -> impl Future<Output = Result<u16, StoreError>> + Send;
+    fn next_tsn(
+        &self,
+        terminal: &TerminalId,
+    ) -> impl Future<Output = Result<u16, StoreError>> + Send;
     /// Records the terminal's dispense in doubt before the terminal is told to dispense.
     fn put_pending(
         &self,
@@ -117,8 +121,10 @@ pub trait TerminalStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn pending(&self, terminal: &TerminalId) -> Result<Option<PendingDispense>, StoreError>;
     /// Forgets the terminal's dispense once its outcome has been queued.
-    fn clear_pending(&self, terminal: &TerminalId)
-        -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn clear_pending(
+        &self,
+        terminal: &TerminalId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every dispense still in doubt, by terminal.
     fn all_pending(&self) -> Vec<(String, PendingDispense)>;
     /// Keeps a card number under `reference` until its stored deposit is advised.
@@ -163,5 +169,9 @@ pub trait AdviceQueue: Send + Sync + 'static {
         counts_against_limit: bool,
     ) -> impl Future<Output = Result<RetryOutcome, QueueError>> + Send;
     /// Gives up on an advice that can never be sent, visibly (an operator sees it).
-    fn park(&self, id: &EntryId, reason: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn park(
+        &self,
+        id: &EntryId,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

@@ -33,12 +33,19 @@ pub type AgentServices = Services<Uplink, StateStore, SafQueue<Advice>>;
 pub enum StartError {
     #[error("config: {0}")]
     Config(String),
+    #[error("terminal profile: {0}")]
+    Profile(#[source] crate::ports::Cause),
+    #[error("cannot create the storage directory {path}: {source}")]
+    StorageDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] crate::ports::Cause),
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[source] crate::ports::Cause),
     #[error("keys: {0}")]
-    Keys(String),
+    Keys(#[from] keystore::KeyStoreError),
     #[error("cannot listen on {what}: {source}")]
     Listen {
         what: String,
@@ -66,22 +73,23 @@ impl RunningAgent {
 
 pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     let dir = &config.storage.dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StartError::Storage(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|source| StartError::StorageDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let queue = Arc::new(
         SafQueue::open(dir.join("queue"), config.queue.clone())
-            .map_err(|e| StartError::Storage(e.to_string()))?,
+            .map_err(|e| StartError::Storage(Box::new(e)))?,
     );
     let state = Arc::new(
-        StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(e.to_string()))?,
+        StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(Box::new(e)))?,
     );
 
     let mut terminals = HashMap::new();
     let registry = Arc::new(Registry::default());
     let mut codec: Option<(String, FrameCodec)> = None;
     for t in &config.terminals {
-        let profile =
-            Profile::resolve(&t.profile).map_err(|e| StartError::Config(e.to_string()))?;
+        let profile = Profile::resolve(&t.profile).map_err(|e| StartError::Profile(Box::new(e)))?;
         let c = FrameCodec::new(profile.framing.length_prefix)
             .with_header_len(profile.framing.header_len)
             .with_max_frame_len(profile.framing.max_frame_bytes);
@@ -109,7 +117,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
                 key: files.key.clone(),
                 server_ca: files.server_ca.clone(),
             })
-            .map_err(|e| StartError::Tls(e.to_string()))?,
+            .map_err(|e| StartError::Tls(Box::new(e)))?,
         ),
         (None, true) => {
             return Err(StartError::Config(
@@ -130,9 +138,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     };
     let (uplink, mut late) = Uplink::start(&config.uplink, connector, shutdown_rx.clone());
     let keys = match &config.keys {
-        Some(k) => Some(Arc::new(
-            PinKeys::open(config, k).map_err(|e| StartError::Keys(e.to_string()))?,
-        )),
+        Some(k) => Some(Arc::new(PinKeys::open(config, k)?)),
         None => None,
     };
 

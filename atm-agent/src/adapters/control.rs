@@ -165,10 +165,7 @@ fn answer(svc: &Services, req: Request) -> Value {
     }
 }
 
-fn keys_answer(
-    svc: &Services,
-    f: impl FnOnce(&PinKeys) -> Result<Value, String>,
-) -> Value {
+fn keys_answer(svc: &Services, f: impl FnOnce(&PinKeys) -> Result<Value, String>) -> Value {
     let Some(keys) = &svc.keys else {
         return json!({"ok": false, "error": "keys are not configured: add a [keys] section"});
     };

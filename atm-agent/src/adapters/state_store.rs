@@ -79,12 +79,16 @@ impl From<&PendingDispense> for PendingRecord {
 
 impl PendingRecord {
     fn into_domain(self, key: &str) -> Result<PendingDispense, StoreError> {
-        let transmitted_at = TransmissionDateTime::parse(&self.transmitted_at).ok_or_else(|| {
-            corrupt(
-                key,
-                format!("transmission time {:?} is not MMDDhhmmss", self.transmitted_at),
-            )
-        })?;
+        let transmitted_at =
+            TransmissionDateTime::parse(&self.transmitted_at).ok_or_else(|| {
+                corrupt(
+                    key,
+                    format!(
+                        "transmission time {:?} is not MMDDhhmmss",
+                        self.transmitted_at
+                    ),
+                )
+            })?;
         Ok(PendingDispense {
             purpose: self.purpose,
             card_ref: self.card_ref,
@@ -285,7 +289,11 @@ impl TerminalStore for StateStore {
         self.commits.durable().await.map_err(storage)
     }
 
-    async fn put_pin_key(&self, terminal: &TerminalId, key: &LoadedPinKey) -> Result<(), StoreError> {
+    async fn put_pin_key(
+        &self,
+        terminal: &TerminalId,
+        key: &LoadedPinKey,
+    ) -> Result<(), StoreError> {
         let v = serde_json::to_vec(&PinKeyRecord::from(key)).map_err(storage)?;
         self.pin_keys
             .insert(terminal.as_str().as_bytes(), v)
@@ -388,8 +396,11 @@ mod tests {
                 )
                 .unwrap();
             let keys = db.open_tree("terminal_pin_keys").unwrap();
-            keys.insert("ATM1", &br#"{"version":2,"kcv":"0A1B2C","loaded_at_ms":5}"#[..])
-                .unwrap();
+            keys.insert(
+                "ATM1",
+                &br#"{"version":2,"kcv":"0A1B2C","loaded_at_ms":5}"#[..],
+            )
+            .unwrap();
             db.flush().unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
@@ -423,6 +434,9 @@ mod tests {
         }
         let s = StateStore::open(dir.path()).unwrap();
         let e = s.pending(&tid("ATM1")).unwrap_err();
-        assert!(matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1"), "{e}");
+        assert!(
+            matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1"),
+            "{e}"
+        );
     }
 }

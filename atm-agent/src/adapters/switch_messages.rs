@@ -51,8 +51,7 @@ pub fn card_request(r: &CardRequest) -> Result<Message, LinkError> {
     m.set_str(7, &r.key.transmitted_at.to_string())
         .map_err(field)?;
     m.set_str(11, &r.key.stan.to_string()).map_err(field)?;
-    m.set_str(41, &r.key.terminal.to_field41())
-        .map_err(field)?;
+    m.set_str(41, &r.key.terminal.to_field41()).map_err(field)?;
     m.set_str(49, &format!("{:03}", r.amount.currency.numeric))
         .map_err(field)?;
     if let Some(pin) = &r.pin {

@@ -110,9 +110,14 @@ pub enum CustomerReply {
         tsn: u16,
     },
     /// Take the deposit.
-    AcceptDeposit { amount: Amount, tsn: u16 },
+    AcceptDeposit {
+        amount: Amount,
+        tsn: u16,
+    },
     /// Show the available balance (`None`: the switch did not say).
-    Balance { available_minor: Option<i64> },
+    Balance {
+        available_minor: Option<i64>,
+    },
     Decline(Decline),
 }
 
@@ -127,7 +132,10 @@ pub trait Conversation: Send {
     /// Takes dispensed notes off the agent's counts (`full`: the whole mix left).
     fn dispensed(&mut self, notes: &[u32], full: bool);
     /// Tells the terminal what to do.
-    fn reply(&mut self, reply: CustomerReply) -> impl Future<Output = Result<(), SessionEnd>> + Send;
+    fn reply(
+        &mut self,
+        reply: CustomerReply,
+    ) -> impl Future<Output = Result<(), SessionEnd>> + Send;
     /// Waits for the terminal's word on the cash after a reply that moved it. `None`: the
     /// terminal went on without one (a power-up, a new customer): the outcome stays in doubt
     /// until its counters or its last transaction status tell it.

@@ -32,7 +32,6 @@ pub enum PinPathError {
     Store(#[from] KeyStoreError),
 }
 
-
 pub struct PinKeys {
     store: Arc<dyn KeyStore>,
     /// A terminal PIN key older than this is replaced (None: only on command).

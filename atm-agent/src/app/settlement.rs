@@ -32,7 +32,12 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             }
         };
         let settlement = dispense::after_report(report, pending.amount.minor);
-        tracing::info!(tsn = pending.tsn, ?report, ?settlement, "terminal reported the outcome");
+        tracing::info!(
+            tsn = pending.tsn,
+            ?report,
+            ?settlement,
+            "terminal reported the outcome"
+        );
         self.settle(at, &pending, settlement).await
     }
 
@@ -84,9 +89,8 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         let terminal = at.terminal_id().clone();
         let transaction = pending.purpose.transaction();
         let original = Original::of(transaction, pending.stan, pending.transmitted_at);
-        let advice = |kind, stan, now| {
-            Advice::new(kind, &terminal, stan, now, transaction, pending.amount)
-        };
+        let advice =
+            |kind, stan, now| Advice::new(kind, &terminal, stan, now, transaction, pending.amount);
         match (pending.purpose, settlement) {
             (_, Settlement::InDoubt) => {
                 tracing::error!(

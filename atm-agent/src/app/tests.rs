@@ -170,7 +170,12 @@ struct FakeQueue {
 
 impl FakeQueue {
     fn kinds(&self) -> Vec<AdviceKind> {
-        self.advices.lock().unwrap().iter().map(|a| a.kind).collect()
+        self.advices
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| a.kind)
+            .collect()
     }
 }
 
@@ -188,7 +193,12 @@ impl AdviceQueue for FakeQueue {
     async fn complete(&self, id: &EntryId) -> Result<(), QueueError> {
         Err(QueueError::NotFound(id.clone()))
     }
-    async fn retry_later(&self, id: &EntryId, _: &str, _: bool) -> Result<RetryOutcome, QueueError> {
+    async fn retry_later(
+        &self,
+        id: &EntryId,
+        _: &str,
+        _: bool,
+    ) -> Result<RetryOutcome, QueueError> {
         Err(QueueError::NotFound(id.clone()))
     }
     async fn park(&self, id: &EntryId, _: &str) -> Result<(), QueueError> {
@@ -326,7 +336,11 @@ async fn late_approval_declines_the_customer_and_queues_a_reversal() {
         atm.replies,
         vec![CustomerReply::Decline(Decline::HostUnavailable)]
     );
-    assert_eq!(svc.uplink.late.lock().unwrap().len(), 1, "the approval came late");
+    assert_eq!(
+        svc.uplink.late.lock().unwrap().len(),
+        1,
+        "the approval came late"
+    );
     let advices = svc.queue.advices.lock().unwrap();
     assert_eq!(advices.len(), 1);
     assert_eq!(advices[0].kind, AdviceKind::Reversal);
@@ -498,6 +512,8 @@ async fn power_failure_before_the_terminal_saw_the_reply_reverses() {
     let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
     let mut atm = FakeTerminal::reporting(None);
     svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
-    svc.settle_after_power_failure(&mut atm, 7, 0).await.unwrap();
+    svc.settle_after_power_failure(&mut atm, 7, 0)
+        .await
+        .unwrap();
     assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
 }

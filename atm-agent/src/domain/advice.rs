@@ -34,7 +34,11 @@ pub struct Original {
 
 impl Original {
     /// The original request of `transaction`, by its STAN and transmission time.
-    pub fn of(transaction: TransactionType, stan: Stan, transmitted_at: TransmissionDateTime) -> Self {
+    pub fn of(
+        transaction: TransactionType,
+        stan: Stan,
+        transmitted_at: TransmissionDateTime,
+    ) -> Self {
         Self {
             mti: transaction.request_mti().to_owned(),
             stan: stan.value(),

@@ -135,8 +135,14 @@ mod tests {
 
     #[test]
     fn a_rejected_reply_is_reversed_and_an_unclear_status_stays_in_doubt() {
-        assert_eq!(after_report(TerminalReport::Rejected, 5000), Settlement::Reverse);
-        assert_eq!(after_report(TerminalReport::Unclear, 5000), Settlement::InDoubt);
+        assert_eq!(
+            after_report(TerminalReport::Rejected, 5000),
+            Settlement::Reverse
+        );
+        assert_eq!(
+            after_report(TerminalReport::Unclear, 5000),
+            Settlement::InDoubt
+        );
         assert_eq!(
             after_report(TerminalReport::Ready, 5000),
             Settlement::Complete {

@@ -29,7 +29,7 @@ pub enum QueueError {
     #[error("invalid queue configuration: {0}")]
     Config(String),
     #[error("cannot encode advice for the queue: {0}")]
-    Encode(String),
+    Encode(#[source] serde_json::Error),
     #[error("cannot open the queue at {path}: {source}")]
     Open { path: String, source: sled::Error },
     #[error("queue storage error: {0}")]

@@ -62,7 +62,7 @@ impl<T> Record<T> {
 }
 
 pub(crate) fn encode<T: Serialize>(record: &Record<T>) -> Result<Vec<u8>, QueueError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| QueueError::Encode(e.to_string()))?;
+    let bytes = serde_json::to_vec(record).map_err(QueueError::Encode)?;
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(QueueError::TooLarge {
             bytes: bytes.len(),

@@ -18,9 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 use super::{Session, SessionEnd};
-use crate::app::conversation::{
-    Conversation, CustomerReply, CustomerRequest, Decline, PinEntry,
-};
+use crate::app::conversation::{Conversation, CustomerReply, CustomerRequest, Decline, PinEntry};
 use crate::domain::dispense::{self, TerminalReport};
 use crate::domain::mix::CassetteStock;
 use crate::ports::{AdviceQueue, SwitchLink, TerminalStore};
@@ -70,7 +68,8 @@ where
             amount_minor: req.amount.unwrap_or(0),
             pin,
         };
-        let span = tracing::info_span!("customer", terminal = %self.terminal_id, pan = %request.pan);
+        let span =
+            tracing::info_span!("customer", terminal = %self.terminal_id, pan = %request.pan);
         let svc = self.svc.clone();
         async {
             match self.profile.operation_codes.kind_of(&req.operation_code) {

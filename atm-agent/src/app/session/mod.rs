@@ -20,12 +20,12 @@ use std::time::Duration;
 use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
-use protocols::types::{Amount, Currency, TerminalId};
 use protocols::ndc::{
     Command, DataCommand, DataCommandData, DeviceState, DeviceStatus, HostMessage, NumberedValue,
     Screen, SolicitedStatus, SolicitedStatusInfo, State, TerminalCommand as NdcCommand,
     TerminalMessage, TerminalState as NdcTerminalState, UnsolicitedStatus,
 };
+use protocols::types::{Amount, Currency, TerminalId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
@@ -240,10 +240,7 @@ where
 
     /// Sends a command or data message and waits for the terminal's solicited status; unsolicited
     /// statuses that arrive meanwhile are handled on the way.
-    async fn exchange(
-        &mut self,
-        msg: HostMessage,
-    ) -> Result<SolicitedStatus, SessionEnd> {
+    async fn exchange(&mut self, msg: HostMessage) -> Result<SolicitedStatus, SessionEnd> {
         self.send(msg).await?;
         let wait = Duration::from_millis(self.profile.timers.command_ack_ms);
         loop {
