@@ -43,6 +43,10 @@ pub enum LinkError {
     /// The request cannot be written as a message of the dialect: it will never go.
     #[error("request cannot be encoded: {0}")]
     Encode(#[source] Cause),
+    /// An answer came that is not one of the dialect (a code or field the agent cannot read):
+    /// what the switch did is unknown.
+    #[error("unreadable answer from the switch")]
+    Unreadable(#[source] Cause),
     /// The switch answered, but not with what the request needed.
     #[error("unexpected answer from the switch: {0}")]
     Answer(String),
@@ -51,7 +55,7 @@ pub enum LinkError {
 impl LinkError {
     /// Whether the switch may have received (and acted on) the request.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(self, Self::Lost | Self::Timeout(_))
+        matches!(self, Self::Lost | Self::Timeout(_) | Self::Unreadable(_))
     }
 }
 

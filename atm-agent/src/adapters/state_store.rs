@@ -65,10 +65,7 @@ impl From<&PendingDispense> for PendingRecord {
             tsn: p.tsn,
             stan: p.stan.value(),
             transmitted_at: p.transmitted_at.to_string(),
-            processing_code: crate::adapters::switch_messages::processing_code(
-                p.purpose.transaction(),
-            )
-            .to_owned(),
+            processing_code: p.purpose.transaction().processing_code().to_string(),
             amount_minor: p.amount.minor,
             currency: p.amount.currency.numeric,
             notes: p.notes.clone(),

@@ -1,20 +1,19 @@
-//! The agent's side of the agent ↔ switch dialect: the one place where the agent's typed
-//! requests, answers and advices become ISO 8583 messages (iso87-ascii field layout) and back.
+//! The agent's side of the agent ↔ switch dialect: the agent's typed requests and queued advices
+//! become `protocols::dialect` requests, and the switch's answers come back through
+//! `protocols::dialect::Answer`. The field layout lives in `protocols::dialect`, shared with the
+//! switch, so the two daemons cannot drift apart; this module only converts the agent's values.
 //!
-//! Field use (ARCHITECTURE.md, "The agent ↔ switch dialect"): 2 PAN, 3 processing code, 4 amount,
-//! 7 transmission date-time, 11 STAN, 41 terminal id, 49 currency, 52/53 PIN block and zone key
-//! version, 38 approval code, 39 response code, 48 status detail or a key under the zone master
-//! key, 54 balances, 70 network management code, 90 original data, 95 replacement amounts.
-//!
-//! `protocols::dialect` (typed agent ↔ switch messages shared with the switch) is being written;
-//! once it lands, this module's functions become calls to it and nothing outside this file changes.
+//! An answer the agent cannot read (a response code outside the dialect, a malformed field) is
+//! [`LinkError::Unreadable`]: its outcome is unknown, so a withdrawal or deposit in that state is
+//! reversed like one that timed out (docs/ARCHITECTURE.md, the ambiguity rule).
 
 use keystore::{Cryptogram, Kcv};
-use protocols::iso8583::{
-    FieldError, Message, Mti, OriginalData, ReplacementAmounts, Sign, SignedAmount,
-    TransmissionDateTime,
+use protocols::dialect::{
+    self, Answer, MessageKey, NetworkCode, NetworkRequest, OriginalKey, PinField, Request,
+    StatusAdvice,
 };
-use protocols::types::{Pan, Stan};
+use protocols::iso8583::{Message, Mti, PinBlock, TransmissionDateTime};
+use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 
 use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::exchange::{
@@ -22,154 +21,188 @@ use crate::domain::exchange::{
 };
 use crate::ports::{Cause, LinkError};
 
-/// Network management code of a key change request (field 70).
-pub const KEY_CHANGE: &str = "161";
-pub const SIGN_ON: &str = "001";
-pub const SIGN_OFF: &str = "002";
-pub const ECHO: &str = "301";
-
-/// The processing code (field 3) of a transaction type.
-pub fn processing_code(t: TransactionType) -> &'static str {
-    t.processing_code()
+/// Why a queued advice cannot be written as a message of the dialect (its record is damaged).
+#[derive(Debug, thiserror::Error)]
+enum AdviceRecordError {
+    #[error("field {0} of the queued advice is not valid")]
+    Field(&'static str, #[source] Cause),
+    #[error("the queued advice has no {0}")]
+    Missing(&'static str),
 }
 
 fn encode(e: impl Into<Cause>) -> LinkError {
     LinkError::Encode(e.into())
 }
 
-fn field(e: FieldError) -> LinkError {
-    encode(e)
+fn to_message(request: &Request) -> Result<Message, LinkError> {
+    request.to_message().map_err(encode)
+}
+
+fn read_answer(resp: &Message) -> Result<Answer, LinkError> {
+    Answer::from_message(resp).map_err(|e| LinkError::Unreadable(Box::new(e)))
+}
+
+fn message_key(r: &CardRequest) -> MessageKey {
+    MessageKey {
+        terminal: r.key.terminal.clone(),
+        stan: r.key.stan,
+        transmitted_at: r.key.transmitted_at,
+    }
 }
 
 /// A customer's request: 0100 for a withdrawal or an inquiry, 0200 for a deposit.
 pub fn card_request(r: &CardRequest) -> Result<Message, LinkError> {
-    let mut m = Message::new(r.transaction.request_mti()).map_err(field)?;
-    m.set_str(2, r.pan.expose()).map_err(field)?;
-    m.set_str(3, processing_code(r.transaction))
-        .map_err(field)?;
-    m.set_str(4, &r.amount.to_field4()).map_err(field)?;
-    m.set_str(7, &r.key.transmitted_at.to_string())
-        .map_err(field)?;
-    m.set_str(11, &r.key.stan.to_string()).map_err(field)?;
-    m.set_str(41, &r.key.terminal.to_field41()).map_err(field)?;
-    m.set_str(49, &format!("{:03}", r.amount.currency.numeric))
-        .map_err(field)?;
-    if let Some(pin) = &r.pin {
-        m.set_str(52, &pin.block.to_hex()).map_err(field)?;
-        m.set_str(53, &format!("{:016}", pin.zone_key_version))
-            .map_err(field)?;
-    }
-    Ok(m)
+    let request = dialect::CardRequest {
+        key: message_key(r),
+        pan: r.pan.clone(),
+        amount: r.amount,
+        pin: r.pin.as_ref().map(|pin| PinField {
+            block: PinBlock::new(pin.block.to_hex().into_bytes()),
+            key_version: Some(pin.zone_key_version),
+        }),
+        repeat: false,
+    };
+    to_message(&match r.transaction {
+        TransactionType::Withdrawal => Request::Withdrawal(request),
+        TransactionType::BalanceInquiry => Request::BalanceInquiry(request),
+        TransactionType::Deposit => Request::Deposit(request),
+    })
 }
 
-/// The switch's answer to a customer's request. A missing response code reads as 96.
-pub fn card_answer(resp: &Message) -> SwitchAnswer {
-    let code = ResponseCode::parse(resp.get_str(39).unwrap_or("96"));
-    let available_minor = resp
-        .additional_amounts()
-        .ok()
-        .flatten()
-        .and_then(|a| a.into_iter().find(|x| x.amount_type == 2))
-        .map(|a| {
-            let minor = i64::try_from(a.amount.minor).unwrap_or(i64::MAX);
-            match a.amount.sign {
-                Sign::Credit => minor,
-                Sign::Debit => -minor,
-            }
-        });
-    SwitchAnswer {
-        code,
-        approval_code: resp.get_str(38).map(str::to_owned),
-        available_minor,
-    }
+/// The switch's answer to a customer's request.
+pub fn card_answer(resp: &Message) -> Result<SwitchAnswer, LinkError> {
+    let answer = read_answer(resp)?;
+    Ok(SwitchAnswer {
+        code: answer.code,
+        approval_code: answer.approval_code,
+        available_minor: answer.balances.map(|b| b.available_minor),
+    })
 }
 
-/// The message of a queued advice (a repeat carries the repeat MTI); `card`: a stored deposit's
+fn field(name: &'static str) -> impl Fn(protocols::types::ValueError) -> LinkError {
+    move |e| encode(AdviceRecordError::Field(name, Box::new(e)))
+}
+
+fn advice_key(a: &Advice) -> Result<MessageKey, LinkError> {
+    Ok(MessageKey {
+        terminal: TerminalId::parse(&a.terminal_id).map_err(field("terminal id"))?,
+        stan: Stan::new(a.stan).map_err(field("STAN"))?,
+        transmitted_at: transmission(&a.transmitted_at, "transmission date-time")?,
+    })
+}
+
+fn transmission(text: &str, name: &'static str) -> Result<TransmissionDateTime, LinkError> {
+    TransmissionDateTime::parse(text).ok_or_else(|| encode(AdviceRecordError::Missing(name)))
+}
+
+fn transaction_of(a: &Advice) -> Result<TransactionType, LinkError> {
+    a.processing_code
+        .get(..2)
+        .and_then(|t| t.parse().ok())
+        .and_then(TransactionType::from_code)
+        .ok_or_else(|| encode(AdviceRecordError::Missing("known processing code")))
+}
+
+/// The request of a queued advice (`repeat`: a resend, 0221/0421); `card`: a stored deposit's
 /// card number from the vault.
-pub fn advice(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Message, LinkError> {
-    let mut m = Message::new(a.mti(repeat)).map_err(field)?;
-    m.set_str(7, &a.transmitted_at).map_err(field)?;
-    m.set_str(11, &format!("{:06}", a.stan)).map_err(field)?;
-    m.set_str(41, &format!("{:<8}", a.terminal_id))
-        .map_err(field)?;
+pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Request, LinkError> {
+    let key = advice_key(a)?;
     if a.kind == AdviceKind::Status {
-        m.set_str(48, a.detail.as_deref().unwrap_or(""))
-            .map_err(field)?;
-        return Ok(m);
+        return Ok(Request::Status(StatusAdvice {
+            key,
+            detail: a.detail.clone().unwrap_or_default(),
+        }));
     }
-    m.set_str(3, &a.processing_code).map_err(field)?;
-    m.set_str(4, &format!("{:012}", a.amount_minor))
-        .map_err(field)?;
-    m.set_str(49, &format!("{:03}", a.currency))
-        .map_err(field)?;
-    if let Some(o) = &a.original {
-        let original = OriginalData {
-            mti: Mti::parse(&o.mti).map_err(field)?,
-            stan: Stan::new(o.stan).map_err(encode)?,
-            transmission: TransmissionDateTime::parse(&o.transmitted_at),
-            acquirer_id: 0,
-            forwarding_id: 0,
-        };
-        m.set_original_data(&original).map_err(field)?;
+    let amount = Amount::new(
+        a.amount_minor,
+        Currency {
+            numeric: a.currency,
+        },
+    );
+    if a.kind == AdviceKind::StoredDeposit {
+        let pan = card
+            .cloned()
+            .ok_or_else(|| encode(AdviceRecordError::Missing("card number")))?;
+        return Ok(Request::Deposit(dialect::CardRequest {
+            key,
+            pan,
+            amount,
+            pin: None,
+            repeat: false,
+        }));
     }
-    if let Some(actual) = a.actual_minor {
-        let nothing = SignedAmount {
-            sign: Sign::Credit,
-            minor: 0,
-        };
-        let amounts = ReplacementAmounts {
-            actual_amount: actual,
-            settlement_amount: 0,
-            transaction_fee: nothing,
-            settlement_fee: nothing,
-        };
-        m.set_replacement_amounts(&amounts).map_err(field)?;
-    }
-    if let Some(pan) = card {
-        m.set_str(2, pan.expose()).map_err(field)?;
-    }
-    Ok(m)
+    let original = a
+        .original
+        .as_ref()
+        .ok_or_else(|| encode(AdviceRecordError::Missing("original transaction")))?;
+    let advice = dialect::Advice {
+        key,
+        original: OriginalKey {
+            mti: Mti::parse(&original.mti)
+                .map_err(|e| encode(AdviceRecordError::Field("original MTI", Box::new(e))))?,
+            stan: Stan::new(original.stan).map_err(field("original STAN"))?,
+            transmitted_at: transmission(&original.transmitted_at, "original date-time")?,
+        },
+        transaction: transaction_of(a)?,
+        amount,
+        dispensed_minor: a.actual_minor,
+        pan: card.cloned(),
+        repeat,
+    };
+    Ok(match a.kind {
+        AdviceKind::Completion => Request::Completion(advice),
+        _ => Request::Reversal(advice),
+    })
 }
 
-/// An 0800 with network management code `code` (field 70).
-pub fn network_request(code: &str, stan: Stan, at: &str) -> Result<Message, LinkError> {
-    let mut m = Message::new("0800").map_err(field)?;
-    m.set_str(7, at).map_err(field)?;
-    m.set_str(11, &stan.to_string()).map_err(field)?;
-    m.set_str(70, code).map_err(field)?;
-    Ok(m)
+/// The message of a queued advice.
+pub fn advice(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Message, LinkError> {
+    to_message(&advice_request(a, repeat, card)?)
 }
 
-/// The response code of any answer (missing: 96).
-pub fn response_code(resp: &Message) -> ResponseCode {
-    ResponseCode::parse(resp.get_str(39).unwrap_or("96"))
+/// An 0800 for the link itself (no terminal).
+pub fn network_request(
+    code: NetworkCode,
+    stan: Stan,
+    at: TransmissionDateTime,
+) -> Result<Message, LinkError> {
+    to_message(&Request::Network(NetworkRequest {
+        code,
+        stan: Some(stan),
+        transmitted_at: Some(at),
+        terminal: None,
+    }))
 }
 
-/// The zone PIN key version the switch announces in field 53 of its 0810s.
+/// The response code of any answer.
+pub fn response_code(resp: &Message) -> Result<ResponseCode, LinkError> {
+    Ok(read_answer(resp)?.code)
+}
+
+/// The zone PIN key version the switch announces in its 0810s (sign-on, echo).
 pub fn announced_zone_key(resp: &Message) -> Option<u32> {
-    resp.get_str(53).and_then(|v| v.parse::<u32>().ok())
+    Answer::from_message(resp).ok()?.zone_key_version
 }
 
-/// The zone PIN key in an 0810 key change answer: field 53 its version, field 48 the cryptogram
-/// (hex) followed by the 6-hex check value.
+/// The zone PIN key in an 0810 key change answer: its version, and field 48's cryptogram (hex)
+/// followed by the 6-hex check value.
 pub fn zone_pin_key_delivery(resp: &Message) -> Result<ZonePinKeyDelivery, LinkError> {
-    let answer = |why: &str| LinkError::Answer(why.to_owned());
-    let code = response_code(resp);
-    if !code.is_approved() {
+    let answer = read_answer(resp)?;
+    let wrong = |why: &str| LinkError::Answer(why.to_owned());
+    if !answer.code.is_approved() {
         return Err(LinkError::Answer(format!(
-            "switch answered the key change request with {code}"
+            "switch answered the key change request with {}",
+            answer.code
         )));
     }
-    let version: u32 = resp
-        .get_str(53)
-        .and_then(|v| v.parse().ok())
-        .filter(|v| *v > 0)
-        .ok_or_else(|| answer("0810 key change without a key version in field 53"))?;
-    let data = resp
-        .get_str(48)
-        .ok_or_else(|| answer("0810 key change without field 48"))?;
+    let version = answer
+        .zone_key_version
+        .ok_or_else(|| wrong("0810 key change without a key version in field 53"))?;
+    let data = answer
+        .zone_key_under_zmk
+        .ok_or_else(|| wrong("0810 key change without field 48"))?;
     if data.len() < 6 || !data.is_ascii() {
-        return Err(answer("field 48 too short for a key and its check value"));
+        return Err(wrong("field 48 too short for a key and its check value"));
     }
     let (cryptogram, kcv) = data.split_at(data.len() - 6);
     let cryptogram = Cryptogram::from_hex(cryptogram)
@@ -188,11 +221,9 @@ pub fn zone_pin_key_delivery(resp: &Message) -> Result<ZonePinKeyDelivery, LinkE
 mod tests {
     use super::*;
     use crate::domain::exchange::TransactionKey;
-    use protocols::types::{Amount, Currency, TerminalId};
 
-    #[test]
-    fn a_withdrawal_is_an_0100_with_the_transaction_key() {
-        let r = CardRequest {
+    fn withdrawal() -> CardRequest {
+        CardRequest {
             transaction: TransactionType::Withdrawal,
             key: TransactionKey {
                 terminal: TerminalId::parse("ATM1").unwrap(),
@@ -202,8 +233,12 @@ mod tests {
             pan: Pan::parse("4761739001010010").unwrap(),
             amount: Amount::new(5000, Currency::EUR),
             pin: None,
-        };
-        let m = card_request(&r).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_withdrawal_is_an_0100_with_the_transaction_key() {
+        let m = card_request(&withdrawal()).unwrap();
         assert_eq!(m.mti().as_str(), "0100");
         assert_eq!(m.get_str(3), Some("011000"));
         assert_eq!(m.get_str(4), Some("000000005000"));
@@ -214,8 +249,39 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_without_a_code_is_a_system_error() {
-        let m = Message::new("0110").unwrap();
-        assert_eq!(card_answer(&m).code, ResponseCode::SystemError);
+    fn an_unreadable_answer_may_have_been_acted_on() {
+        let request = card_request(&withdrawal()).unwrap();
+        let no_code = Message::response_to(&request);
+        let e = card_answer(&no_code).unwrap_err();
+        assert!(e.maybe_delivered(), "{e}");
+        let mut odd = Message::response_to(&request);
+        odd.set_str(39, "Q9").unwrap();
+        assert!(card_answer(&odd).unwrap_err().maybe_delivered());
+    }
+
+    #[test]
+    fn a_queued_completion_reads_back_on_the_switch_side_as_sent() {
+        let key = withdrawal().key;
+        let mut a = Advice::new(
+            AdviceKind::Completion,
+            &key.terminal,
+            Stan::new(43).unwrap(),
+            key.transmitted_at,
+            TransactionType::Withdrawal,
+            Amount::new(5000, Currency::EUR),
+        );
+        a.actual_minor = Some(3000);
+        a.original = Some(crate::domain::advice::Original::of(
+            TransactionType::Withdrawal,
+            key.stan,
+            key.transmitted_at,
+        ));
+        let m = advice(&a, true, None).unwrap();
+        assert_eq!(m.mti().as_str(), "0221");
+        let Request::Completion(read) = Request::from_message(&m).unwrap() else {
+            panic!("not a completion")
+        };
+        assert_eq!(read.dispensed_or_all(), 3000);
+        assert_eq!(read.original.stan, key.stan);
     }
 }

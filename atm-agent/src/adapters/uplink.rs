@@ -33,6 +33,7 @@ use super::switch_messages as dialect;
 use crate::domain::advice::Advice;
 use crate::domain::exchange::{CardRequest, ResponseCode, SwitchAnswer, ZonePinKeyDelivery};
 use crate::ports::{LinkError, SwitchLink};
+use protocols::dialect::NetworkCode;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -326,7 +327,7 @@ impl Uplink {
                 }
             })
         };
-        let signed_on = match self.network_management(dialect::SIGN_ON).await {
+        let signed_on = match self.network_management(NetworkCode::SignOn).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "sign-on refused");
@@ -344,11 +345,11 @@ impl Uplink {
                 tokio::select! {
                     _ = &mut reader => break,
                     _ = shutdown.changed() => {
-                        let _ = self.network_management(dialect::SIGN_OFF).await;
+                        let _ = self.network_management(NetworkCode::SignOff).await;
                         break;
                     }
                     _ = echo.tick() => {
-                        if let Err(e) = self.network_management(dialect::ECHO).await {
+                        if let Err(e) = self.network_management(NetworkCode::Echo).await {
                             tracing::warn!(error = %e, "echo failed: reconnecting");
                             break;
                         }
@@ -372,9 +373,9 @@ impl Uplink {
         signed_on
     }
 
-    async fn network_management(&self, code: &str) -> Result<(), LinkError> {
+    async fn network_management(&self, code: NetworkCode) -> Result<(), LinkError> {
         let resp = self.network_request(code).await?;
-        match dialect::response_code(&resp) {
+        match dialect::response_code(&resp)? {
             ResponseCode::Approved => {
                 if let Some(v) = dialect::announced_zone_key(&resp) {
                     self.shared.zone_key.send_if_modified(|k| {
@@ -392,10 +393,10 @@ impl Uplink {
     }
 
     /// Sends an 0800 with network management code `code` (field 70) and returns the 0810.
-    pub async fn network_request(&self, code: &str) -> Result<Message, LinkError> {
+    pub async fn network_request(&self, code: NetworkCode) -> Result<Message, LinkError> {
         let stan = self.shared.echo_stan.fetch_add(1, Ordering::Relaxed) % Stan::MAX + 1;
         let stan = Stan::new(stan).map_err(|e| LinkError::Encode(Box::new(e)))?;
-        let m = dialect::network_request(code, stan, &crate::clock::transmission_now())?;
+        let m = dialect::network_request(code, stan, crate::clock::transmission_date_time_now())?;
         self.request(&m, Duration::from_secs(10)).await
     }
 }
@@ -416,7 +417,7 @@ impl SwitchLink for Uplink {
     ) -> Result<SwitchAnswer, LinkError> {
         let msg = dialect::card_request(request)?;
         let resp = Uplink::request(self, &msg, timeout).await?;
-        Ok(dialect::card_answer(&resp))
+        dialect::card_answer(&resp)
     }
 
     async fn advise(
@@ -428,7 +429,7 @@ impl SwitchLink for Uplink {
     ) -> Result<ResponseCode, LinkError> {
         let msg = dialect::advice(advice, repeat, card)?;
         let resp = Uplink::request(self, &msg, timeout).await?;
-        Ok(dialect::response_code(&resp))
+        dialect::response_code(&resp)
     }
 
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
@@ -436,7 +437,7 @@ impl SwitchLink for Uplink {
     }
 
     async fn zone_pin_key(&self) -> Result<ZonePinKeyDelivery, LinkError> {
-        let resp = self.network_request(dialect::KEY_CHANGE).await?;
+        let resp = self.network_request(NetworkCode::KeyChange).await?;
         dialect::zone_pin_key_delivery(&resp)
     }
 }

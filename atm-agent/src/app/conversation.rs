@@ -94,7 +94,7 @@ impl Decline {
             ResponseCode::WrongPin => Self::WrongPin,
             ResponseCode::PinTriesExceeded => Self::PinTriesExceeded,
             ResponseCode::IssuerUnavailable | ResponseCode::SystemError => Self::HostUnavailable,
-            ResponseCode::Approved | ResponseCode::Declined(_) => Self::Declined,
+            _ => Self::Declined,
         }
     }
 }

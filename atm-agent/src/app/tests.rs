@@ -455,7 +455,7 @@ async fn late_deposit_credit_declines_the_customer_and_queues_a_reversal() {
 
 #[tokio::test]
 async fn declined_deposit_shows_the_reason_and_owes_nothing() {
-    let decline = SwitchAnswer::code(ResponseCode::Declined("14".into()));
+    let decline = SwitchAnswer::code(ResponseCode::InvalidAccount);
     let svc = services(FakeLink::new(true, vec![Script::Answer(decline)]));
     let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
     svc.deposit(&mut atm, &customer(2500)).await.unwrap();

@@ -40,7 +40,7 @@ impl Original {
         transmitted_at: TransmissionDateTime,
     ) -> Self {
         Self {
-            mti: transaction.request_mti().to_owned(),
+            mti: transaction.request_mti().to_string(),
             stan: stan.value(),
             transmitted_at: transmitted_at.to_string(),
         }
@@ -86,7 +86,7 @@ impl Advice {
             terminal_id: terminal.as_str().to_owned(),
             stan: stan.value(),
             transmitted_at: transmitted_at.to_string(),
-            processing_code: transaction.processing_code().to_owned(),
+            processing_code: transaction.processing_code().to_string(),
             currency: amount.currency.numeric,
             amount_minor: amount.minor,
             actual_minor: None,

@@ -3,10 +3,8 @@
 //! answer (response code, approval code, balance).
 //!
 //! The application hands these to the link port (`ports::SwitchLink`) and never sees a field
-//! number; the uplink adapter writes them as ISO 8583 (`adapters::switch_messages`). They mirror
-//! the agent ↔ switch dialect of ARCHITECTURE.md so that the adapter can map them one to one.
-
-use std::fmt;
+//! number; the uplink adapter writes them as ISO 8583 (`adapters::switch_messages`). They map one to one
+//! onto the messages of `protocols::dialect`.
 
 use keystore::{Cryptogram, Kcv, KeyVersion};
 use protocols::iso8583::TransmissionDateTime;
@@ -14,32 +12,9 @@ use protocols::types::{Amount, Pan, Stan, TerminalId};
 
 use super::pin::ZonePinBlock;
 
-/// What a customer asks for (the transaction type of the processing code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransactionType {
-    Withdrawal,
-    Deposit,
-    BalanceInquiry,
-}
-
-impl TransactionType {
-    /// The processing code (field 3) the switch knows this transaction by; advices store it.
-    pub fn processing_code(self) -> &'static str {
-        match self {
-            Self::Withdrawal => "011000",
-            Self::Deposit => "210010",
-            Self::BalanceInquiry => "311000",
-        }
-    }
-
-    /// The MTI of the original request (how an advice names the transaction it completes).
-    pub fn request_mti(self) -> &'static str {
-        match self {
-            Self::Withdrawal | Self::BalanceInquiry => "0100",
-            Self::Deposit => "0200",
-        }
-    }
-}
+/// What a customer asks for, and how the switch answered: the dialect's own codes, shared with
+/// the switch (`protocols::dialect`).
+pub use protocols::dialect::{ResponseCode, TransactionType};
 
 /// How the switch finds a transaction again: terminal id, STAN and transmission date-time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,61 +34,6 @@ pub struct CardRequest {
     pub amount: Amount,
     /// The PIN under the zone PIN key, when the terminal sent one and PINs are handled.
     pub pin: Option<ZonePinBlock>,
-}
-
-/// The switch's response code (field 39), as far as the agent tells them apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ResponseCode {
-    Approved,
-    InsufficientFunds,
-    OverLimit,
-    WrongPin,
-    PinTriesExceeded,
-    /// 91: the issuer or the ledger cannot be reached (or a breaker is open).
-    IssuerUnavailable,
-    /// 96: the switch failed; an advice answered so is retried.
-    SystemError,
-    /// Any other code: a final decline.
-    Declined(String),
-}
-
-impl ResponseCode {
-    /// The code as ISO 8583 field 39 carries it.
-    pub fn parse(code: &str) -> ResponseCode {
-        match code {
-            "00" => Self::Approved,
-            "51" => Self::InsufficientFunds,
-            "61" => Self::OverLimit,
-            "55" => Self::WrongPin,
-            "75" => Self::PinTriesExceeded,
-            "91" => Self::IssuerUnavailable,
-            "96" => Self::SystemError,
-            other => Self::Declined(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Approved => "00",
-            Self::InsufficientFunds => "51",
-            Self::OverLimit => "61",
-            Self::WrongPin => "55",
-            Self::PinTriesExceeded => "75",
-            Self::IssuerUnavailable => "91",
-            Self::SystemError => "96",
-            Self::Declined(code) => code,
-        }
-    }
-
-    pub fn is_approved(&self) -> bool {
-        *self == Self::Approved
-    }
-}
-
-impl fmt::Display for ResponseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The switch's answer to a [`CardRequest`].

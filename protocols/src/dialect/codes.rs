@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::iso8583::ProcessingCode;
+use crate::iso8583::{Mti, ProcessingCode};
 
 /// The transaction type of a card request (the first two digits of field 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -44,6 +44,15 @@ impl TransactionType {
             from_account,
             to_account,
         }
+    }
+
+    /// The MTI of the request that carries it (how an advice names its original): 0100 for a
+    /// withdrawal or an inquiry, 0200 for a deposit.
+    pub const fn request_mti(self) -> Mti {
+        Mti::from_known_digits(match self {
+            Self::Withdrawal | Self::BalanceInquiry => *b"0100",
+            Self::Deposit => *b"0200",
+        })
     }
 
     /// The type named by a processing code (accounts are not read: the wallet has one).
