@@ -1,23 +1,28 @@
 //! Agent configuration: one TOML file. Unknown keys are errors; every error names the file, the
 //! key and the reason.
+//!
+//! The types serialize back to the same TOML (`toml::to_string(&config)`), so tests and the lab
+//! write an agent's configuration from these types instead of by hand; [`Config::new`] and the
+//! section constructors give the defaults a file that leaves the keys out gets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::adapters::uplink::UplinkConfig;
 use crate::queue::QueueConfig;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub ndc: NdcConfig,
     /// The terminals this agent serves, identified by their LUNO.
     pub terminals: Vec<TerminalConfig>,
+    #[serde(serialize_with = "ser::uplink")]
     pub uplink: UplinkConfig,
     /// Client certificate for the uplink (required unless `uplink.tls = false`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
@@ -28,22 +33,22 @@ pub struct Config {
     #[serde(default)]
     pub control: ControlConfig,
     /// Keys and PINs. Without it the agent sends no PIN data (a lab without PIN security).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeysConfig>,
 }
 
 /// `[keys]`: the software key store and the terminal PIN key schedule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// The key store file (default `<storage.dir>/keys.json`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
     /// File holding the key-encryption key (64 hex digits, mode 0600).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kek_file: Option<PathBuf>,
     /// Or: environment variable holding the key-encryption key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kek_env: Option<String>,
     /// A terminal PIN key older than this is replaced at the next start-up or idle moment
     /// (default 86400 s; 0 = only on `atmctl keys rotate`).
@@ -55,7 +60,7 @@ fn default_tpk_rotate() -> u64 {
     86_400
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NdcConfig {
     /// Where ATMs connect, e.g. `0.0.0.0:9100`.
@@ -68,7 +73,7 @@ pub struct NdcConfig {
     pub max_notes_per_dispense: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TerminalConfig {
     /// NDC logical unit number as the terminal sends it (3 or 9 characters per dialect).
@@ -79,7 +84,7 @@ pub struct TerminalConfig {
     pub profile: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
@@ -88,7 +93,7 @@ pub struct TlsConfig {
     pub server_ca: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Directory of the queue and the agent's state (default `./agent-data`).
@@ -102,7 +107,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Wait for the switch's answer to an authorization (default 15000 ms; must stay under the
@@ -123,11 +128,11 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
     /// Unix socket for `atmctl` (mode 0600). Default: `<storage.dir>/atmctl.sock`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
 }
 
@@ -145,6 +150,108 @@ fn default_auth_ms() -> u64 {
 }
 fn default_advice_ms() -> u64 {
     10_000
+}
+
+impl Config {
+    /// A configuration with the required sections and every other part at the default a file
+    /// that leaves it out gets: no `[tls]` (set it unless `uplink.tls` is false), default
+    /// storage, queue, timeouts and control socket, no keys.
+    pub fn new(ndc: NdcConfig, terminals: Vec<TerminalConfig>, uplink: UplinkConfig) -> Self {
+        Config {
+            ndc,
+            terminals,
+            uplink,
+            tls: None,
+            storage: StorageConfig::default(),
+            queue: QueueConfig::default(),
+            timeouts: Timeouts::default(),
+            control: ControlConfig::default(),
+            keys: None,
+        }
+    }
+
+    /// The configuration as a TOML file says it (parsed back by [`Config::parse`]).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+impl NdcConfig {
+    /// ATMs connect to `listen`; default limits.
+    pub fn new(listen: SocketAddr) -> Self {
+        NdcConfig {
+            listen,
+            max_malformed_in_a_row: default_malformed(),
+            max_notes_per_dispense: default_max_notes(),
+        }
+    }
+}
+
+impl KeysConfig {
+    /// The key store at its default place, opened with the KEK in `kek_file`, the default TPK
+    /// lifetime.
+    pub fn with_kek_file(kek_file: impl Into<PathBuf>) -> Self {
+        KeysConfig {
+            store: None,
+            kek_file: Some(kek_file.into()),
+            kek_env: None,
+            tpk_rotate_secs: default_tpk_rotate(),
+        }
+    }
+}
+
+/// The uplink to the switch at `address` (`host:port`) with every other key at its default,
+/// exactly as a file with only `[uplink] address = …` gives it.
+pub fn uplink_to(address: impl Into<String>) -> UplinkConfig {
+    let mut table = toml::Table::new();
+    table.insert("address".into(), toml::Value::String(address.into()));
+    UplinkConfig::deserialize(toml::Value::Table(table))
+        .expect("an [uplink] section needs nothing but its address")
+}
+
+/// The serializer of the `[uplink]` section, whose type lives with the uplink adapter: written
+/// field by field, with every field named, so a field added there fails to compile here instead
+/// of vanishing from written files.
+mod ser {
+    use serde::{Serialize, Serializer};
+
+    use crate::adapters::uplink::UplinkConfig;
+
+    #[derive(Serialize)]
+    struct Uplink<'a> {
+        address: &'a str,
+        server_name: &'a str,
+        tls: bool,
+        echo_interval_ms: u64,
+        connect_timeout_ms: u64,
+        backoff_min_ms: u64,
+        backoff_max_ms: u64,
+        max_in_flight: usize,
+    }
+
+    pub(super) fn uplink<S: Serializer>(u: &UplinkConfig, s: S) -> Result<S::Ok, S::Error> {
+        let UplinkConfig {
+            address,
+            server_name,
+            tls,
+            echo_interval_ms,
+            connect_timeout_ms,
+            backoff_min_ms,
+            backoff_max_ms,
+            max_in_flight,
+        } = u;
+        Uplink {
+            address,
+            server_name,
+            tls: *tls,
+            echo_interval_ms: *echo_interval_ms,
+            connect_timeout_ms: *connect_timeout_ms,
+            backoff_min_ms: *backoff_min_ms,
+            backoff_max_ms: *backoff_max_ms,
+            max_in_flight: *max_in_flight,
+        }
+        .serialize(s)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +368,37 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.keys.unwrap().tpk_rotate_secs, 86_400);
+    }
+
+    #[test]
+    fn a_configuration_serializes_to_toml_that_parses_back_the_same() {
+        let example = Config::parse(
+            include_str!("../config/atm-agent.example.toml"),
+            "atm-agent.example.toml",
+        )
+        .unwrap();
+        let text = example.to_toml().unwrap();
+        let again = Config::parse(&text, "serialized").unwrap();
+        assert_eq!(again.to_toml().unwrap(), text);
+        assert_eq!(again.queue, example.queue);
+        assert_eq!(again.terminals.len(), example.terminals.len());
+    }
+
+    #[test]
+    fn a_configuration_built_in_code_has_the_file_defaults() {
+        let mut uplink = uplink_to("127.0.0.1:8583");
+        uplink.tls = false;
+        let built = Config::new(
+            NdcConfig::new("127.0.0.1:0".parse().unwrap()),
+            vec![TerminalConfig {
+                luno: "001".into(),
+                terminal_id: "ATM00001".into(),
+                profile: "ncr-selfserv-basic".into(),
+            }],
+            uplink,
+        );
+        let from_file = Config::parse(GOOD, "a.toml").unwrap();
+        assert_eq!(built.to_toml().unwrap(), from_file.to_toml().unwrap());
     }
 
     #[test]

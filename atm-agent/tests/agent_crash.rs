@@ -8,10 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use atm_agent::cli::control;
+use atm_sim::{AtmOptions, AtmSim, Customer, Outcome};
 use common::*;
 use firmware_profiles::Profile;
 use serde_json::{json, Value};
-use simulators::atm::{AtmOptions, AtmSim, Customer, Outcome};
 
 /// The agent process; killed when the test ends, pass or fail.
 struct AgentProcess(Child);

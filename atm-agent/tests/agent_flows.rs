@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use atm_agent::domain::terminal::TerminalState;
+use atm_sim::{Behaviour, Customer, Outcome, Partial};
 use common::*;
 use host_switch::ports::Journal;
-use simulators::atm::{Behaviour, Customer, Outcome, Partial};
 
 #[tokio::test]
 async fn terminal_connects_downloads_its_configuration_and_goes_in_service() {

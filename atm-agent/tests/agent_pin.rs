@@ -9,12 +9,12 @@
 
 mod common;
 
+use atm_sim::{AtmSim, Customer, CustomerOutcome, DeclineReason, Outcome, ServiceMode};
 use common::*;
 use host_switch::cli::control as switchctl;
 use host_switch::ports::Journal;
 use serde_json::json;
-use simulators::atm::{AtmSim, Customer, CustomerOutcome, DeclineReason, Outcome, ServiceMode};
-use simulators::lab::keys::CustodianKey;
+use testkit::custodian_keys::CustodianKey;
 
 /// A withdrawal every profile's cassettes can make.
 const AMOUNT: u64 = 5_000;

@@ -1,53 +1,57 @@
 //! Switch configuration: one TOML file, every key documented here with its default.
 //! Unknown keys are errors; every error names the file, the key and the reason.
+//!
+//! The types serialize back to the same TOML (`toml::to_string(&config)`), so tests and the lab
+//! write a switch's configuration from these types instead of by hand; [`Config::new`] and the
+//! section constructors give the defaults a file that leaves the keys out gets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerConfig;
 use crate::domain::pin::{BinRule, BinRules, PinMethod};
-use crate::domain::routing::{RouteEntry, RouteTable};
+use crate::domain::routing::{Route, RouteEntry, RouteTable};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The operator's control socket (unix socket, mode 0600): card unblock/status, ZPK rotation,
     /// key list. None: no control socket. A top-level key: write it before the first [section].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_socket: Option<PathBuf>,
     pub listen: ListenConfig,
     /// Required when `listen.mode = "tls"` (the default).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub journal: JournalConfig,
     pub ledger: LedgerConfig,
     /// BIN/prefix → route. Cards matching no entry are declined with 14.
-    #[serde(default)]
+    #[serde(default, serialize_with = "ser::routes")]
     pub routes: Vec<RouteEntry>,
     #[serde(default)]
     pub recovery: RecoveryConfig,
     /// The key store (zone master key, zone PIN key, PIN verification keys). None: no key
     /// exchange (0800/161 is answered 96) and no PIN verification.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeysConfig>,
     /// PIN verification for wallet cards; needs `[keys]`. None: no PIN is checked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// The key store file (locked while the switch runs).
     pub store: PathBuf,
     /// The key-encryption key: a file of 64 hex digits, mode 0600 …
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kek_file: Option<PathBuf>,
     /// … or an environment variable holding them. Exactly one of the two.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kek_env: Option<String>,
     /// Make a new zone PIN key version this long after the current one was created (default 0:
     /// no schedule; `switchctl keys rotate-zpk` rotates on demand).
@@ -58,7 +62,7 @@ pub struct KeysConfig {
     pub zpk_grace_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PinConfig {
     /// Wrong PINs in a row that block a card (default 3).
@@ -72,14 +76,14 @@ pub struct PinConfig {
     pub bins: Vec<BinRuleConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PinMethodName {
     VisaPvv,
     Ibm3624,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinRuleConfig {
     /// 1 to 11 leading digits of the PAN.
@@ -88,16 +92,16 @@ pub struct BinRuleConfig {
     /// Name of the PIN verification key in the key store, e.g. `pvk/visa`.
     pub pvk: String,
     /// ibm3624 only: 16 decimal digits (default "0123456789012345").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decimalization: Option<String>,
     /// ibm3624 only (required): first PAN digit of the validation data (0-based).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_start: Option<usize>,
     /// ibm3624 only (required): number of PAN digits in the validation data (1-16).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_len: Option<usize>,
     /// ibm3624 only: hex digit padding the validation data to 16 (default "F").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad: Option<char>,
 }
 
@@ -165,7 +169,7 @@ impl BinRuleConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ListenMode {
     /// Mutual TLS: clients must present a certificate whose identity covers field 41.
@@ -175,7 +179,7 @@ pub enum ListenMode {
     Plain,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenConfig {
     /// Acquirer endpoint, e.g. `0.0.0.0:8583`.
@@ -196,7 +200,7 @@ pub struct ListenConfig {
     pub idle_timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
@@ -205,7 +209,7 @@ pub struct TlsConfig {
     pub client_ca: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     /// sled directory (default `./switch-journal`).
@@ -221,7 +225,7 @@ impl Default for JournalConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerConfig {
     /// Base URL of the wallet ledger, e.g. `http://127.0.0.1:8081`.
@@ -235,11 +239,11 @@ pub struct LedgerConfig {
     /// Retries of a transient failure; every ledger call is idempotent (default 2).
     #[serde(default = "default_retries")]
     pub retries: usize,
-    #[serde(default)]
+    #[serde(default, serialize_with = "ser::breaker")]
     pub breaker: BreakerConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryConfig {
     /// How often unconfirmed ledger work (captures, voids, compensations) is retried (default 2000 ms).
@@ -287,6 +291,161 @@ fn default_zpk_grace_secs() -> u64 {
 }
 fn default_max_tries() -> u8 {
     3
+}
+
+impl Config {
+    /// A configuration with `listen` and `ledger` and every other part at the default a file
+    /// that leaves it out gets: no control socket, no TLS section, the default journal, no
+    /// routes, no keys, no PIN verification.
+    pub fn new(listen: ListenConfig, ledger: LedgerConfig) -> Self {
+        Config {
+            control_socket: None,
+            listen,
+            tls: None,
+            journal: JournalConfig::default(),
+            ledger,
+            routes: Vec::new(),
+            recovery: RecoveryConfig::default(),
+            keys: None,
+            pin: None,
+        }
+    }
+
+    /// The configuration as a TOML file says it (parsed back by [`Config::parse`]).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+}
+
+impl ListenConfig {
+    /// Listen on `address` with mutual TLS and the default limits.
+    pub fn new(address: SocketAddr) -> Self {
+        ListenConfig {
+            address,
+            mode: ListenMode::default(),
+            max_connections: default_max_connections(),
+            max_in_flight_per_connection: default_max_in_flight(),
+            max_frame_bytes: default_max_frame(),
+            idle_timeout_ms: default_idle_ms(),
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The ledger at `url` with the default timeouts, retries and breaker.
+    pub fn new(url: impl Into<String>) -> Self {
+        LedgerConfig {
+            url: url.into(),
+            timeout_ms: default_ledger_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            retries: default_retries(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+impl KeysConfig {
+    /// The key store `store` opened with the KEK in `kek_file`, no ZPK schedule, the default
+    /// grace.
+    pub fn with_kek_file(store: impl Into<PathBuf>, kek_file: impl Into<PathBuf>) -> Self {
+        KeysConfig {
+            store: store.into(),
+            kek_file: Some(kek_file.into()),
+            kek_env: None,
+            zpk_rotate_secs: 0,
+            zpk_grace_secs: default_zpk_grace_secs(),
+        }
+    }
+}
+
+impl PinConfig {
+    /// PIN verification from the issuer's `cards_file`, default tries, no BIN rule yet.
+    pub fn new(cards_file: impl Into<PathBuf>) -> Self {
+        PinConfig {
+            max_tries: default_max_tries(),
+            cards_file: cards_file.into(),
+            bins: Vec::new(),
+        }
+    }
+}
+
+impl BinRuleConfig {
+    /// Cards starting with `prefix` have their PIN checked as a Visa PVV under key `pvk`.
+    pub fn visa_pvv(prefix: impl Into<String>, pvk: impl Into<String>) -> Self {
+        BinRuleConfig {
+            prefix: prefix.into(),
+            method: PinMethodName::VisaPvv,
+            pvk: pvk.into(),
+            decimalization: None,
+            validation_start: None,
+            validation_len: None,
+            pad: None,
+        }
+    }
+}
+
+/// Serializers for the sections whose types live outside this file (routing, breaker): written
+/// field by field, with every field named, so a field added there fails to compile here instead
+/// of vanishing from written files.
+mod ser {
+    use serde::{Serialize, Serializer};
+
+    use crate::breaker::BreakerConfig;
+    use crate::domain::routing::RouteEntry;
+
+    #[derive(Serialize)]
+    struct Entry<'a> {
+        prefix: &'a str,
+        route: &'static str,
+    }
+
+    pub(super) fn routes<S: Serializer>(routes: &[RouteEntry], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(routes.iter().map(|RouteEntry { prefix, route }| Entry {
+            prefix,
+            route: super::route_name(*route),
+        }))
+    }
+
+    #[derive(Serialize)]
+    struct Breaker {
+        window_calls: u32,
+        minimum_calls: u32,
+        failure_rate_percent: u32,
+        slow_call_rate_percent: u32,
+        slow_call_ms: u64,
+        open_ms: u64,
+        half_open_calls: u32,
+    }
+
+    pub(super) fn breaker<S: Serializer>(b: &BreakerConfig, s: S) -> Result<S::Ok, S::Error> {
+        let BreakerConfig {
+            window_calls,
+            minimum_calls,
+            failure_rate_percent,
+            slow_call_rate_percent,
+            slow_call_ms,
+            open_ms,
+            half_open_calls,
+        } = *b;
+        Breaker {
+            window_calls,
+            minimum_calls,
+            failure_rate_percent,
+            slow_call_rate_percent,
+            slow_call_ms,
+            open_ms,
+            half_open_calls,
+        }
+        .serialize(s)
+    }
+}
+
+/// A route's name as the configuration file writes it.
+fn route_name(route: Route) -> &'static str {
+    match route {
+        Route::Wallet => "wallet",
+        Route::BankHost => "bank-host",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -511,6 +670,36 @@ mod tests {
         )
         .unwrap();
         assert!(c.keys.is_some() && c.pin.is_some() && c.control_socket.is_some());
+    }
+
+    #[test]
+    fn a_configuration_serializes_to_toml_that_parses_back_the_same() {
+        let example = Config::parse(
+            include_str!("../config/host-switch.example.toml"),
+            "host-switch.example.toml",
+        )
+        .unwrap();
+        let text = example.to_toml().unwrap();
+        let again = Config::parse(&text, "serialized").unwrap();
+        assert_eq!(again.to_toml().unwrap(), text);
+        assert_eq!(again.routes, example.routes);
+        assert_eq!(again.ledger.breaker, example.ledger.breaker);
+        assert!(again.keys.is_some() && again.pin.is_some() && again.control_socket.is_some());
+    }
+
+    #[test]
+    fn a_configuration_built_in_code_has_the_file_defaults() {
+        let mut built = Config::new(
+            ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+            LedgerConfig::new("http://127.0.0.1:8081"),
+        );
+        built.listen.mode = ListenMode::Plain;
+        built.routes.push(RouteEntry {
+            prefix: "476173".into(),
+            route: Route::Wallet,
+        });
+        let from_file = Config::parse(GOOD, "s.toml").unwrap();
+        assert_eq!(built.to_toml().unwrap(), from_file.to_toml().unwrap());
     }
 
     #[test]

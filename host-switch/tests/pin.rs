@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use host_switch::cli::control;
+use host_switch::config::{BinRuleConfig, KeysConfig, PinConfig, PinMethodName};
 use keystore::crypto;
 use keystore::{
     Component, Cryptogram, Kcv, Kek, KeyName, KeyRef, KeyStore, KeyUsage, SoftwareKeyStore,
@@ -106,33 +107,24 @@ impl Fixture {
     }
 
     fn config(&self, method: Method, grace_secs: u64, rotate_secs: u64) -> ExtraConfig {
-        let rule = match method {
-            Method::VisaPvv => "method = \"visa_pvv\"".to_owned(),
-            Method::Ibm3624 => format!(
-                "method = \"ibm3624\"\ndecimalization = \"{IBM_DECIMALIZATION}\"\nvalidation_start = 4\nvalidation_len = 11\npad = \"F\""
-            ),
-        };
+        let mut rule = BinRuleConfig::visa_pvv("476173", "pvk/wallet");
+        if let Method::Ibm3624 = method {
+            rule.method = PinMethodName::Ibm3624;
+            rule.decimalization = Some(IBM_DECIMALIZATION.into());
+            rule.validation_start = Some(4);
+            rule.validation_len = Some(11);
+            rule.pad = Some('F');
+        }
+        let mut keys = KeysConfig::with_kek_file(self.path("keys.json"), self.path("kek"));
+        keys.zpk_grace_secs = grace_secs;
+        keys.zpk_rotate_secs = rotate_secs;
+        let mut pin = PinConfig::new(self.path("cards.toml"));
+        pin.max_tries = 3;
+        pin.bins.push(rule);
         ExtraConfig {
-            top: format!("control_socket = \"{}\"", self.socket().display()),
-            sections: format!(
-                r#"
-                [keys]
-                store = "{store}"
-                kek_file = "{kek}"
-                zpk_grace_secs = {grace_secs}
-                zpk_rotate_secs = {rotate_secs}
-                [pin]
-                max_tries = 3
-                cards_file = "{cards}"
-                [[pin.bins]]
-                prefix = "476173"
-                pvk = "pvk/wallet"
-                {rule}
-                "#,
-                store = self.path("keys.json").display(),
-                kek = self.path("kek").display(),
-                cards = self.path("cards.toml").display(),
-            ),
+            control_socket: Some(self.socket()),
+            keys: Some(keys),
+            pin: Some(pin),
         }
     }
 
@@ -581,12 +573,8 @@ async fn a_store_without_zmk_answers_key_change_96() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     let extra = ExtraConfig {
-        top: String::new(),
-        sections: format!(
-            "[keys]\nstore = \"{}\"\nkek_file = \"{}\"\n",
-            dir.path().join("keys.json").display(),
-            kek.display()
-        ),
+        keys: Some(KeysConfig::with_kek_file(dir.path().join("keys.json"), &kek)),
+        ..ExtraConfig::default()
     };
     let lab = Lab::start_with(extra).await;
     let mut c = lab.client().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use host_switch::breaker::BreakerState;
 use protocols::iso8583::Spec;
-use simulators::ledger::FaultConfig;
+use ledger_sim::FaultConfig;
 
 #[tokio::test]
 async fn echo_and_sign_on_are_answered() {

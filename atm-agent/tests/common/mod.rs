@@ -13,19 +13,28 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use atm_agent::config::Config as AgentConfig;
+use atm_agent::config::{
+    self as agent_config, Config as AgentConfig, KeysConfig as AgentKeys, NdcConfig, StorageConfig,
+    TerminalConfig, Timeouts, TlsConfig as AgentTls,
+};
+use atm_agent::queue::QueueConfig;
 use atm_agent::runtime::RunningAgent;
+use atm_sim::{AtmError, AtmOptions, AtmSim, ClearKey};
 use firmware_profiles::Profile;
-use host_switch::config::Config as SwitchConfig;
+use host_switch::config::{
+    BinRuleConfig, Config as SwitchConfig, JournalConfig, KeysConfig as SwitchKeys,
+    LedgerConfig as SwitchLedger, ListenConfig, PinConfig, RecoveryConfig, TlsConfig as SwitchTls,
+};
+use host_switch::domain::routing::{Route, RouteEntry};
 use host_switch::domain::WalletAccount;
 use host_switch::runtime::RunningSwitch;
+use ledger_sim::domain::{Movement, MovementKind};
+use ledger_sim::RunningLedger;
 use mtls::{PkiFiles, TestPki};
 use protocols::types::Pan;
 use serde_json::{json, Value};
-use simulators::atm::{AtmError, AtmOptions, AtmSim, ClearKey};
-use simulators::lab::keys::{lab_pin, CustodianKey, LabKeys};
-use simulators::lab::procs::Relay;
-use simulators::ledger::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
+use testkit::custodian_keys::{lab_pin, CustodianKey, IssuedCard, LabKeys, PVK};
+use testkit::relay::Relay;
 
 pub const ALICE: &str = "4761739001010010";
 pub const BOB: &str = "4761739001010028";
@@ -129,53 +138,35 @@ impl Lab {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .try_init();
         let dir = tempfile::tempdir().unwrap();
-        let pki = TestPki::generate();
-        let files = pki.write_to_dir(dir.path()).unwrap();
-        let mut cfg = LedgerConfig::new(dir.path().join("ledger"));
-        cfg.seeds = [ALICE, BOB]
-            .iter()
-            .map(|p| AccountSeed {
-                account: account(p),
-                currency: "EUR".into(),
-                balance_minor: START,
-            })
-            .collect();
-        let ledger = LedgerServer::start(cfg).await.unwrap();
+        let (pki, files) = testkit::pki_in(dir.path());
+        let accounts: Vec<(String, u64)> =
+            [ALICE, BOB].iter().map(|p| (account(p), START)).collect();
+        let ledger = testkit::ledger::start_seeded(dir.path(), &accounts).await;
         let pins = with_pins.then(|| Self::prepare_pins(dir.path(), terminals.len()));
-        let (control, pin_sections) = match &pins {
-            Some(p) => Self::switch_pin_config(dir.path(), p),
-            None => (String::new(), String::new()),
+        let mut switch_cfg = SwitchConfig::new(
+            ListenConfig::new("127.0.0.1:0".parse().unwrap()),
+            SwitchLedger::new(ledger.base_url()),
+        );
+        switch_cfg.tls = Some(SwitchTls {
+            cert: files.switch_cert.clone(),
+            key: files.switch_key.clone(),
+            client_ca: files.ca.clone(),
+        });
+        switch_cfg.journal = JournalConfig {
+            path: dir.path().join("journal"),
         };
-        let switch_cfg = SwitchConfig::parse(
-            &format!(
-                r#"
-                {control}
-                [listen]
-                address = "127.0.0.1:0"
-                [tls]
-                cert = "{}"
-                key = "{}"
-                client_ca = "{}"
-                [journal]
-                path = "{}"
-                [ledger]
-                url = "{}"
-                [recovery]
-                resume_interval_ms = 200
-                [[routes]]
-                prefix = "476173"
-                route = "wallet"
-                {pin_sections}
-                "#,
-                files.switch_cert.display(),
-                files.switch_key.display(),
-                files.ca.display(),
-                dir.path().join("journal").display(),
-                ledger.base_url(),
-            ),
-            "test switch",
-        )
-        .unwrap();
+        switch_cfg.recovery = RecoveryConfig {
+            resume_interval_ms: 200,
+        };
+        switch_cfg.routes = vec![RouteEntry {
+            prefix: "476173".into(),
+            route: Route::Wallet,
+        }];
+        if let Some(p) = &pins {
+            Self::add_switch_pins(&mut switch_cfg, dir.path(), p);
+        }
+        let switch_cfg =
+            SwitchConfig::parse(&toml::to_string(&switch_cfg).unwrap(), "test switch").unwrap();
         let switch = host_switch::runtime::start(&switch_cfg).await.unwrap();
         let relay = Relay::start(switch.local_addr).await.unwrap();
         let mut lab = Lab {
@@ -198,10 +189,14 @@ impl Lab {
     fn prepare_pins(dir: &std::path::Path, terminals: usize) -> Pins {
         let keys = LabKeys::generate(terminals).unwrap();
         keys.prepare_switch(dir).unwrap();
-        let cards: Vec<(String, String)> = [ALICE, BOB]
+        let cards: Vec<IssuedCard> = [ALICE, BOB]
             .iter()
             .enumerate()
-            .map(|(i, pan)| (pan.to_string(), lab_pin(i)))
+            .map(|(i, pan)| IssuedCard {
+                reference: account(pan),
+                pan: pan.to_string(),
+                pin: lab_pin(i),
+            })
             .collect();
         std::fs::write(
             dir.join("cards.toml"),
@@ -217,18 +212,19 @@ impl Lab {
         }
     }
 
-    /// The switch's `control_socket` line and its `[keys]`/`[pin]` sections (the files
-    /// `LabKeys::prepare_switch` wrote), as the lab writes them, with a short zone key grace.
-    fn switch_pin_config(dir: &std::path::Path, pins: &Pins) -> (String, String) {
-        simulators::lab::procs::switch_pin_config_text(
-            &simulators::lab::procs::SwitchPinFiles {
-                kek_file: dir.join("switch.kek"),
-                store: dir.join("switch-keys.json"),
-                cards_file: dir.join("cards.toml"),
-                control_socket: pins.switch_socket.clone(),
-            },
-            ZPK_GRACE_SECS,
-        )
+    /// The switch's control socket and its `[keys]`/`[pin]` sections for the files
+    /// `LabKeys::prepare_switch` wrote, as the lab sets them (one BIN rule: the lab's wallet
+    /// cards, Visa PVV under the lab's PVK, 3 tries), with a short zone key grace.
+    fn add_switch_pins(cfg: &mut SwitchConfig, dir: &std::path::Path, pins: &Pins) {
+        cfg.control_socket = Some(pins.switch_socket.clone());
+        let mut keys =
+            SwitchKeys::with_kek_file(dir.join("switch-keys.json"), dir.join("switch.kek"));
+        keys.zpk_grace_secs = ZPK_GRACE_SECS;
+        cfg.keys = Some(keys);
+        let mut pin = PinConfig::new(dir.join("cards.toml"));
+        pin.max_tries = 3;
+        pin.bins.push(BinRuleConfig::visa_pvv("476173", PVK));
+        cfg.pin = Some(pin);
     }
 
     /// Everything but the agent (the test runs it as a process of its own).
@@ -247,56 +243,50 @@ impl Lab {
     /// The agent's configuration; the NDC port is fixed after the first start so terminals can
     /// reconnect to a restarted agent.
     pub fn agent_config_text(&self, ndc: &str) -> String {
-        let terminals: String = self
+        toml::to_string(&self.agent_config(ndc)).unwrap()
+    }
+
+    /// The agent's configuration as the agent's own types hold it.
+    pub fn agent_config(&self, ndc: &str) -> AgentConfig {
+        let terminals = self
             .terminals
             .iter()
-            .map(|t| {
-                format!(
-                    "[[terminals]]\nluno = \"{}\"\nterminal_id = \"{}\"\nprofile = \"{}\"\n",
-                    t.luno, t.terminal_id, t.profile
-                )
+            .map(|t| TerminalConfig {
+                luno: t.luno.into(),
+                terminal_id: t.terminal_id.into(),
+                profile: t.profile.into(),
             })
             .collect();
+        let mut uplink = agent_config::uplink_to(self.relay.addr.to_string());
+        uplink.server_name = "localhost".into();
+        uplink.echo_interval_ms = 500;
+        uplink.backoff_min_ms = 50;
+        uplink.backoff_max_ms = 300;
+        let mut cfg = AgentConfig::new(NdcConfig::new(ndc.parse().unwrap()), terminals, uplink);
+        cfg.tls = Some(AgentTls {
+            cert: self.files.agent_cert.clone(),
+            key: self.files.agent_key.clone(),
+            server_ca: self.files.ca.clone(),
+        });
+        cfg.storage = StorageConfig {
+            dir: self.agent_dir(),
+        };
+        cfg.queue = QueueConfig {
+            retry_backoff_min_ms: 20,
+            retry_backoff_max_ms: 200,
+            ..QueueConfig::default()
+        };
+        cfg.timeouts = Timeouts {
+            authorization_ms: 3000,
+            advice_ms: 2000,
+        };
         // Terminal PIN keys change only on command (`keys_rotate`) unless a test sets a
         // lifetime, so a test sees every change.
-        let keys = self.pins.as_ref().map_or(String::new(), |p| {
-            format!(
-                "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = {}\n",
-                p.agent_kek.display(),
-                p.tpk_rotate_secs
-            )
+        cfg.keys = self.pins.as_ref().map(|p| AgentKeys {
+            tpk_rotate_secs: p.tpk_rotate_secs,
+            ..AgentKeys::with_kek_file(&p.agent_kek)
         });
-        format!(
-            r#"
-            [ndc]
-            listen = "{ndc}"
-            {terminals}
-            [uplink]
-            address = "{relay}"
-            server_name = "localhost"
-            echo_interval_ms = 500
-            backoff_min_ms = 50
-            backoff_max_ms = 300
-            [tls]
-            cert = "{cert}"
-            key = "{key}"
-            server_ca = "{ca}"
-            [storage]
-            dir = "{dir}"
-            [queue]
-            retry_backoff_min_ms = 20
-            retry_backoff_max_ms = 200
-            [timeouts]
-            authorization_ms = 3000
-            advice_ms = 2000
-            {keys}
-            "#,
-            relay = self.relay.addr,
-            cert = self.files.agent_cert.display(),
-            key = self.files.agent_key.display(),
-            ca = self.files.ca.display(),
-            dir = self.agent_dir().display(),
-        )
+        cfg
     }
 
     pub async fn start_agent(&mut self) {
@@ -354,16 +344,7 @@ impl Lab {
     }
 
     pub async fn balance(&self, pan: &str) -> (i64, i64) {
-        let b: serde_json::Value = reqwest::get(format!(
-            "{}/v1/balances/{}",
-            self.ledger.base_url(),
-            account(pan)
-        ))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let b = testkit::ledger::balance(&self.ledger, &account(pan)).await;
         (
             b["balance_minor"].as_i64().unwrap(),
             b["held_minor"].as_i64().unwrap(),
@@ -392,12 +373,7 @@ impl Lab {
 
     /// The books balance, no hold was captured twice, and the switch journal matches the ledger.
     pub async fn assert_books(&self) {
-        let inv = self.ledger.invariants().await.unwrap();
-        assert_eq!(inv.holds_captured_twice, 0, "{inv:?}");
-        assert!(
-            inv.sum_minor_by_currency.values().all(|v| *v == 0),
-            "{inv:?}"
-        );
+        testkit::ledger::assert_books_balance(&self.ledger).await;
         let rec = self.switch.switch.reconcile().await.unwrap();
         assert!(rec.is_reconciled(), "{rec:#?}");
     }
@@ -554,31 +530,20 @@ impl Lab {
     }
 
     /// Captured withdrawals the ledger posted on the card's account.
-    pub async fn captures(&self, pan: &str) -> Vec<simulators::ledger::domain::Movement> {
-        simulators::lab::fetch_movements(&self.ledger.base_url())
+    pub async fn captures(&self, pan: &str) -> Vec<Movement> {
+        testkit::ledger::all_movements(&self.ledger)
             .await
-            .unwrap()
             .into_iter()
-            .filter(|m| {
-                m.kind == simulators::ledger::domain::MovementKind::Capture
-                    && m.debit_account == account(pan)
-            })
+            .filter(|m| m.kind == MovementKind::Capture && m.debit_account == account(pan))
             .collect()
     }
 
     /// Polls `check` every 50 ms until it holds; fails the test after `timeout_secs`.
-    pub async fn wait_until<F, Fut>(&self, what: &str, timeout_secs: u64, mut check: F)
+    pub async fn wait_until<F, Fut>(&self, what: &str, timeout_secs: u64, check: F)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
-        while !check().await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {timeout_secs} s waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        testkit::wait::wait_until(what, timeout_secs, check).await
     }
 }

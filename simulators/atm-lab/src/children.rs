@@ -1,28 +1,16 @@
 //! The lab's moving parts outside this process: the switch and the agent as child processes
-//! (the lab executable re-run with `--role switch|agent --config FILE`), their configurations,
-//! a cuttable TCP relay between agent and switch, and the agent's control socket.
+//! (the lab executable re-run with `--role switch|agent --config FILE`, see [`crate::role`]),
+//! and what the lab asks them over their control sockets (status, key entry as custodians do it
+//! with `atmctl`, a card unblock as an operator does it with `switchctl`).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use mtls::PkiFiles;
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use testkit::custodian_keys::{CustodianKey, LabKeys};
 
-use super::LabError;
-
-/// A free port on 127.0.0.1 (bound, then released: the child binds it).
-pub fn free_port() -> Result<SocketAddr, LabError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| LabError::Start(format!("no free port: {e}")))?;
-    l.local_addr()
-        .map_err(|e| LabError::Start(format!("no free port: {e}")))
-}
+use crate::LabError;
 
 /// Which role a child plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +72,10 @@ impl ChildRole {
                     .create(true)
                     .append(true)
                     .open(&l.file)
-                    .map_err(|e| LabError::Start(format!("{}: {e}", l.file.display())))?;
+                    .map_err(|source| LabError::File {
+                        path: l.file.clone(),
+                        source,
+                    })?;
                 (l.filter.clone(), Stdio::from(file))
             }
             None => (
@@ -102,12 +93,10 @@ impl ChildRole {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .map_err(|e| {
-                LabError::Start(format!(
-                    "cannot run {} --role {}: {e}",
-                    self.exe.display(),
-                    self.role.name()
-                ))
+            .map_err(|source| LabError::Spawn {
+                exe: self.exe.clone(),
+                role: self.role.name(),
+                source,
             })?;
         self.child = Some(child);
         Ok(())
@@ -159,184 +148,6 @@ impl Drop for ChildRole {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-/// A TCP relay that can be cut (all connections dropped, new ones refused) and restored.
-pub struct Relay {
-    pub addr: SocketAddr,
-    open: Arc<AtomicBool>,
-    cut: Arc<Notify>,
-}
-
-impl Relay {
-    pub async fn start(target: SocketAddr) -> Result<Relay, LabError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| LabError::Start(format!("relay: {e}")))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| LabError::Start(format!("relay: {e}")))?;
-        let open = Arc::new(AtomicBool::new(true));
-        let cut = Arc::new(Notify::new());
-        let (o, c) = (open.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !o.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let c = c.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = c.notified() => {}
-                    }
-                });
-            }
-        });
-        Ok(Relay { addr, open, cut })
-    }
-    pub fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        self.cut.notify_waiters();
-    }
-    pub fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
-    }
-}
-
-/// The switch's PIN security in the lab: its key store, the issuer's PVV file, its control socket.
-pub struct SwitchPinFiles {
-    pub kek_file: PathBuf,
-    pub store: PathBuf,
-    pub cards_file: PathBuf,
-    pub control_socket: PathBuf,
-}
-
-/// The switch's `control_socket` line and its `[keys]`/`[pin]` sections for the lab's PIN files
-/// (one BIN rule: the lab's wallet cards, Visa PVV under [`super::keys::PVK`], 3 tries).
-pub fn switch_pin_config_text(p: &SwitchPinFiles, zpk_grace_secs: u64) -> (String, String) {
-    (
-        format!("control_socket = \"{}\"\n", p.control_socket.display()),
-        format!(
-            r#"
-[keys]
-store = "{store}"
-kek_file = "{kek}"
-zpk_rotate_secs = 0
-zpk_grace_secs = {zpk_grace_secs}
-[pin]
-max_tries = 3
-cards_file = "{cards}"
-[[pin.bins]]
-prefix = "476173"
-method = "visa_pvv"
-pvk = "{pvk}"
-"#,
-            store = p.store.display(),
-            kek = p.kek_file.display(),
-            cards = p.cards_file.display(),
-            pvk = super::keys::PVK,
-        ),
-    )
-}
-
-pub fn switch_config_text(
-    files: &PkiFiles,
-    listen: SocketAddr,
-    journal: &Path,
-    ledger_url: &str,
-    pin: Option<&SwitchPinFiles>,
-) -> String {
-    let (control, pin) = pin.map_or((String::new(), String::new()), |p| {
-        switch_pin_config_text(p, 300)
-    });
-    format!(
-        r#"{control}
-[listen]
-address = "{listen}"
-[tls]
-cert = "{cert}"
-key = "{key}"
-client_ca = "{ca}"
-[journal]
-path = "{journal}"
-[ledger]
-url = "{ledger_url}"
-[recovery]
-resume_interval_ms = 200
-[[routes]]
-prefix = "476173"
-route = "wallet"
-{pin}"#,
-        cert = files.switch_cert.display(),
-        key = files.switch_key.display(),
-        ca = files.ca.display(),
-        journal = journal.display(),
-    )
-}
-
-pub fn terminal_id(i: usize) -> String {
-    format!("ATM{:05}", i + 1)
-}
-
-pub fn luno(i: usize) -> String {
-    format!("{:03}", i + 1)
-}
-
-pub fn agent_config_text(
-    files: &PkiFiles,
-    ndc: SocketAddr,
-    uplink: SocketAddr,
-    dir: &Path,
-    atms: usize,
-    kek_file: Option<&Path>,
-) -> String {
-    let keys = kek_file.map_or(String::new(), |k| {
-        format!(
-            "[keys]\nkek_file = \"{}\"\ntpk_rotate_secs = 0\n",
-            k.display()
-        )
-    });
-    let mut terminals = String::new();
-    for i in 0..atms {
-        terminals.push_str(&format!(
-            "[[terminals]]\nluno = \"{}\"\nterminal_id = \"{}\"\nprofile = \"ncr-selfserv-basic\"\n",
-            luno(i),
-            terminal_id(i)
-        ));
-    }
-    format!(
-        r#"
-[ndc]
-listen = "{ndc}"
-{terminals}
-[uplink]
-address = "{uplink}"
-server_name = "localhost"
-echo_interval_ms = 1000
-backoff_min_ms = 50
-backoff_max_ms = 500
-[tls]
-cert = "{cert}"
-key = "{key}"
-server_ca = "{ca}"
-[storage]
-dir = "{dir}"
-[queue]
-retry_backoff_min_ms = 20
-retry_backoff_max_ms = 500
-[timeouts]
-authorization_ms = 8000
-advice_ms = 4000
-{keys}"#,
-        cert = files.agent_cert.display(),
-        key = files.agent_key.display(),
-        ca = files.ca.display(),
-        dir = dir.display(),
-    )
 }
 
 /// The agent's status over its control socket (`None` when it does not answer).
@@ -402,14 +213,38 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Waits until something accepts TCP connections at `addr`.
-pub async fn wait_listening(addr: SocketAddr, timeout: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while tokio::time::Instant::now() < deadline {
-        if TcpStream::connect(addr).await.is_ok() {
-            return true;
+/// Enters the zone master key and every terminal master key into the running agent, as
+/// custodians do with `atmctl keys load-zone-master` / `load-master ID` (with `atmctl`'s own code).
+pub async fn load_keys_into_agent(
+    keys: &LabKeys,
+    socket: &Path,
+    terminal_ids: &[String],
+) -> Result<(), LabError> {
+    let socket = socket.to_owned();
+    let zmk = keys.zone_master.components()?;
+    let tmks: Vec<_> = keys
+        .terminal_masters
+        .iter()
+        .map(CustodianKey::components)
+        .collect::<Result<_, _>>()?;
+    let ids = terminal_ids.to_vec();
+    tokio::task::spawn_blocking(move || {
+        atm_agent::cli::keys::load_zone_master(&socket, &zmk.0, &zmk.1).map_err(|source| {
+            LabError::KeyEntry {
+                command: "atmctl keys load-zone-master".into(),
+                source,
+            }
+        })?;
+        for (id, (components, kcvs)) in ids.iter().zip(&tmks) {
+            atm_agent::cli::keys::load_master(&socket, id, components, kcvs).map_err(
+                |source| LabError::KeyEntry {
+                    command: format!("atmctl keys load-master {id}"),
+                    source,
+                },
+            )?;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+        Ok(())
+    })
+    .await
+    .map_err(LabError::Task)?
 }

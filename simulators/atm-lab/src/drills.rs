@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::procs::{wait_agent, wait_listening, ChildRole, Relay};
-use crate::atm::rng::XorShift64;
-use crate::ledger::{FaultConfig, Faults};
+use testkit::relay::Relay;
+use testkit::wait::wait_listening;
+
+use crate::children::{wait_agent, ChildRole};
+use atm_sim::rng::XorShift64;
+use ledger_sim::{FaultConfig, Faults};
 
 /// The fault scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use simulators::lab::{self, LabOptions, Scenario};
+use atm_lab::{self as lab, LabOptions, Scenario};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -123,7 +123,8 @@ fn main() {
             std::process::exit(if report.reconciled { 0 } else { 1 });
         }
         Err(e) => {
-            eprintln!("atm-lab: {e}");
+            // The whole chain of causes: "cannot start the lab: ledger-sim: start: …".
+            eprintln!("atm-lab: {:#}", anyhow::Error::new(e));
             std::process::exit(2);
         }
     }

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::atm::TerminalCounters;
-use crate::ledger::domain::{Movement, MovementKind as LedgerKind};
+use atm_sim::TerminalCounters;
+use ledger_sim::domain::{Movement, MovementKind as LedgerKind};
 
 /// Ledger movement totals (funding excluded).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -259,7 +259,7 @@ fn per_terminal(e: &Evidence<'_>, v: &mut Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::domain::Currency;
+    use ledger_sim::domain::Currency;
 
     fn mv(kind: LedgerKind, amount_minor: u64, reference: &str) -> Movement {
         Movement {

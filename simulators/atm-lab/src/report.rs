@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::reconcile::Verdict;
-use crate::atm::{CustomerOutcome, DeclineReason, Kind, Outcome};
+use atm_sim::{CustomerOutcome, DeclineReason, Kind, Outcome};
 
 /// Outcome columns of the table, in order.
 pub const COLUMNS: [&str; 9] = [

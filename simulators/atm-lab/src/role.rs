@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::procs::Role;
+use crate::children::Role;
 
 pub fn parse_role(name: &str) -> anyhow::Result<Role> {
     match name {
@@ -37,20 +37,18 @@ pub async fn run_role(role: Role, config: &Path) -> anyhow::Result<()> {
     let origin = config.display().to_string();
     match role {
         Role::Switch => {
-            let cfg = host_switch::config::Config::parse(&text, &origin)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cfg = host_switch::config::Config::parse(&text, &origin)?;
             let running = host_switch::runtime::start(&cfg)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot start the switch: {e}"))?;
+                .context("cannot start the switch")?;
             terminated().await;
             running.shutdown().await;
         }
         Role::Agent => {
-            let cfg = atm_agent::config::Config::parse(&text, &origin)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cfg = atm_agent::config::Config::parse(&text, &origin)?;
             let running = atm_agent::runtime::start(&cfg)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot start the agent: {e}"))?;
+                .context("cannot start the agent")?;
             terminated().await;
             running.shutdown().await;
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use simulators::lab::{self, LabOptions, LabReport, Scenario};
+use atm_lab::{self as lab, LabOptions, LabReport, Scenario};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use simulators::lab::{self, LabOptions, Scenario};
+use atm_lab::{self as lab, LabOptions, Scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn normal_run_reconciles_terminals_journal_and_ledger() {

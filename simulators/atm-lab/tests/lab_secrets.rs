@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use protocols::ndc::PinBuffer;
 use protocols::types::Pan;
-use simulators::lab::{self, LabOptions, Scenario};
+use atm_lab::{self as lab, LabOptions, Scenario};
 
 /// Log lines of this process, kept in memory.
 #[derive(Clone, Default)]

@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use super::keys::{KeySpace, TxnId};
+use crate::transaction_keys::{KeySpace, TxnId};
 use super::messages::{completion, pack, read_answer, withdrawal, Answer};
 use super::stats::ConnectionTally;
 use super::LoadError;

@@ -1,4 +1,4 @@
-//! The system under load when no switch is given: ledger-sim and the host switch in this process,
+//! The system under load when no switch is given (`--switch` left out): ledger-sim and the host switch in this process,
 //! on 127.0.0.1:0, in a temporary directory — a durable sled journal, mutual TLS with a fresh
 //! test PKI, breaker and timeouts at their defaults, and wallet accounts seeded with enough money
 //! for any run.
@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use host_switch::config::Config;
+use host_switch::config::{Config, JournalConfig, LedgerConfig, ListenConfig, TlsConfig};
+use host_switch::domain::routing::{Route, RouteEntry};
 use host_switch::domain::WalletAccount;
 use host_switch::runtime::{self, RunningSwitch};
 use mtls::rustls::ClientConfig;
@@ -14,7 +15,7 @@ use mtls::{PkiFiles, TestPki};
 use protocols::types::Pan;
 
 use super::LoadError;
-use crate::ledger::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
+use ledger_sim::{AccountSeed, LedgerConfig as LedgerSimConfig, LedgerServer, RunningLedger};
 
 /// Opening balance of every load card: enough for millions of withdrawals.
 pub const CARD_BALANCE_MINOR: u64 = 1_000_000_000_000;
@@ -30,7 +31,10 @@ pub fn card_seeds(count: usize, balance_minor: u64) -> Result<Vec<AccountSeed>, 
     card_pans(count)
         .iter()
         .map(|p| {
-            let pan = Pan::parse(p).map_err(|e| LoadError::Options(format!("card {p}: {e}")))?;
+            let pan = Pan::parse(p).map_err(|source| LoadError::Card {
+                card: p.clone(),
+                source,
+            })?;
             Ok(AccountSeed {
                 account: WalletAccount::for_card(&pan).as_str().to_owned(),
                 currency: "EUR".into(),
@@ -52,14 +56,13 @@ pub struct LoadLab {
 impl LoadLab {
     /// Starts ledger-sim with `cards` seeded accounts, then the switch in front of it.
     pub async fn start(cards: usize) -> Result<LoadLab, LoadError> {
-        let dir =
-            tempfile::tempdir().map_err(|e| LoadError::Lab(format!("temporary directory: {e}")))?;
+        let dir = tempfile::tempdir().map_err(LoadError::TempDir)?;
         let files = TestPki::try_generate()?.write_to_dir(dir.path())?;
-        let mut ledger_cfg = LedgerConfig::new(dir.path().join("ledger"));
+        let mut ledger_cfg = LedgerSimConfig::new(dir.path().join("ledger"));
         ledger_cfg.seeds = card_seeds(cards, CARD_BALANCE_MINOR)?;
         let ledger = LedgerServer::start(ledger_cfg)
             .await
-            .map_err(|e| LoadError::Lab(format!("ledger-sim: {e}")))?;
+            .map_err(LoadError::Ledger)?;
         let config = switch_config(
             &files,
             dir.path().join("journal").as_path(),
@@ -67,7 +70,7 @@ impl LoadLab {
         )?;
         let switch = runtime::start(&config)
             .await
-            .map_err(|e| LoadError::Lab(format!("host switch: {e}")))?;
+            .map_err(LoadError::Switch)?;
         Ok(LoadLab {
             _dir: dir,
             files,
@@ -93,33 +96,29 @@ impl LoadLab {
     }
 }
 
-/// The switch configuration of the lab: defaults everywhere except addresses and files.
+/// The switch configuration of the lab: defaults everywhere except addresses and files, built
+/// from the switch's own config types and checked as the switch checks its file.
 fn switch_config(
     files: &PkiFiles,
     journal: &std::path::Path,
     ledger: SocketAddr,
 ) -> Result<Config, LoadError> {
-    let text = format!(
-        r#"
-        [listen]
-        address = "127.0.0.1:0"
-        mode = "tls"
-        [tls]
-        cert = "{cert}"
-        key = "{key}"
-        client_ca = "{ca}"
-        [journal]
-        path = "{journal}"
-        [ledger]
-        url = "http://{ledger}"
-        [[routes]]
-        prefix = "476173"
-        route = "wallet"
-        "#,
-        cert = files.switch_cert.display(),
-        key = files.switch_key.display(),
-        ca = files.ca.display(),
-        journal = journal.display(),
+    let mut config = Config::new(
+        ListenConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+        LedgerConfig::new(format!("http://{ledger}")),
     );
-    Config::parse(&text, "atm-load lab").map_err(|e| LoadError::Lab(e.to_string()))
+    config.tls = Some(TlsConfig {
+        cert: files.switch_cert.clone(),
+        key: files.switch_key.clone(),
+        client_ca: files.ca.clone(),
+    });
+    config.journal = JournalConfig {
+        path: journal.to_owned(),
+    };
+    config.routes = vec![RouteEntry {
+        prefix: "476173".into(),
+        route: Route::Wallet,
+    }];
+    let text = toml::to_string(&config).map_err(LoadError::SwitchConfigToml)?;
+    Config::parse(&text, "atm-load lab").map_err(LoadError::SwitchConfig)
 }

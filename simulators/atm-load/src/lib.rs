@@ -1,4 +1,4 @@
-//! # load — the load generator (`atm-load`)
+//! # atm-load — the load generator
 //!
 //! Drives the host switch the way a fleet of agents does — many mutual-TLS connections, ISO 8583
 //! with a 2-byte length, requests pipelined on every connection — and reports throughput and
@@ -7,22 +7,24 @@
 //! the transport's capacity the switch's own work (codec, journal, ledger) leaves.
 //!
 //! Phases run one after the other: echo baseline, authorizations (0100 → 0110), withdrawal sagas
-//! (0100 → 0110 → 0220 → 0230). Every message has a key the switch has never seen (see [`keys`]),
+//! (0100 → 0110 → 0220 → 0230). Every message has a key the switch has never seen (see [`transaction_keys`]),
 //! so no figure comes from the replay path.
 //!
 //! Layout:
-//! - [`keys`]: unique terminal/STAN/field-7 keys; [`messages`]: the 0100 and 0220 built as an
+//! - [`transaction_keys`]: unique terminal/STAN/field-7 keys; [`messages`]: the 0100 and 0220 built as an
 //!   agent builds them, and the answer fields the load reads;
 //! - [`driver`]: one connection's pipelined loop and answer matching;
 //! - [`stats`]: counts and percentiles; [`echo_server`]: the baseline server;
-//! - [`lab`]: ledger-sim and the switch in this process, when no switch is given.
+//! - [`in_process`]: ledger-sim and the switch in this process, when no switch is given.
 //!
-//! [`run`] is the entry point; `src/bin/atm-load.rs` is a thin command line over it.
+//! [`run`] is the entry point; `src/main.rs` is the `atm-load` command line over it.
+
+#![forbid(unsafe_code)]
 
 pub mod driver;
 pub mod echo_server;
-pub mod keys;
-pub mod lab;
+pub mod transaction_keys;
+pub mod in_process;
 pub mod messages;
 pub mod stats;
 
@@ -38,11 +40,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 pub use driver::Workload;
-pub use lab::{card_pans, card_seeds, LoadLab};
+pub use in_process::{card_pans, card_seeds, LoadLab};
 pub use stats::{Latency, PhaseReport};
 
 use driver::{run_connection, ConnectionPlan};
-use keys::KeySpace;
+use transaction_keys::KeySpace;
 use stats::ConnectionTally;
 
 /// Amount of every load withdrawal, in minor units (EUR 20.00).
@@ -56,25 +58,46 @@ pub const DRAIN: Duration = Duration::from_secs(10);
 pub enum LoadError {
     #[error("invalid options: {0}")]
     Options(String),
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] mtls::TlsError),
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         addr: String,
+        #[source]
         source: std::io::Error,
     },
-    #[error("could not start the in-process lab: {0}")]
-    Lab(String),
-    #[error("cannot build a message: {0}")]
-    Message(String),
+    #[error("load card {card}")]
+    Card {
+        card: String,
+        #[source]
+        source: protocols::types::ValueError,
+    },
+    #[error("could not make the in-process lab's temporary directory")]
+    TempDir(#[source] std::io::Error),
+    #[error("ledger-sim did not start in the in-process lab")]
+    Ledger(#[source] ledger_sim::LedgerError),
+    #[error("the in-process lab's switch configuration does not serialize")]
+    SwitchConfigToml(#[source] toml::ser::Error),
+    #[error("the in-process lab's switch configuration is refused")]
+    SwitchConfig(#[source] host_switch::config::ConfigError),
+    #[error("the host switch did not start in the in-process lab")]
+    Switch(#[source] host_switch::runtime::StartError),
+    #[error("cannot build a message")]
+    Field(#[from] protocols::iso8583::FieldError),
+    #[error("cannot pack a message")]
+    Pack(#[from] protocols::iso8583::PackError),
+    #[error("unreadable answer")]
+    Unpack(#[from] protocols::iso8583::UnpackError),
     #[error("protocol: {0}")]
     Protocol(String),
+    #[error("a load connection task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// Where the switch is.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start ledger-sim and the switch in this process (see [`lab`]).
+    /// Start ledger-sim and the switch in this process (see [`in_process`]).
     InProcess,
     /// A running switch at `HOST:PORT`, with the agent certificate from a PKI directory as
     /// written by `mtls::TestPki::write_to_dir` (`ca.pem`, `agent.pem`, `agent.key`).
@@ -405,11 +428,7 @@ async fn run_phase(
     for t in tasks {
         match t.await {
             Ok(tally) => total.merge(tally),
-            Err(e) => {
-                return Err(LoadError::Protocol(format!(
-                    "a load connection task failed: {e}"
-                )))
-            }
+            Err(e) => return Err(LoadError::Task(e)),
         }
     }
     let name = match workload {

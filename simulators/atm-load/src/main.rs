@@ -1,4 +1,4 @@
-//! `atm-load`: the load generator as a process (the work is in `simulators::load`).
+//! `atm-load`: the load generator as a process (the work is in `atm_load`).
 //!
 //! ```text
 //! atm-load --duration 10 --connections 8 --in-flight 8            # in-process ledger + switch
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use simulators::load::{self, LoadOptions, Target, Workload};
+use atm_load::{self as load, LoadOptions, Target, Workload};
 
 /// Load generator for the host switch: authorizations and withdrawal sagas over ISO 8583 /
 /// mutual TLS, beside a bare TLS echo baseline measured in the same run.

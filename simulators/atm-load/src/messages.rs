@@ -3,31 +3,27 @@
 
 use protocols::iso8583::{Message, Mti, Spec};
 
-use super::keys::TxnId;
+use crate::transaction_keys::TxnId;
 use super::LoadError;
 
 /// Currency of every load transaction (field 49): EUR.
 pub const CURRENCY_NUMERIC: &str = "978";
 
 fn base(mti: &str, id: &TxnId, terminal: &str) -> Result<Message, LoadError> {
-    let mut m = Message::new(mti).map_err(field)?;
-    m.set_str(7, &id.at).map_err(field)?;
-    m.set_str(11, &format!("{:06}", id.stan)).map_err(field)?;
-    m.set_str(41, terminal).map_err(field)?;
-    m.set_str(49, CURRENCY_NUMERIC).map_err(field)?;
+    let mut m = Message::new(mti)?;
+    m.set_str(7, &id.at)?;
+    m.set_str(11, &format!("{:06}", id.stan))?;
+    m.set_str(41, terminal)?;
+    m.set_str(49, CURRENCY_NUMERIC)?;
     Ok(m)
-}
-
-fn field(e: impl std::fmt::Display) -> LoadError {
-    LoadError::Message(e.to_string())
 }
 
 /// 0100, processing code 011000: a wallet withdrawal of `minor` on `pan`.
 pub fn withdrawal(id: &TxnId, terminal: &str, pan: &str, minor: u64) -> Result<Message, LoadError> {
     let mut m = base("0100", id, terminal)?;
-    m.set_str(2, pan).map_err(field)?;
-    m.set_str(3, "011000").map_err(field)?;
-    m.set_str(4, &format!("{minor:012}")).map_err(field)?;
+    m.set_str(2, pan)?;
+    m.set_str(3, "011000")?;
+    m.set_str(4, &format!("{minor:012}"))?;
     Ok(m)
 }
 
@@ -40,21 +36,21 @@ pub fn completion(
     minor: u64,
 ) -> Result<Message, LoadError> {
     let mut m = withdrawal(id, terminal, pan, minor)?;
-    m.set_mti(Mti::parse("0220").map_err(field)?);
+    m.set_mti(Mti::parse("0220")?);
     // Field 90: original MTI, STAN, date-time, then acquirer/forwarding ids (zeros).
     m.set_str(
         90,
         &format!("0100{:06}{}{:022}", original.stan, original.at, 0),
     )
-    .map_err(field)?;
+    ?;
     // Field 95: actual amount, settlement amount, then fees (none).
     m.set_str(95, &format!("{minor:012}{:012}C00000000C00000000", 0))
-        .map_err(field)?;
+        ?;
     Ok(m)
 }
 
 pub fn pack(msg: &Message) -> Result<Vec<u8>, LoadError> {
-    Spec::iso87_ascii().pack(msg).map_err(field)
+    Ok(Spec::iso87_ascii().pack(msg)?)
 }
 
 /// The three fields the load reads from an answer: terminal (41), STAN (11), response code (39).
@@ -70,8 +66,7 @@ pub struct Answer {
 /// Unpacks an answer with the full codec (the same work for the switch and the echo baseline).
 pub fn read_answer(payload: &[u8]) -> Result<Answer, LoadError> {
     let m = Spec::iso87_ascii()
-        .unpack(payload)
-        .map_err(|e| LoadError::Protocol(format!("unreadable answer: {e}")))?;
+        .unpack(payload)?;
     let stan = m
         .get_str(11)
         .and_then(|s| s.parse().ok())

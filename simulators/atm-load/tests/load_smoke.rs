@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use simulators::load::{self, Endpoint, LoadLab, LoadOptions, Workload};
+use atm_load::{self as load, Endpoint, LoadLab, LoadOptions, Workload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_run_answers_everything_and_keeps_the_books() {

@@ -154,8 +154,8 @@ mod tests {
     };
 
     use super::*;
-    use crate::atm::cash::Cassettes;
-    use crate::atm::epp::ClearKey;
+    use crate::cash::Cassettes;
+    use crate::epp::ClearKey;
 
     const TMK_HEX: &str = "0123456789ABCDEFFEDCBA9876543210";
     const TPK: [u8; 16] = [

@@ -1,5 +1,5 @@
 //! `atm-sim`: one simulated NDC terminal against a running agent (the work is in
-//! `simulators::atm`).
+//! `atm_sim`).
 //!
 //! ```text
 //! atm-sim --agent 127.0.0.1:9100 --profile ncr-selfserv-basic --luno 001 --customers 20 \
@@ -21,8 +21,8 @@ use clap::Parser;
 use firmware_profiles::Profile;
 use protocols::types::Amount;
 use serde::Serialize;
-use simulators::atm::customer::DEFAULT_PAN;
-use simulators::atm::{
+use atm_sim::customer::DEFAULT_PAN;
+use atm_sim::{
     AtmError, AtmOptions, AtmSim, Card, ClearKey, CustomerOutcome, Mix, Outcome, RandomCustomers,
     TerminalCounters, TerminalStatus, DEFAULT_PIN, FRESH_CONFIG_ID,
 };

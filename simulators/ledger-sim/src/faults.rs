@@ -6,7 +6,7 @@
 //! the books: it has no effect, and a retry with the same idempotency key is safe.
 //!
 //! The handle is lock-free (atomics), cheap to clone, and shared by the HTTP layer, the admin
-//! endpoint and in-process callers ([`crate::ledger::RunningLedger::faults`]).
+//! endpoint and in-process callers ([`crate::RunningLedger::faults`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! # ledger — the wallet ledger simulator (`ledger-sim`)
+//! # ledger-sim — the wallet ledger simulator
 //!
 //! A real HTTP service with the contract in `openapi/ledger-v1.json`: holds, captures, voids,
 //! deposits and compensations, balances and a movement list for reconciliation. The host switch
@@ -12,10 +12,16 @@
 //! - [`http`]: axum routes, request parsing, error bodies.
 //! - [`faults`]: latency, error rate and "down", set from the command line, `PUT /admin/faults`
 //!   or [`RunningLedger::faults`].
+//! - [`client`]: reads the movements back over HTTP (reconciliation, tests).
+//!
+//! `src/main.rs` is the `ledger-sim` command line over [`LedgerServer`].
 //!
 //! This file wires them: [`LedgerServer::start`] opens the store, seeds accounts, binds the
 //! listener and serves until [`RunningLedger::shutdown`].
 
+#![forbid(unsafe_code)]
+
+pub mod client;
 pub mod domain;
 pub mod faults;
 pub mod http;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use simulators::ledger::{
+use ledger_sim::{
     AccountSeed, FaultConfig, LedgerConfig, LedgerServer, IN_FLIGHT_MAX_DEFAULT,
 };
 
@@ -47,7 +47,7 @@ struct Args {
 
 fn parse_seed(text: &str) -> Result<AccountSeed, String> {
     text.parse()
-        .map_err(|e: simulators::ledger::LedgerError| e.to_string())
+        .map_err(|e: ledger_sim::LedgerError| e.to_string())
 }
 
 #[tokio::main]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use ledger_support::Ledger;
 use serde_json::{json, Value};
-use simulators::ledger::http::ROUTES;
+use ledger_sim::http::ROUTES;
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "patch", "head", "options", "trace",

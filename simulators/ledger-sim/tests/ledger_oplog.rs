@@ -143,9 +143,9 @@ async fn a_database_of_the_old_per_tree_format_is_refused_not_reseeded() {
             .unwrap();
         old.flush().unwrap();
     }
-    let mut config = simulators::ledger::LedgerConfig::new(&db);
+    let mut config = ledger_sim::LedgerConfig::new(&db);
     config.seeds = ledger_support::seeds();
-    let refused = simulators::ledger::LedgerServer::start(config).await;
+    let refused = ledger_sim::LedgerServer::start(config).await;
     assert!(
         refused.is_err(),
         "an old-format database must not open as empty"

@@ -15,7 +15,7 @@ use protocols::ndc::{
     TerminalCommand, TerminalMessage, TerminalState, TransactionReply, TransactionRequest,
     UnsolicitedStatus,
 };
-use simulators::atm::{AtmOptions, AtmSim};
+use atm_sim::{AtmOptions, AtmSim};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use simulators::ledger::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
+use ledger_sim::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
 
 pub struct Ledger {
     pub running: RunningLedger,

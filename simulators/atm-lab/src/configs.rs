@@ -1,0 +1,127 @@
+//! The children's configuration files, built from the daemons' own config types and serialized
+//! with `toml`: a key renamed or a section reshaped in a daemon fails to compile here instead of
+//! failing the lab at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use atm_agent::config::{
+    self as agent, Config as AgentConfig, NdcConfig, StorageConfig, TerminalConfig, Timeouts,
+};
+use atm_agent::queue::QueueConfig;
+use host_switch::config::{
+    BinRuleConfig, Config as SwitchConfig, JournalConfig, KeysConfig, LedgerConfig, ListenConfig,
+    PinConfig, RecoveryConfig,
+};
+use host_switch::domain::routing::{Route, RouteEntry};
+use mtls::PkiFiles;
+use testkit::custodian_keys::PVK;
+use testkit::terminals::{luno, terminal_id};
+
+use crate::{LabError, PROFILE};
+
+/// The switch's PIN security in the lab: its key store, the issuer's PVV file, its control socket.
+pub struct SwitchPinFiles {
+    pub kek_file: PathBuf,
+    pub store: PathBuf,
+    pub cards_file: PathBuf,
+    pub control_socket: PathBuf,
+}
+
+/// The switch of the lab: mutual TLS with the lab PKI, a journal in the run's directory, the
+/// lab's wallet cards routed to ledger-sim, unconfirmed ledger work retried every 200 ms; with
+/// PIN security, its control socket, its key store and one BIN rule (the lab's wallet cards, Visa
+/// PVV under [`PVK`], 3 tries).
+pub fn switch_config(
+    files: &PkiFiles,
+    listen: SocketAddr,
+    journal: &Path,
+    ledger_url: &str,
+    pin: Option<&SwitchPinFiles>,
+) -> SwitchConfig {
+    let mut config = SwitchConfig::new(ListenConfig::new(listen), LedgerConfig::new(ledger_url));
+    config.tls = Some(host_switch::config::TlsConfig {
+        cert: files.switch_cert.clone(),
+        key: files.switch_key.clone(),
+        client_ca: files.ca.clone(),
+    });
+    config.journal = JournalConfig {
+        path: journal.to_owned(),
+    };
+    config.recovery = RecoveryConfig {
+        resume_interval_ms: 200,
+    };
+    config.routes = vec![RouteEntry {
+        prefix: "476173".into(),
+        route: Route::Wallet,
+    }];
+    if let Some(p) = pin {
+        config.control_socket = Some(p.control_socket.clone());
+        config.keys = Some(KeysConfig::with_kek_file(&p.store, &p.kek_file));
+        let mut pin = PinConfig::new(&p.cards_file);
+        pin.max_tries = 3;
+        pin.bins.push(BinRuleConfig::visa_pvv("476173", PVK));
+        config.pin = Some(pin);
+    }
+    config
+}
+
+/// The agent of the lab: `atms` terminals (LUNO `00N`, id `ATM0000N`, the lab's profile), its
+/// uplink through the relay, quick reconnects and retries; with PIN security, its key store
+/// opened with `kek_file` and terminal PIN keys changed only on command.
+pub fn agent_config(
+    files: &PkiFiles,
+    ndc: SocketAddr,
+    uplink: SocketAddr,
+    dir: &Path,
+    atms: usize,
+    kek_file: Option<&Path>,
+) -> AgentConfig {
+    let terminals = (0..atms)
+        .map(|i| TerminalConfig {
+            luno: luno(i),
+            terminal_id: terminal_id(i),
+            profile: PROFILE.into(),
+        })
+        .collect();
+    let mut link = agent::uplink_to(uplink.to_string());
+    link.server_name = "localhost".into();
+    link.echo_interval_ms = 1000;
+    link.backoff_min_ms = 50;
+    link.backoff_max_ms = 500;
+    let mut config = AgentConfig::new(NdcConfig::new(ndc), terminals, link);
+    config.tls = Some(agent::TlsConfig {
+        cert: files.agent_cert.clone(),
+        key: files.agent_key.clone(),
+        server_ca: files.ca.clone(),
+    });
+    config.storage = StorageConfig {
+        dir: dir.to_owned(),
+    };
+    config.queue = QueueConfig {
+        retry_backoff_min_ms: 20,
+        retry_backoff_max_ms: 500,
+        ..QueueConfig::default()
+    };
+    config.timeouts = Timeouts {
+        authorization_ms: 8000,
+        advice_ms: 4000,
+    };
+    config.keys = kek_file.map(|k| agent::KeysConfig {
+        tpk_rotate_secs: 0,
+        ..agent::KeysConfig::with_kek_file(k)
+    });
+    config
+}
+
+/// Writes `config` to `path` as TOML.
+pub fn write(path: &Path, config: &impl serde::Serialize) -> Result<(), LabError> {
+    let text = toml::to_string(config).map_err(|source| LabError::ConfigToml {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::write(path, text).map_err(|source| LabError::File {
+        path: path.to_owned(),
+        source,
+    })
+}

@@ -1,0 +1,232 @@
+//! The last stage of a run: a closing inquiry per terminal (it settles a dispense left in doubt),
+//! the agent's queue drained, the ledger caught up with the terminals, the children stopped, and
+//! the terminals' counters, the switch journal and the ledger's movements reconciled into the
+//! report.
+
+use std::time::Duration;
+
+use atm_sim::{AtmSim, Customer, Outcome, TerminalCounters};
+use host_switch::ports::Journal;
+use ledger_sim::client::fetch_movements;
+use ledger_sim::domain::Movement;
+use serde_json::Value;
+use testkit::terminals::terminal_id;
+use tokio::time::Instant;
+
+use crate::setup::RunningLab;
+use crate::traffic::{reconnect, Traffic};
+use crate::{children, reconcile, report, LabError, LabOptions, LabReport, LabSecrets};
+
+/// What the agent says once its queue is drained.
+struct Drained {
+    in_doubt: Vec<String>,
+    queue_pending: u64,
+    queue_parked: u64,
+}
+
+/// Settles the run and reports; the lab's processes and directory are gone when this returns
+/// (but an audit's directory).
+pub async fn settle(
+    opts: &LabOptions,
+    mut lab: RunningLab,
+    traffic: Traffic,
+) -> Result<(LabReport, LabSecrets), LabError> {
+    for atm in lab.atms.iter_mut() {
+        closing_inquiry(atm, &lab.cards[0], &lab.pins[0]).await;
+    }
+    let drained = drain(&lab).await;
+    let counters: Vec<TerminalCounters> = lab.atms.iter().map(|a| a.counters()).collect();
+    wait_ledger_caught_up(&lab, &counters).await?;
+
+    // Stop the children; read the journal the switch leaves behind.
+    lab.agent.lock().unwrap().stop(Duration::from_secs(10));
+    lab.switch.lock().unwrap().stop(Duration::from_secs(10));
+    let movements = fetch_movements(&lab.ledger.base_url()).await?;
+    let verdict = verdict(opts, &lab, &traffic, &counters, &drained, &movements).await?;
+    let (agent_restarts, switch_restarts) = (
+        lab.agent.lock().unwrap().restarts,
+        lab.switch.lock().unwrap().restarts,
+    );
+    let report = report::build(
+        &traffic.records,
+        verdict,
+        report::RunFacts {
+            scenario: opts.scenario.name().into(),
+            atms: opts.atms,
+            seed: opts.seed,
+            elapsed_s: traffic.elapsed_s,
+            agent_restarts,
+            switch_restarts,
+            drill_events: traffic.drill_events.clone(),
+            pins: opts.pins,
+            pin_drill_ok: traffic.pin_drill_ok,
+        },
+    );
+    let secrets = shut_down(lab).await;
+    Ok((report, secrets))
+}
+
+/// Waits for the agent's queue to drain and every dispense in doubt to be settled; what is left.
+async fn drain(lab: &RunningLab) -> Drained {
+    children::wait_agent(&lab.socket, Duration::from_secs(90), |s| {
+        s["uplink"] == "up" && s["queue"]["pending"] == 0 && s["queue"]["parked"] == 0
+    })
+    .await;
+    let (_, status) = children::wait_agent(&lab.socket, Duration::from_secs(5), |s| {
+        s["queue"]["pending"] == 0
+            && s["queue"]["parked"] == 0
+            && s["terminals"]
+                .as_array()
+                .is_some_and(|t| t.iter().all(|t| t["dispense_in_doubt"] != true))
+    })
+    .await;
+    let status: Value = status.unwrap_or_default();
+    let in_doubt: Vec<String> = status["terminals"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter(|t| t["dispense_in_doubt"] == true)
+                .map(|t| t["terminal_id"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Drained {
+        in_doubt,
+        queue_pending: status["queue"]["pending"].as_u64().unwrap_or(u64::MAX),
+        queue_parked: status["queue"]["parked"].as_u64().unwrap_or(u64::MAX),
+    }
+}
+
+/// The switch may still owe the ledger work (its resumer retries): waits until the ledger agrees
+/// with the terminals, or gives up after a while and lets the verdict say what differs.
+async fn wait_ledger_caught_up(
+    lab: &RunningLab,
+    counters: &[TerminalCounters],
+) -> Result<(), LabError> {
+    let want = (
+        counters.iter().map(|c| c.dispensed_minor).sum::<u64>(),
+        counters.iter().map(|c| c.deposited_minor).sum::<u64>(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = fetch_movements(&lab.ledger.base_url()).await?;
+        let t = reconcile::ledger_totals(&m);
+        if (t.withdrawn_net_minor, t.deposited_net_minor) == want || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Terminals vs switch journal vs ledger, and the ledger's own books.
+async fn verdict(
+    opts: &LabOptions,
+    lab: &RunningLab,
+    traffic: &Traffic,
+    counters: &[TerminalCounters],
+    drained: &Drained,
+    movements: &[Movement],
+) -> Result<reconcile::Verdict, LabError> {
+    let journal = host_switch::adapters::sled_journal::SledJournal::open(&lab.journal_path)
+        .map_err(|source| LabError::Journal {
+            what: "open",
+            source,
+        })?;
+    let txns = journal.txns().map_err(|source| LabError::Journal {
+        what: "read",
+        source,
+    })?;
+    drop(journal);
+    let switch_rec =
+        host_switch::domain::reconcile::reconcile(&txns, &reconcile::switch_movements(movements));
+    let invariants = lab
+        .ledger
+        .invariants()
+        .await
+        .map_err(|source| LabError::Ledger {
+            what: "invariants",
+            source,
+        })?;
+    let terminal_ids: Vec<String> = (0..opts.atms).map(terminal_id).collect();
+    let suspects: Vec<reconcile::Suspect> = traffic
+        .records
+        .iter()
+        .filter(|r| r.column == "interrupted" || r.column == "timeout")
+        .map(|r| reconcile::Suspect {
+            terminal_id: r.terminal_id.clone(),
+            kind: r.kind.to_string(),
+            amount_minor: r.amount_minor,
+        })
+        .collect();
+    let mut verdict = reconcile::reconcile(&reconcile::Evidence {
+        terminals: counters,
+        terminal_ids: &terminal_ids,
+        suspects: &suspects,
+        in_doubt: &drained.in_doubt,
+        movements,
+        switch: &switch_rec,
+        holds_captured_twice: invariants.holds_captured_twice,
+        queue_pending: drained.queue_pending,
+        queue_parked: drained.queue_parked,
+    });
+    if !invariants.sum_minor_by_currency.values().all(|v| *v == 0) {
+        verdict.mismatched.push(format!(
+            "ledger books do not balance: {:?}",
+            invariants.sum_minor_by_currency
+        ));
+        verdict.reconciled = false;
+    }
+    Ok(verdict)
+}
+
+/// Collects the run's secrets for an audit, then stops the terminals and the ledger.
+async fn shut_down(lab: RunningLab) -> LabSecrets {
+    let mut secret_keys = Vec::new();
+    if let Some(k) = &lab.keys {
+        secret_keys = k.secrets();
+    }
+    for (i, atm) in lab.atms.iter().enumerate() {
+        if let Some(tpk) = atm.terminal_pin_key_for_audit().await {
+            secret_keys.push((format!("tpk/{}", terminal_id(i)), tpk));
+        }
+    }
+    for atm in lab.atms {
+        atm.shutdown().await;
+    }
+    if let Err(e) = lab.ledger.shutdown().await {
+        tracing::warn!(error = %e, "ledger-sim did not stop cleanly");
+    }
+    LabSecrets {
+        keys: secret_keys,
+        cards: lab.cards.iter().cloned().zip(lab.pins.iter().cloned()).collect(),
+        dir: lab.dir.path().to_owned(),
+        logs: lab.dir.path().join("logs"),
+        switch_journal: lab.journal_path,
+        agent_dir: lab.agent_dir.clone(),
+        agent_key_store: lab.agent_dir.join("keys.json"),
+        agent_kek: lab
+            .keys
+            .as_ref()
+            .map(|k| k.agent_kek.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// One more transaction per terminal after the run (not counted): its last-transaction-status
+/// settles a dispense left in doubt by a power loss or a crash, as the next customer would.
+async fn closing_inquiry(atm: &mut AtmSim, pan: &str, pin: &str) {
+    for _ in 0..5 {
+        if !atm.is_connected() {
+            reconnect(atm, Duration::from_secs(30)).await;
+        }
+        if let Ok(o) = atm
+            .run_customer(&Customer::balance_inquiry(pan).with_pin(pin))
+            .await
+        {
+            if o.outcome == Outcome::Approved {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -1,0 +1,358 @@
+//! The first stage of a run: everything up and talking before the first customer. A directory
+//! (temporary, or the audit's), a PKI whose agent certificate covers exactly the lab's terminal
+//! ids, keys and PINs, ledger-sim in this process, the switch as a child process, the relay, the
+//! agent as a child process (keys entered as custodians do), and the simulated terminals in
+//! service.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atm_sim::{AtmOptions, AtmSim, ClearKey};
+use firmware_profiles::Profile;
+use host_switch::domain::WalletAccount;
+use ledger_sim::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
+use protocols::types::Pan;
+use testkit::custodian_keys::{lab_pin, IssuedCard, LabKeys};
+use testkit::relay::Relay;
+use testkit::terminals::{luno, terminal_id};
+use testkit::wait::{free_port, wait_listening};
+
+use crate::children::{self, ChildLog, ChildRole, Role};
+use crate::configs::{self, SwitchPinFiles};
+use crate::{
+    lab_cards, LabError, LabOptions, MAX_ATMS, POOR_BALANCE_MINOR, PROFILE, RICH_BALANCE_MINOR,
+    RICH_CARDS,
+};
+
+/// The run's directory: a temporary one, or the audit's (kept).
+pub enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl WorkDir {
+    pub fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Kept(p) => p,
+        }
+    }
+}
+
+/// Everything [`setup`] started, handed to the traffic and settle stages.
+pub struct RunningLab {
+    pub dir: WorkDir,
+    /// The lab's cards (see [`crate::lab_cards`]) and their PINs, in the same order.
+    pub cards: Vec<String>,
+    pub pins: Vec<String>,
+    /// `None` when the run has no PIN security.
+    pub keys: Option<LabKeys>,
+    pub ledger: RunningLedger,
+    pub switch: Arc<Mutex<ChildRole>>,
+    pub switch_addr: SocketAddr,
+    pub journal_path: PathBuf,
+    pub switch_pin: Option<SwitchPinFiles>,
+    pub relay: Arc<Relay>,
+    pub agent: Arc<Mutex<ChildRole>>,
+    pub agent_dir: PathBuf,
+    /// The agent's control socket.
+    pub socket: PathBuf,
+    pub ndc_addr: SocketAddr,
+    pub profile: Arc<Profile>,
+    /// The terminals, in service (the traffic stage lends them to its tasks).
+    pub atms: Vec<AtmSim>,
+}
+
+/// Starts the lab; an error says what did not come up and quotes the children's logs.
+pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
+    if opts.atms == 0 || opts.atms > MAX_ATMS {
+        return Err(LabError::Start(format!(
+            "--atms {}: 1 to {MAX_ATMS}",
+            opts.atms
+        )));
+    }
+    let dir = work_dir(opts)?;
+    // The children log to `<dir>/logs/<role>.log`: at the audit's filter, or warnings and errors
+    // (quoted when the lab cannot start). `ATM_LAB_CHILD_LOG=info` sends them to stderr instead.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).map_err(|source| LabError::File {
+        path: logs.clone(),
+        source,
+    })?;
+    let child_log = |role: &str| {
+        let file = logs.join(format!("{role}.log"));
+        match (&opts.audit, std::env::var("ATM_LAB_CHILD_LOG")) {
+            (Some((_, filter)), _) => Some(ChildLog {
+                file,
+                filter: filter.clone(),
+            }),
+            (None, Ok(_)) => None,
+            (None, Err(_)) => Some(ChildLog {
+                file,
+                filter: "warn".into(),
+            }),
+        }
+    };
+    let children_said = || {
+        format!(
+            "\n--- switch log (tail) ---\n{}\n--- agent log (tail) ---\n{}",
+            children::log_tail(&logs.join("switch.log"), 15),
+            children::log_tail(&logs.join("agent.log"), 15)
+        )
+    };
+    // The agent certificate covers exactly the lab's terminal ids.
+    let ids: Vec<String> = (0..opts.atms).map(terminal_id).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let files = mtls::TestPki::try_generate()
+        .and_then(|p| {
+            p.write_to_dir_with(
+                dir.path(),
+                mtls::pki::LAB_SWITCH_HOSTNAMES,
+                mtls::pki::LAB_AGENT_COMMON_NAME,
+                &id_refs,
+            )
+        })
+        .map_err(LabError::Pki)?;
+
+    // Ledger, in this process.
+    let cards = lab_cards();
+    let pins: Vec<String> = (0..cards.len()).map(lab_pin).collect();
+    let keys = if opts.pins {
+        Some(LabKeys::generate(opts.atms)?)
+    } else {
+        None
+    };
+    let mut ledger_cfg = LedgerConfig::new(dir.path().join("ledger"));
+    ledger_cfg.seeds = seeds(&cards)?;
+    let ledger = LedgerServer::start(ledger_cfg)
+        .await
+        .map_err(|source| LabError::Ledger {
+            what: "start",
+            source,
+        })?;
+
+    // Switch, a child process.
+    let switch_addr = free_port().map_err(LabError::FreePort)?;
+    let journal_path = dir.path().join("journal");
+    let switch_toml = dir.path().join("switch.toml");
+    let switch_pin = match &keys {
+        Some(k) => Some(prepare_switch_pins(k, dir.path(), &cards, &pins)?),
+        None => None,
+    };
+    configs::write(
+        &switch_toml,
+        &configs::switch_config(
+            &files,
+            switch_addr,
+            &journal_path,
+            &ledger.base_url(),
+            switch_pin.as_ref(),
+        ),
+    )?;
+    let switch = ChildRole::spawn(&opts.exe, Role::Switch, &switch_toml, child_log("switch"))?;
+    if !wait_listening(switch_addr, Duration::from_secs(30)).await {
+        return Err(LabError::Start(format!(
+            "the switch never listened on {switch_addr}{}",
+            children_said()
+        )));
+    }
+    let switch = Arc::new(Mutex::new(switch));
+
+    // Relay and agent.
+    let relay = Arc::new(Relay::start(switch_addr).await.map_err(LabError::Relay)?);
+    let ndc_addr = free_port().map_err(LabError::FreePort)?;
+    let agent_dir = dir.path().join("agent");
+    let agent_toml = dir.path().join("agent.toml");
+    let agent_kek = match &keys {
+        Some(k) => Some(k.prepare_agent(dir.path())?),
+        None => None,
+    };
+    configs::write(
+        &agent_toml,
+        &configs::agent_config(
+            &files,
+            ndc_addr,
+            relay.addr,
+            &agent_dir,
+            opts.atms,
+            agent_kek.as_deref(),
+        ),
+    )?;
+    let socket = agent_dir.join("atmctl.sock");
+    let agent = Arc::new(Mutex::new(ChildRole::spawn(
+        &opts.exe,
+        Role::Agent,
+        &agent_toml,
+        child_log("agent"),
+    )?));
+    let (up, last) =
+        children::wait_agent(&socket, Duration::from_secs(60), |s| s["uplink"] == "up").await;
+    if !up {
+        let switch_alive = switch.lock().unwrap().alive();
+        return Err(LabError::Start(format!(
+            "the agent's uplink never came up (switch process alive: {switch_alive}): {last:?}{}",
+            children_said()
+        )));
+    }
+    if let Some(k) = &keys {
+        // Custodians enter the zone master key and each terminal's master key; the agent then
+        // fetches the zone PIN key from the switch.
+        children::load_keys_into_agent(k, &socket, &ids).await?;
+        if !children::wait_zone_key(&socket, Duration::from_secs(30)).await {
+            return Err(LabError::Start(
+                "the agent never received the zone PIN key from the switch".into(),
+            ));
+        }
+    }
+
+    // Terminals.
+    let profile = Arc::new(
+        Profile::builtin(PROFILE)
+            .ok_or_else(|| LabError::Start(format!("no built-in profile {PROFILE}")))?,
+    );
+    let atms = start_terminals(opts, keys.as_ref(), ndc_addr, &profile).await?;
+    eprintln!(
+        "atm-lab: ledger {} | switch {} (pid child) | agent NDC {} | {} ATMs | {} customers | faults {} | dir {}",
+        ledger.base_url(),
+        switch_addr,
+        ndc_addr,
+        opts.atms,
+        opts.customers,
+        opts.scenario.name(),
+        dir.path().display()
+    );
+    Ok(RunningLab {
+        dir,
+        cards,
+        pins,
+        keys,
+        ledger,
+        switch,
+        switch_addr,
+        journal_path,
+        switch_pin,
+        relay,
+        agent,
+        agent_dir,
+        socket,
+        ndc_addr,
+        profile,
+        atms,
+    })
+}
+
+fn work_dir(opts: &LabOptions) -> Result<WorkDir, LabError> {
+    match &opts.audit {
+        Some((d, _)) => {
+            let logs = d.join("logs");
+            std::fs::create_dir_all(&logs).map_err(|source| LabError::File {
+                path: logs,
+                source,
+            })?;
+            Ok(WorkDir::Kept(d.clone()))
+        }
+        None => tempfile::Builder::new()
+            .prefix("atm-lab")
+            .tempdir()
+            .map(WorkDir::Temp)
+            .map_err(|source| LabError::File {
+                path: std::env::temp_dir(),
+                source,
+            }),
+    }
+}
+
+/// Ledger seeds: every lab card rich, but the poor one.
+fn seeds(cards: &[String]) -> Result<Vec<AccountSeed>, LabError> {
+    cards
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(AccountSeed {
+                account: wallet_account(p)?,
+                currency: "EUR".into(),
+                balance_minor: if i == RICH_CARDS {
+                    POOR_BALANCE_MINOR
+                } else {
+                    RICH_BALANCE_MINOR
+                },
+            })
+        })
+        .collect()
+}
+
+fn wallet_account(pan: &str) -> Result<String, LabError> {
+    let parsed = Pan::parse(pan).map_err(|source| LabError::Card {
+        card: pan.to_owned(),
+        source,
+    })?;
+    Ok(WalletAccount::for_card(&parsed).as_str().to_owned())
+}
+
+/// The switch's keys entered into its store, the issuer's PVV file written.
+fn prepare_switch_pins(
+    keys: &LabKeys,
+    dir: &Path,
+    cards: &[String],
+    pins: &[String],
+) -> Result<SwitchPinFiles, LabError> {
+    let (kek_file, store) = keys.prepare_switch(dir)?;
+    let cards_file = dir.join("cards.toml");
+    let issued = cards
+        .iter()
+        .zip(pins)
+        .map(|(pan, pin)| {
+            Ok(IssuedCard {
+                reference: wallet_account(pan)?,
+                pan: pan.clone(),
+                pin: pin.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, LabError>>()?;
+    std::fs::write(&cards_file, keys.cards_file_text(&issued)?).map_err(|source| {
+        LabError::File {
+            path: cards_file.clone(),
+            source,
+        }
+    })?;
+    Ok(SwitchPinFiles {
+        kek_file,
+        store,
+        cards_file,
+        control_socket: dir.join("switch.sock"),
+    })
+}
+
+/// Powers up every terminal, its PIN pad holding its master key; returns once all are in service.
+async fn start_terminals(
+    opts: &LabOptions,
+    keys: Option<&LabKeys>,
+    ndc_addr: SocketAddr,
+    profile: &Arc<Profile>,
+) -> Result<Vec<AtmSim>, LabError> {
+    let mut atms = Vec::new();
+    for i in 0..opts.atms {
+        let master_key = match keys {
+            Some(k) => Some(
+                ClearKey::new(k.terminal_masters[i].combined.to_vec())
+                    .map_err(LabError::MasterKey)?,
+            ),
+            None => None,
+        };
+        let options = AtmOptions {
+            seed: opts.seed.wrapping_add(i as u64 + 1),
+            master_key,
+            ..AtmOptions::default()
+        };
+        let atm = AtmSim::connect(ndc_addr, profile.clone(), &luno(i), options)
+            .await
+            .map_err(|source| LabError::Atm {
+                luno: luno(i),
+                source,
+            })?;
+        atms.push(atm);
+    }
+    Ok(atms)
+}
