@@ -57,16 +57,44 @@ pub struct RunningAgent {
     pub ndc_addr: SocketAddr,
     pub control_socket: PathBuf,
     pub services: Arc<AgentServices>,
+    /// Stops the NDC side first: no new terminals, sessions end between customers.
+    stop_terminals: watch::Sender<bool>,
+    terminals: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long a stop waits for customers in flight before it stops the uplink anyway. A customer
+/// still at the terminal then is settled after the restart, from the durable record made before
+/// the request left (a reversal if the answer never reached the terminal).
+pub const TERMINALS_GRACE: Duration = Duration::from_secs(6);
+/// How long the rest (sign-off, forwarder, control socket) gets after that.
+pub const LINK_GRACE: Duration = Duration::from_secs(2);
+
 impl RunningAgent {
-    /// Stops accepting, signs off, stops the forwarder; queued advices stay on disk.
+    /// Stops in order: the terminals' sessions first (customers in flight are served while the
+    /// uplink still runs), then the uplink (signs off), the forwarder and the control socket.
+    /// Queued advices stay on disk; every wait is bounded.
     pub async fn shutdown(self) {
+        let _ = self.stop_terminals.send(true);
+        let mut terminals = self.terminals;
+        if tokio::time::timeout(TERMINALS_GRACE, &mut terminals)
+            .await
+            .is_err()
+        {
+            terminals.abort();
+            tracing::warn!(
+                grace_ms = TERMINALS_GRACE.as_millis() as u64,
+                "stop: a customer was still being served after the grace period; it is settled after the restart"
+            );
+        }
         let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + LINK_GRACE;
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                tracing::warn!("stop: a background task did not end in time and is abandoned");
+                break;
+            }
         }
     }
 }
@@ -177,10 +205,11 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         source,
     })?;
 
+    let (stop_terminals, stop_terminals_rx) = watch::channel(false);
+    let terminals_task = tokio::spawn(
+        NdcServer::new(svc.clone(), terminals, codec).run(listener, stop_terminals_rx),
+    );
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(
-        NdcServer::new(svc.clone(), terminals, codec).run(listener, shutdown_rx.clone()),
-    ));
     tasks.push(tokio::spawn(forwarder::run(
         svc.clone(),
         shutdown_rx.clone(),
@@ -198,10 +227,16 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
             zone_keys::run(keys, &svc.uplink, svc.zone_master_loaded.clone(), shutdown).await
         }));
     }
+    let mut stop_late = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         // Late answers: an 0100 that timed out already has its reversal queued; an advice's late
         // answer is harmless (the advice is resent and answered from the switch's record).
-        while let Some(m) = late.recv().await {
+        loop {
+            let m = tokio::select! {
+                m = late.recv() => m,
+                _ = stop_late.wait_for(|s| *s) => None,
+            };
+            let Some(m) = m else { break };
             tracing::info!(mti = %m.mti(), code = m.get_str(39).unwrap_or(""), "late response handled");
         }
     }));
@@ -210,6 +245,8 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         ndc_addr,
         control_socket,
         services: svc,
+        stop_terminals,
+        terminals: terminals_task,
         shutdown,
         tasks,
     })

@@ -52,6 +52,9 @@ pub enum StartError {
     },
 }
 
+/// How long a stop waits for in-flight requests (within systemd's and docker's default 10 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
 /// A running switch: its address, the switch itself (for reconciliation and tests), and shutdown.
 pub struct RunningSwitch {
     pub local_addr: SocketAddr,
@@ -61,11 +64,20 @@ pub struct RunningSwitch {
 }
 
 impl RunningSwitch {
-    /// Stops accepting, lets in-flight requests finish, stops the resumer.
+    /// Stops accepting, lets in-flight requests finish (each is journaled before it is
+    /// answered), stops the resumer; gives up on what is still running after
+    /// [`SHUTDOWN_GRACE`], whose pending work the next start resumes from the journal.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                tracing::warn!(
+                    grace_ms = SHUTDOWN_GRACE.as_millis() as u64,
+                    "stop: work still running after the grace period is abandoned; the next start resumes it from the journal"
+                );
+                break;
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use protocols::ndc::TerminalMessage;
 use protocols::types::TerminalId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
 use tracing::Instrument;
 
@@ -45,17 +46,23 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
         })
     }
 
+    /// Accepts terminals until `shutdown` turns true; then stops accepting and waits for every
+    /// session to end, which each does once no customer is in flight (the caller bounds the
+    /// wait; sessions still running when it gives up are aborted with this future).
     pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut sessions = JoinSet::new();
         loop {
+            while sessions.try_join_next().is_some() {}
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
             match accepted {
                 Ok((stream, peer)) => {
                     let this = self.clone();
-                    tokio::spawn(
-                        async move { this.connection(stream, peer).await }
+                    let stop = shutdown.clone();
+                    sessions.spawn(
+                        async move { this.connection(stream, peer, stop).await }
                             .instrument(tracing::info_span!("atm", %peer)),
                     );
                 }
@@ -65,12 +72,29 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
                 }
             }
         }
+        drop(listener);
+        if !sessions.is_empty() {
+            tracing::info!(
+                sessions = sessions.len(),
+                "stopped accepting terminals; ending sessions once their customers are served"
+            );
+        }
+        while sessions.join_next().await.is_some() {}
     }
 
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, self.codec.clone());
-        let first = match tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, framed.next()).await {
+        let first = tokio::select! {
+            first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, framed.next()) => first,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let first = match first {
             Ok(Some(Ok(f))) => f,
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "framing error before the terminal identified itself: closing");
@@ -109,6 +133,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
         self.svc.registry.attach(&terminal.terminal_id, tx);
         let tid = terminal.terminal_id.clone();
         let end = Session::new(self.svc.clone(), framed, terminal, terminal_id, profile, rx)
+            .stop_on(stop)
             .run(msg)
             .await;
         tracing::info!(terminal = %tid, reason = %end, "terminal session ended");

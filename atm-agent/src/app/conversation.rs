@@ -36,6 +36,9 @@ pub enum SessionEnd {
     Queue(#[from] QueueError),
     #[error("cannot build an NDC message: {0}")]
     Encode(#[source] NdcError),
+    /// The agent is stopping (SIGTERM/SIGINT): the session ends between customers.
+    #[error("the agent is stopping")]
+    Stopping,
 }
 
 /// The PIN the terminal sent with a request.

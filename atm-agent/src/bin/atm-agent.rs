@@ -34,13 +34,14 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let config = Config::load(&args.config)?;
+    // Installed before start-up, so a SIGTERM during start-up is a stop request, not a kill.
+    let stop = daemon::stop::install().context("cannot install the SIGTERM/SIGINT handlers")?;
     let running = atm_agent::runtime::start(&config)
         .await
         .context("cannot start the agent")?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for ctrl-c")?;
-    tracing::info!("shutting down; queued advices stay on disk");
+    let signal = stop.await;
+    tracing::info!(%signal, "stopping: no new terminals, finishing customers in flight; queued advices stay on disk");
     running.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }

@@ -24,6 +24,7 @@ use protocols::iso8583::{Message, Mti, Spec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 use tracing::Instrument;
@@ -65,23 +66,31 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
         })
     }
 
-    /// Accepts connections until `shutdown` turns true; then stops accepting and lets open
-    /// connections finish the requests they have in flight.
+    /// Accepts connections until `shutdown` turns true; then stops accepting (the listener is
+    /// closed) and waits for open connections to answer the requests they have in flight. The
+    /// caller bounds that wait; connections still open when it gives up are aborted with it.
     pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let mut open = JoinSet::new();
         loop {
-            let Ok(permit) = connections.clone().acquire_owned().await else {
-                return;
+            // Finished connections leave the set as we go, so it holds only open ones.
+            while open.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                p = connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.changed() => break,
             };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
             match accepted {
                 Ok((stream, peer)) => {
                     let this = self.clone();
                     let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
+                    open.spawn(async move {
                         this.connection(stream, peer, shutdown).await;
                         drop(permit);
                     });
@@ -93,6 +102,14 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                 }
             }
         }
+        drop(listener);
+        if !open.is_empty() {
+            tracing::info!(
+                connections = open.len(),
+                "stopped accepting; answering what open connections have in flight"
+            );
+        }
+        while open.join_next().await.is_some() {}
     }
 
     async fn connection(

@@ -86,14 +86,15 @@ async fn run_switch(config: PathBuf, log_json: bool) -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let config = Config::load(&config)?;
+    // Installed before start-up, so a SIGTERM during start-up is a stop request, not a kill.
+    let stop = daemon::stop::install().context("cannot install the SIGTERM/SIGINT handlers")?;
     let running = host_switch::runtime::start(&config)
         .await
         .context("cannot start the switch")?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for ctrl-c")?;
-    tracing::info!("shutting down: finishing in-flight requests");
+    let signal = stop.await;
+    tracing::info!(%signal, "stopping: no new connections, finishing in-flight requests");
     running.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

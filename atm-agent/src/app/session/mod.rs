@@ -27,7 +27,7 @@ use protocols::ndc::{
 };
 use protocols::types::{Amount, Currency, TerminalId};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
 mod customer;
@@ -61,6 +61,8 @@ pub struct Session<IO, L, S, Q> {
     deferred: VecDeque<TerminalMessage>,
     /// The request being answered: its sequence (TVN) and message coordination number.
     answering: Option<(String, char)>,
+    /// Turns true when the agent stops: the session ends once no customer is in flight.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl<IO, L, S, Q> Session<IO, L, S, Q>
@@ -70,6 +72,12 @@ where
     S: TerminalStore,
     Q: AdviceQueue,
 {
+    /// Ends the session between customers once `stopping` turns true (graceful stop).
+    pub fn stop_on(mut self, stopping: watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
+    }
+
     pub fn new(
         svc: Arc<Services<L, S, Q>>,
         framed: Framed<IO, FrameCodec>,
@@ -99,6 +107,7 @@ where
             malformed_in_a_row: 0,
             deferred: VecDeque::new(),
             answering: None,
+            stopping: None,
         }
     }
 
@@ -145,6 +154,7 @@ where
         let mut key_schedule = tokio::time::interval(check);
         key_schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         key_schedule.tick().await;
+        let mut stop = self.stopping.take();
         loop {
             if let Some(m) = self.deferred.pop_front() {
                 if let Err(e) = self.handle(m).await {
@@ -153,7 +163,17 @@ where
                 continue;
             }
             // `next_message` is cancellation-safe: an unfinished frame stays in the codec's buffer.
+            let stopping = async {
+                match stop.as_mut() {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let next = tokio::select! {
+                // Checked between customers only: a customer being served is finished first.
+                _ = stopping => return SessionEnd::Stopping,
                 msg = self.next_message(None) => Next::Message(Box::new(msg)),
                 Some(cmd) = commands.recv() => Next::Command(cmd),
                 _ = key_schedule.tick(), if self.svc.keys.is_some() => Next::KeySchedule,
