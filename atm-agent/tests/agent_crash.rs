@@ -3,67 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use atm_agent::cli::control;
 use atm_sim::{AtmOptions, AtmSim, Customer, Outcome};
 use common::*;
 use firmware_profiles::Profile;
-use serde_json::{json, Value};
-
-/// The agent process; killed when the test ends, pass or fail.
-struct AgentProcess(Child);
-
-impl AgentProcess {
-    fn kill9(&mut self) {
-        // `Child::kill` sends SIGKILL on Unix.
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_agent(config: &Path) -> AgentProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_atm-agent"))
-        .args(["--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    AgentProcess(child)
-}
-
-async fn status(socket: &Path) -> Option<Value> {
-    let socket = socket.to_owned();
-    tokio::task::spawn_blocking(move || control::request(&socket, &json!({"cmd": "status"})).ok())
-        .await
-        .unwrap()
-}
-
-/// Polls the agent's status until `check` holds (generous: a loaded CI machine starts processes slowly).
-async fn wait_for(socket: &Path, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..600 {
-        if let Some(s) = status(socket).await {
-            if check(&s) {
-                return s;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "agent never reached: {what}; last status {:?}",
-        status(socket).await
-    );
-}
 
 #[tokio::test]
 async fn agent_killed_with_queued_advices_drains_them_after_restart_exactly_once() {

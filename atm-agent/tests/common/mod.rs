@@ -547,3 +547,63 @@ impl Lab {
         testkit::wait::wait_until(what, timeout_secs, check).await
     }
 }
+
+// The agent as a real process, for the crash and stop tests.
+
+/// The agent process; killed when the test ends, pass or fail.
+pub struct AgentProcess(pub std::process::Child);
+
+impl AgentProcess {
+    pub fn kill9(&mut self) {
+        // `Child::kill` sends SIGKILL on Unix.
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_agent(config: &std::path::Path) -> AgentProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_atm-agent"))
+        .args(["--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    AgentProcess(child)
+}
+
+pub async fn agent_status(socket: &std::path::Path) -> Option<serde_json::Value> {
+    let socket = socket.to_owned();
+    tokio::task::spawn_blocking(move || {
+        atm_agent::cli::control::request(&socket, &serde_json::json!({"cmd": "status"})).ok()
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls the agent's status until `check` holds (generous: a loaded CI machine starts processes slowly).
+pub async fn wait_for(
+    socket: &std::path::Path,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..600 {
+        if let Some(s) = agent_status(socket).await {
+            if check(&s) {
+                return s;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "agent never reached: {what}; last status {:?}",
+        agent_status(socket).await
+    );
+}
