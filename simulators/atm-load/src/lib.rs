@@ -23,10 +23,10 @@
 
 pub mod driver;
 pub mod echo_server;
-pub mod transaction_keys;
 pub mod in_process;
 pub mod messages;
 pub mod stats;
+pub mod transaction_keys;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,8 +44,8 @@ pub use in_process::{card_pans, card_seeds, LoadLab};
 pub use stats::{Latency, PhaseReport};
 
 use driver::{run_connection, ConnectionPlan};
-use transaction_keys::KeySpace;
 use stats::ConnectionTally;
+use transaction_keys::KeySpace;
 
 /// Amount of every load withdrawal, in minor units (EUR 20.00).
 pub const AMOUNT_MINOR_DEFAULT: u64 = 2_000;
@@ -84,6 +84,10 @@ pub enum LoadError {
     Switch(#[source] host_switch::runtime::StartError),
     #[error("cannot build a message")]
     Field(#[from] protocols::iso8583::FieldError),
+    #[error("cannot build a message of the agent-switch dialect")]
+    Dialect(#[from] protocols::dialect::DialectError),
+    #[error("a value of a load message is not valid")]
+    Value(#[from] protocols::types::ValueError),
     #[error("cannot pack a message")]
     Pack(#[from] protocols::iso8583::PackError),
     #[error("unreadable answer")]

@@ -1,30 +1,39 @@
-//! The ISO 8583 messages of the load, built the way an agent builds them (iso87-ascii):
-//! a withdrawal authorization (0100) and its completion advice (0220).
+//! The ISO 8583 messages of the load, built through `protocols::dialect` as the agent builds
+//! them: a withdrawal authorization (0100) and its completion advice (0220).
 
-use protocols::iso8583::{Message, Mti, Spec};
+use protocols::dialect::{Advice, CardRequest, MessageKey, OriginalKey, Request, TransactionType};
+use protocols::iso8583::{Message, Spec, TransmissionDateTime};
+use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 
-use crate::transaction_keys::TxnId;
 use super::LoadError;
+use crate::transaction_keys::TxnId;
 
-/// Currency of every load transaction (field 49): EUR.
-pub const CURRENCY_NUMERIC: &str = "978";
+/// Currency of every load transaction (field 49).
+pub const CURRENCY: Currency = Currency::EUR;
 
-fn base(mti: &str, id: &TxnId, terminal: &str) -> Result<Message, LoadError> {
-    let mut m = Message::new(mti)?;
-    m.set_str(7, &id.at)?;
-    m.set_str(11, &format!("{:06}", id.stan))?;
-    m.set_str(41, terminal)?;
-    m.set_str(49, CURRENCY_NUMERIC)?;
-    Ok(m)
+fn key(id: &TxnId, terminal: &str) -> Result<MessageKey, LoadError> {
+    Ok(MessageKey {
+        terminal: TerminalId::parse(terminal)?,
+        stan: Stan::new(id.stan)?,
+        transmitted_at: transmission(&id.at)?,
+    })
+}
+
+fn transmission(at: &str) -> Result<TransmissionDateTime, LoadError> {
+    TransmissionDateTime::parse(at)
+        .ok_or_else(|| LoadError::Protocol(format!("transmission time {at:?} is not MMDDhhmmss")))
 }
 
 /// 0100, processing code 011000: a wallet withdrawal of `minor` on `pan`.
 pub fn withdrawal(id: &TxnId, terminal: &str, pan: &str, minor: u64) -> Result<Message, LoadError> {
-    let mut m = base("0100", id, terminal)?;
-    m.set_str(2, pan)?;
-    m.set_str(3, "011000")?;
-    m.set_str(4, &format!("{minor:012}"))?;
-    Ok(m)
+    Ok(Request::Withdrawal(CardRequest {
+        key: key(id, terminal)?,
+        pan: Pan::parse(pan)?,
+        amount: Amount::new(minor, CURRENCY),
+        pin: None,
+        repeat: false,
+    })
+    .to_message()?)
 }
 
 /// 0220 for the withdrawal `original`, saying all of `minor` was dispensed.
@@ -35,18 +44,20 @@ pub fn completion(
     pan: &str,
     minor: u64,
 ) -> Result<Message, LoadError> {
-    let mut m = withdrawal(id, terminal, pan, minor)?;
-    m.set_mti(Mti::parse("0220")?);
-    // Field 90: original MTI, STAN, date-time, then acquirer/forwarding ids (zeros).
-    m.set_str(
-        90,
-        &format!("0100{:06}{}{:022}", original.stan, original.at, 0),
-    )
-    ?;
-    // Field 95: actual amount, settlement amount, then fees (none).
-    m.set_str(95, &format!("{minor:012}{:012}C00000000C00000000", 0))
-        ?;
-    Ok(m)
+    Ok(Request::Completion(Advice {
+        key: key(id, terminal)?,
+        original: OriginalKey {
+            mti: TransactionType::Withdrawal.request_mti(),
+            stan: Stan::new(original.stan)?,
+            transmitted_at: transmission(&original.at)?,
+        },
+        transaction: TransactionType::Withdrawal,
+        amount: Amount::new(minor, CURRENCY),
+        dispensed_minor: Some(minor),
+        pan: Some(Pan::parse(pan)?),
+        repeat: false,
+    })
+    .to_message()?)
 }
 
 pub fn pack(msg: &Message) -> Result<Vec<u8>, LoadError> {
@@ -65,8 +76,7 @@ pub struct Answer {
 
 /// Unpacks an answer with the full codec (the same work for the switch and the echo baseline).
 pub fn read_answer(payload: &[u8]) -> Result<Answer, LoadError> {
-    let m = Spec::iso87_ascii()
-        .unpack(payload)?;
+    let m = Spec::iso87_ascii().unpack(payload)?;
     let stan = m
         .get_str(11)
         .and_then(|s| s.parse().ok())
