@@ -573,7 +573,10 @@ async fn a_store_without_zmk_answers_key_change_96() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
     let extra = ExtraConfig {
-        keys: Some(KeysConfig::with_kek_file(dir.path().join("keys.json"), &kek)),
+        keys: Some(KeysConfig::with_kek_file(
+            dir.path().join("keys.json"),
+            &kek,
+        )),
         ..ExtraConfig::default()
     };
     let lab = Lab::start_with(extra).await;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use host_switch::breaker::BreakerState;
-use protocols::iso8583::Spec;
 use ledger_sim::FaultConfig;
+use protocols::iso8583::Spec;
 
 #[tokio::test]
 async fn echo_and_sign_on_are_answered() {
@@ -312,23 +312,36 @@ async fn ledger_down_opens_the_breaker_answers_91_and_closes_after_recovery() {
     );
 
     lab.ledger().faults().clear();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Recovery, waited for as a condition: while the breaker is open, requests are still answered
+    // 91 at once; once its open time has passed, trial calls reach the ledger again and close it.
+    // It must then approve ten withdrawals in a row.
+    let recovery_deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut approved = 0;
-    for _ in 0..10 {
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        assert!(
+            tokio::time::Instant::now() < recovery_deadline,
+            "the breaker did not close within 30 s of the ledger's recovery"
+        );
         stan += 1;
-        if code(&c.request(&withdrawal(stan, ALICE, 1_000)).await) == "00" {
-            approved += 1;
+        match code(&c.request(&withdrawal(stan, ALICE, 1_000)).await) {
+            "00" => {
+                approved += 1;
+                in_a_row += 1;
+            }
+            "91" => {
+                in_a_row = 0;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("after recovery: answered {other}"),
         }
     }
-    assert!(approved >= 9, "approvals after recovery: {approved}");
     assert_eq!(breaker.state(), BreakerState::Closed);
     // The holds that timed out are voided in the background: nothing stays held for them.
-    for _ in 0..200 {
-        if lab.balance(ALICE).await["held_minor"] == approved * 1_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testkit::wait::wait_until("only the approved holds held", 60, || async {
+        lab.balance(ALICE).await["held_minor"] == approved * 1_000
+    })
+    .await;
     assert_eq!(lab.balance(ALICE).await["held_minor"], approved * 1_000);
     lab.assert_books().await;
 }
