@@ -236,12 +236,12 @@ pub async fn load_keys_into_agent(
             }
         })?;
         for (id, (components, kcvs)) in ids.iter().zip(&tmks) {
-            atm_agent::cli::keys::load_master(&socket, id, components, kcvs).map_err(
-                |source| LabError::KeyEntry {
+            atm_agent::cli::keys::load_master(&socket, id, components, kcvs).map_err(|source| {
+                LabError::KeyEntry {
                     command: format!("atmctl keys load-master {id}"),
                     source,
-                },
-            )?;
+                }
+            })?;
         }
         Ok(())
     })

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
 use atm_lab::{self as lab, LabOptions, Scenario};
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

@@ -198,7 +198,12 @@ async fn shut_down(lab: RunningLab) -> LabSecrets {
     }
     LabSecrets {
         keys: secret_keys,
-        cards: lab.cards.iter().cloned().zip(lab.pins.iter().cloned()).collect(),
+        cards: lab
+            .cards
+            .iter()
+            .cloned()
+            .zip(lab.pins.iter().cloned())
+            .collect(),
         dir: lab.dir.path().to_owned(),
         logs: lab.dir.path().join("logs"),
         switch_journal: lab.journal_path,

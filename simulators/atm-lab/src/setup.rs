@@ -247,10 +247,8 @@ fn work_dir(opts: &LabOptions) -> Result<WorkDir, LabError> {
     match &opts.audit {
         Some((d, _)) => {
             let logs = d.join("logs");
-            std::fs::create_dir_all(&logs).map_err(|source| LabError::File {
-                path: logs,
-                source,
-            })?;
+            std::fs::create_dir_all(&logs)
+                .map_err(|source| LabError::File { path: logs, source })?;
             Ok(WorkDir::Kept(d.clone()))
         }
         None => tempfile::Builder::new()

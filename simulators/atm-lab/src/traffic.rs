@@ -142,7 +142,10 @@ async fn put_back(lab: &RunningLab) {
     if !lab.agent.lock().unwrap().alive() {
         let _ = lab.agent.lock().unwrap().restart();
     }
-    children::wait_agent(&lab.socket, Duration::from_secs(30), |s| s["uplink"] == "up").await;
+    children::wait_agent(&lab.socket, Duration::from_secs(30), |s| {
+        s["uplink"] == "up"
+    })
+    .await;
 }
 
 /// Power-cycles a terminal until the agent takes it back (the agent may be restarting).

@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use atm_lab::{self as lab, LabOptions, Scenario};
 use protocols::ndc::PinBuffer;
 use protocols::types::Pan;
-use atm_lab::{self as lab, LabOptions, Scenario};
 
 /// Log lines of this process, kept in memory.
 #[derive(Clone, Default)]

@@ -21,10 +21,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
-use crate::transaction_keys::{KeySpace, TxnId};
 use super::messages::{completion, pack, read_answer, withdrawal, Answer};
 use super::stats::ConnectionTally;
 use super::LoadError;
+use crate::transaction_keys::{KeySpace, TxnId};
 
 /// What each operation of a phase is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,9 +68,7 @@ impl LoadLab {
             dir.path().join("journal").as_path(),
             ledger.local_addr(),
         )?;
-        let switch = runtime::start(&config)
-            .await
-            .map_err(LoadError::Switch)?;
+        let switch = runtime::start(&config).await.map_err(LoadError::Switch)?;
         Ok(LoadLab {
             _dir: dir,
             files,

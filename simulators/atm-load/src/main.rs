@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
 use atm_load::{self as load, LoadOptions, Target, Workload};
+use clap::Parser;
 
 /// Load generator for the host switch: authorizations and withdrawal sagas over ISO 8583 /
 /// mutual TLS, beside a bare TLS echo baseline measured in the same run.

@@ -20,8 +20,10 @@ pub enum AtmError {
     Disconnected,
     #[error("bad terminal configuration: {0}")]
     Config(String),
-    #[error("bad customer: {0}")]
-    Customer(String),
+    #[error("bad customer: card number")]
+    CustomerCard(#[source] protocols::types::ValueError),
+    #[error("bad customer: PIN entry")]
+    PinEntry(#[source] crate::epp::EppError),
     #[error("cannot build an NDC message: {0}")]
     Encode(#[from] NdcError),
 }

@@ -1,4 +1,4 @@
-//! # atm — an NDC ATM terminal simulator (`atm-sim`)
+//! # atm-sim — an NDC ATM terminal simulator
 //!
 //! Plays the terminal side of the NDC conversation against the agent, the way a real ATM does,
 //! so the agent can be tested end to end without hardware. The firmware profile
@@ -52,6 +52,8 @@
 //! - [`epp`]: the PIN pad, its keys and PIN blocks;
 //! - [`cash`]: cassettes and dispensing; [`customer`]: cards, customers and their behaviour;
 //! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
+
+#![forbid(unsafe_code)]
 
 pub mod cash;
 pub mod commands;

@@ -1,4 +1,4 @@
-//! `atm-sim`: one simulated NDC terminal against a running agent (the work is in
+//! `atm-sim`: one simulated NDC terminal against a running agent (the work is in the library,
 //! `atm_sim`).
 //!
 //! ```text
@@ -17,15 +17,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
-use firmware_profiles::Profile;
-use protocols::types::Amount;
-use serde::Serialize;
 use atm_sim::customer::DEFAULT_PAN;
 use atm_sim::{
     AtmError, AtmOptions, AtmSim, Card, ClearKey, CustomerOutcome, Mix, Outcome, RandomCustomers,
     TerminalCounters, TerminalStatus, DEFAULT_PIN, FRESH_CONFIG_ID,
 };
+use clap::Parser;
+use firmware_profiles::Profile;
+use protocols::types::Amount;
+use serde::Serialize;
 
 /// Simulated NDC ATM terminal: dials the agent, takes its download, serves random customers.
 #[derive(Debug, Parser)]

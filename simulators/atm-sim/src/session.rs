@@ -192,7 +192,7 @@ impl AtmSim {
     /// service, in supervisor mode or without a connection turns the customer away
     /// ([`Outcome::OutOfService`]) after waiting up to `AtmOptions::wait_in_service_ms`.
     pub async fn run_customer(&mut self, customer: &Customer) -> Result<CustomerOutcome, AtmError> {
-        let pan = Pan::parse(&customer.pan).map_err(|e| AtmError::Customer(e.to_string()))?;
+        let pan = Pan::parse(&customer.pan).map_err(AtmError::CustomerCard)?;
         let span = tracing::info_span!(
             "customer",
             luno = %self.luno(),
@@ -300,10 +300,7 @@ impl AtmSim {
             .shared
             .with(|t| {
                 // The PIN pad enciphers the PIN under its PIN key (none loaded: buffer empty).
-                let pin_buffer = t
-                    .epp
-                    .pin_buffer(&pin, pan)
-                    .map_err(|e| AtmError::Customer(format!("PIN entry: {e}")))?;
+                let pin_buffer = t.epp.pin_buffer(&pin, pan).map_err(AtmError::PinEntry)?;
                 let pin_block_sent = pin_buffer.is_some();
                 let mcn = t.next_mcn();
                 let msg = messages::transaction_request(RequestFields {

@@ -2,9 +2,9 @@
 
 mod atm_sim_support;
 
+use atm_sim::{AtmOptions, Customer, Outcome, ServiceMode};
 use atm_sim_support::start;
 use protocols::ndc::{Command, DataCommandData, DeviceState, SolicitedStatusInfo};
-use atm_sim::{AtmOptions, Customer, Outcome, ServiceMode};
 
 const PAN: &str = "4761739001010010";
 

@@ -3,11 +3,11 @@
 
 mod atm_sim_support;
 
+use atm_sim::{AtmOptions, Behaviour, Customer, Outcome, Partial};
 use atm_sim_support::start;
 use protocols::ndc::{
     CashHandlerStatus, DeviceState, DispenseOutcome, LastStatus, SolicitedStatusInfo,
 };
-use atm_sim::{AtmOptions, Behaviour, Customer, Outcome, Partial};
 
 const PAN: &str = "4761739001010010";
 

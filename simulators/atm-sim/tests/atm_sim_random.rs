@@ -6,9 +6,9 @@ mod atm_sim_support;
 
 use std::time::Duration;
 
+use atm_sim::{AtmOptions, AtmSim, Kind, Mix, Outcome, RandomCustomers};
 use atm_sim_support::{luno_for, profile, FakeHost};
 use protocols::ndc::TerminalMessage;
-use atm_sim::{AtmOptions, AtmSim, Kind, Mix, Outcome, RandomCustomers};
 
 /// Notes for `amount`, largest denomination first (at most 99 per cassette).
 fn notes_for(p: &firmware_profiles::Profile, mut amount: u64) -> Vec<u32> {

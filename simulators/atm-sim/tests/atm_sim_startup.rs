@@ -2,9 +2,9 @@
 
 mod atm_sim_support;
 
+use atm_sim::{AtmError, AtmOptions, AtmSim, ServiceMode};
 use atm_sim_support::{luno_for, profile, start, FakeHost};
 use protocols::ndc::{Command, SolicitedStatusInfo, TerminalState};
-use atm_sim::{AtmError, AtmOptions, AtmSim, ServiceMode};
 
 #[tokio::test]
 async fn fresh_terminal_reports_0000_takes_the_download_and_goes_in_service() {

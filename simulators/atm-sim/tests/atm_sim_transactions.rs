@@ -2,9 +2,9 @@
 
 mod atm_sim_support;
 
+use atm_sim::{AtmOptions, Customer, DeclineReason, Kind, Outcome};
 use atm_sim_support::start;
 use protocols::ndc::{LastStatus, SolicitedStatusInfo};
-use atm_sim::{AtmOptions, Customer, DeclineReason, Kind, Outcome};
 
 const PAN: &str = "4761739001010010";
 

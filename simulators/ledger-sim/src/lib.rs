@@ -8,7 +8,7 @@
 //! Layout (one job per module):
 //! - [`domain`]: accounts, holds, postings and the double-entry invariant. No I/O.
 //! - [`store`]: sled trees, one multi-tree transaction per operation (effect + idempotency record
-//!   atomically), group flush before any answer.
+//!   atomically), a shared flush (`group-commit`) before any answer.
 //! - [`http`]: axum routes, request parsing, error bodies.
 //! - [`faults`]: latency, error rate and "down", set from the command line, `PUT /admin/faults`
 //!   or [`RunningLedger::faults`].
@@ -59,14 +59,24 @@ pub enum LedgerError {
         "invalid seed {seed:?}: {reason} (expected ACCOUNT:CURRENCY:MINOR, e.g. alice:EUR:100000)"
     )]
     Seed { seed: String, reason: String },
+    #[error("invalid seed {seed:?}")]
+    SeedValue {
+        seed: String,
+        #[source]
+        source: DomainError,
+    },
     #[error("could not seed account {account}: {source}")]
     Seeding { account: String, source: StoreError },
     #[error("invalid fault settings: {0}")]
     Faults(#[from] faults::FaultConfigError),
     #[error("ledger storage failure: {0}")]
     Store(#[from] StoreError),
-    #[error("the ledger server task failed: {0}")]
-    Server(String),
+    #[error("the ledger server task failed")]
+    ServerTask(#[source] tokio::task::JoinError),
+    #[error("the ledger server failed")]
+    Serve(#[source] std::io::Error),
+    #[error("in-flight requests did not finish within {0:?}")]
+    ShutdownTimeout(Duration),
 }
 
 /// An account to open at start (skipped if it already exists in the database).
@@ -141,14 +151,12 @@ impl LedgerServer {
         let path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&path))
             .await
-            .map_err(|e| LedgerError::Server(e.to_string()))?
+            .map_err(LedgerError::ServerTask)?
             .map_err(|source| LedgerError::OpenDb {
                 path: config.db_path.clone(),
                 source,
             })?;
         let store = Arc::new(store);
-        let (flusher_stop, flusher_stop_rx) = watch::channel(false);
-        let flusher = store.spawn_flusher(flusher_stop_rx);
 
         for seed in seeds {
             let account = seed.account.as_str().to_owned();
@@ -192,17 +200,15 @@ impl LedgerServer {
             store,
             server,
             server_stop,
-            flusher,
-            flusher_stop,
         })
     }
 }
 
 fn parse_seed(seed: &AccountSeed) -> Result<OpenAccount, LedgerError> {
     let text = format!("{}:{}:{}", seed.account, seed.currency, seed.balance_minor);
-    let fail = |e: DomainError| LedgerError::Seed {
+    let fail = |source: DomainError| LedgerError::SeedValue {
         seed: text.clone(),
-        reason: e.to_string(),
+        source,
     };
     Ok(OpenAccount {
         account: CustomerAccount::parse(&seed.account).map_err(fail)?,
@@ -218,8 +224,6 @@ pub struct RunningLedger {
     store: Arc<Store>,
     server: JoinHandle<std::io::Result<()>>,
     server_stop: watch::Sender<bool>,
-    flusher: JoinHandle<()>,
-    flusher_stop: watch::Sender<bool>,
 }
 
 impl RunningLedger {
@@ -249,18 +253,14 @@ impl RunningLedger {
         let mut server = self.server;
         let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(joined) => joined
-                .map_err(|e| LedgerError::Server(e.to_string()))
-                .and_then(|r| r.map_err(|e| LedgerError::Server(e.to_string()))),
+                .map_err(LedgerError::ServerTask)
+                .and_then(|r| r.map_err(LedgerError::Serve)),
             Err(_) => {
                 server.abort();
                 let _ = server.await;
-                Err(LedgerError::Server(
-                    "in-flight requests did not finish in time".into(),
-                ))
+                Err(LedgerError::ShutdownTimeout(SHUTDOWN_GRACE))
             }
         };
-        let _ = self.flusher_stop.send(true);
-        let _ = self.flusher.await;
         let store = self.store;
         let flushed = tokio::task::spawn_blocking(move || {
             let result = store.flush_now();
@@ -268,7 +268,7 @@ impl RunningLedger {
             result
         })
         .await
-        .map_err(|e| LedgerError::Server(e.to_string()))?;
+        .map_err(LedgerError::ServerTask)?;
         tracing::info!(addr = %self.local_addr, "ledger-sim stopped");
         served?;
         Ok(flushed?)

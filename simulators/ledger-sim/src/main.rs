@@ -10,12 +10,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use ledger_sim::{
-    AccountSeed, FaultConfig, LedgerConfig, LedgerServer, IN_FLIGHT_MAX_DEFAULT,
-};
+use ledger_sim::{AccountSeed, FaultConfig, LedgerConfig, LedgerServer, IN_FLIGHT_MAX_DEFAULT};
 
 /// Wallet ledger simulator: holds, captures, voids, deposits and balances over HTTP
-/// (contract: simulators/openapi/ledger-v1.json).
+/// (contract: simulators/ledger-sim/openapi/ledger-v1.json).
 #[derive(Debug, Parser)]
 #[command(name = "ledger-sim", version)]
 struct Args {
@@ -45,9 +43,8 @@ struct Args {
     log_json: bool,
 }
 
-fn parse_seed(text: &str) -> Result<AccountSeed, String> {
+fn parse_seed(text: &str) -> Result<AccountSeed, ledger_sim::LedgerError> {
     text.parse()
-        .map_err(|e: ledger_sim::LedgerError| e.to_string())
 }
 
 #[tokio::main]

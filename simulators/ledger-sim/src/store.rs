@@ -11,19 +11,19 @@
 //! apply order, and a failed insert leaves memory untouched and answers an error. Refusals write
 //! nothing. On open, the `ops` tree is replayed in order to rebuild the books.
 //!
-//! Durability: after the insert, the caller waits for a *group flush* — one fsync covers every
-//! record inserted before it started, so concurrent requests share flushes. Nothing is answered
-//! before that flush.
+//! Durability: after the insert, the caller waits for a *group commit* (the workspace's
+//! `group-commit` crate, as the switch journal and the agent's queue do): one sled flush plus an
+//! `fdatasync` of the data file covers every record inserted before it started, so concurrent
+//! requests share flushes. Nothing is answered before that flush.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use group_commit::GroupCommitter;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::{watch, Notify};
 
 use super::domain::{
     self, Account, AmountMinor, CaptureEffect, Currency, CustomerAccount, DomainError, Hold,
@@ -42,10 +42,10 @@ pub enum StoreError {
     Storage(#[from] sled::Error),
     #[error("stored record {what} could not be read: {reason}")]
     Corrupt { what: String, reason: String },
-    #[error("the write could not be made durable: {0}")]
-    Durability(String),
-    #[error("the storage worker failed: {0}")]
-    Worker(String),
+    #[error("the write could not be made durable")]
+    Durability(#[source] group_commit::CommitError),
+    #[error("the storage worker failed")]
+    Worker(#[source] tokio::task::JoinError),
 }
 
 /// An answer and whether it was replayed (no new effect) rather than freshly applied.
@@ -265,7 +265,8 @@ pub struct Store {
     /// Operation number (u64, big-endian) → [`OpRecord`] (JSON).
     ops: sled::Tree,
     books: Mutex<Books>,
-    flush: Arc<GroupFlush>,
+    /// Shares one flush and fdatasync among concurrent writers; dropping it stops its thread.
+    commit: GroupCommitter,
 }
 
 impl Store {
@@ -293,21 +294,14 @@ impl Store {
             let op = decode::<OpRecord>(&value, &format!("op {n}"))?;
             books.apply(n, op);
         }
+        let commit =
+            GroupCommitter::start(db.clone(), path, "ledger").map_err(StoreError::Durability)?;
         Ok(Store {
             db,
             ops,
             books: Mutex::new(books),
-            flush: Arc::new(GroupFlush::new()),
+            commit,
         })
-    }
-
-    /// The group-flush worker; it runs until `shutdown` turns true, then flushes a last time.
-    pub fn spawn_flusher(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(GroupFlush::run(
-            self.flush.clone(),
-            self.db.clone(),
-            shutdown,
-        ))
     }
 
     /// Runs a write (an in-memory apply and at most one single-key insert, both short), then
@@ -319,7 +313,10 @@ impl Store {
     {
         let value = op(self)?;
         // Replays wait too: the record they read may still be waiting for its own flush.
-        self.flush.durable().await?;
+        self.commit
+            .durable()
+            .await
+            .map_err(StoreError::Durability)?;
         Ok(value)
     }
 
@@ -332,7 +329,7 @@ impl Store {
         let store = self.clone();
         tokio::task::spawn_blocking(move || op(&store))
             .await
-            .map_err(|e| StoreError::Worker(e.to_string()))?
+            .map_err(StoreError::Worker)?
     }
 
     /// Flushes everything now (shutdown, tests). Blocking.
@@ -757,70 +754,5 @@ fn corrupt(what: &str, reason: &str) -> StoreError {
     StoreError::Corrupt {
         what: what.chars().take(80).collect(),
         reason: reason.to_owned(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Group flush
-// ---------------------------------------------------------------------------------------------
-
-/// Shares one fsync among every writer that committed before it started.
-///
-/// A writer takes a ticket after its commit and waits until the flushed ticket count reaches it;
-/// the worker reads the ticket count, flushes, then publishes it. Because the count is read
-/// before the flush starts, every ticket it covers belongs to a commit the flush includes.
-struct GroupFlush {
-    tickets: AtomicU64,
-    wake: Notify,
-    /// (tickets covered by the last flush, its error if it failed)
-    flushed: watch::Sender<(u64, Option<Arc<str>>)>,
-}
-
-impl GroupFlush {
-    fn new() -> Self {
-        GroupFlush {
-            tickets: AtomicU64::new(0),
-            wake: Notify::new(),
-            flushed: watch::Sender::new((0, None)),
-        }
-    }
-
-    async fn durable(&self) -> Result<(), StoreError> {
-        let mut flushed = self.flushed.subscribe();
-        let ticket = self.tickets.fetch_add(1, Ordering::SeqCst) + 1;
-        self.wake.notify_one();
-        let state = flushed
-            .wait_for(|(done, _)| *done >= ticket)
-            .await
-            .map_err(|_| StoreError::Durability("the flush worker has stopped".into()))?;
-        match &state.1 {
-            None => Ok(()),
-            Some(error) => Err(StoreError::Durability(error.to_string())),
-        }
-    }
-
-    async fn run(this: Arc<Self>, db: sled::Db, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let stopping = tokio::select! {
-                _ = this.wake.notified() => false,
-                _ = shutdown.wait_for(|stop| *stop) => true,
-            };
-            let target = this.tickets.load(Ordering::SeqCst);
-            if target > this.flushed.borrow().0 || stopping {
-                let db = db.clone();
-                let result = match tokio::task::spawn_blocking(move || db.flush()).await {
-                    Ok(Ok(_)) => None,
-                    Ok(Err(e)) => Some(Arc::from(e.to_string())),
-                    Err(e) => Some(Arc::from(e.to_string())),
-                };
-                if let Some(error) = &result {
-                    tracing::error!(%error, "ledger flush failed");
-                }
-                this.flushed.send_replace((target, result));
-            }
-            if stopping {
-                return;
-            }
-        }
     }
 }

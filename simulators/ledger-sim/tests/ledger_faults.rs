@@ -4,10 +4,10 @@ mod ledger_support;
 
 use std::time::{Duration, Instant};
 
+use ledger_sim::{FaultConfig, LedgerConfig};
 use ledger_support::Ledger;
 use reqwest::StatusCode;
 use serde_json::json;
-use ledger_sim::{FaultConfig, LedgerConfig};
 
 #[tokio::test]
 async fn down_answers_503_on_the_wallet_api_but_admin_still_works() {

@@ -5,9 +5,9 @@ mod ledger_support;
 
 use std::collections::BTreeSet;
 
+use ledger_sim::http::ROUTES;
 use ledger_support::Ledger;
 use serde_json::{json, Value};
-use ledger_sim::http::ROUTES;
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "patch", "head", "options", "trace",

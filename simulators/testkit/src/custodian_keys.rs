@@ -175,12 +175,8 @@ impl LabKeys {
                 reference: card.reference.clone(),
                 source,
             })?;
-            let pvv = keystore::crypto::visa_pvv(
-                &self.pin_verification.combined,
-                PVKI,
-                &card.pin,
-                &pan,
-            )?;
+            let pvv =
+                keystore::crypto::visa_pvv(&self.pin_verification.combined, PVKI, &card.pin, &pan)?;
             out.push_str(&format!(
                 "[[card]]\ncard = \"{}\"\npvki = {PVKI}\npvv = \"{}\"\n",
                 card.reference,

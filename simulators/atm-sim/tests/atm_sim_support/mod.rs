@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use atm_sim::{AtmOptions, AtmSim};
 use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
@@ -15,7 +16,6 @@ use protocols::ndc::{
     TerminalCommand, TerminalMessage, TerminalState, TransactionReply, TransactionRequest,
     UnsolicitedStatus,
 };
-use atm_sim::{AtmOptions, AtmSim};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ledger_sim::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use ledger_sim::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
 
 pub struct Ledger {
     pub running: RunningLedger,
