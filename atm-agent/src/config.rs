@@ -254,31 +254,17 @@ mod ser {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("config {origin}: {reason}")]
-pub struct ConfigError {
-    pub origin: String,
-    pub reason: String,
-}
+/// Why the configuration was refused: the same shape as the switch's (`daemon::config`).
+pub use daemon::ConfigError;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, &origin)
+        daemon::config::load(path, Self::validate)
     }
 
+    /// Parses and validates; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let err = |reason: String| ConfigError {
-            origin: origin.to_owned(),
-            reason,
-        };
-        let c: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        c.validate().map_err(err)?;
-        Ok(c)
+        daemon::config::parse(text, origin, Self::validate)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -404,18 +390,18 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let e = Config::parse(&GOOD.replace("tls = false", "tls = true"), "a.toml").unwrap_err();
-        assert!(e.reason.contains("[tls]"), "{e}");
+        assert!(e.reason().contains("[tls]"), "{e}");
         let e = Config::parse(
             &GOOD.replace("ncr-selfserv-basic", "no-such-profile"),
             "a.toml",
         )
         .unwrap_err();
-        assert!(e.reason.contains("terminals.profile"), "{e}");
+        assert!(e.reason().contains("terminals.profile"), "{e}");
         let e = Config::parse(&GOOD.replace("[ndc]", "[ndc]\nport = 1"), "a.toml").unwrap_err();
-        assert!(e.to_string().contains("port"), "{e}");
+        assert!(e.reason().contains("port"), "{e}");
         let e =
             Config::parse(&format!("{GOOD}\n[keys]\ntpk_rotate_secs = 5\n"), "a.toml").unwrap_err();
-        assert!(e.reason.contains("kek_file or kek_env"), "{e}");
+        assert!(e.reason().contains("kek_file or kek_env"), "{e}");
         let c = Config::parse(&format!("{GOOD}\n[keys]\nkek_env = \"K\"\n"), "a.toml").unwrap();
         assert_eq!(
             c.key_store_path(),

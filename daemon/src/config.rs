@@ -29,6 +29,24 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// What is wrong, without the origin: the rule broken, or the parser's or the file system's
+    /// message (which names the key, line and column).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Read { source, .. } => source.to_string(),
+            Self::Parse { source, .. } => source.to_string(),
+            Self::Invalid { reason, .. } => reason.clone(),
+        }
+    }
+
+    /// The whole message on one line, cause included, for a command that prints it and exits.
+    pub fn report(&self) -> String {
+        match self {
+            Self::Invalid { .. } => self.to_string(),
+            Self::Read { .. } | Self::Parse { .. } => format!("{self}: {}", self.reason()),
+        }
+    }
+
     /// The file or label the error is about.
     pub fn origin(&self) -> &str {
         match self {
@@ -104,6 +122,8 @@ mod tests {
         let e = load::<Sample>(&dir.path().join("missing.toml"), port_not_zero).unwrap_err();
         assert!(matches!(e, ConfigError::Read { .. }));
         assert!(e.source().is_some());
+        assert!(e.report().contains("cannot read"), "{}", e.report());
+        assert!(e.report().contains("missing.toml"), "{}", e.report());
     }
 
     #[test]

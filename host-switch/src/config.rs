@@ -448,31 +448,17 @@ fn route_name(route: Route) -> &'static str {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("config {path}: {reason}")]
-pub struct ConfigError {
-    pub path: String,
-    pub reason: String,
-}
+/// Why the configuration was refused: the same shape as the agent's (`daemon::config`).
+pub use daemon::ConfigError;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.display().to_string(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, &path.display().to_string())
+        daemon::config::load(path, Self::validate)
     }
 
     /// Parses and validates; `origin` names the source in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let err = |reason: String| ConfigError {
-            path: origin.to_owned(),
-            reason,
-        };
-        let config: Config = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        config.validate().map_err(err)?;
-        Ok(config)
+        daemon::config::parse(text, origin, Self::validate)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -585,13 +571,13 @@ mod tests {
         let err = Config::parse(&GOOD.replace("[ledger]", "[ledger]\ntimeout = 5"), "s.toml")
             .unwrap_err();
         assert!(err.to_string().contains("s.toml"), "{err}");
-        assert!(err.to_string().contains("timeout"), "{err}");
+        assert!(err.reason().contains("timeout"), "{err}");
     }
 
     #[test]
     fn tls_mode_requires_tls_section() {
         let err = Config::parse(&GOOD.replace("mode = \"plain\"", ""), "s.toml").unwrap_err();
-        assert!(err.reason.contains("[tls]"), "{err}");
+        assert!(err.reason().contains("[tls]"), "{err}");
     }
 
     const KEYS: &str = r#"
@@ -642,24 +628,27 @@ mod tests {
         );
         let err = Config::parse(&format!("{GOOD}{both}"), "s.toml").unwrap_err();
         assert!(
-            err.reason.contains("kek_file") && err.reason.contains("kek_env"),
+            err.reason().contains("kek_file") && err.reason().contains("kek_env"),
             "{err}"
         );
         let no_len = KEYS.replace("validation_len = 16", "");
         let err = Config::parse(&format!("{GOOD}{no_len}"), "s.toml").unwrap_err();
-        assert!(err.reason.contains("pin.bins[1]: validation_len"), "{err}");
+        assert!(
+            err.reason().contains("pin.bins[1]: validation_len"),
+            "{err}"
+        );
         let visa_pad = KEYS.replace("pvk = \"pvk/visa\"", "pvk = \"pvk/visa\"\npad = \"F\"");
         let err = Config::parse(&format!("{GOOD}{visa_pad}"), "s.toml").unwrap_err();
-        assert!(err.reason.contains("pin.bins[0]: pad"), "{err}");
+        assert!(err.reason().contains("pin.bins[0]: pad"), "{err}");
         let pin_only = KEYS.replace(
             "[keys]\n        store = \"/var/lib/host-switch/keys.json\"\n        kek_file = \"/etc/host-switch/kek\"",
             "",
         );
         let err = Config::parse(&format!("{GOOD}{pin_only}"), "s.toml").unwrap_err();
-        assert!(err.reason.contains("[keys]"), "{err}");
+        assert!(err.reason().contains("[keys]"), "{err}");
         let typo = KEYS.replace("method = \"visa_pvv\"", "method = \"visa\"");
         let err = Config::parse(&format!("{GOOD}{typo}"), "s.toml").unwrap_err();
-        assert!(err.to_string().contains("method"), "{err}");
+        assert!(err.reason().contains("method"), "{err}");
     }
 
     #[test]
@@ -705,8 +694,8 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let err = Config::parse(&GOOD.replace("http://127", "ftp://127"), "s.toml").unwrap_err();
-        assert!(err.reason.contains("ledger.url"), "{err}");
+        assert!(err.reason().contains("ledger.url"), "{err}");
         let err = Config::parse(&GOOD.replace("476173", "47x"), "s.toml").unwrap_err();
-        assert!(err.reason.contains("routes"), "{err}");
+        assert!(err.reason().contains("routes"), "{err}");
     }
 }

@@ -99,7 +99,7 @@ async fn run_switch(config: PathBuf, log_json: bool) -> anyhow::Result<()> {
 }
 
 fn keys(config: &std::path::Path, cmd: KeysCommand) -> Result<String, CliError> {
-    let config = Config::load(config).map_err(|e| CliError::new(e.to_string()))?;
+    let config = Config::load(config).map_err(|e| CliError::new(e.report()))?;
     let keys = config
         .keys
         .as_ref()
