@@ -6,7 +6,7 @@
 
 use protocols::types::{Amount, Pan};
 
-use super::{approval_code, drive::ledger_key, withdrawal::decline_code, Opened, Switch};
+use super::{approval_code, ledger_step::ledger_key, withdrawal::decline_code, Opened, Switch};
 use crate::domain::{PinEntry, RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
 use crate::ports::{Journal, JournalError, Ledger, LedgerError, PostingKind};
 

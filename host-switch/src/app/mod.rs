@@ -13,7 +13,7 @@
 
 mod completion;
 mod deposit;
-pub mod drive;
+pub mod ledger_step;
 mod inquiry;
 mod network;
 pub mod pin;

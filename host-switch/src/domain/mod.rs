@@ -3,7 +3,7 @@
 //! No I/O and no async here; `app/` drives these through the ports.
 
 pub mod account;
-pub mod keys;
+pub mod txn_key;
 pub mod pin;
 pub mod reconcile;
 pub mod request;
@@ -13,7 +13,7 @@ pub mod txn;
 pub mod zone_key;
 
 pub use account::WalletAccount;
-pub use keys::{MessageKey, TxnKey};
+pub use txn_key::{MessageKey, TxnKey};
 pub use request::{PinEntry, Request};
 pub use response::ResponseCode;
 pub use routing::{Route, RouteTable};
