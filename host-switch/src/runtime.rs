@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use keystore::{Kek, KeyStore, SoftwareKeyStore};
+use keystore::{Kek, KekSource, KeyStore, SoftwareKeyStore};
 
 use crate::adapters::cards_file;
 use crate::adapters::control::{self, ControlTarget};
@@ -176,13 +176,7 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
 
 /// Reads the key-encryption key as configured (a 0600 file or an environment variable).
 pub fn load_kek(keys: &KeysConfig) -> Result<Kek, StartError> {
-    match (&keys.kek_file, &keys.kek_env) {
-        (Some(file), None) => Ok(Kek::from_file(file)?),
-        (None, Some(var)) => Ok(Kek::from_env(var)?),
-        _ => Err(StartError::Config(
-            "keys: give exactly one of kek_file and kek_env".into(),
-        )),
-    }
+    Ok(KekSource::from_config(keys.kek_file.as_deref(), keys.kek_env.as_deref())?.load()?)
 }
 
 /// Opens (and locks) the key store file.

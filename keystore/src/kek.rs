@@ -8,6 +8,38 @@ use zeroize::Zeroizing;
 
 use crate::KeyStoreError;
 
+/// Where a daemon's KEK comes from: the `[keys]` section names exactly one of `kek_file` and
+/// `kek_env`. The agent and the switch read it the same way through this type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KekSource {
+    File(std::path::PathBuf),
+    Env(String),
+}
+
+impl KekSource {
+    /// The source a configuration names; an error unless exactly one is given.
+    pub fn from_config(
+        file: Option<&std::path::Path>,
+        env: Option<&str>,
+    ) -> Result<Self, KeyStoreError> {
+        match (file, env) {
+            (Some(f), None) => Ok(Self::File(f.to_owned())),
+            (None, Some(v)) => Ok(Self::Env(v.to_owned())),
+            _ => Err(KeyStoreError::Kek(
+                "give exactly one of keys.kek_file and keys.kek_env".into(),
+            )),
+        }
+    }
+
+    /// Reads the KEK from its source.
+    pub fn load(&self) -> Result<Kek, KeyStoreError> {
+        match self {
+            Self::File(path) => Kek::from_file(path),
+            Self::Env(var) => Kek::from_env(var),
+        }
+    }
+}
+
 /// A loaded KEK. `Debug` shows `****`.
 pub struct Kek(pub(crate) Zeroizing<[u8; 32]>);
 
@@ -16,8 +48,11 @@ impl Kek {
     /// lets group or others read it.
     pub fn from_file(path: &std::path::Path) -> Result<Self, KeyStoreError> {
         let shown = path.display();
-        let meta = std::fs::metadata(path)
-            .map_err(|e| KeyStoreError::Kek(format!("cannot read KEK file {shown}: {e}")))?;
+        let unreadable = |source| KeyStoreError::KekFile {
+            path: shown.to_string(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(unreadable)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -30,10 +65,7 @@ impl Kek {
         }
         #[cfg(not(unix))]
         let _ = meta;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| KeyStoreError::Kek(format!("cannot read KEK file {shown}: {e}")))?,
-        );
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(unreadable)?);
         Self::from_hex(&text).map_err(|e| match e {
             KeyStoreError::Kek(reason) => KeyStoreError::Kek(format!("KEK file {shown}: {reason}")),
             other => other,
@@ -98,6 +130,33 @@ impl std::fmt::Debug for Kek {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_exactly_one_of_file_and_environment() {
+        use std::path::Path;
+        assert_eq!(
+            KekSource::from_config(Some(Path::new("/k")), None).unwrap(),
+            KekSource::File("/k".into())
+        );
+        assert_eq!(
+            KekSource::from_config(None, Some("KEK")).unwrap(),
+            KekSource::Env("KEK".into())
+        );
+        assert!(KekSource::from_config(Some(Path::new("/k")), Some("KEK")).is_err());
+        assert!(KekSource::from_config(None, None).is_err());
+    }
+
+    #[test]
+    fn an_unreadable_kek_file_keeps_the_cause() {
+        use std::error::Error as _;
+        let e = KekSource::File("/nonexistent/kek".into())
+            .load()
+            .unwrap_err();
+        assert!(matches!(e, KeyStoreError::KekFile { .. }), "{e:?}");
+        assert!(e.source().is_some());
+        assert!(e.to_string().contains("/nonexistent/kek"), "{e}");
+    }
+
     use std::io::Write;
 
     const HEX: &str = "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F";
@@ -105,6 +164,7 @@ mod tests {
     fn kek_message(r: Result<Kek, KeyStoreError>) -> String {
         match r {
             Err(KeyStoreError::Kek(m)) => m,
+            Err(e @ KeyStoreError::KekFile { .. }) => e.to_string(),
             other => panic!("expected a Kek error, got {other:?}"),
         }
     }

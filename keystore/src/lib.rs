@@ -16,7 +16,7 @@ mod port;
 mod software;
 mod types;
 
-pub use kek::Kek;
+pub use kek::{Kek, KekSource};
 pub use port::{KeyStore, KeyStoreError, Result};
 pub use software::SoftwareKeyStore;
 pub use types::{

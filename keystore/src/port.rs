@@ -38,6 +38,13 @@ pub enum KeyStoreError {
     /// The key-encryption key is missing, unreadable, too open, or does not open the stored keys.
     #[error("key-encryption key: {0}")]
     Kek(String),
+    /// The KEK file named in the configuration cannot be read (the cause says why).
+    #[error("key-encryption key: cannot read the KEK file {path}")]
+    KekFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("key store file {path}: {reason}")]
     Storage { path: String, reason: String },
 }

@@ -41,11 +41,9 @@ pub struct PinKeys {
 impl PinKeys {
     /// Opens the software key store named by `[keys]`.
     pub fn open(config: &Config, keys: &KeysConfig) -> Result<Self, KeyStoreError> {
-        let kek = match (&keys.kek_file, &keys.kek_env) {
-            (Some(file), _) => keystore::Kek::from_file(file)?,
-            (None, Some(var)) => keystore::Kek::from_env(var)?,
-            (None, None) => return Err(KeyStoreError::Kek("no kek_file or kek_env".into())),
-        };
+        let kek =
+            keystore::KekSource::from_config(keys.kek_file.as_deref(), keys.kek_env.as_deref())?
+                .load()?;
         let path = config
             .key_store_path()
             .ok_or_else(|| KeyStoreError::Invalid("no [keys] section".into()))?;
