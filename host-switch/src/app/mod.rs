@@ -13,8 +13,8 @@
 
 mod completion;
 mod deposit;
-pub mod ledger_step;
 mod inquiry;
+pub mod ledger_step;
 mod network;
 pub mod pin;
 pub mod reconcile;
