@@ -13,7 +13,8 @@
 //! - [`adapters`]: NDC server, uplink to the switch and its ISO 8583 mapping, control socket,
 //!   state store, the queue as the advice port;
 //! - [`queue`]: the durable store-and-forward queue;
-//! - [`config`], [`runtime`]: configuration and wiring; [`cli`]: `atmctl`.
+//! - [`config`], [`runtime`]: configuration and wiring; [`cli`]: `atmctl`;
+//!   [`control_api`]: the control socket's requests, typed for the agent and its clients.
 #![forbid(unsafe_code)]
 
 pub mod adapters;
@@ -21,6 +22,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control_api;
 pub mod domain;
 pub mod ports;
 pub mod queue;

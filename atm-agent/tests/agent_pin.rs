@@ -11,7 +11,6 @@ mod common;
 
 use atm_sim::{AtmSim, Customer, CustomerOutcome, DeclineReason, Outcome, ServiceMode};
 use common::*;
-use host_switch::cli::control as switchctl;
 use host_switch::ports::Journal;
 use serde_json::json;
 use testkit::custodian_keys::CustodianKey;
@@ -201,7 +200,7 @@ async fn three_wrong_pins_block_the_card_until_the_switch_operator_unblocks_it()
         "blocked: even the right PIN is refused: {out:?}"
     );
     let card = lab
-        .switch_request(switchctl::card_status(ALICE))
+        .switch_request(SwitchRequest::card_status(ALICE))
         .await
         .unwrap();
     assert_eq!(
@@ -212,7 +211,7 @@ async fn three_wrong_pins_block_the_card_until_the_switch_operator_unblocks_it()
     assert_eq!(lab.balance(ALICE).await, (START as i64, 0));
 
     let unblocked = lab
-        .switch_request(switchctl::card_unblock(ALICE))
+        .switch_request(SwitchRequest::card_unblock(ALICE))
         .await
         .unwrap();
     assert_eq!(unblocked["was_blocked"], true, "{unblocked}");
@@ -234,9 +233,11 @@ async fn terminal_pin_key_rotation_replaces_the_key_in_the_pin_pad_and_the_store
     let out = withdraw(lab, &mut atm, ALICE, false).await;
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
 
-    lab.agent_request(json!({"cmd": "keys_rotate", "terminal": "ATM00001"}))
-        .await
-        .unwrap();
+    lab.agent_request(AgentRequest::KeysRotate {
+        terminal: "ATM00001".into(),
+    })
+    .await
+    .unwrap();
     lab.wait_until("a newer terminal PIN key in service", 10, || async move {
         let s = lab.terminal_status("ATM00001").await;
         s["pin_key_version"].as_u64().is_some_and(|v| v > v1) && s["state"] == "in_service"
@@ -293,7 +294,7 @@ async fn switch_zone_key_rotation_reaches_the_agent_and_pins_still_verify() {
     let out = withdraw(lab, &mut atm, ALICE, false).await;
     assert_eq!(out.outcome, Outcome::Approved, "{out:?}");
 
-    let rotated = lab.switch_request(switchctl::zpk_rotate()).await.unwrap();
+    let rotated = lab.switch_request(SwitchRequest::ZpkRotate).await.unwrap();
     assert_eq!(rotated["version"], 2, "{rotated}");
     // The switch announces the version in its echo answers (every 500 ms here).
     lab.wait_until(
@@ -413,7 +414,7 @@ async fn basic_terminal_with_the_wrong_master_key_serves_no_pin_and_posts_nothin
         "nothing reached the switch"
     );
     let card = lab
-        .switch_request(switchctl::card_status(ALICE))
+        .switch_request(SwitchRequest::card_status(ALICE))
         .await
         .unwrap();
     assert_eq!(card["tries"], 0, "no PIN try counted: {card}");

@@ -134,6 +134,19 @@ where
     }
 }
 
+/// Sends a typed request: the daemon's own request type, serialized (into a zeroizing buffer
+/// reserved up front, so a key component leaves no copy behind) exactly as the daemon parses it.
+pub fn send<R: serde::Serialize>(socket: &Path, typed: &R, peer: &str) -> Result<Value, String> {
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE));
+    serde_json::to_writer(&mut *line, typed)
+        .map_err(|e| format!("cannot write the request: {e}"))?;
+    if line.len() >= MAX_LINE {
+        return Err(format!("the request is longer than {MAX_LINE} bytes"));
+    }
+    let line = std::str::from_utf8(&line).map_err(|e| format!("cannot write the request: {e}"))?;
+    request(socket, line, peer)
+}
+
 /// Sends one request line (JSON, without the newline) to the daemon `peer` ("the agent", "the
 /// switch") at `socket`, and returns the answer's `data`, or a one-line error.
 pub fn request(socket: &Path, line: &str, peer: &str) -> Result<Value, String> {

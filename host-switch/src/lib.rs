@@ -12,7 +12,8 @@
 //!   `keystore::KeyStore`);
 //! - [`adapters`]: ISO 8583 endpoint, control socket, ledger over HTTP, sled journal and card PIN
 //!   records, the issuer's cards file;
-//! - [`cli`]: the logic of `host-switch keys …` and `switchctl`;
+//! - [`cli`]: the logic of `host-switch keys …` and `switchctl`; [`control_api`]: the control
+//!   socket's requests, typed for the switch and its clients;
 //! - [`breaker`]: the circuit breaker every outbound call goes through;
 //! - [`config`]: the TOML configuration; [`runtime`]: wiring it all together (the one place).
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod app;
 pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod control_api;
 pub mod domain;
 pub mod ports;
 pub mod runtime;

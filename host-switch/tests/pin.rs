@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use host_switch::cli::control;
 use host_switch::config::{BinRuleConfig, KeysConfig, PinConfig, PinMethodName};
+use host_switch::control_api::Request;
 use keystore::crypto;
 use keystore::{
     Component, Cryptogram, Kcv, Kek, KeyName, KeyRef, KeyStore, KeyUsage, SoftwareKeyStore,
@@ -129,16 +130,16 @@ impl Fixture {
     }
 
     /// Operator request through `switchctl`'s client code (blocking, so off the runtime).
-    async fn control(&self, request: Value) -> Result<Value, String> {
+    async fn control(&self, request: Request) -> Result<Value, String> {
         let socket = self.socket();
-        tokio::task::spawn_blocking(move || control::request(&socket, &request))
+        tokio::task::spawn_blocking(move || control::send(&socket, &request))
             .await
             .unwrap()
             .map_err(|e| e.to_string())
     }
 
     async fn tries(&self, card: &str) -> (u64, bool) {
-        let s = self.control(control::card_status(card)).await.unwrap();
+        let s = self.control(Request::card_status(card)).await.unwrap();
         (
             s["tries"].as_u64().unwrap(),
             s["blocked"].as_bool().unwrap(),
@@ -334,7 +335,7 @@ async fn three_wrong_pins_block_the_card_until_an_operator_unblocks_it() {
         .await;
     assert_eq!(code(&r), "75", "blocked: even the right PIN is refused");
 
-    let unblocked = fx.control(control::card_unblock(ALICE)).await.unwrap();
+    let unblocked = fx.control(Request::card_unblock(ALICE)).await.unwrap();
     assert_eq!(unblocked["was_blocked"], true);
     assert_eq!(
         unblocked["card"],
@@ -368,7 +369,7 @@ async fn a_replayed_wrong_pin_gets_its_answer_and_is_not_counted_twice() {
 #[tokio::test]
 async fn old_zpk_is_accepted_within_grace_then_refused_96() {
     let (lab, fx, agent, mut c, v1) = pin_lab(Method::VisaPvv, 2).await;
-    let rotated = fx.control(control::zpk_rotate()).await.unwrap();
+    let rotated = fx.control(Request::ZpkRotate).await.unwrap();
     assert_eq!(rotated["version"], 2);
     let r = c.request(&echo(1)).await;
     assert_eq!(
@@ -403,7 +404,7 @@ async fn old_zpk_is_accepted_within_grace_then_refused_96() {
             .collect()
     };
     let deadline = Deadline::in_secs(15, "the old ZPK to be destroyed");
-    while zpk_versions(&fx.control(control::keys_list()).await.unwrap()) != vec![2] {
+    while zpk_versions(&fx.control(Request::KeysList).await.unwrap()) != vec![2] {
         deadline.tick().await;
     }
     let new = agent.pin_block(ALICE_PIN, ALICE, v2);
@@ -491,7 +492,7 @@ async fn missing_pin_data_or_pin_block_is_declined_55_without_counting() {
         .await;
     assert_eq!(code(&r), "55", "no PIN data for this wallet card");
     let err = fx
-        .control(control::card_status(BOB_POOR))
+        .control(Request::card_status(BOB_POOR))
         .await
         .unwrap_err();
     assert!(err.contains("no PIN record"), "{err}");
@@ -539,7 +540,7 @@ async fn ibm3624_bin_rule_verifies_the_offset() {
         .request(&with_pin(withdrawal(2, ALICE, 2_000), &wrong, v))
         .await;
     assert_eq!(code(&r), "55");
-    let s = fx.control(control::card_status(ALICE)).await.unwrap();
+    let s = fx.control(Request::card_status(ALICE)).await.unwrap();
     assert_eq!(
         (s["method"].as_str(), s["tries"].as_u64()),
         (Some("ibm3624"), Some(1))

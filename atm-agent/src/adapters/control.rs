@@ -1,11 +1,7 @@
 //! The technician's control socket: a unix domain socket (mode 0600, so only the agent's user and
 //! root reach it) speaking one JSON request per line and one JSON answer per line.
 //!
-//! Requests: `{"cmd":"status"}`, `{"cmd":"queue_ls"}`, `{"cmd":"queue_retry","terminal":null}`,
-//! `{"cmd":"terminal","terminal":"ATM00001","action":"in_service"|"out_of_service"|"supply_counters"}`,
-//! `{"cmd":"keys_load_master","terminal":"ATM00001","components":[{"component":"<hex>","kcv":"<6 hex>"},…]}`,
-//! `{"cmd":"keys_load_zone_master","components":[…]}`, `{"cmd":"keys_rotate","terminal":"ATM00001"}`,
-//! `{"cmd":"keys_ls"}`.
+//! Requests: `crate::control_api::Request` (typed once for this server and its clients).
 //! Answers: `{"ok":true,"data":…}` or `{"ok":false,"error":"…"}`.
 //!
 //! Key components arrive in clear over this socket (it is the custodians' keyboard, through
@@ -17,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keystore::{Component, Kcv};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
@@ -25,55 +20,8 @@ use zeroize::Zeroizing;
 
 use crate::app::pin_keys::PinKeys;
 use crate::app::registry::TerminalCommand;
+use crate::control_api::{Action, ComponentEntry, Request};
 use crate::runtime::AgentServices as Services;
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    Status,
-    QueueLs,
-    QueueRetry {
-        #[serde(default)]
-        terminal: Option<String>,
-    },
-    Terminal {
-        terminal: String,
-        action: Action,
-    },
-    KeysLoadMaster {
-        terminal: String,
-        components: Vec<ComponentEntry>,
-    },
-    KeysLoadZoneMaster {
-        components: Vec<ComponentEntry>,
-    },
-    KeysRotate {
-        terminal: String,
-    },
-    KeysLs,
-}
-
-/// One custodian's key component and its check value. `Debug` hides the component.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentEntry {
-    component: Zeroizing<String>,
-    kcv: String,
-}
-
-impl std::fmt::Debug for ComponentEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ComponentEntry {{ component: ****, kcv: {} }}", self.kcv)
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    InService,
-    OutOfService,
-    SupplyCounters,
-}
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -183,11 +131,11 @@ fn parse_components(entries: &[ComponentEntry]) -> Result<(Vec<Component>, Vec<K
     let mut kcvs = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         components.push(
-            Component::from_hex(&e.component)
+            Component::from_hex(e.component_hex())
                 .map_err(|err| format!("component {}: {err}", i + 1))?,
         );
         kcvs.push(
-            e.kcv
+            e.kcv()
                 .trim()
                 .to_ascii_uppercase()
                 .parse::<Kcv>()

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use atm_agent::cli::{self, CliError};
+use atm_agent::control_api::{Action, Request};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -172,8 +173,7 @@ fn run(args: Args) -> Result<String, CliError> {
             cli::ndc::decode(&dialect, &arg_or_stdin(hex)?)
         }
         Command::Status { socket, json } => {
-            let data =
-                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "status"}))?;
+            let data = cli::control::send(&socket.socket, &Request::Status)?;
             Ok(if json {
                 data.to_string()
             } else {
@@ -181,8 +181,7 @@ fn run(args: Args) -> Result<String, CliError> {
             })
         }
         Command::Queue(QueueCommand::Ls { socket, json }) => {
-            let data =
-                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "queue_ls"}))?;
+            let data = cli::control::send(&socket.socket, &Request::QueueLs)?;
             Ok(if json {
                 data.to_string()
             } else {
@@ -190,10 +189,7 @@ fn run(args: Args) -> Result<String, CliError> {
             })
         }
         Command::Queue(QueueCommand::Retry { socket, terminal }) => {
-            let data = cli::control::request(
-                &socket.socket,
-                &serde_json::json!({"cmd": "queue_retry", "terminal": terminal}),
-            )?;
+            let data = cli::control::send(&socket.socket, &Request::QueueRetry { terminal })?;
             Ok(data.to_string())
         }
         Command::Terminal {
@@ -201,19 +197,9 @@ fn run(args: Args) -> Result<String, CliError> {
             terminal,
             action,
         } => {
-            let action = match action.as_str() {
-                "in-service" => "in_service",
-                "out-of-service" => "out_of_service",
-                "supply-counters" => "supply_counters",
-                other => {
-                    return Err(CliError::new(format!(
-                        "unknown action {other:?}: in-service, out-of-service or supply-counters"
-                    )))
-                }
-            };
-            let request =
-                serde_json::json!({"cmd": "terminal", "terminal": terminal, "action": action});
-            Ok(cli::control::request(&socket.socket, &request)?.to_string())
+            let action: Action = action.parse().map_err(CliError::new)?;
+            let request = Request::Terminal { terminal, action };
+            Ok(cli::control::send(&socket.socket, &request)?.to_string())
         }
         Command::Keys(KeysCommand::LoadMaster { socket, terminal }) => {
             let (components, kcvs) =
@@ -226,12 +212,11 @@ fn run(args: Args) -> Result<String, CliError> {
             cli::keys::load_zone_master(&socket.socket, &components, &kcvs)
         }
         Command::Keys(KeysCommand::Rotate { socket, terminal }) => {
-            let request = serde_json::json!({"cmd": "keys_rotate", "terminal": terminal});
-            Ok(cli::control::request(&socket.socket, &request)?.to_string())
+            let request = Request::KeysRotate { terminal };
+            Ok(cli::control::send(&socket.socket, &request)?.to_string())
         }
         Command::Keys(KeysCommand::Ls { socket, json }) => {
-            let data =
-                cli::control::request(&socket.socket, &serde_json::json!({"cmd": "keys_ls"}))?;
+            let data = cli::control::send(&socket.socket, &Request::KeysLs)?;
             Ok(if json {
                 data.to_string()
             } else {

@@ -6,13 +6,15 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::CliError;
+use crate::control_api::Request;
 
 /// Sends one request and returns the answer's `data`, or the agent's error.
-pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
-    request_line(socket, &format!("{request}"))
+pub fn send(socket: &Path, request: &Request) -> Result<Value, CliError> {
+    control_socket::send(socket, request, "the agent").map_err(CliError::new)
 }
 
-/// Sends one request line (JSON, without the newline) and returns the answer's `data`.
+/// Sends one raw request line (JSON, without the newline): for probing the socket with lines
+/// that are not requests.
 pub fn request_line(socket: &Path, request: &str) -> Result<Value, CliError> {
     control_socket::request(socket, request, "the agent").map_err(CliError::new)
 }

@@ -13,25 +13,17 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::CliError;
+use crate::control_api::{ComponentEntry, Request};
 
-/// The request line, built by hand so it lives only in a zeroizing buffer (components and check
-/// values are hex, so nothing needs escaping).
-fn request_line(head: &str, components: &[Component], kcvs: &[Kcv]) -> Zeroizing<String> {
-    let mut line = Zeroizing::new(String::with_capacity(256));
-    line.push_str(head);
-    line.push_str(",\"components\":[");
-    for (i, (c, k)) in components.iter().zip(kcvs).enumerate() {
-        if i > 0 {
-            line.push(',');
-        }
-        line.push_str("{\"component\":\"");
-        line.push_str(&Zeroizing::new(hex::encode_upper(c.expose())));
-        line.push_str("\",\"kcv\":\"");
-        line.push_str(&k.to_string());
-        line.push_str("\"}");
-    }
-    line.push_str("]}");
-    line
+/// The custodians' components as the control socket takes them (hex in zeroizing buffers).
+fn entries(components: &[Component], kcvs: &[Kcv]) -> Vec<ComponentEntry> {
+    components
+        .iter()
+        .zip(kcvs)
+        .map(|(c, k)| {
+            ComponentEntry::new(Zeroizing::new(hex::encode_upper(c.expose())), k.to_string())
+        })
+        .collect()
 }
 
 fn check_count(components: &[Component], kcvs: &[Kcv]) -> Result<(), CliError> {
@@ -58,8 +50,13 @@ pub fn load_master(
     if !terminal.bytes().all(|b| b.is_ascii_alphanumeric()) || terminal.is_empty() {
         return Err(CliError::new(format!("bad terminal id {terminal:?}")));
     }
-    let head = format!("{{\"cmd\":\"keys_load_master\",\"terminal\":\"{terminal}\"");
-    let data = super::control::request_line(socket, &request_line(&head, components, kcvs))?;
+    let data = super::control::send(
+        socket,
+        &Request::KeysLoadMaster {
+            terminal: terminal.to_owned(),
+            components: entries(components, kcvs),
+        },
+    )?;
     Ok(render_loaded(&data))
 }
 
@@ -70,9 +67,11 @@ pub fn load_zone_master(
     kcvs: &[Kcv],
 ) -> Result<String, CliError> {
     check_count(components, kcvs)?;
-    let data = super::control::request_line(
+    let data = super::control::send(
         socket,
-        &request_line("{\"cmd\":\"keys_load_zone_master\"", components, kcvs),
+        &Request::KeysLoadZoneMaster {
+            components: entries(components, kcvs),
+        },
     )?;
     Ok(render_loaded(&data))
 }
@@ -114,7 +113,10 @@ mod tests {
     fn the_request_carries_each_component_and_its_check_value() {
         let c = Component::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
         let k = keystore::crypto::kcv(c.expose()).unwrap();
-        let line = request_line("{\"cmd\":\"x\"", &[c], &[k]);
+        let line = serde_json::to_string(&Request::KeysLoadZoneMaster {
+            components: entries(&[c], &[k]),
+        })
+        .unwrap();
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(
             v["components"][0]["component"],

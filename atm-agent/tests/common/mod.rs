@@ -17,6 +17,7 @@ use atm_agent::config::{
     self as agent_config, Config as AgentConfig, KeysConfig as AgentKeys, NdcConfig, StorageConfig,
     TerminalConfig, Timeouts, TlsConfig as AgentTls,
 };
+pub use atm_agent::control_api::Request as AgentRequest;
 use atm_agent::queue::QueueConfig;
 use atm_agent::runtime::RunningAgent;
 use atm_sim::{AtmError, AtmOptions, AtmSim, ClearKey};
@@ -25,6 +26,7 @@ use host_switch::config::{
     BinRuleConfig, Config as SwitchConfig, JournalConfig, KeysConfig as SwitchKeys,
     LedgerConfig as SwitchLedger, ListenConfig, PinConfig, RecoveryConfig, TlsConfig as SwitchTls,
 };
+pub use host_switch::control_api::Request as SwitchRequest;
 use host_switch::domain::routing::{Route, RouteEntry};
 use host_switch::domain::WalletAccount;
 use host_switch::runtime::RunningSwitch;
@@ -32,7 +34,7 @@ use ledger_sim::domain::{Movement, MovementKind};
 use ledger_sim::RunningLedger;
 use mtls::{PkiFiles, TestPki};
 use protocols::types::Pan;
-use serde_json::{json, Value};
+use serde_json::Value;
 use testkit::custodian_keys::{lab_pin, CustodianKey, IssuedCard, LabKeys, PVK};
 use testkit::relay::Relay;
 
@@ -460,18 +462,18 @@ impl Lab {
     }
 
     /// A request on the agent's control socket (as `atmctl` sends it); the answer's data.
-    pub async fn agent_request(&self, request: Value) -> Result<Value, String> {
+    pub async fn agent_request(&self, request: AgentRequest) -> Result<Value, String> {
         let socket = self.agent().control_socket.clone();
-        tokio::task::spawn_blocking(move || atm_agent::cli::control::request(&socket, &request))
+        tokio::task::spawn_blocking(move || atm_agent::cli::control::send(&socket, &request))
             .await
             .unwrap()
             .map_err(|e| e.to_string())
     }
 
     /// A request on the switch's control socket (as `switchctl` sends it); the answer's data.
-    pub async fn switch_request(&self, request: Value) -> Result<Value, String> {
+    pub async fn switch_request(&self, request: SwitchRequest) -> Result<Value, String> {
         let socket = self.pins().switch_socket.clone();
-        tokio::task::spawn_blocking(move || host_switch::cli::control::request(&socket, &request))
+        tokio::task::spawn_blocking(move || host_switch::cli::control::send(&socket, &request))
             .await
             .unwrap()
             .map_err(|e| e.to_string())
@@ -479,7 +481,7 @@ impl Lab {
 
     /// `atmctl status` for one terminal.
     pub async fn terminal_status(&self, terminal_id: &str) -> Value {
-        let status = self.agent_request(json!({"cmd": "status"})).await.unwrap();
+        let status = self.agent_request(AgentRequest::Status).await.unwrap();
         status["terminals"]
             .as_array()
             .unwrap()
@@ -491,7 +493,7 @@ impl Lab {
 
     /// The agent's key store (`atmctl keys ls`): names, versions, check values.
     pub async fn agent_keys(&self) -> Vec<Value> {
-        let keys = self.agent_request(json!({"cmd": "keys_ls"})).await.unwrap();
+        let keys = self.agent_request(AgentRequest::KeysLs).await.unwrap();
         keys.as_array().unwrap().clone()
     }
 
@@ -512,10 +514,7 @@ impl Lab {
 
     /// Versions of `name` in the switch's key store (`switchctl keys ls`), ascending.
     pub async fn switch_key_versions(&self, name: &str) -> Vec<u64> {
-        let keys = self
-            .switch_request(host_switch::cli::control::keys_list())
-            .await
-            .unwrap();
+        let keys = self.switch_request(SwitchRequest::KeysList).await.unwrap();
         Self::versions(keys.as_array().unwrap(), name)
     }
 
@@ -582,7 +581,7 @@ pub fn spawn_agent(config: &std::path::Path) -> AgentProcess {
 pub async fn agent_status(socket: &std::path::Path) -> Option<serde_json::Value> {
     let socket = socket.to_owned();
     tokio::task::spawn_blocking(move || {
-        atm_agent::cli::control::request(&socket, &serde_json::json!({"cmd": "status"})).ok()
+        atm_agent::cli::control::send(&socket, &AgentRequest::Status).ok()
     })
     .await
     .unwrap()

@@ -2,11 +2,7 @@
 //! root reach it) speaking one JSON request per line and one JSON answer per line. `switchctl` is
 //! its client.
 //!
-//! Requests:
-//! - `{"cmd":"card_status","card":"<card reference or PAN>"}`
-//! - `{"cmd":"card_unblock","card":"<card reference or PAN>"}`
-//! - `{"cmd":"zpk_rotate"}`
-//! - `{"cmd":"keys_list"}`
+//! Requests: `crate::control_api::Request` (typed once for this server and its clients).
 //!
 //! Answers: `{"ok":true,"data":…}` or `{"ok":false,"error":"…"}`. A PAN is hashed to the card
 //! reference at once; only the reference is logged or answered.
@@ -15,26 +11,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use control_socket::Zeroizing;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::app::pin::PinGuard;
 use crate::app::zone_keys::ZoneKeys;
+use crate::control_api::Request;
 use crate::domain::pin::{CardPinRecord, CardRef};
 
 /// Who an unblock is attributed to in the log.
 const WHO: &str = "operator via control socket";
-
-#[derive(Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-enum Request {
-    CardStatus { card: String },
-    CardUnblock { card: String },
-    ZpkRotate,
-    KeysList,
-}
 
 /// What the socket serves: the optional PIN and key features.
 #[derive(Clone)]

@@ -1,4 +1,4 @@
-//! The wallet ledger over REST (the contract is `simulators/openapi/ledger-v1.json`).
+//! The wallet ledger over REST (the contract is `simulators/ledger-sim/openapi/ledger-v1.json`).
 //!
 //! Every call goes through, in order: the circuit breaker (an open breaker answers at once), a
 //! timeout, and — since every ledger call carries an idempotency key — a short retry with

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use host_switch::cli::control;
 use host_switch::cli::CliError;
+use host_switch::control_api::Request;
 
 #[derive(Parser)]
 #[command(
@@ -66,15 +67,15 @@ enum KeysCommand {
 fn run(args: Args) -> Result<String, CliError> {
     let (request, render): (_, fn(&serde_json::Value) -> String) = match &args.command {
         Command::Card(CardCommand::Status { card }) => {
-            (control::card_status(card), control::render_card)
+            (Request::card_status(card), control::render_card)
         }
         Command::Card(CardCommand::Unblock { card }) => {
-            (control::card_unblock(card), control::render_card)
+            (Request::card_unblock(card), control::render_card)
         }
-        Command::Keys(KeysCommand::RotateZpk) => (control::zpk_rotate(), control::render_key),
-        Command::Keys(KeysCommand::Ls) => (control::keys_list(), control::render_keys),
+        Command::Keys(KeysCommand::RotateZpk) => (Request::ZpkRotate, control::render_key),
+        Command::Keys(KeysCommand::Ls) => (Request::KeysList, control::render_keys),
     };
-    let data = control::request(&args.socket, &request)?;
+    let data = control::send(&args.socket, &request)?;
     Ok(if args.json {
         data.to_string()
     } else {

@@ -6,23 +6,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::CliError;
+use crate::control_api::Request;
 
 /// Sends one request and returns the answer's `data`, or the switch's error.
-pub fn request(socket: &Path, request: &Value) -> Result<Value, CliError> {
-    control_socket::request(socket, &request.to_string(), "the switch").map_err(CliError::new)
-}
-
-pub fn card_status(card: &str) -> Value {
-    serde_json::json!({"cmd": "card_status", "card": card})
-}
-pub fn card_unblock(card: &str) -> Value {
-    serde_json::json!({"cmd": "card_unblock", "card": card})
-}
-pub fn zpk_rotate() -> Value {
-    serde_json::json!({"cmd": "zpk_rotate"})
-}
-pub fn keys_list() -> Value {
-    serde_json::json!({"cmd": "keys_list"})
+pub fn send(socket: &Path, request: &Request) -> Result<Value, CliError> {
+    control_socket::send(socket, request, "the switch").map_err(CliError::new)
 }
 
 /// `card-… tries 1/3, active (visa_pvv)`.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use atm_agent::control_api::Request as AgentRequest;
+use serde_json::Value;
 use testkit::custodian_keys::{CustodianKey, LabKeys};
 
 use crate::LabError;
@@ -154,7 +155,7 @@ impl Drop for ChildRole {
 pub async fn agent_status(socket: &Path) -> Option<Value> {
     let socket = socket.to_owned();
     tokio::task::spawn_blocking(move || {
-        atm_agent::cli::control::request(&socket, &json!({"cmd": "status"})).ok()
+        atm_agent::cli::control::send(&socket, &AgentRequest::Status).ok()
     })
     .await
     .ok()
@@ -189,7 +190,7 @@ pub async fn wait_zone_key(socket: &Path, timeout: Duration) -> bool {
     while tokio::time::Instant::now() < deadline {
         let s = socket.to_owned();
         let keys = tokio::task::spawn_blocking(move || {
-            atm_agent::cli::control::request(&s, &json!({"cmd": "keys_ls"})).ok()
+            atm_agent::cli::control::send(&s, &AgentRequest::KeysLs).ok()
         })
         .await
         .ok()

@@ -45,9 +45,9 @@ pub async fn run(
     let socket = switch_socket.to_owned();
     let pan = card.pan.clone();
     let unblocked = tokio::task::spawn_blocking(move || {
-        atm_agent::cli::control::request(
+        host_switch::cli::control::send(
             &socket,
-            &serde_json::json!({"cmd": "card_unblock", "card": pan}),
+            &host_switch::control_api::Request::card_unblock(&pan),
         )
     })
     .await;
