@@ -15,33 +15,19 @@ pub fn parse_role(name: &str) -> anyhow::Result<Role> {
     }
 }
 
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
 /// Runs one role until terminated.
 pub async fn run_role(role: Role, config: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let origin = config.display().to_string();
+    let stop = daemon::stop::install().context("cannot install the SIGTERM/SIGINT handlers")?;
     match role {
         Role::Switch => {
             let cfg = host_switch::config::Config::parse(&text, &origin)?;
             let running = host_switch::runtime::start(&cfg)
                 .await
                 .context("cannot start the switch")?;
-            terminated().await;
+            stop.await;
             running.shutdown().await;
         }
         Role::Agent => {
@@ -49,7 +35,7 @@ pub async fn run_role(role: Role, config: &Path) -> anyhow::Result<()> {
             let running = atm_agent::runtime::start(&cfg)
                 .await
                 .context("cannot start the agent")?;
-            terminated().await;
+            stop.await;
             running.shutdown().await;
         }
     }

@@ -72,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
         },
         in_flight_max: args.in_flight_max,
     };
+    // Installed before start-up, so a SIGTERM during start-up is a stop request, not a kill.
+    let stop = daemon::stop::install().context("installing the SIGTERM/SIGINT handlers")?;
     let ledger = LedgerServer::start(config).await.with_context(|| {
         format!(
             "starting ledger-sim on {} with db {}",
@@ -81,28 +83,11 @@ async fn main() -> anyhow::Result<()> {
     })?;
     println!("ledger-sim listening on {}", ledger.base_url());
 
-    wait_for_stop_signal().await?;
-    tracing::info!("stop signal received, shutting down");
+    let signal = stop.await;
+    tracing::info!(%signal, "stopping: no new requests, finishing those in flight");
     ledger
         .shutdown()
         .await
         .context("shutting down ledger-sim")?;
-    Ok(())
-}
-
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.context("waiting for ctrl-c")?,
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for ctrl-c")?;
     Ok(())
 }
