@@ -3,35 +3,18 @@
 
 mod common;
 
-use atm_sim::{AtmOptions, AtmSim, Customer, Outcome};
+use atm_sim::{Customer, Outcome};
 use common::*;
-use firmware_profiles::Profile;
 
 #[tokio::test]
 async fn agent_killed_with_queued_advices_drains_them_after_restart_exactly_once() {
-    let lab = Lab::start_without_agent().await;
-    let ndc = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = lab.dir.path().join("agent.toml");
-    std::fs::write(&config, lab.agent_config_text(&ndc.to_string())).unwrap();
-    let socket = lab.agent_dir().join("atmctl.sock");
-
-    let mut agent = spawn_agent(&config);
-    wait_for(&socket, "uplink up", |s| s["uplink"] == "up").await;
-    let options = AtmOptions {
-        initial_notes: Some(vec![100, 100, 100, 100]),
-        ..Default::default()
-    };
-    let mut atm = AtmSim::connect(
-        ndc,
-        Profile::builtin("ncr-selfserv-basic").unwrap(),
-        "001",
-        options,
-    )
-    .await
-    .unwrap();
+    let AgentProcessLab {
+        lab,
+        config,
+        socket,
+        mut agent,
+        mut atm,
+    } = AgentProcessLab::start(100).await;
 
     // The switch becomes unreachable: deposits are taken and queued.
     lab.relay.cut();

@@ -10,38 +10,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atm_sim::{AtmOptions, AtmSim, Customer, Outcome};
+use atm_sim::{Customer, Outcome};
 use common::*;
-use firmware_profiles::Profile;
 use ledger_sim::FaultConfig;
 
 const AMOUNT: u64 = 2_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_traffic_serves_the_customer_in_flight_exits_0_and_drains_after_restart() {
-    let lab = Lab::start_without_agent().await;
-    let ndc = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = lab.dir.path().join("agent.toml");
-    std::fs::write(&config, lab.agent_config_text(&ndc.to_string())).unwrap();
-    let socket = lab.agent_dir().join("atmctl.sock");
-
-    let mut agent = spawn_agent(&config);
-    wait_for(&socket, "uplink up", |s| s["uplink"] == "up").await;
-    let options = AtmOptions {
-        initial_notes: Some(vec![500, 500, 500, 500]),
-        ..Default::default()
-    };
-    let mut atm = AtmSim::connect(
-        ndc,
-        Profile::builtin("ncr-selfserv-basic").unwrap(),
-        "001",
-        options,
-    )
-    .await
-    .unwrap();
+    let AgentProcessLab {
+        lab,
+        config,
+        socket,
+        mut agent,
+        mut atm,
+    } = AgentProcessLab::start(500).await;
     lab.ledger
         .faults()
         .set(FaultConfig {

@@ -606,3 +606,47 @@ pub async fn wait_for(
         agent_status(socket).await
     );
 }
+
+/// A lab whose agent runs as a process (`atm-agent`), with one basic-dialect ATM connected to it
+/// (`notes` in each of its four cassettes), once the agent's uplink is up.
+pub struct AgentProcessLab {
+    pub lab: Lab,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub agent: AgentProcess,
+    pub atm: AtmSim,
+}
+
+impl AgentProcessLab {
+    pub async fn start(notes: u32) -> AgentProcessLab {
+        let lab = Lab::start_without_agent().await;
+        let ndc = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let config = lab.dir.path().join("agent.toml");
+        std::fs::write(&config, lab.agent_config_text(&ndc.to_string())).unwrap();
+        let socket = lab.agent_dir().join("atmctl.sock");
+        let agent = spawn_agent(&config);
+        wait_for(&socket, "uplink up", |s| s["uplink"] == "up").await;
+        let options = AtmOptions {
+            initial_notes: Some(vec![notes; 4]),
+            ..Default::default()
+        };
+        let atm = AtmSim::connect(
+            ndc,
+            Profile::builtin("ncr-selfserv-basic").unwrap(),
+            "001",
+            options,
+        )
+        .await
+        .unwrap();
+        AgentProcessLab {
+            lab,
+            config,
+            socket,
+            agent,
+            atm,
+        }
+    }
+}
