@@ -33,20 +33,20 @@ pub type AgentServices = Services<Uplink, StateStore, SafQueue<Advice>>;
 pub enum StartError {
     #[error("config: {0}")]
     Config(String),
-    #[error("terminal profile: {0}")]
+    #[error("terminal profile")]
     Profile(#[source] crate::ports::Cause),
-    #[error("cannot create the storage directory {path}: {source}")]
+    #[error("cannot create the storage directory {path}")]
     StorageDir {
         path: String,
         source: std::io::Error,
     },
-    #[error("storage: {0}")]
+    #[error("storage")]
     Storage(#[source] crate::ports::Cause),
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[source] crate::ports::Cause),
-    #[error("keys: {0}")]
+    #[error("keys")]
     Keys(#[from] keystore::KeyStoreError),
-    #[error("cannot listen on {what}: {source}")]
+    #[error("cannot listen on {what}")]
     Listen {
         what: String,
         source: std::io::Error,

@@ -95,10 +95,18 @@ pub trait Ledger: Send + Sync + 'static {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal storage error: {0}")]
-    Storage(String),
-    #[error("journal record {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
+    #[error("journal storage: {context}")]
+    Storage {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    #[error("journal record {key} is corrupt")]
+    Corrupt {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     #[error("journal is shut down")]
     Closed,
 }

@@ -28,24 +28,24 @@ pub type WalletSwitch = Switch<HttpLedger, SledJournal>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("journal: {0}")]
+    #[error("TLS")]
+    Tls(#[source] mtls::TlsError),
+    #[error("journal")]
     Journal(#[from] crate::ports::JournalError),
-    #[error("ledger client: {0}")]
-    Ledger(String),
+    #[error("ledger client")]
+    Ledger(#[source] reqwest::Error),
     #[error("config: {0}")]
     Config(String),
-    #[error("key store: {0}")]
+    #[error("key store")]
     Keys(#[from] keystore::KeyStoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Cards(#[from] cards_file::CardsFileError),
-    #[error("control socket {path}: {source}")]
+    #[error("control socket {path}")]
     Control {
         path: String,
         source: std::io::Error,
@@ -88,9 +88,7 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     let db = SledDb::open(&config.journal.path)?;
     let journal = Arc::new(SledJournal::in_db(&db)?);
     let breaker = Arc::new(CircuitBreaker::new("ledger", config.ledger.breaker.clone()));
-    let ledger = Arc::new(
-        HttpLedger::new(&config.ledger, breaker).map_err(|e| StartError::Ledger(e.to_string()))?,
-    );
+    let ledger = Arc::new(HttpLedger::new(&config.ledger, breaker).map_err(StartError::Ledger)?);
     let zone = match &config.keys {
         Some(keys) => Some(open_zone_keys(keys).await?),
         None => None,
@@ -113,7 +111,7 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
                 key: files.key.clone(),
                 client_ca: files.client_ca.clone(),
             })
-            .map_err(|e| StartError::Tls(e.to_string()))?;
+            .map_err(StartError::Tls)?;
             Some(tokio_rustls::TlsAcceptor::from(server))
         }
         (ListenMode::Tls, None) => {

@@ -24,10 +24,9 @@ pub struct SledDb {
 impl SledDb {
     /// Opens (or creates) the database at `path` and starts its flusher thread.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
-        let db = sled::open(path)
-            .map_err(|e| JournalError::Storage(format!("open {}: {e}", path.display())))?;
+        let db = sled::open(path).map_err(|e| failed(format!("open {}", path.display()), e))?;
         let commits = GroupCommitter::start(db.clone(), path, "journal")
-            .map_err(|e| JournalError::Storage(e.to_string()))?;
+            .map_err(|e| failed(format!("start the flusher of {}", path.display()), e))?;
         Ok(Self {
             db,
             commits: Arc::new(commits),
@@ -81,13 +80,24 @@ impl From<CommitError> for JournalError {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Closed => JournalError::Closed,
-            other => JournalError::Storage(other.to_string()),
+            other => failed("group commit", other),
         }
     }
 }
 
+/// A storage failure, `context` saying what was being done, the cause kept.
+fn failed(
+    context: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> JournalError {
+    JournalError::Storage {
+        context: context.into(),
+        source: Box::new(e),
+    }
+}
+
 pub(crate) fn storage(e: sled::Error) -> JournalError {
-    JournalError::Storage(e.to_string())
+    failed("sled", e)
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
@@ -96,7 +106,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, JournalError> {
     serde_json::from_slice(bytes).map_err(|e| JournalError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -104,7 +114,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 const EMBEDDED_CLASSES: [&str; 2] = ["0100", "0200"];
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
-    serde_json::to_vec(value).map_err(|e| JournalError::Storage(e.to_string()))
+    serde_json::to_vec(value).map_err(|e| failed("encode a record", e))
 }
 
 impl Journal for SledJournal {
