@@ -12,8 +12,8 @@ use protocols::dialect::{
     self, Answer, MessageKey, NetworkCode, NetworkRequest, OriginalKey, PinField, Request,
     StatusAdvice,
 };
-use protocols::iso8583::{Message, Mti, PinBlock, TransmissionDateTime};
-use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+use protocols::iso8583::{Message, PinBlock, TransmissionDateTime};
+use protocols::types::{Pan, Stan};
 
 use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::exchange::{
@@ -21,14 +21,10 @@ use crate::domain::exchange::{
 };
 use crate::ports::{Cause, LinkError};
 
-/// Why a queued advice cannot be written as a message of the dialect (its record is damaged).
+/// Why a queued advice cannot be written as a message of the dialect.
 #[derive(Debug, thiserror::Error)]
-enum AdviceRecordError {
-    #[error("field {0} of the queued advice is not valid")]
-    Field(&'static str, #[source] Cause),
-    #[error("the queued advice has no {0}")]
-    Missing(&'static str),
-}
+#[error("the queued advice has no {0}")]
+struct MissingInAdvice(&'static str);
 
 fn encode(e: impl Into<Cause>) -> LinkError {
     LinkError::Encode(e.into())
@@ -79,54 +75,27 @@ pub fn card_answer(resp: &Message) -> Result<SwitchAnswer, LinkError> {
     })
 }
 
-fn field(name: &'static str) -> impl Fn(protocols::types::ValueError) -> LinkError {
-    move |e| encode(AdviceRecordError::Field(name, Box::new(e)))
-}
-
-fn advice_key(a: &Advice) -> Result<MessageKey, LinkError> {
-    Ok(MessageKey {
-        terminal: TerminalId::parse(&a.terminal_id).map_err(field("terminal id"))?,
-        stan: Stan::new(a.stan).map_err(field("STAN"))?,
-        transmitted_at: transmission(&a.transmitted_at, "transmission date-time")?,
-    })
-}
-
-fn transmission(text: &str, name: &'static str) -> Result<TransmissionDateTime, LinkError> {
-    TransmissionDateTime::parse(text).ok_or_else(|| encode(AdviceRecordError::Missing(name)))
-}
-
-fn transaction_of(a: &Advice) -> Result<TransactionType, LinkError> {
-    a.processing_code
-        .get(..2)
-        .and_then(|t| t.parse().ok())
-        .and_then(TransactionType::from_code)
-        .ok_or_else(|| encode(AdviceRecordError::Missing("known processing code")))
-}
-
 /// The request of a queued advice (`repeat`: a resend, 0221/0421); `card`: a stored deposit's
 /// card number from the vault.
 pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Request, LinkError> {
-    let key = advice_key(a)?;
+    let missing = |what| encode(MissingInAdvice(what));
+    let key = MessageKey {
+        terminal: a.terminal.clone(),
+        stan: a.stan,
+        transmitted_at: a.transmitted_at,
+    };
     if a.kind == AdviceKind::Status {
         return Ok(Request::Status(StatusAdvice {
             key,
             detail: a.detail.clone().unwrap_or_default(),
         }));
     }
-    let amount = Amount::new(
-        a.amount_minor,
-        Currency {
-            numeric: a.currency,
-        },
-    );
     if a.kind == AdviceKind::StoredDeposit {
-        let pan = card
-            .cloned()
-            .ok_or_else(|| encode(AdviceRecordError::Missing("card number")))?;
+        let pan = card.cloned().ok_or_else(|| missing("card number"))?;
         return Ok(Request::Deposit(dialect::CardRequest {
             key,
             pan,
-            amount,
+            amount: a.amount,
             pin: None,
             repeat: false,
         }));
@@ -134,17 +103,16 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
     let original = a
         .original
         .as_ref()
-        .ok_or_else(|| encode(AdviceRecordError::Missing("original transaction")))?;
+        .ok_or_else(|| missing("original transaction"))?;
     let advice = dialect::Advice {
         key,
         original: OriginalKey {
-            mti: Mti::parse(&original.mti)
-                .map_err(|e| encode(AdviceRecordError::Field("original MTI", Box::new(e))))?,
-            stan: Stan::new(original.stan).map_err(field("original STAN"))?,
-            transmitted_at: transmission(&original.transmitted_at, "original date-time")?,
+            mti: original.mti,
+            stan: original.stan,
+            transmitted_at: original.transmitted_at,
         },
-        transaction: transaction_of(a)?,
-        amount,
+        transaction: a.transaction.ok_or_else(|| missing("transaction type"))?,
+        amount: a.amount,
         dispensed_minor: a.actual_minor,
         pan: card.cloned(),
         repeat,
@@ -221,6 +189,7 @@ pub fn zone_pin_key_delivery(resp: &Message) -> Result<ZonePinKeyDelivery, LinkE
 mod tests {
     use super::*;
     use crate::domain::exchange::TransactionKey;
+    use protocols::types::{Amount, Currency, TerminalId};
 
     fn withdrawal() -> CardRequest {
         CardRequest {

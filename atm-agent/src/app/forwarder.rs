@@ -70,7 +70,7 @@ where
     let card = match stored_card(svc, advice) {
         Ok(card) => card,
         Err(why) => {
-            tracing::error!(terminal = %advice.terminal_id, stan = advice.stan, error = %why, "advice cannot be built: parked");
+            tracing::error!(terminal = %advice.terminal, stan = %advice.stan, error = %why, "advice cannot be built: parked");
             let _ = svc.queue.park(&entry.id, &why).await;
             return;
         }
@@ -82,7 +82,7 @@ where
     let mti = advice.mti(entry.repeat);
     let result = match outcome {
         Ok(ResponseCode::Approved) => {
-            tracing::info!(terminal = %advice.terminal_id, stan = advice.stan, %mti, "advice acknowledged");
+            tracing::info!(terminal = %advice.terminal, stan = %advice.stan, %mti, "advice acknowledged");
             done(svc, &entry).await
         }
         Ok(ResponseCode::IssuerUnavailable) => svc
@@ -97,11 +97,11 @@ where
             .map(|_| ()),
         Ok(code) => {
             // A final decline: the switch will never accept it. It leaves the queue, loudly.
-            tracing::error!(terminal = %advice.terminal_id, stan = advice.stan, %code, kind = ?advice.kind, "advice declined by the switch: needs an operator");
+            tracing::error!(terminal = %advice.terminal, stan = %advice.stan, %code, kind = ?advice.kind, "advice declined by the switch: needs an operator");
             done(svc, &entry).await
         }
         Err(e @ LinkError::Encode(_)) => {
-            tracing::error!(terminal = %advice.terminal_id, stan = advice.stan, error = %e, "advice cannot be built: parked");
+            tracing::error!(terminal = %advice.terminal, stan = %advice.stan, error = %e, "advice cannot be built: parked");
             svc.queue.park(&entry.id, &e.to_string()).await
         }
         Err(e) => svc

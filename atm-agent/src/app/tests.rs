@@ -307,7 +307,7 @@ async fn approved_withdrawal_dispenses_and_queues_a_completion_for_the_full_amou
     assert_eq!(completion.kind, AdviceKind::Completion);
     assert_eq!(completion.actual_minor, Some(8000));
     let original = completion.original.as_ref().unwrap();
-    assert_eq!((original.mti.as_str(), original.stan), ("0100", 1));
+    assert_eq!((original.mti.as_str(), original.stan.value()), ("0100", 1));
     assert!(nothing_pending(&svc));
 }
 
@@ -322,7 +322,7 @@ async fn short_dispense_completes_only_what_left_the_cassettes() {
     let advices = svc.queue.advices.lock().unwrap();
     assert_eq!(advices[0].kind, AdviceKind::Completion);
     assert_eq!(advices[0].actual_minor, Some(5000));
-    assert_eq!(advices[0].amount_minor, 8000);
+    assert_eq!(advices[0].amount.minor, 8000);
 }
 
 #[tokio::test]
@@ -344,7 +344,7 @@ async fn late_approval_declines_the_customer_and_queues_a_reversal() {
     let advices = svc.queue.advices.lock().unwrap();
     assert_eq!(advices.len(), 1);
     assert_eq!(advices[0].kind, AdviceKind::Reversal);
-    assert_eq!(advices[0].original.as_ref().unwrap().stan, 1);
+    assert_eq!(advices[0].original.as_ref().unwrap().stan.value(), 1);
     assert!(nothing_pending(&svc));
 }
 
@@ -436,7 +436,7 @@ async fn online_deposit_the_terminal_did_not_take_is_reversed() {
     svc.deposit(&mut atm, &customer(2500)).await.unwrap();
     assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
     let advices = svc.queue.advices.lock().unwrap();
-    assert_eq!(advices[0].original.as_ref().unwrap().mti, "0200");
+    assert_eq!(advices[0].original.as_ref().unwrap().mti.as_str(), "0200");
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 //! deposit taken while the switch was unreachable must reach it with its card number: the advice
 //! holds only a reference to it in the agent's card vault (`StateStore::put_card`).
 
-use protocols::iso8583::TransmissionDateTime;
-use protocols::types::{Amount, Stan, TerminalId};
+use protocols::iso8583::{Mti, TransmissionDateTime};
+use protocols::types::{Amount, Currency, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
 
 use super::exchange::TransactionType;
@@ -24,12 +24,12 @@ pub enum AdviceKind {
     Status,
 }
 
-/// The original transaction an advice refers to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The original transaction an advice refers to (field 90).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Original {
-    pub mti: String,
-    pub stan: u32,
-    pub transmitted_at: String,
+    pub mti: Mti,
+    pub stan: Stan,
+    pub transmitted_at: TransmissionDateTime,
 }
 
 impl Original {
@@ -40,34 +40,34 @@ impl Original {
         transmitted_at: TransmissionDateTime,
     ) -> Self {
         Self {
-            mti: transaction.request_mti().to_string(),
-            stan: stan.value(),
-            transmitted_at: transmitted_at.to_string(),
+            mti: transaction.request_mti(),
+            stan,
+            transmitted_at,
         }
     }
 }
 
-/// An advice as the queue stores it: plain values, so that a record written by any earlier agent
-/// still reads (build one with [`Advice::new`] or [`Advice::status`]).
+/// What the agent owes the switch. Build one with [`Advice::new`] or [`Advice::status`]. The queue
+/// stores it as [`AdviceRecord`] (plain values), so a record written by any earlier agent still
+/// reads, and one that no longer makes sense is refused by name rather than sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "AdviceRecord", try_from = "AdviceRecord")]
 pub struct Advice {
     pub kind: AdviceKind,
-    pub terminal_id: String,
+    pub terminal: TerminalId,
     /// This message's own STAN and field 7: fixed at enqueue, so a resend is the same message.
-    pub stan: u32,
-    pub transmitted_at: String,
-    pub processing_code: String,
-    pub currency: u16,
+    pub stan: Stan,
+    pub transmitted_at: TransmissionDateTime,
+    /// The original's transaction type; `None` for a status advice.
+    pub transaction: Option<TransactionType>,
     /// Field 4: the original amount.
-    pub amount_minor: u64,
+    pub amount: Amount,
     /// Field 95 actual amount (completion: what was dispensed).
     pub actual_minor: Option<u64>,
     pub original: Option<Original>,
     /// Only for `StoredDeposit`: where the card number waits in the vault.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_ref: Option<String>,
     /// Only for `Status`: what the terminal reported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
@@ -83,12 +83,11 @@ impl Advice {
     ) -> Self {
         Self {
             kind,
-            terminal_id: terminal.as_str().to_owned(),
-            stan: stan.value(),
-            transmitted_at: transmitted_at.to_string(),
-            processing_code: transaction.processing_code().to_string(),
-            currency: amount.currency.numeric,
-            amount_minor: amount.minor,
+            terminal: terminal.clone(),
+            stan,
+            transmitted_at,
+            transaction: Some(transaction),
+            amount,
             actual_minor: None,
             original: None,
             card_ref: None,
@@ -106,12 +105,11 @@ impl Advice {
     ) -> Self {
         Self {
             kind: AdviceKind::Status,
-            terminal_id: terminal.as_str().to_owned(),
-            stan: stan.value(),
-            transmitted_at: transmitted_at.to_string(),
-            processing_code: "000000".to_owned(),
-            currency: amount.currency.numeric,
-            amount_minor: amount.minor,
+            terminal: terminal.clone(),
+            stan,
+            transmitted_at,
+            transaction: None,
+            amount,
             actual_minor: None,
             original: None,
             card_ref: None,
@@ -132,46 +130,168 @@ impl Advice {
     }
 }
 
+/// An advice as the queue stores it (and `atmctl queue ls` shows it): the plain values every
+/// agent has written, so queues survive upgrades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdviceRecord {
+    pub kind: AdviceKind,
+    pub terminal_id: String,
+    pub stan: u32,
+    pub transmitted_at: String,
+    /// `000000` for a status advice.
+    pub processing_code: String,
+    pub currency: u16,
+    pub amount_minor: u64,
+    pub actual_minor: Option<u64>,
+    pub original: Option<OriginalRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalRecord {
+    pub mti: String,
+    pub stan: u32,
+    pub transmitted_at: String,
+}
+
+/// Why a stored advice record is not an advice (a value that does not parse).
+#[derive(Debug, thiserror::Error)]
+#[error("queued advice record: {field} {value:?} is not valid")]
+pub struct AdviceRecordError {
+    field: &'static str,
+    value: String,
+}
+
+fn invalid(field: &'static str, value: impl ToString) -> AdviceRecordError {
+    AdviceRecordError {
+        field,
+        value: value.to_string(),
+    }
+}
+
+fn transmission(
+    field: &'static str,
+    text: &str,
+) -> Result<TransmissionDateTime, AdviceRecordError> {
+    TransmissionDateTime::parse(text).ok_or_else(|| invalid(field, text))
+}
+
+impl From<Advice> for AdviceRecord {
+    fn from(a: Advice) -> Self {
+        Self {
+            kind: a.kind,
+            terminal_id: a.terminal.as_str().to_owned(),
+            stan: a.stan.value(),
+            transmitted_at: a.transmitted_at.to_string(),
+            processing_code: a
+                .transaction
+                .map_or_else(|| "000000".to_owned(), |t| t.processing_code().to_string()),
+            currency: a.amount.currency.numeric,
+            amount_minor: a.amount.minor,
+            actual_minor: a.actual_minor,
+            original: a.original.map(|o| OriginalRecord {
+                mti: o.mti.to_string(),
+                stan: o.stan.value(),
+                transmitted_at: o.transmitted_at.to_string(),
+            }),
+            card_ref: a.card_ref,
+            detail: a.detail,
+        }
+    }
+}
+
+impl TryFrom<AdviceRecord> for Advice {
+    type Error = AdviceRecordError;
+
+    fn try_from(r: AdviceRecord) -> Result<Self, AdviceRecordError> {
+        let transaction = match r.processing_code.as_str() {
+            "000000" => None,
+            code => Some(
+                code.get(..2)
+                    .and_then(|t| t.parse().ok())
+                    .and_then(TransactionType::from_code)
+                    .ok_or_else(|| invalid("processing_code", code))?,
+            ),
+        };
+        let original = match r.original {
+            None => None,
+            Some(o) => Some(Original {
+                mti: Mti::parse(&o.mti).map_err(|_| invalid("original.mti", &o.mti))?,
+                stan: Stan::new(o.stan).map_err(|_| invalid("original.stan", o.stan))?,
+                transmitted_at: transmission("original.transmitted_at", &o.transmitted_at)?,
+            }),
+        };
+        Ok(Self {
+            kind: r.kind,
+            terminal: TerminalId::parse(&r.terminal_id)
+                .map_err(|_| invalid("terminal_id", &r.terminal_id))?,
+            stan: Stan::new(r.stan).map_err(|_| invalid("stan", r.stan))?,
+            transmitted_at: transmission("transmitted_at", &r.transmitted_at)?,
+            transaction,
+            amount: Amount::new(
+                r.amount_minor,
+                Currency {
+                    numeric: r.currency,
+                },
+            ),
+            actual_minor: r.actual_minor,
+            original,
+            card_ref: r.card_ref,
+            detail: r.detail,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn completion() -> Advice {
+        let at = TransmissionDateTime::parse("1125114000").unwrap();
+        let mut a = Advice::new(
+            AdviceKind::Completion,
+            &TerminalId::parse("ATM00001").unwrap(),
+            Stan::new(2).unwrap(),
+            at,
+            TransactionType::Withdrawal,
+            Amount::new(1000, Currency::EUR),
+        );
+        a.actual_minor = Some(1000);
+        a.original = Some(Original::of(
+            TransactionType::Withdrawal,
+            Stan::new(1).unwrap(),
+            at,
+        ));
+        a
+    }
+
     #[test]
     fn repeats_use_the_repeat_mti() {
-        let mut a = Advice {
-            kind: AdviceKind::Completion,
-            terminal_id: "ATM00001".into(),
-            stan: 2,
-            transmitted_at: "1125114000".into(),
-            processing_code: "011000".into(),
-            currency: 978,
-            amount_minor: 1000,
-            actual_minor: Some(1000),
-            original: None,
-            card_ref: None,
-            detail: None,
-        };
+        let mut a = completion();
         assert_eq!((a.mti(false), a.mti(true)), ("0220", "0221"));
         a.kind = AdviceKind::Reversal;
         assert_eq!((a.mti(false), a.mti(true)), ("0420", "0421"));
     }
 
     #[test]
-    fn advices_round_trip_through_json() {
-        let a = Advice {
-            kind: AdviceKind::StoredDeposit,
-            terminal_id: "ATM00001".into(),
-            stan: 2,
-            transmitted_at: "1125114000".into(),
-            processing_code: "210010".into(),
-            currency: 978,
-            amount_minor: 1000,
-            actual_minor: None,
-            original: None,
-            card_ref: Some("ATM00001:000002".into()),
-            detail: None,
-        };
-        let json = serde_json::to_string(&a).unwrap();
-        assert_eq!(serde_json::from_str::<Advice>(&json).unwrap(), a);
+    fn a_record_written_by_an_earlier_agent_reads_and_is_written_back_the_same() {
+        let old = r#"{"kind":"Completion","terminal_id":"ATM00001","stan":2,"transmitted_at":"1125114000","processing_code":"011000","currency":978,"amount_minor":1000,"actual_minor":1000,"original":{"mti":"0100","stan":1,"transmitted_at":"1125114000"}}"#;
+        let a: Advice = serde_json::from_str(old).unwrap();
+        assert_eq!(a, completion());
+        assert_eq!(serde_json::to_string(&a).unwrap(), old);
+        let status = r#"{"kind":"Status","terminal_id":"ATM00001","stan":3,"transmitted_at":"1125114000","processing_code":"000000","currency":978,"amount_minor":0,"actual_minor":null,"original":null,"detail":"P20"}"#;
+        let s: Advice = serde_json::from_str(status).unwrap();
+        assert_eq!((s.transaction, s.detail.as_deref()), (None, Some("P20")));
+        assert_eq!(serde_json::to_string(&s).unwrap(), status);
+    }
+
+    #[test]
+    fn a_record_that_no_longer_parses_is_refused_by_name() {
+        let bad = r#"{"kind":"Completion","terminal_id":"ATM00001","stan":2,"transmitted_at":"1399114000","processing_code":"011000","currency":978,"amount_minor":1000,"actual_minor":null,"original":null}"#;
+        let e = serde_json::from_str::<Advice>(bad).unwrap_err().to_string();
+        assert!(e.contains("transmitted_at"), "{e}");
     }
 }
