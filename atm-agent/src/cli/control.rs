@@ -13,12 +13,6 @@ pub fn send(socket: &Path, request: &Request) -> Result<Value, CliError> {
     control_socket::send(socket, request, "the agent").map_err(CliError::new)
 }
 
-/// Sends one raw request line (JSON, without the newline): for probing the socket with lines
-/// that are not requests.
-pub fn request_line(socket: &Path, request: &str) -> Result<Value, CliError> {
-    control_socket::request(socket, request, "the agent").map_err(CliError::new)
-}
-
 /// A short human-readable status.
 pub fn render_status(data: &Value) -> String {
     let mut out = format!(
