@@ -123,6 +123,7 @@ fn request() -> impl Strategy<Value = Request> {
         card_request().prop_map(Request::Withdrawal),
         card_request().prop_map(Request::BalanceInquiry),
         card_request().prop_map(Request::Deposit),
+        card_request().prop_map(|r| Request::DepositAdvice(CardRequest { pin: None, ..r })),
         advice().prop_map(Request::Completion),
         advice().prop_map(Request::Reversal),
         (key(), "[ -~]{0,200}")

@@ -8,6 +8,7 @@
 //! | [`Request::BalanceInquiry`] | 0100 (0101) | as a withdrawal, 3 = 311000, 4 zero |
 //! | [`Request::Deposit`] | 0200 (0201) | as a withdrawal, 3 = 210010 |
 //! | [`Request::Completion`] | 0220 (0221) | 3, 4 = amount held, 7, 11, 41, 49, 90 = the original, 95 = dispensed; 2 optional |
+//! | [`Request::DepositAdvice`] | 0220 (0221) | as a deposit, no 90, no 52: a deposit taken while the switch was unreachable |
 //! | [`Request::Reversal`] | 0420 (0421) | as a completion; 95 only for a partial reversal |
 //! | [`Request::Status`] | 0820 | 7, 11, 41, 48 = what the terminal reported |
 //!
@@ -112,6 +113,10 @@ pub enum Request {
     Withdrawal(CardRequest),
     BalanceInquiry(CardRequest),
     Deposit(CardRequest),
+    /// A deposit the terminal took while the switch was unreachable: the cash is in the ATM, the
+    /// switch journals it, answers at once and posts the credit itself. An 0220 with processing
+    /// code 21 and no field 90 (a completion always names its original).
+    DepositAdvice(CardRequest),
     Completion(Advice),
     Reversal(Advice),
     Status(StatusAdvice),
@@ -122,9 +127,10 @@ impl Request {
     pub fn key(&self) -> Option<&MessageKey> {
         match self {
             Request::Network(_) => None,
-            Request::Withdrawal(r) | Request::BalanceInquiry(r) | Request::Deposit(r) => {
-                Some(&r.key)
-            }
+            Request::Withdrawal(r)
+            | Request::BalanceInquiry(r)
+            | Request::Deposit(r)
+            | Request::DepositAdvice(r) => Some(&r.key),
             Request::Completion(a) | Request::Reversal(a) => Some(&a.key),
             Request::Status(s) => Some(&s.key),
         }
@@ -133,7 +139,10 @@ impl Request {
     /// The MTI this request is sent with.
     pub fn mti(&self) -> Mti {
         let repeat = match self {
-            Request::Withdrawal(r) | Request::BalanceInquiry(r) | Request::Deposit(r) => r.repeat,
+            Request::Withdrawal(r)
+            | Request::BalanceInquiry(r)
+            | Request::Deposit(r)
+            | Request::DepositAdvice(r) => r.repeat,
             Request::Completion(a) | Request::Reversal(a) => a.repeat,
             Request::Network(_) | Request::Status(_) => false,
         };
@@ -141,7 +150,7 @@ impl Request {
             Request::Network(_) => *b"080",
             Request::Withdrawal(_) | Request::BalanceInquiry(_) => *b"010",
             Request::Deposit(_) => *b"020",
-            Request::Completion(_) => *b"022",
+            Request::Completion(_) | Request::DepositAdvice(_) => *b"022",
             Request::Reversal(_) => *b"042",
             Request::Status(_) => *b"082",
         };
@@ -173,6 +182,16 @@ impl Request {
             Request::Withdrawal(r) => write_card(m, r, TransactionType::Withdrawal)?,
             Request::BalanceInquiry(r) => write_card(m, r, TransactionType::BalanceInquiry)?,
             Request::Deposit(r) => write_card(m, r, TransactionType::Deposit)?,
+            Request::DepositAdvice(r) => {
+                if r.pin.is_some() {
+                    // PIN blocks are never stored, so an advice never carries one.
+                    return Err(FieldError::Malformed {
+                        field: 52,
+                        reason: "a deposit advice carries no PIN block",
+                    });
+                }
+                write_card(m, r, TransactionType::Deposit)?
+            }
             Request::Completion(a) | Request::Reversal(a) => write_advice(m, a)?,
             Request::Status(s) => {
                 write_key(m, &s.key);
@@ -218,7 +237,21 @@ impl Request {
                     _ => Err(unserved(msg)),
                 }
             }
-            "0220" | "0221" => Ok(Request::Completion(read_advice(msg, repeat)?)),
+            "0220" | "0221" if msg.contains(90) => {
+                Ok(Request::Completion(read_advice(msg, repeat)?))
+            }
+            "0220" | "0221" => {
+                let key = read_key(msg)?;
+                match transaction_type(msg)? {
+                    Some(TransactionType::Deposit) => {
+                        let mut r = read_card(msg, key, repeat, true)?;
+                        r.pin = None;
+                        Ok(Request::DepositAdvice(r))
+                    }
+                    // Any other 0220 is a completion without its original: refused by name.
+                    _ => Ok(Request::Completion(read_advice(msg, repeat)?)),
+                }
+            }
             "0420" | "0421" => Ok(Request::Reversal(read_advice(msg, repeat)?)),
             "0820" => {
                 let key = read_key(msg)?;
@@ -479,6 +512,31 @@ mod tests {
             Request::Completion(a.clone())
         );
         assert_eq!(a.dispensed_or_all(), 1000);
+    }
+
+    #[test]
+    fn a_deposit_advice_is_an_0220_without_an_original_or_a_pin() {
+        let deposit = CardRequest {
+            pin: None,
+            amount: Amount::new(7000, Currency::EUR),
+            ..withdrawal()
+        };
+        let m = Request::DepositAdvice(deposit.clone()).to_message().unwrap();
+        assert_eq!(m.mti().as_str(), "0220");
+        assert!(!m.contains(90) && !m.contains(52));
+        assert_eq!(m.get_str(3), Some("210010"));
+        assert_eq!(
+            Request::from_message(&m).unwrap(),
+            Request::DepositAdvice(deposit.clone())
+        );
+        let with_pin = CardRequest {
+            pin: Some(PinField {
+                block: PinBlock::new(b"0412AC89ABCDEF67".to_vec()),
+                key_version: Some(1),
+            }),
+            ..deposit
+        };
+        assert!(Request::DepositAdvice(with_pin).to_message().is_err());
     }
 
     #[test]
