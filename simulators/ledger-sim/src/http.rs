@@ -6,14 +6,17 @@
 //!
 //! Layers, outermost first: an in-flight cap (503 `overloaded` past it, so load tests see load
 //! shedding rather than an ever-growing queue), a body size limit, then — on `/v1` only — fault
-//! injection.
+//! injection: before the handler (down, error rate, latency) and after it (a lost answer: the
+//! handler ran, the books changed, and the answer is dropped with the connection, replaced by a
+//! 503 `answer_lost`, or held back; see [`crate::faults`] and [`crate::connection`]).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{response, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,11 +24,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use super::connection::ConnectionCutter;
 use super::domain::{
-    self, AmountMinor, Currency, CustomerAccount, DomainError, IdempotencyKey, Reference,
-    TransactionKind,
+    self, AmountMinor, Currency, CustomerAccount, DomainError, HoldStatus, IdempotencyKey,
+    Reference, Transaction, TransactionKind,
 };
-use super::faults::{FaultConfig, Faults, Verdict};
+use super::faults::{Applied, FaultConfig, Faults, LostAnswer, Verdict};
 use super::store::{
     self, CaptureHold, NewHold, NewTransaction, OpenAccount, Recorded, Store, StoreError, VoidHold,
 };
@@ -43,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/admin/faults"),
     ("put", "/admin/faults"),
     ("get", "/admin/invariants"),
+    ("get", "/admin/holds"),
 ];
 
 /// Header set on an answer that was replayed from an idempotency record (no new effect).
@@ -51,6 +56,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub const BODY_BYTES_MAX: usize = 16 * 1024;
 /// Default page size of `GET /v1/movements`.
 pub const MOVEMENTS_PAGE_DEFAULT: usize = 1_000;
+/// Default number of holds `GET /admin/holds` lists.
+pub const HOLDS_PAGE_DEFAULT: usize = 1_000;
+/// Largest answer the fault layer reads back when it loses one (wallet answers are small JSON).
+const ANSWER_BYTES_MAX: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -75,7 +84,8 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/admin/accounts", post(open_account))
         .route("/admin/faults", get(get_faults).put(put_faults))
-        .route("/admin/invariants", get(get_invariants));
+        .route("/admin/invariants", get(get_invariants))
+        .route("/admin/holds", get(list_holds));
     v1.merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -429,6 +439,33 @@ async fn get_invariants(State(state): State<AppState>) -> Result<Response, ApiEr
     Ok(Json(invariants).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldsQuery {
+    status: Option<HoldStatus>,
+    limit: Option<usize>,
+}
+
+/// `GET /admin/holds?status=held`: the holds still open, say, oldest first, and how many.
+async fn list_holds(
+    State(state): State<AppState>,
+    query: Result<Query<HoldsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            rejection.body_text(),
+        )
+    })?;
+    let limit = query.limit.unwrap_or(HOLDS_PAGE_DEFAULT);
+    let list = state
+        .store
+        .read(move |s| s.holds(query.status, limit))
+        .await?;
+    Ok(Json(list).into_response())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
@@ -464,8 +501,108 @@ async fn inject_faults(State(faults): State<Faults>, req: Request, next: Next) -
         }
         Verdict::Pass(delay) => {
             tokio::time::sleep(delay).await;
-            next.run(req).await
+            // Only writes have an outcome to be ambiguous about.
+            let lost = match *req.method() {
+                Method::POST => faults.lose_answer(),
+                _ => None,
+            };
+            let Some(how) = lost else {
+                return next.run(req).await;
+            };
+            let cutter = req
+                .extensions()
+                .get::<ConnectInfo<ConnectionCutter>>()
+                .map(|c| c.0.clone());
+            let path = req.uri().path().to_owned();
+            let response = next.run(req).await;
+            lose_answer(&faults, how, &path, cutter, response).await
         }
+    }
+}
+
+/// The request has been handled (its effect, if any, is on disk): its answer is lost as `how`
+/// says, and counted.
+async fn lose_answer(
+    faults: &Faults,
+    how: LostAnswer,
+    path: &str,
+    cutter: Option<ConnectionCutter>,
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, ANSWER_BYTES_MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::error!(%error, path, "could not read back an answer to lose");
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the answer could not be read back",
+            )
+            .into_response();
+        }
+    };
+    let applied = applied(path, &parts, &bytes);
+    faults.note_lost(applied);
+    tracing::info!(
+        path,
+        status = parts.status.as_u16(),
+        mode = how.mode(),
+        ?applied,
+        "answer lost after the request was handled (injected fault)"
+    );
+    match how {
+        LostAnswer::Late { ms } => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Response::from_parts(parts, Body::from(bytes))
+        }
+        LostAnswer::Drop => match cutter {
+            // The 503 below is never written: the connection refuses it and closes.
+            Some(cutter) => {
+                cutter.cut();
+                answer_lost()
+            }
+            None => {
+                tracing::warn!(
+                    path,
+                    "no connection to cut (router served without connect info): answering 503"
+                );
+                answer_lost()
+            }
+        },
+        LostAnswer::ServerError => answer_lost(),
+    }
+}
+
+fn answer_lost() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "answer_lost",
+        "injected fault: the request was handled and its answer lost; \
+         repeat it with the same idempotency key to learn the outcome",
+    )
+    .into_response()
+}
+
+/// Which operation took effect, from the answer the handler gave (2xx and not a replay).
+fn applied(path: &str, parts: &response::Parts, body: &[u8]) -> Option<Applied> {
+    if !parts.status.is_success() || parts.headers.contains_key(REPLAYED_HEADER) {
+        return None;
+    }
+    if path == "/v1/holds" {
+        Some(Applied::Hold)
+    } else if path.ends_with("/capture") {
+        Some(Applied::Capture)
+    } else if path.ends_with("/void") {
+        Some(Applied::Void)
+    } else if path == "/v1/transactions" {
+        let txn: Transaction = serde_json::from_slice(body).ok()?;
+        Some(match txn.kind {
+            TransactionKind::Credit => Applied::Credit,
+            TransactionKind::Debit => Applied::Debit,
+        })
+    } else {
+        None
     }
 }
 

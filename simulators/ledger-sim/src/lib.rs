@@ -10,8 +10,9 @@
 //! - [`store`]: sled trees, one multi-tree transaction per operation (effect + idempotency record
 //!   atomically), a shared flush (`group-commit`) before any answer.
 //! - [`http`]: axum routes, request parsing, error bodies.
-//! - [`faults`]: latency, error rate and "down", set from the command line, `PUT /admin/faults`
-//!   or [`RunningLedger::faults`].
+//! - [`faults`]: latency, error rate and "down" (before the books), lost answers (after them),
+//!   set from the command line, `PUT /admin/faults` or [`RunningLedger::faults`].
+//! - [`connection`]: the listener whose connections a lost answer of mode `drop` cuts.
 //! - [`client`]: reads the movements back over HTTP (reconciliation, tests).
 //!
 //! `src/main.rs` is the `ledger-sim` command line over [`LedgerServer`].
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod connection;
 pub mod domain;
 pub mod faults;
 pub mod http;
@@ -35,10 +37,11 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use faults::{FaultConfig, Faults};
-pub use store::Invariants;
+pub use faults::{FaultConfig, Faults, LostAnswer, LostAnswers};
+pub use store::{HoldList, Invariants};
 
-use domain::{Currency, CustomerAccount, DomainError};
+use connection::{ConnectionCutter, CuttableListener};
+use domain::{Currency, CustomerAccount, DomainError, HoldStatus};
 use store::{OpenAccount, Store, StoreError};
 
 /// Default cap on requests handled at once (past it: 503 `overloaded`).
@@ -186,6 +189,9 @@ impl LedgerServer {
             in_flight: Arc::new(Semaphore::new(config.in_flight_max.max(1))),
         });
         let (server_stop, mut server_stop_rx) = watch::channel(false);
+        // Each request carries a handle on its own connection, for lost answers of mode `drop`.
+        let app = app.into_make_service_with_connect_info::<ConnectionCutter>();
+        let listener = CuttableListener::new(listener);
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -244,6 +250,16 @@ impl RunningLedger {
     /// The consistency check of `GET /admin/invariants`, without HTTP.
     pub async fn invariants(&self) -> Result<Invariants, LedgerError> {
         Ok(self.store.read(|s| s.invariants()).await?)
+    }
+
+    /// The holds in `status` (all when `None`), oldest first, at most `limit`: what
+    /// `GET /admin/holds` answers, without HTTP.
+    pub async fn holds(
+        &self,
+        status: Option<HoldStatus>,
+        limit: usize,
+    ) -> Result<HoldList, LedgerError> {
+        Ok(self.store.read(move |s| s.holds(status, limit)).await?)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to [`SHUTDOWN_GRACE`]), flushes and

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use ledger_sim::{AccountSeed, FaultConfig, LedgerConfig, LedgerServer, IN_FLIGHT_MAX_DEFAULT};
+use ledger_sim::{
+    AccountSeed, FaultConfig, LedgerConfig, LedgerServer, LostAnswer, IN_FLIGHT_MAX_DEFAULT,
+};
 
 /// Wallet ledger simulator: holds, captures, voids, deposits and balances over HTTP
 /// (contract: simulators/ledger-sim/openapi/ledger-v1.json).
@@ -35,6 +37,13 @@ struct Args {
     /// Start "down": every wallet API request is answered 503 until PUT /admin/faults.
     #[arg(long)]
     down: bool,
+    /// Share of wallet API writes applied to the books whose answer is then lost (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    lost_answer_rate: f64,
+    /// How such an answer is lost: drop (connection closed, no response), server_error (503
+    /// answer_lost) or late:MS (the real answer, MS milliseconds late).
+    #[arg(long, default_value = "drop")]
+    lost_answer: LostAnswer,
     /// Most requests handled at once; past it requests are answered 503 "overloaded".
     #[arg(long, default_value_t = IN_FLIGHT_MAX_DEFAULT)]
     in_flight_max: usize,
@@ -69,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
             latency_ms: args.latency_ms,
             error_rate: args.error_rate,
             down: args.down,
+            lost_answer_rate: args.lost_answer_rate,
+            lost_answer: args.lost_answer,
         },
         in_flight_max: args.in_flight_max,
     };

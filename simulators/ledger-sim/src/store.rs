@@ -33,6 +33,8 @@ use super::domain::{
 
 /// Most movements one `list_movements` call returns.
 pub const MOVEMENTS_PAGE_MAX: usize = 10_000;
+/// Most holds one `holds` call returns.
+pub const HOLDS_PAGE_MAX: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +121,11 @@ pub struct Invariants {
     pub held_minor_mismatches: u64,
     pub accounts: u64,
     pub holds: u64,
+    /// Holds still open (status `held`: neither captured nor voided). Not a broken invariant —
+    /// a hold is open between authorization and completion — but once every client has
+    /// finished its work, each one is money reserved that nobody will release.
+    #[serde(default)]
+    pub open_holds: u64,
     pub movements: u64,
     pub ok: bool,
 }
@@ -131,6 +138,15 @@ pub struct Balance {
     pub balance_minor: i64,
     pub held_minor: u64,
     pub available_minor: i64,
+}
+
+/// Holds in the order they were placed, as `GET /admin/holds` answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldList {
+    /// At most the `limit` asked for, oldest first.
+    pub holds: Vec<Hold>,
+    /// How many holds match in all (more than `holds.len()` when the limit cut the list).
+    pub count: u64,
 }
 
 /// One page of movements, oldest first.
@@ -661,13 +677,35 @@ impl Store {
         })
     }
 
+    /// The holds in `status` (all when `None`), oldest first, at most `limit` of them.
+    pub fn holds(&self, status: Option<HoldStatus>, limit: usize) -> Result<HoldList, StoreError> {
+        let limit = limit.clamp(1, HOLDS_PAGE_MAX);
+        let books = self.books();
+        let mut matching: Vec<(u64, &Hold)> = books
+            .holds
+            .values()
+            .filter(|h| status.is_none_or(|s| h.status == s))
+            .map(|h| (hold_number(&h.hold_id), h))
+            .collect();
+        let count = matching.len() as u64;
+        matching.sort_unstable_by_key(|(n, _)| *n);
+        let holds = matching
+            .into_iter()
+            .take(limit)
+            .map(|(_, h)| h.clone())
+            .collect();
+        Ok(HoldList { holds, count })
+    }
+
     /// Checks the books, with every writer held off so it sees one consistent state.
     pub fn invariants(&self) -> Result<Invariants, StoreError> {
         let books = self.books();
         let mut held_by_account: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut open_holds = 0u64;
         for hold in books.holds.values() {
             if hold.status == HoldStatus::Held {
                 *held_by_account.entry(hold.account.as_str()).or_default() += hold.amount_minor;
+                open_holds += 1;
             }
         }
         let mut captures_by_hold: BTreeMap<&str, u64> = BTreeMap::new();
@@ -698,6 +736,7 @@ impl Store {
             held_minor_mismatches,
             accounts: books.accounts.len() as u64,
             holds: books.holds.len() as u64,
+            open_holds,
             movements: books.movements.len() as u64,
             ok,
         })
@@ -724,6 +763,13 @@ fn digest(fields: &[&str]) -> String {
 
 fn movement_id(n: u64) -> String {
     format!("mv-{n}")
+}
+
+/// The number inside a hold id (`hold-42` → 42), for ordering; ids of another shape sort last.
+fn hold_number(id: &str) -> u64 {
+    id.strip_prefix("hold-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// The number inside a movement id (`mv-42` → 42).

@@ -1,4 +1,5 @@
-//! Fault injection: down, latency and error rate, over HTTP and through the in-process handle.
+//! Fault injection: down, latency and error rate (before the books), lost answers (after them),
+//! over HTTP and through the in-process handle.
 
 mod ledger_support;
 
@@ -18,7 +19,8 @@ async fn down_answers_503_on_the_wallet_api_but_admin_still_works() {
     assert_eq!(set.status, StatusCode::OK);
     assert_eq!(
         set.body,
-        json!({"latency_ms": 0, "error_rate": 0.0, "down": true})
+        json!({"latency_ms": 0, "error_rate": 0.0, "down": true,
+               "lost_answer_rate": 0.0, "lost_answer": {"mode": "drop"}})
     );
 
     let hold = ledger.hold("k1", "alice", 100).await;
@@ -141,9 +143,30 @@ async fn invalid_fault_settings_are_refused() {
         ledger.put("/admin/faults", json!({"typo": 1})).await.status,
         StatusCode::BAD_REQUEST
     );
+    for bad in [
+        json!({"lost_answer_rate": 1.5}),
+        json!({"lost_answer": {"mode": "late", "ms": 0}}),
+        json!({"lost_answer": {"mode": "late", "ms": 60_001}}),
+    ] {
+        let answer = ledger.put("/admin/faults", bad.clone()).await;
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_faults")),
+            "{bad}"
+        );
+    }
+    for bad in [
+        json!({"lost_answer": {"mode": "vanish"}}),
+        json!({"lost_answer": {"mode": "late"}}),
+        json!({"lost_answer": "drop"}),
+    ] {
+        let answer = ledger.put("/admin/faults", bad.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
     assert_eq!(
         ledger.get("/admin/faults").await.body,
-        json!({"latency_ms": 0, "error_rate": 0.0, "down": false})
+        json!({"latency_ms": 0, "error_rate": 0.0, "down": false,
+               "lost_answer_rate": 0.0, "lost_answer": {"mode": "drop"}})
     );
     ledger.finish().await;
 }
