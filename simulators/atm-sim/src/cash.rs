@@ -61,7 +61,10 @@ struct Cassette {
     low_threshold: u32,
     loaded: u32,
     left: u32,
+    /// Notes that reached customers.
     dispensed: u32,
+    /// Notes that left the cassette but went to the reject bin (purged or retracted).
+    rejected: u32,
 }
 
 /// The terminal's cassettes.
@@ -100,6 +103,7 @@ impl Cassettes {
                     loaded: notes,
                     left: notes,
                     dispensed: 0,
+                    rejected: 0,
                 }
             })
             .collect();
@@ -159,6 +163,22 @@ impl Cassettes {
         taken
     }
 
+    /// Notes already taken (and counted dispensed) that did not reach the customer: purged or
+    /// retracted into the reject bin. Each count is capped by what was counted dispensed; returns
+    /// what was moved.
+    pub fn divert(&mut self, notes: &[u32]) -> Vec<u32> {
+        let moved: Vec<u32> = notes
+            .iter()
+            .zip(&self.slots)
+            .map(|(&n, s)| n.min(s.dispensed))
+            .collect();
+        for (s, &n) in self.slots.iter_mut().zip(&moved) {
+            s.dispensed -= n;
+            s.rejected += n;
+        }
+        moved
+    }
+
     pub fn level(&self, i: usize) -> SupplyLevel {
         match self.slots.get(i) {
             None => SupplyLevel::NotPresent,
@@ -196,6 +216,9 @@ impl Cassettes {
     pub fn dispensed(&self) -> Vec<u32> {
         self.slots.iter().map(|s| s.dispensed).collect()
     }
+    pub fn rejected(&self) -> Vec<u32> {
+        self.slots.iter().map(|s| s.rejected).collect()
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +247,21 @@ mod tests {
         );
         assert_eq!(c.supplies_field(), "13233");
         assert_eq!(c.value_minor(&[0, 2, 3, 0]), 2 * 2000 + 3 * 5000);
+    }
+
+    #[test]
+    fn diverted_notes_count_as_rejected_not_dispensed() {
+        let mut c = Cassettes::load(&profile(), Some(&[10, 10, 10, 10])).unwrap();
+        assert_eq!(c.take(&[0, 3, 1, 0]), vec![0, 3, 1, 0]);
+        assert_eq!(c.divert(&[0, 2, 5, 0]), vec![0, 2, 1, 0]);
+        assert_eq!(c.dispensed(), vec![0, 1, 0, 0]);
+        assert_eq!(c.rejected(), vec![0, 2, 1, 0]);
+        assert_eq!(c.left(), vec![10, 7, 9, 10]);
+        for i in 0..4 {
+            assert_eq!(
+                c.left()[i] + c.dispensed()[i] + c.rejected()[i],
+                c.loaded()[i]
+            );
+        }
     }
 }

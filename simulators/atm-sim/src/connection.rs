@@ -17,7 +17,7 @@ use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
 use protocols::ndc::{Dialect, HostMessage, TerminalMessage, TransactionReply};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 
@@ -68,10 +68,19 @@ impl Shared {
     }
 }
 
+/// What the session hands the connection task.
+#[derive(Debug)]
+enum Outbound {
+    /// An encoded message to write.
+    Message(Vec<u8>),
+    /// Answered once everything queued before it is written to the socket.
+    Flushed(oneshot::Sender<()>),
+}
+
 /// The live connection: where the session sends messages and receives transaction replies.
 #[derive(Debug)]
 pub(crate) struct Link {
-    out: mpsc::Sender<Vec<u8>>,
+    out: mpsc::Sender<Outbound>,
     pub(crate) replies: mpsc::Receiver<TransactionReply>,
     task: JoinHandle<()>,
 }
@@ -132,9 +141,20 @@ impl Link {
     ) -> Result<(), AtmError> {
         let bytes = msg.encode(dialect)?;
         self.out
-            .send(bytes)
+            .send(Outbound::Message(bytes))
             .await
             .map_err(|_| AtmError::Disconnected)
+    }
+
+    /// Waits until every message queued so far is written to the socket (so a power failure
+    /// right after cannot lose one that the terminal already sent).
+    pub(crate) async fn flushed(&self) -> Result<(), AtmError> {
+        let (tx, rx) = oneshot::channel();
+        self.out
+            .send(Outbound::Flushed(tx))
+            .await
+            .map_err(|_| AtmError::Disconnected)?;
+        rx.await.map_err(|_| AtmError::Disconnected)
     }
 }
 
@@ -148,15 +168,19 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, mut out_rx: mpsc::Receiver<Vec<u8>>) {
+    async fn run(mut self, mut out_rx: mpsc::Receiver<Outbound>) {
         loop {
             // Both branches are cancel-safe: recv() and StreamExt::next() lose nothing.
             tokio::select! {
                 out = out_rx.recv() => match out {
-                    Some(bytes) => {
+                    Some(Outbound::Message(bytes)) => {
                         if !self.write(bytes).await {
                             break;
                         }
+                    }
+                    // Earlier messages are written (each write flushes the socket).
+                    Some(Outbound::Flushed(done)) => {
+                        let _ = done.send(());
                     }
                     None => break,
                 },

@@ -11,12 +11,13 @@ use std::fmt;
 
 use firmware_profiles::{Profile, TransactionKind};
 use protocols::types::mask_pan;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::faults::{FaultMode, FaultPlan, TerminalFault};
 use super::rng::XorShift64;
 
 /// What the customer asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Withdrawal,
@@ -45,8 +46,9 @@ impl fmt::Display for Kind {
     }
 }
 
-/// How much of a dispense actually leaves the cassettes in a short dispense.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// How much of a dispense actually leaves the cassettes in a short dispense (or reaches the
+/// customer, in a terminal fault).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Partial {
     /// Notes per cassette type (index 0 = type 1), each capped at what the reply asked for.
@@ -68,6 +70,10 @@ pub enum Behaviour {
     /// Power fails while dispensing: no status, the connection drops; `notes_leave` says whether
     /// the notes reached the customer (the next `11`'s last transaction status tells the host).
     PowerLossDuringDispense { notes_leave: bool },
+    /// A terminal fault that leaves the host unsure (`E3`, `E5`, counts missing, another device,
+    /// no status, power lost at any step of the exchange); see [`crate::faults`]. It strikes a
+    /// withdrawal; the power failures before the reply strike any transaction.
+    TerminalFault(TerminalFault),
 }
 
 /// The PIN of a card given without one (`Customer::withdrawal(pan, …)`, `RandomCustomers::new`).
@@ -239,6 +245,9 @@ pub struct Mix {
     /// Percentage of customers (any kind) who type a wrong PIN; 0 (the default) draws nothing,
     /// so a stream without wrong PINs is the same as before the knob existed.
     pub wrong_pin_percent: u8,
+    /// Terminal faults among withdrawals that would otherwise go normally (drawn after
+    /// everything else in a customer, and only when enabled).
+    pub terminal_faults: FaultPlan,
 }
 
 impl Mix {
@@ -259,6 +268,7 @@ impl Mix {
             amount_step_minor: step,
             max_steps: 20,
             wrong_pin_percent: 0,
+            terminal_faults: FaultPlan::default(),
         }
     }
     pub fn with_faults(mut self, percent: u8) -> Self {
@@ -267,6 +277,11 @@ impl Mix {
     }
     pub fn with_wrong_pins(mut self, percent: u8) -> Self {
         self.wrong_pin_percent = percent.min(100);
+        self
+    }
+    /// `percent` of the withdrawals meet a terminal fault from `modes` (empty: every mode).
+    pub fn with_terminal_faults(mut self, percent: u8, modes: Vec<FaultMode>) -> Self {
+        self.terminal_faults = FaultPlan::new(percent, modes);
         self
     }
 }
@@ -345,6 +360,15 @@ impl Iterator for RandomCustomers {
         // Drawn last and only when enabled, so the rest of the stream does not change with it.
         let wrong_pin =
             self.mix.wrong_pin_percent > 0 && self.rng.chance(self.mix.wrong_pin_percent);
+        // Last of all, for the same reason.
+        let behaviour = match behaviour {
+            Behaviour::Normal if kind == Kind::Withdrawal => self
+                .mix
+                .terminal_faults
+                .draw(&mut self.rng)
+                .map_or(Behaviour::Normal, Behaviour::TerminalFault),
+            other => other,
+        };
         Some(Customer {
             pan: card.pan,
             pin: card.pin,
@@ -406,6 +430,40 @@ mod tests {
                 .take(3)
                 .collect();
         assert!(by_pan.iter().all(|c| c.pin == DEFAULT_PIN));
+    }
+
+    #[test]
+    fn terminal_faults_strike_withdrawals_and_leave_the_rest_of_the_stream_alone() {
+        let p = Profile::builtin("ncr-selfserv-basic").expect("builtin profile");
+        let plain: Vec<_> = RandomCustomers::new(4, vec![], Mix::for_profile(&p))
+            .take(300)
+            .collect();
+        let mix = Mix::for_profile(&p).with_terminal_faults(50, vec![]);
+        let faulty: Vec<_> = RandomCustomers::new(4, vec![], mix.clone())
+            .take(300)
+            .collect();
+        let again: Vec<_> = RandomCustomers::new(4, vec![], mix).take(300).collect();
+        assert_eq!(faulty, again);
+        assert_eq!(plain[0].kind, faulty[0].kind);
+        assert_eq!(plain[0].amount_minor, faulty[0].amount_minor);
+        let struck: Vec<_> = faulty
+            .iter()
+            .filter_map(|c| match &c.behaviour {
+                Behaviour::TerminalFault(f) => Some((c.kind, f.mode())),
+                _ => None,
+            })
+            .collect();
+        assert!(struck.iter().all(|(k, _)| *k == Kind::Withdrawal));
+        let modes: std::collections::HashSet<_> = struck.iter().map(|(_, m)| *m).collect();
+        assert!(modes.len() >= 8, "{modes:?}");
+        let only_e5 = Mix::for_profile(&p).with_terminal_faults(100, vec![FaultMode::Retracted]);
+        assert!(RandomCustomers::new(4, vec![], only_e5)
+            .take(50)
+            .filter(|c| c.kind == Kind::Withdrawal)
+            .all(|c| matches!(
+                c.behaviour,
+                Behaviour::TerminalFault(TerminalFault::Retracted { .. })
+            )));
     }
 
     #[test]

@@ -38,6 +38,18 @@
 //!    <supplies>`, supplies digit `2` low / `3` out, after the ready.
 //! 6. Supervisor mode: [`AtmSim::enter_supervisor`] / [`AtmSim::exit_supervisor`] send
 //!    `12 … P21` / `P20`; customers are turned away meanwhile.
+//! 7. Terminal faults ([`faults`], a customer's [`Behaviour::TerminalFault`], drawn by
+//!    [`Mix::with_terminal_faults`]): after the dispense `8 FS E3<requested counts>` or `8 FS E3`
+//!    (the customer may have had all, part or none), `8 FS E5<presented counts>` (retracted),
+//!    `8 FS E1<counts>`, `8 FS E1` without counts (cash did leave), `8 FS G1 …` (a receipt
+//!    printer fault, all the cash out), or no status until past the agent's status timer; or
+//!    the power fails before the `11`, while awaiting the reply, before the dispense, mid-way or
+//!    after it. Notes purged or retracted count as rejected in the supply counters; the last
+//!    transaction status and the counters always carry what really reached the customer.
+//! 8. The truth ledger ([`truth`], [`AtmSim::truth`]): one [`TruthRecord`] per withdrawal or
+//!    deposit (LUNO, TSN, what left the cassettes, what reached the customer or was taken in,
+//!    what the host was told), so a lab can settle what the agent holds in doubt as a
+//!    technician would and reconcile.
 //!
 //! The outcome of a reply is read from the profile's `screens.*` (`wrong_pin` and
 //! `pin_tries_exceeded` give the PIN declines): the terminal knows nothing else about what the
@@ -51,6 +63,7 @@
 //! - [`terminal`]: the terminal's state, [`TerminalCounters`] and [`TerminalStatus`];
 //! - [`epp`]: the PIN pad, its keys and PIN blocks;
 //! - [`cash`]: cassettes and dispensing; [`customer`]: cards, customers and their behaviour;
+//! - [`faults`]: terminal fault modes and plans; [`truth`]: the truth ledger;
 //! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
 
 #![forbid(unsafe_code)]
@@ -61,6 +74,7 @@ pub(crate) mod connection;
 pub mod customer;
 pub mod epp;
 pub mod error;
+pub mod faults;
 pub mod messages;
 pub mod outcome;
 #[cfg(test)]
@@ -68,6 +82,7 @@ mod pin_tests;
 pub mod rng;
 pub mod session;
 pub mod terminal;
+pub mod truth;
 
 pub use cash::SupplyLevel;
 pub use customer::{
@@ -75,6 +90,8 @@ pub use customer::{
 };
 pub use epp::{ClearKey, Epp, EppError};
 pub use error::AtmError;
+pub use faults::{FaultMode, FaultPlan, TerminalFault};
 pub use outcome::{CustomerOutcome, DeclineReason, Outcome, OutcomeCounts};
-pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID};
+pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID, NO_STATUS_GRACE_MS};
 pub use terminal::{ServiceMode, StoredConfig, TerminalCounters, TerminalStatus};
+pub use truth::{Reported, TruthRecord};

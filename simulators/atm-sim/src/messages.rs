@@ -115,6 +115,7 @@ fn cash_handler(
 }
 
 /// `22 … 8 FS E<outcome><notes> FS <severity> FS FS <supplies>`: a dispense that went wrong.
+/// Empty `notes` sends the outcome without counts (`8 FS E1 FS …`).
 pub fn dispense_fault(
     luno: &str,
     outcome: DispenseOutcome,
@@ -122,12 +123,35 @@ pub fn dispense_fault(
     cassettes: &Cassettes,
 ) -> TerminalMessage {
     let severity = match outcome {
-        DispenseOutcome::ShortDispense => '2',
+        DispenseOutcome::ShortDispense | DispenseOutcome::Unknown | DispenseOutcome::Retracted => {
+            '2'
+        }
         _ => '1',
     };
     solicited(
         luno,
         SolicitedStatusInfo::DeviceFault(cash_handler(outcome, notes, cassettes, severity)),
+    )
+}
+
+/// The receipt printer's device identifier.
+pub const RECEIPT_PRINTER_DIG: char = 'G';
+
+/// `22 … 8 FS G1 FS 2 FS FS 1`: a device fault that says nothing about the cash (the receipt
+/// printer could not print, warning severity), sent where the dispense's status belongs.
+pub fn other_device_fault(luno: &str) -> TerminalMessage {
+    solicited(
+        luno,
+        SolicitedStatusInfo::DeviceFault(DeviceStatus {
+            state: DeviceState::Other {
+                dig: RECEIPT_PRINTER_DIG,
+                status: "1".to_owned(),
+            },
+            severity: Some("2".to_owned()),
+            diagnostic: None,
+            supplies: Some("1".to_owned()),
+            extra: Vec::new(),
+        }),
     )
 }
 

@@ -12,6 +12,7 @@ use protocols::types::{Amount, Currency};
 use serde::Serialize;
 
 use super::customer::Kind;
+use super::faults::TerminalFault;
 
 /// Why the host said no (from the reply's screen number, via the profile's `screens.*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,7 +33,9 @@ pub enum DeclineReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Withdrawal dispensed in full, deposit accepted, or balance shown.
+    /// Withdrawal dispensed in full, deposit accepted, or balance shown. A terminal fault after
+    /// every note reached the customer (`device-fault`, `no-status`, an `E3` that delivered
+    /// everything) ends here too: `CustomerOutcome::terminal_fault` says what the host was told.
     Approved,
     /// The host declined (display-and-print / next-state reply on a decline screen).
     Declined {
@@ -41,11 +44,14 @@ pub enum Outcome {
     },
     /// The host answered with the profile's `host_unavailable` screen.
     HostUnavailable { screen: String },
-    /// The dispenser delivered less than the reply asked for (status `8 E1`, or `E2` if nothing).
+    /// Less than the reply asked for reached the customer (status `8 E1`, or `E2` if nothing;
+    /// or a terminal fault: `E3`, `E5`, `E1` without counts).
     ShortDispense,
     /// The customer cancelled at the cash slot; nothing was dispensed (status `8 E2`).
     Cancelled,
-    /// Power failed during the dispense; no status was sent and the connection is gone.
+    /// Power failed (during the dispense, or at another step of the exchange with a terminal
+    /// fault); no status was sent and the connection is gone. `notes_left`: some notes reached
+    /// the customer.
     PowerLoss { notes_left: bool },
     /// No transaction reply within the host reply timer; the terminal gave up (no message).
     Timeout,
@@ -119,13 +125,17 @@ pub struct CustomerOutcome {
     /// PIN buffer A carried an enciphered PIN block (the terminal had a PIN key); `false` when
     /// it went empty or no request was sent.
     pub pin_block_sent: bool,
+    /// The terminal fault that struck this customer ([`crate::Behaviour::TerminalFault`]),
+    /// `None` when none did (also when the host declined before a dispense fault could).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_fault: Option<TerminalFault>,
 }
 
 impl CustomerOutcome {
     /// One line for a console report.
     pub fn report_line(&self, currency: Currency) -> String {
         format!(
-            "{} {:<10} {:>14} {:<40} dispensed {:>14} deposited {:>14} notes {:?} tsn {}",
+            "{} {:<10} {:>14} {:<40} dispensed {:>14} deposited {:>14} notes {:?} tsn {}{}",
             self.pan_masked,
             self.kind.to_string(),
             Amount::new(self.requested_minor, currency).to_string(),
@@ -135,6 +145,9 @@ impl CustomerOutcome {
             self.notes_dispensed,
             self.tsn
                 .map_or_else(|| "-".to_owned(), |t| format!("{t:04}")),
+            self.terminal_fault
+                .as_ref()
+                .map_or_else(String::new, |f| format!(" terminal fault {f}")),
         )
     }
 }
@@ -158,6 +171,8 @@ pub struct OutcomeCounts {
     pub timeout: u32,
     pub reply_rejected: u32,
     pub out_of_service: u32,
+    /// Customers a terminal fault struck (counted in their outcome column too).
+    pub terminal_faults: u32,
 }
 
 impl OutcomeCounts {

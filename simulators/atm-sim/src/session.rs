@@ -7,7 +7,9 @@
 //! per the customer's [`Behaviour`], accept the deposit, show the screen), report with a `22`
 //! (ready, or `8 E1`/`E2` after a dispense that went wrong), then `12 … E` when a cassette went
 //! low. A power loss drops the socket without a status; [`AtmSim::power_cycle`] brings the
-//! terminal back and the next `11` carries the last transaction status.
+//! terminal back and the next `11` carries the last transaction status. A customer's
+//! [`Behaviour::TerminalFault`] strikes where it says (`terminal_faults.rs`), and every
+//! withdrawal or deposit leaves a [`TruthRecord`] of what really happened ([`AtmSim::truth`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,9 +29,13 @@ use super::connection::{late_reply, Link, Shared};
 use super::customer::{Behaviour, Customer, Kind, Partial};
 use super::epp::ClearKey;
 use super::error::AtmError;
+use super::faults::TerminalFault;
 use super::messages::{self, reason, RequestFields};
 use super::outcome::{CustomerOutcome, DeclineReason, Outcome};
 use super::terminal::{ServiceMode, StoredConfig, Terminal, TerminalCounters, TerminalStatus};
+use super::truth::{Reported, TruthRecord};
+
+mod terminal_faults;
 
 /// The config id a terminal that never had a download reports.
 pub const FRESH_CONFIG_ID: &str = "0000";
@@ -56,7 +62,15 @@ pub struct AtmOptions {
     /// The terminal master key installed in the PIN pad (clear, as the key custodians entered
     /// it). `None`: the terminal rejects key loads and sends PIN buffer A empty.
     pub master_key: Option<ClearKey>,
+    /// How long a terminal struck by a `no-status` fault stays silent before it serves the next
+    /// customer; `None`: the profile's `timers.status_after_reply_ms` (the agent's status timer)
+    /// plus [`NO_STATUS_GRACE_MS`], so the agent's timer has surely run out. `Some(0)` goes on
+    /// at once (the next `11` then takes the status's place).
+    pub no_status_hold_ms: Option<u64>,
 }
+
+/// How long past the agent's status timer a `no-status` terminal stays silent by default.
+pub const NO_STATUS_GRACE_MS: u64 = 1_000;
 
 impl Default for AtmOptions {
     fn default() -> Self {
@@ -70,6 +84,7 @@ impl Default for AtmOptions {
             card_expiry_yymm: "3012".to_owned(),
             seed: 1,
             master_key: None,
+            no_status_hold_ms: None,
         }
     }
 }
@@ -90,9 +105,42 @@ pub struct AtmSim {
 /// What the terminal did with an accepted reply.
 struct Done {
     outcome: Outcome,
+    /// Notes that reached the customer.
     notes: Vec<u32>,
     dispensed_minor: u64,
     deposited_minor: u64,
+    /// The terminal fault that struck, if one did.
+    fault: Option<TerminalFault>,
+    physical: Physical,
+}
+
+/// What physically happened and what the host was told: the truth ledger's part of a customer.
+struct Physical {
+    reported: Reported,
+    /// Notes that left the cassettes (empty: no dispense tried).
+    picked: Vec<u32>,
+    /// Of those, notes purged or retracted into the reject bin.
+    diverted: Vec<u32>,
+}
+
+impl Physical {
+    /// Nothing moved; the host was told `reported`.
+    fn nothing(reported: Reported) -> Self {
+        Self {
+            reported,
+            picked: Vec::new(),
+            diverted: Vec::new(),
+        }
+    }
+
+    /// `picked` left the cassettes and all of it reached the customer.
+    fn delivered(reported: Reported, picked: &[u32]) -> Self {
+        Self {
+            reported,
+            picked: picked.to_vec(),
+            diverted: vec![0; picked.len()],
+        }
+    }
 }
 
 impl AtmSim {
@@ -221,18 +269,37 @@ impl AtmSim {
             screen: None,
             wrong_pin_entered: customer.wrong_pin,
             pin_block_sent: false,
+            terminal_fault: None,
         };
         if !self.wait_serving().await {
             tracing::info!("terminal out of service: customer turned away");
-            return Ok(self.finish(result).await);
+            return Ok(self.finish(result, None).await);
+        }
+        let fault = match &customer.behaviour {
+            Behaviour::TerminalFault(f) if f.before_reply() => Some(f.clone()),
+            _ => None,
+        };
+        if fault == Some(TerminalFault::PowerBeforeRequest) {
+            result.terminal_fault = fault;
+            return Ok(self.lose_power_before_reply(result).await);
         }
         let (mcn, pin_block_sent) = self.send_request(customer, pan, requested_minor).await?;
         result.mcn = Some(mcn);
         result.pin_block_sent = pin_block_sent;
+        if fault == Some(TerminalFault::PowerAwaitingReply) {
+            // The request is on the wire before the power goes.
+            if let Some(link) = &self.link {
+                let _ = link.flushed().await;
+            }
+            result.terminal_fault = fault;
+            return Ok(self.lose_power_before_reply(result).await);
+        }
         let Some(reply) = self.await_reply().await? else {
             tracing::warn!("no transaction reply in time: host timeout");
             result.outcome = Outcome::Timeout;
-            return Ok(self.finish(result).await);
+            return Ok(self
+                .finish(result, Some(Physical::nothing(Reported::NoReply)))
+                .await);
         };
         result.tsn = Some(reply.tsn);
         result.screen = Some(reply.screen.clone());
@@ -240,24 +307,62 @@ impl AtmSim {
             result.outcome = Outcome::ReplyRejected {
                 reason: reason.to_owned(),
             };
-            return Ok(self.finish(result).await);
+            return Ok(self
+                .finish(result, Some(Physical::nothing(Reported::ReplyRejected)))
+                .await);
         }
         let done = self.perform(&reply, customer).await;
         result.outcome = done.outcome;
         result.notes_dispensed = done.notes;
         result.dispensed_minor = done.dispensed_minor;
         result.deposited_minor = done.deposited_minor;
-        Ok(self.finish(result).await)
+        result.terminal_fault = done.fault;
+        Ok(self.finish(result, Some(done.physical)).await)
     }
 
-    async fn finish(&self, result: CustomerOutcome) -> CustomerOutcome {
+    /// Power fails before the terminal has a reply to act on: nothing moves, the socket drops.
+    async fn lose_power_before_reply(&mut self, mut result: CustomerOutcome) -> CustomerOutcome {
+        tracing::warn!(fault = ?result.terminal_fault, "power loss before the reply: connection dropped");
+        self.power_off().await;
+        result.outcome = Outcome::PowerLoss { notes_left: false };
+        self.finish(result, Some(Physical::nothing(Reported::PowerLoss)))
+            .await
+    }
+
+    /// Counts the customer and, for a withdrawal or deposit the terminal started (`physical`
+    /// given), appends its truth record.
+    async fn finish(&self, result: CustomerOutcome, physical: Option<Physical>) -> CustomerOutcome {
         tracing::info!(
             outcome = %result.outcome,
             dispensed_minor = result.dispensed_minor,
             deposited_minor = result.deposited_minor,
             "customer done"
         );
-        self.shared.with(|t| t.customer_done(&result.outcome)).await;
+        let record = physical
+            .filter(|_| result.kind != Kind::BalanceInquiry)
+            .map(|p| TruthRecord {
+                luno: self.luno.clone(),
+                seq: 0,
+                kind: result.kind,
+                tsn: result.tsn,
+                mcn: result.mcn,
+                requested_minor: result.requested_minor,
+                fault: result.terminal_fault.clone(),
+                reported: p.reported,
+                notes_picked: p.picked,
+                notes_diverted: p.diverted,
+                notes_delivered: result.notes_dispensed.clone(),
+                dispensed_minor: result.dispensed_minor,
+                deposited_minor: result.deposited_minor,
+            });
+        self.shared
+            .with(|t| {
+                t.customer_done(&result.outcome, result.terminal_fault.is_some());
+                if let Some(r) = record {
+                    t.record_truth(r);
+                }
+            })
+            .await;
         result
     }
 
@@ -407,9 +512,16 @@ impl AtmSim {
             notes: Vec::new(),
             dispensed_minor: 0,
             deposited_minor: 0,
+            fault: None,
+            physical: Physical::nothing(Reported::Ready),
         };
         match r.function {
-            f if f.dispenses() => self.dispense(r, &customer.behaviour).await,
+            f if f.dispenses() => match &customer.behaviour {
+                Behaviour::TerminalFault(fault) if !fault.before_reply() => {
+                    self.faulty_dispense(r, fault).await
+                }
+                b => self.dispense(r, b).await,
+            },
             FunctionId::DepositAndPrint { .. } => {
                 let amount = customer.amount_minor;
                 self.shared.with(|t| t.deposit(amount)).await;
@@ -458,11 +570,17 @@ impl AtmSim {
     async fn dispense(&mut self, r: &TransactionReply, behaviour: &Behaviour) -> Done {
         let wanted = r.notes_to_dispense.clone();
         let target = match behaviour {
-            Behaviour::Normal => wanted.clone(),
+            // Faults before the reply were dealt with before it came.
+            Behaviour::Normal | Behaviour::TerminalFault(_) => wanted.clone(),
             Behaviour::CancelAtCashSlot => vec![0; wanted.len()],
             Behaviour::PartialDispense(p) => partial(&wanted, p),
             Behaviour::PowerLossDuringDispense { notes_leave } => {
-                return self.power_loss(&wanted, *notes_leave).await
+                let notes = if *notes_leave {
+                    wanted.clone()
+                } else {
+                    vec![0; wanted.len()]
+                };
+                return self.power_loss(&notes).await;
             }
         };
         let (before, taken, value) = self
@@ -473,9 +591,9 @@ impl AtmSim {
                 (before, taken, value)
             })
             .await;
-        let outcome = if taken == wanted {
+        let (outcome, reported) = if taken == wanted {
             self.ready_after_reply(r.tsn, &taken).await;
-            Outcome::Approved
+            (Outcome::Approved, Reported::Ready)
         } else {
             let (code, outcome) = if taken.iter().all(|&n| n == 0) {
                 let o = match behaviour {
@@ -495,41 +613,45 @@ impl AtmSim {
                 .await;
             tracing::warn!(code = %code.code(), notes = ?taken, "dispense fault reported");
             self.send_status(&msg).await;
-            outcome
+            let reported = match code {
+                DispenseOutcome::NoneDispensed => Reported::NothingDispensed,
+                _ => Reported::ShortDispense,
+            };
+            (outcome, reported)
         };
         self.report_low_supplies(&before, &taken).await;
         Done {
             outcome,
+            physical: Physical::delivered(reported, &taken),
             notes: taken,
             dispensed_minor: value,
             deposited_minor: 0,
+            fault: None,
         }
     }
 
-    /// Power fails mid-dispense: the notes leave or not, nothing is reported, the socket drops.
-    async fn power_loss(&mut self, wanted: &[u32], notes_leave: bool) -> Done {
+    /// Power fails mid-dispense: `notes` leave (each capped by what the cassette holds), nothing
+    /// is reported, the socket drops.
+    async fn power_loss(&mut self, notes: &[u32]) -> Done {
         let (taken, value) = self
             .shared
             .with(|t| {
-                let (taken, value) = if notes_leave {
-                    t.dispense(wanted)
-                } else {
-                    (vec![0; wanted.len()], 0)
-                };
+                let (taken, value) = t.dispense(notes);
                 // No status was issued; the notes say what really happened.
                 t.reply_finished(LastStatus::None, &taken);
                 (taken, value)
             })
             .await;
-        tracing::warn!(notes_leave, notes = ?taken, "power loss during dispense: connection dropped");
+        let notes_left = taken.iter().any(|&n| n > 0);
+        tracing::warn!(notes_left, notes = ?taken, "power loss during dispense: connection dropped");
         self.power_off().await;
         Done {
-            outcome: Outcome::PowerLoss {
-                notes_left: notes_leave,
-            },
+            outcome: Outcome::PowerLoss { notes_left },
+            physical: Physical::delivered(Reported::PowerLoss, &taken),
             notes: taken,
             dispensed_minor: value,
             deposited_minor: 0,
+            fault: None,
         }
     }
 
@@ -601,6 +723,13 @@ impl AtmSim {
             .await;
         link.send(&messages::supervisor(&luno, entered), &self.profile.dialect)
             .await
+    }
+
+    /// What really happened in every withdrawal and deposit so far, in order: what left the
+    /// cassettes, what reached the customer, what was taken in, and what the host was told (a
+    /// copy; see [`crate::truth`]).
+    pub async fn truth(&self) -> Vec<TruthRecord> {
+        self.shared.with(|t| t.truth.records()).await
     }
 
     /// Money and customers so far (a snapshot; cheap).

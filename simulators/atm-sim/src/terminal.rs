@@ -1,6 +1,6 @@
 //! The terminal's own state and counters: service mode, the customisation the host downloaded,
 //! the PIN pad and its keys, the cassettes, the message coordination number, the last
-//! transaction status, the counts.
+//! transaction status, the counts, and the truth ledger of what really left the cassettes.
 //!
 //! No I/O and no async: the connection task and the customer session both change this state
 //! under one lock (see `session.rs`) and publish [`TerminalCounters`] / [`TerminalStatus`]
@@ -18,6 +18,7 @@ use serde::Serialize;
 use super::cash::Cassettes;
 use super::epp::{ClearKey, Epp};
 use super::outcome::{Outcome, OutcomeCounts};
+use super::truth::{TruthLedger, TruthRecord};
 
 /// Lowest and highest message coordination number (`1`..`?`, NDC.md section 2).
 const MCN_FIRST: u8 = b'1';
@@ -72,8 +73,12 @@ pub struct TerminalCounters {
     /// Notes per cassette type (index 0 = type 1).
     pub notes_loaded: Vec<u32>,
     pub notes_left: Vec<u32>,
+    /// Notes that reached customers.
     pub notes_dispensed: Vec<u32>,
-    /// Value of all notes that left the cassettes.
+    /// Notes that left the cassettes but went to the reject bin (purged after an `E3`,
+    /// retracted after an `E5`): loaded = left + dispensed + rejected.
+    pub notes_rejected: Vec<u32>,
+    /// Value of all notes that reached customers.
     pub dispensed_minor: u64,
     /// Value of all deposits the terminal accepted.
     pub deposited_minor: u64,
@@ -108,6 +113,8 @@ pub struct Terminal {
     transaction_count: u32,
     customers: OutcomeCounts,
     commands_rejected: u32,
+    /// What really happened in every transaction.
+    pub truth: TruthLedger,
 }
 
 impl Terminal {
@@ -139,6 +146,7 @@ impl Terminal {
             transaction_count: 0,
             customers: OutcomeCounts::default(),
             commands_rejected: 0,
+            truth: TruthLedger::default(),
         }
     }
 
@@ -194,13 +202,30 @@ impl Terminal {
         (taken, value)
     }
 
+    /// Notes taken by [`Terminal::dispense`] that did not reach the customer (purged or
+    /// retracted into the reject bin); returns what was moved and its value.
+    pub fn divert(&mut self, notes: &[u32]) -> (Vec<u32>, u64) {
+        let moved = self.cassettes.divert(notes);
+        let value = self.cassettes.value_minor(&moved);
+        self.dispensed_minor -= value;
+        (moved, value)
+    }
+
     pub fn deposit(&mut self, amount_minor: u64) {
         self.deposited_minor += amount_minor;
         self.deposits = self.deposits.saturating_add(1);
     }
 
-    pub fn customer_done(&mut self, outcome: &Outcome) {
+    pub fn customer_done(&mut self, outcome: &Outcome, terminal_fault: bool) {
         self.customers.record(outcome);
+        if terminal_fault {
+            self.customers.terminal_faults += 1;
+        }
+    }
+
+    /// Appends a transaction's truth (its sequence number is assigned here).
+    pub fn record_truth(&mut self, record: TruthRecord) {
+        self.truth.record(record);
     }
 
     pub fn command_rejected(&mut self) {
@@ -213,7 +238,12 @@ impl Terminal {
             tsn: self.last_txn.tsn,
             transaction_count: self.transaction_count % 10_000_000,
             notes_in_cassettes: self.cassettes.left().iter().map(|&n| n % 100_000).collect(),
-            notes_rejected: vec![0; self.cassettes.types()],
+            notes_rejected: self
+                .cassettes
+                .rejected()
+                .iter()
+                .map(|&n| n % 100_000)
+                .collect(),
             notes_dispensed: self
                 .cassettes
                 .dispensed()
@@ -234,6 +264,7 @@ impl Terminal {
             notes_loaded: self.cassettes.loaded(),
             notes_left: self.cassettes.left(),
             notes_dispensed: self.cassettes.dispensed(),
+            notes_rejected: self.cassettes.rejected(),
             dispensed_minor: self.dispensed_minor,
             deposited_minor: self.deposited_minor,
             deposits: self.deposits,
