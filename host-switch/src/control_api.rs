@@ -5,6 +5,8 @@
 //! - `{"cmd":"card_unblock","card":"<card reference or PAN>"}`
 //! - `{"cmd":"zpk_rotate"}`
 //! - `{"cmd":"keys_list"}`
+//! - `{"cmd":"exceptions_list"}`
+//! - `{"cmd":"exception_resolve","txn":"<transaction key>","resolution":"retry|write_off","by":"<who>","reason":"<why>"}`
 //!
 //! A card may be named by its PAN: it is held in a zeroizing buffer and never printed.
 
@@ -14,10 +16,21 @@ use zeroize::Zeroizing;
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    CardStatus { card: Zeroizing<String> },
-    CardUnblock { card: Zeroizing<String> },
+    CardStatus {
+        card: Zeroizing<String>,
+    },
+    CardUnblock {
+        card: Zeroizing<String>,
+    },
     ZpkRotate,
     KeysList,
+    ExceptionsList,
+    ExceptionResolve {
+        txn: String,
+        resolution: crate::app::exceptions::Resolution,
+        by: String,
+        reason: String,
+    },
 }
 
 impl std::fmt::Debug for Request {
@@ -27,6 +40,8 @@ impl std::fmt::Debug for Request {
             Self::CardUnblock { .. } => "CardUnblock { card: **** }",
             Self::ZpkRotate => "ZpkRotate",
             Self::KeysList => "KeysList",
+            Self::ExceptionsList => "ExceptionsList",
+            Self::ExceptionResolve { .. } => "ExceptionResolve",
         })
     }
 }

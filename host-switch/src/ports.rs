@@ -39,6 +39,13 @@ impl LedgerError {
             Self::Unavailable(_) | Self::Timeout(_) | Self::BreakerOpen
         )
     }
+
+    /// Whether the ledger may have applied the call although it did not say so (a timeout, a 5xx,
+    /// a lost connection, an unreadable answer): its outcome is unknown until the same
+    /// idempotency key is asked again. `BreakerOpen` means the call was never sent.
+    pub fn may_have_applied(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Timeout(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

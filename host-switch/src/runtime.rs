@@ -154,7 +154,11 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
             path: path.display().to_string(),
             source,
         })?;
-        let target = ControlTarget { zone, pins };
+        let target = ControlTarget {
+            zone,
+            pins,
+            exceptions: switch.clone(),
+        };
         tasks.push(tokio::spawn(control::run(
             target,
             listener,

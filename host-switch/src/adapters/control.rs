@@ -15,19 +15,22 @@ use serde_json::{json, Value};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
+use crate::app::exceptions::ExceptionDesk;
 use crate::app::pin::PinGuard;
 use crate::app::zone_keys::ZoneKeys;
 use crate::control_api::Request;
 use crate::domain::pin::{CardPinRecord, CardRef};
+use crate::domain::{TxnRecord, TxnState};
 
 /// Who an unblock is attributed to in the log.
 const WHO: &str = "operator via control socket";
 
-/// What the socket serves: the optional PIN and key features.
+/// What the socket serves: the exceptions desk and the optional PIN and key features.
 #[derive(Clone)]
 pub struct ControlTarget {
     pub zone: Option<Arc<ZoneKeys>>,
     pub pins: Option<Arc<PinGuard>>,
+    pub exceptions: Arc<dyn ExceptionDesk>,
 }
 
 /// Binds the socket (replacing a stale one) with mode 0600.
@@ -82,6 +85,23 @@ async fn answer(target: &ControlTarget, req: Request) -> Result<Value, String> {
             let keys = zone(target)?.list().map_err(|e| e.to_string())?;
             serde_json::to_value(keys).map_err(|e| e.to_string())
         }
+        Request::ExceptionsList => {
+            let list = target.exceptions.exceptions().map_err(|e| e.to_string())?;
+            Ok(Value::Array(list.iter().map(exception_json).collect()))
+        }
+        Request::ExceptionResolve {
+            txn,
+            resolution,
+            by,
+            reason,
+        } => {
+            let rec = target
+                .exceptions
+                .resolve(&txn, resolution, &by, &reason)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(exception_json(&rec))
+        }
     }
 }
 
@@ -97,6 +117,24 @@ fn zone(target: &ControlTarget) -> Result<&ZoneKeys, String> {
         .zone
         .as_deref()
         .ok_or_else(|| "no key store is configured (no [keys] section)".to_owned())
+}
+
+/// An exception as the operator sees it (the card only masked).
+fn exception_json(rec: &TxnRecord) -> Value {
+    json!({
+        "txn": rec.key,
+        "kind": rec.kind,
+        "card": rec.pan_masked,
+        "amount_minor": rec.amount.minor,
+        "currency": rec.amount.currency.to_string(),
+        "state": rec.state.name(),
+        "reason": match &rec.state {
+            TxnState::Exception { reason } | TxnState::Resolved { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        },
+        "since_ms": rec.updated_at_ms,
+        "notes": rec.operator_notes,
+    })
 }
 
 /// A card's PIN state as the operator sees it (never its PVV or offset).

@@ -89,6 +89,11 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
             amount: r.amount,
             pin: pin_entry(r.pin),
         },
+        dialect::Request::DepositAdvice(r) => Request::DepositAdvice {
+            key: txn_key(&r.key),
+            pan: r.pan,
+            amount: r.amount,
+        },
         dialect::Request::Completion(a) => Request::Completion {
             key: txn_key(&a.key),
             original: original_key(&a),

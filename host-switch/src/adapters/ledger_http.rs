@@ -4,6 +4,11 @@
 //! timeout, and — since every ledger call carries an idempotency key — a short retry with
 //! exponential backoff for transient failures (5xx, connection errors, timeouts). Business answers
 //! (402, 404, 409, 422) are not failures for the breaker: the ledger is healthy and said no.
+//!
+//! A call whose first attempt reached the ledger and failed ambiguously (a timeout, a 5xx, a lost
+//! connection: the ledger may have applied it) stays ambiguous whatever its retries meet: when the
+//! breaker refuses a retry, the caller gets the ambiguous error, never `BreakerOpen`, which means
+//! "not sent" and lets the caller treat it as a plain decline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,12 +153,30 @@ impl HttpLedger {
             .with_max_delay(Duration::from_millis(250))
             .with_max_times(self.retries)
             .with_jitter();
-        let (status, bytes) = (|| self.attempt(method.clone(), path, body.as_ref()))
-            .retry(backoff)
-            .when(|e: &LedgerError| {
-                matches!(e, LedgerError::Unavailable(_) | LedgerError::Timeout(_))
-            })
-            .await?;
+        // The last attempt that may have reached the books, if any failed that way.
+        let ambiguous: std::sync::Mutex<Option<LedgerError>> = std::sync::Mutex::new(None);
+        let outcome = (|| async {
+            let result = self.attempt(method.clone(), path, body.as_ref()).await;
+            if let Err(e) = &result {
+                if e.may_have_applied() {
+                    if let Ok(mut last) = ambiguous.lock() {
+                        *last = Some(e.clone());
+                    }
+                }
+            }
+            result
+        })
+        .retry(backoff)
+        .when(|e: &LedgerError| e.may_have_applied())
+        .await;
+        let (status, bytes) = match outcome {
+            Ok(answer) => answer,
+            Err(LedgerError::BreakerOpen) => {
+                let earlier = ambiguous.lock().ok().and_then(|mut last| last.take());
+                return Err(earlier.unwrap_or(LedgerError::BreakerOpen));
+            }
+            Err(e) => return Err(e),
+        };
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 LedgerError::Unavailable(format!(

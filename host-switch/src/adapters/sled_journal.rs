@@ -110,8 +110,9 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Message classes whose answer is kept inside the transaction record they created.
-const EMBEDDED_CLASSES: [&str; 2] = ["0100", "0200"];
+/// Message classes whose answer is kept inside the transaction record they created (a deposit
+/// advice creates its transaction under its own key; a completion's key never names a record).
+const EMBEDDED_CLASSES: [&str; 3] = ["0100", "0200", "0220"];
 
 pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(value).map_err(|e| failed("encode a record", e))
@@ -139,7 +140,7 @@ impl Journal for SledJournal {
     /// Every write is one single-key insert where possible: sled writes an atomic multi-key batch
     /// (a transaction, even `apply_batch`) as a buffer of its own, which costs as much as a flush,
     /// while single-key inserts share one. The answer to the request that created a transaction
-    /// (0100, 0200) therefore lives inside its record. The one write with two keys (a reversal
+    /// (0100, 0200, a 0220 deposit advice) therefore lives inside its record. The one write with two keys (a reversal
     /// remembered before its original) inserts the record first: if a crash loses the answer,
     /// the repeated reversal finds the record and is answered the same way again.
     async fn write(&self, write: JournalWrite) -> Result<(), JournalError> {
@@ -346,8 +347,12 @@ mod tests {
             })
             .await
             .unwrap();
+            let mut held = record(2).1;
+            held.state = TxnState::Held {
+                hold_id: "h2".into(),
+            };
             j.write(JournalWrite {
-                txn: Some(record(2).1),
+                txn: Some(held),
                 reply: None,
             })
             .await

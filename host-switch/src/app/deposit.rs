@@ -8,7 +8,7 @@ use protocols::types::{Amount, Pan};
 
 use super::{approval_code, ledger_step::ledger_key, withdrawal::decline_code, Opened, Switch};
 use crate::domain::{PinEntry, RecordedReply, ResponseCode, TxnKey, TxnKind, TxnState};
-use crate::ports::{Journal, JournalError, Ledger, LedgerError, PostingKind};
+use crate::ports::{Journal, JournalError, Ledger, PostingKind};
 
 const CLASS: &str = "0200";
 
@@ -48,7 +48,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             Err(e) => {
                 let code = decline_code(&e);
                 tracing::info!(error = %e, %code, "deposit not credited");
-                let next = if matches!(e, LedgerError::Timeout(_) | LedgerError::Unavailable(_)) {
+                let next = if e.may_have_applied() {
                     TxnState::CompensationPending {
                         amount_minor: amount.minor,
                     }

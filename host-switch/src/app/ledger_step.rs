@@ -46,6 +46,16 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 self.compensate(rec, amount_minor).await?;
                 TxnState::Compensated { amount_minor }
             }
+            TxnState::CreditAdvised => match self.credit_advised(rec).await {
+                Ok(movement_id) => TxnState::Credited { movement_id },
+                Err(e) if e.is_transient() => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(txn = %rec.key, error = %e, "the ledger refused the credit of a deposit the ATM holds: exception for an operator");
+                    TxnState::Exception {
+                        reason: format!("ledger refused the credit: {e}"),
+                    }
+                }
+            },
             _ => return Ok(()),
         };
         let from = rec.state.name();
@@ -113,6 +123,19 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Credits a deposit the terminal took offline, with the key an online deposit would use.
+    async fn credit_advised(&self, rec: &TxnRecord) -> Result<String, LedgerError> {
+        self.ledger
+            .post(
+                &ledger_key(rec, "credit"),
+                PostingKind::Credit,
+                &rec.account,
+                rec.amount,
+                &rec.key,
+            )
+            .await
     }
 
     /// Undoes a posted movement: a credit back after a captured withdrawal; after a deposit, the

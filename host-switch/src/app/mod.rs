@@ -2,6 +2,8 @@
 //!
 //! - `withdrawal`: 0100 → hold; `deposit`: 0200 → credit; `inquiry`: 0100/31 → balance;
 //! - `completion`: 0220 → capture of what was dispensed; `reversal`: 0420 → void or compensation;
+//! - `deposit_advice`: 0220/21 → a deposit taken offline, journaled and answered at once, credited
+//!   by the resumer; `exceptions`: what the ledger refused for good, for an operator;
 //! - `drive`: performs the ledger call a pending state owes and journals the result — used inline
 //!   and by `resumer`, which finishes unconfirmed work after a restart or an outage;
 //! - `reconcile`: the journal's totals beside the ledger's movements;
@@ -13,6 +15,8 @@
 
 mod completion;
 mod deposit;
+mod deposit_advice;
+pub mod exceptions;
 mod inquiry;
 pub mod ledger_step;
 mod network;
@@ -49,6 +53,8 @@ pub struct Switch<L, J> {
     zone: Option<Arc<ZoneKeys>>,
     /// PIN verification (`[pin]`); `None`: no PIN is checked.
     pins: Option<Arc<PinGuard>>,
+    /// Wakes the resumer before its interval: work was journaled that only it performs.
+    resume_now: tokio::sync::Notify,
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
@@ -60,7 +66,13 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             zone: None,
             pins: None,
+            resume_now: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks the resumer for a pass now (a deposit advice owes a credit).
+    pub(crate) fn wake_resumer(&self) {
+        self.resume_now.notify_one();
     }
 
     /// Adds the key exchange and PIN verification (both optional features).
@@ -89,10 +101,20 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     }
 
     /// Answers one request. A request answered before gets the recorded answer, without touching
-    /// the ledger. A journal failure is answered with 96 and nothing is acknowledged.
+    /// the ledger. A journal failure acknowledges nothing: an advice is answered 91 (not recorded:
+    /// the agent repeats it, and whatever the switch did for it is resumed); any other request 96,
+    /// which the agent reverses, since the ledger may have acted before the journal failed.
     pub async fn handle(&self, request: Request) -> RecordedReply {
+        let is_advice = matches!(
+            request,
+            Request::Completion { .. } | Request::Reversal { .. } | Request::DepositAdvice { .. }
+        );
         match self.handle_inner(request).await {
             Ok(reply) => reply,
+            Err(e) if is_advice => {
+                tracing::error!(error = %e, "journal failure: advice answered 91, to be repeated");
+                RecordedReply::code(ResponseCode::IssuerUnavailable)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "journal failure: answering 96");
                 RecordedReply::code(ResponseCode::SystemError)
@@ -154,6 +176,9 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 original,
                 dispensed_minor,
             } => self.completion(key, original, dispensed_minor).await,
+            Request::DepositAdvice { key, pan, amount } => {
+                self.deposit_advice(key, pan, amount).await
+            }
             Request::Reversal {
                 key,
                 original,
@@ -328,6 +353,7 @@ fn request_key(request: &Request) -> Option<&TxnKey> {
         Request::Withdrawal { key, .. }
         | Request::BalanceInquiry { key, .. }
         | Request::Deposit { key, .. }
+        | Request::DepositAdvice { key, .. }
         | Request::Completion { key, .. }
         | Request::Reversal { key, .. } => Some(key),
         _ => None,

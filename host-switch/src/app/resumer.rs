@@ -1,7 +1,13 @@
-//! Finishes ledger work the switch owes: captures, voids and compensations that were journaled
-//! but not confirmed (a crash, a timeout, an open breaker). Runs once at start-up and then on an
-//! interval until shutdown. Each transaction is driven under its lock, so it never races the
-//! request flows; every call reuses the transaction's idempotency key, so nothing posts twice.
+//! Finishes ledger work the switch owes: captures, voids, compensations and the credits of
+//! offline deposits that were journaled but not confirmed (a crash, a timeout, an open breaker).
+//! Runs once at start-up, then on an interval (or when woken) until shutdown. Each transaction is
+//! driven under its lock, so it never races the request flows; every call reuses the
+//! transaction's idempotency key, so nothing posts twice.
+//!
+//! A `HoldRequested` or `CreditRequested` record found under the lock is one no request drives
+//! any more: the switch crashed, or a journal write failed after the ledger call. Whether the
+//! ledger acted is unknown, so the hold is voided (asked again by its key first) and the credit
+//! compensated; the agent, told nothing or 96, reverses too, and both land on the same end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Switch;
-use crate::domain::TxnKey;
+use crate::domain::{TxnKey, TxnState};
 use crate::ports::{Journal, Ledger};
 
 /// What one pass did.
@@ -44,7 +50,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 Ok(Some(r)) if r.state.is_pending_outbound() => r,
                 _ => continue,
             };
-            match self.drive(&mut current).await {
+            match self.settle_abandoned(&mut current).await {
                 Ok(()) => report.settled += 1,
                 Err(e) => {
                     tracing::warn!(txn = %current.key, state = current.state.name(), error = %e, "pending ledger work not settled yet");
@@ -68,6 +74,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             self.resume_pending().await;
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                _ = self.resume_now.notified() => {}
                 _ = shutdown.changed() => return,
             }
             if *shutdown.borrow() {
@@ -77,7 +84,39 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     }
 }
 
-fn parse_key(text: &str) -> Option<TxnKey> {
+impl<L: Ledger, J: Journal> Switch<L, J> {
+    /// Drives a record found pending under its lock; a request nobody drives any more first
+    /// becomes the undoing of whatever the ledger may have done for it.
+    async fn settle_abandoned(
+        &self,
+        rec: &mut crate::domain::TxnRecord,
+    ) -> Result<(), super::ledger_step::DriveError> {
+        let undo = match rec.state {
+            TxnState::HoldRequested => Some(TxnState::VoidPending { hold_id: None }),
+            TxnState::CreditRequested => Some(TxnState::CompensationPending {
+                amount_minor: rec.amount.minor,
+            }),
+            _ => None,
+        };
+        if let Some(next) = undo {
+            tracing::warn!(
+                txn = %rec.key,
+                state = rec.state.name(),
+                "request left without an outcome (crash or journal failure): undoing what the ledger may have done"
+            );
+            rec.advance(next, super::now_ms())?;
+            self.journal
+                .write(crate::ports::JournalWrite {
+                    txn: Some(rec.clone()),
+                    reply: None,
+                })
+                .await?;
+        }
+        self.drive(rec).await
+    }
+}
+
+pub(crate) fn parse_key(text: &str) -> Option<TxnKey> {
     let mut parts = text.splitn(3, ':');
     let terminal = protocols::types::TerminalId::parse(parts.next()?).ok()?;
     let stan = protocols::types::Stan::parse(parts.next()?).ok()?;

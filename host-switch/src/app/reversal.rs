@@ -83,6 +83,14 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             | TxnState::Compensated { .. }
             | TxnState::Declined { .. }
             | TxnState::ReversedUnseen => None,
+            // A deposit taken offline is only advised once the cash is in: nothing to undo here.
+            TxnState::CreditAdvised | TxnState::Exception { .. } | TxnState::Resolved { .. } => {
+                tracing::warn!(
+                    state = rec.state.name(),
+                    "reversal of a deposit advised offline: left as it is"
+                );
+                None
+            }
         };
         if let Some(next) = next {
             if let Err(e) = rec.advance(next, now_ms()) {

@@ -47,7 +47,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 let code = decline_code(&e);
                 tracing::info!(error = %e, %code, "hold not granted");
                 // A timeout or 5xx may have left a hold behind: void it in the background.
-                let next = if matches!(e, LedgerError::Timeout(_) | LedgerError::Unavailable(_)) {
+                let next = if e.may_have_applied() {
                     TxnState::VoidPending { hold_id: None }
                 } else {
                     TxnState::Declined { code }

@@ -5,6 +5,8 @@
 //! switchctl --socket PATH card unblock CARD
 //! switchctl --socket PATH keys rotate-zpk
 //! switchctl --socket PATH keys ls
+//! switchctl --socket PATH exceptions ls
+//! switchctl --socket PATH exceptions resolve TXN --retry|--write-off --by NAME --reason TEXT
 //! ```
 //! Exit codes: 0 success, 2 with one line on stderr on any error.
 
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use host_switch::app::exceptions::Resolution;
 use host_switch::cli::control;
 use host_switch::cli::CliError;
 use host_switch::control_api::Request;
@@ -46,6 +49,36 @@ enum Command {
     /// The key store.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Money the switch owes that the ledger refused (offline deposits): list and resolve.
+    #[command(subcommand)]
+    Exceptions(ExceptionsCommand),
+}
+
+#[derive(Subcommand)]
+enum ExceptionsCommand {
+    /// Every unresolved exception.
+    Ls,
+    /// Close one: post it again, or write it off.
+    Resolve {
+        /// The transaction key, as `exceptions ls` prints it.
+        txn: String,
+        /// Post the credit again (after the account was opened, say).
+        #[arg(
+            long,
+            conflicts_with = "write_off",
+            required_unless_present = "write_off"
+        )]
+        retry: bool,
+        /// Close it without moving money in the ledger.
+        #[arg(long)]
+        write_off: bool,
+        /// Who decides (journaled with the transaction).
+        #[arg(long)]
+        by: String,
+        /// Why (journaled with the transaction).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +107,28 @@ fn run(args: Args) -> Result<String, CliError> {
         }
         Command::Keys(KeysCommand::RotateZpk) => (Request::ZpkRotate, control::render_key),
         Command::Keys(KeysCommand::Ls) => (Request::KeysList, control::render_keys),
+        Command::Exceptions(ExceptionsCommand::Ls) => {
+            (Request::ExceptionsList, control::render_exceptions)
+        }
+        Command::Exceptions(ExceptionsCommand::Resolve {
+            txn,
+            retry,
+            by,
+            reason,
+            ..
+        }) => (
+            Request::ExceptionResolve {
+                txn: txn.clone(),
+                resolution: if *retry {
+                    Resolution::Retry
+                } else {
+                    Resolution::WriteOff
+                },
+                by: by.clone(),
+                reason: reason.clone(),
+            },
+            control::render_exception,
+        ),
     };
     let data = control::send(&args.socket, &request)?;
     Ok(if args.json {

@@ -37,6 +37,34 @@ pub fn render_keys(data: &Value) -> String {
     }
 }
 
+/// One line per exception: key, amount, card, reason.
+pub fn render_exceptions(data: &Value) -> String {
+    let Some(list) = data.as_array() else {
+        return data.to_string();
+    };
+    if list.is_empty() {
+        return "no exceptions".to_owned();
+    }
+    list.iter()
+        .map(render_exception)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `ATM00001:000123:1125114000  deposit 7000 EUR  476173******0010  exception: <reason>`.
+pub fn render_exception(e: &Value) -> String {
+    format!(
+        "{}  {} {} {}  {}  {}: {}",
+        e["txn"].as_str().unwrap_or("?"),
+        e["kind"].as_str().unwrap_or("?").to_lowercase(),
+        e["amount_minor"],
+        e["currency"].as_str().unwrap_or("?"),
+        e["card"].as_str().unwrap_or("?"),
+        e["state"].as_str().unwrap_or("?"),
+        e["reason"].as_str().unwrap_or("")
+    )
+}
+
 /// `zpk v3, KCV ABC123`.
 pub fn render_key(data: &Value) -> String {
     format!(

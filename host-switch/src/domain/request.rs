@@ -36,6 +36,13 @@ pub enum Request {
         amount: Amount,
         pin: Option<PinEntry>,
     },
+    /// 0220/0221 with processing code 21 and no original: a deposit the terminal took while the
+    /// switch was unreachable. Journaled, answered at once, credited by the resumer.
+    DepositAdvice {
+        key: TxnKey,
+        pan: Pan,
+        amount: Amount,
+    },
     /// 0220/0221: the cash actually dispensed for an approved withdrawal.
     Completion {
         key: TxnKey,
@@ -61,7 +68,7 @@ impl Request {
         match self {
             Self::Withdrawal { .. } => Some("0100"),
             Self::Deposit { .. } => Some("0200"),
-            Self::Completion { .. } => Some("0220"),
+            Self::Completion { .. } | Self::DepositAdvice { .. } => Some("0220"),
             Self::Reversal { .. } => Some("0420"),
             Self::NetworkManagement { .. }
             | Self::BalanceInquiry { .. }

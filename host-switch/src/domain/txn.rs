@@ -8,12 +8,19 @@
 //!  deposit:    CreditRequested ─► Credited ─► CompensationPending ─► Compensated
 //!                    └─► Declined      (CreditRequested ─► CompensationPending when reversed in doubt)
 //!  reversal before the original was seen: ReversedUnseen (a late original is then declined)
+//!  deposit taken offline (0220 advice): CreditAdvised ─► Credited
+//!                    └─► Exception ─► CreditAdvised (an operator retries) | Resolved (written off)
 //! ```
 //! `HoldRequested` is written *before* the ledger is called: if the switch dies between the ledger's
 //! hold and the journal, the record says a hold may exist, and a reversal re-asks the ledger with the
 //! same idempotency key (getting the same hold) to void it. A `Held` withdrawal with no advice is
 //! "in doubt": never silently voided, the cash may be in the customer's hand.
-//! The `*Pending` states are outbound work the ledger has not confirmed; the resumer drives them on.
+//! The `*Pending` states and `CreditAdvised` are outbound work the ledger has not confirmed; the
+//! resumer drives them on. A `HoldRequested` or `CreditRequested` record that no request is
+//! driving any more (a crash, or a journal write that failed after the ledger call) is an
+//! ambiguous outcome: the resumer voids the hold or compensates the credit, by idempotency key.
+//! `Exception` is money the switch owes but the ledger refused (an offline deposit to an account
+//! that does not exist): never dropped, listed for an operator until resolved.
 
 use protocols::types::Amount;
 use serde::{Deserialize, Serialize};
@@ -59,16 +66,32 @@ pub enum TxnState {
         code: ResponseCode,
     },
     ReversedUnseen,
+    /// A deposit the terminal took while the switch was unreachable (0220 advice): the cash is in
+    /// the ATM and the switch owes the credit.
+    CreditAdvised,
+    /// Money owed that the ledger refused for good: an operator must act (`switchctl exceptions`).
+    Exception {
+        reason: String,
+    },
+    /// An exception an operator closed without moving money (written off, with why and who).
+    Resolved {
+        by: String,
+        reason: String,
+    },
 }
 
 impl TxnState {
-    /// Work the switch still owes the ledger, which the resumer picks up after a restart.
+    /// Work the switch still owes the ledger, or a ledger call whose outcome is not journaled
+    /// yet: what the resumer picks up (a `*Requested` record only once no request drives it).
     pub fn is_pending_outbound(&self) -> bool {
         matches!(
             self,
             Self::CapturePending { .. }
                 | Self::VoidPending { .. }
                 | Self::CompensationPending { .. }
+                | Self::CreditAdvised
+                | Self::HoldRequested
+                | Self::CreditRequested
         )
     }
 
@@ -87,6 +110,9 @@ impl TxnState {
             Self::Compensated { .. } => "compensated",
             Self::Declined { .. } => "declined",
             Self::ReversedUnseen => "reversed_unseen",
+            Self::CreditAdvised => "credit_advised",
+            Self::Exception { .. } => "exception",
+            Self::Resolved { .. } => "resolved",
         }
     }
 
@@ -112,6 +138,8 @@ impl TxnState {
                 )
                 | (Credited { .. }, CompensationPending { .. })
                 | (CompensationPending { .. }, Compensated { .. })
+                | (CreditAdvised, Credited { .. } | Exception { .. })
+                | (Exception { .. }, CreditAdvised | Resolved { .. })
         )
     }
 }
@@ -132,6 +160,18 @@ pub struct TxnRecord {
     /// the state and the answer are one write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<RecordedReply>,
+    /// What operators decided about this transaction (who, when, what and why), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operator_notes: Vec<OperatorNote>,
+}
+
+/// One operator decision, journaled with the transaction it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorNote {
+    pub at_ms: u64,
+    pub by: String,
+    pub action: String,
+    pub reason: String,
 }
 
 impl TxnRecord {
@@ -157,6 +197,7 @@ impl TxnRecord {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
             answer: None,
+            operator_notes: Vec::new(),
         }
     }
 
@@ -254,6 +295,12 @@ mod tests {
                 code: ResponseCode::InsufficientFunds,
             },
             ReversedUnseen,
+            CreditAdvised,
+            Exception { reason: h() },
+            Resolved {
+                by: h(),
+                reason: h(),
+            },
         ]
     }
 
@@ -275,6 +322,10 @@ mod tests {
             ("credit_requested", "compensation_pending"),
             ("credited", "compensation_pending"),
             ("compensation_pending", "compensated"),
+            ("credit_advised", "credited"),
+            ("credit_advised", "exception"),
+            ("exception", "credit_advised"),
+            ("exception", "resolved"),
         ];
         for from in all_states() {
             for to in all_states() {
@@ -299,6 +350,10 @@ mod tests {
                 code: ResponseCode::DoNotHonour,
             },
             ReversedUnseen,
+            Resolved {
+                by: "o".into(),
+                reason: "r".into(),
+            },
         ] {
             assert!(
                 all_states().iter().all(|n| !s.may_become(n)),
@@ -309,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn only_unconfirmed_ledger_work_is_pending() {
+    fn unconfirmed_ledger_work_and_unknown_outcomes_are_pending() {
         let pending: Vec<_> = all_states()
             .into_iter()
             .filter(|s| s.is_pending_outbound())
@@ -317,7 +372,14 @@ mod tests {
             .collect();
         assert_eq!(
             pending,
-            vec!["capture_pending", "void_pending", "compensation_pending"]
+            vec![
+                "hold_requested",
+                "capture_pending",
+                "void_pending",
+                "credit_requested",
+                "compensation_pending",
+                "credit_advised"
+            ]
         );
     }
 }
