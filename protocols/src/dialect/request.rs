@@ -521,7 +521,9 @@ mod tests {
             amount: Amount::new(7000, Currency::EUR),
             ..withdrawal()
         };
-        let m = Request::DepositAdvice(deposit.clone()).to_message().unwrap();
+        let m = Request::DepositAdvice(deposit.clone())
+            .to_message()
+            .unwrap();
         assert_eq!(m.mti().as_str(), "0220");
         assert!(!m.contains(90) && !m.contains(52));
         assert_eq!(m.get_str(3), Some("210010"));
