@@ -4,7 +4,9 @@
 //! ```text
 //! atm-sim --agent 127.0.0.1:9100 --profile ncr-selfserv-basic --luno 001 --customers 20 \
 //!         --seed 42 --pans 4761739001010010,4761739001010028 [--faults 10] [--json] \
-//!         [--master-key-file tmk.hex] [--pin 1234] [--wrong-pins 5]
+//!         [--master-key-file tmk.hex] [--pin 1234] [--wrong-pins 5] \
+//!         [--terminal-faults 20 [--terminal-fault-modes e3,e5,no-status]] [--no-status-hold-ms 0] \
+//!         [--truth-file truth.json]
 //! ```
 //! Prints one line per customer (masked PAN, kind, amount, outcome, dispensed) and the terminal
 //! counters at the end, or one JSON object with `--json`. After a simulated power loss the
@@ -13,14 +15,20 @@
 //! With `--master-key-file` (32 hex digits, the terminal master key as the custodians entered
 //! it) the PIN pad takes the PIN key the agent loads and enciphers every customer's PIN into PIN
 //! buffer A; without it key loads are rejected and PIN buffer A goes empty.
+//!
+//! `--terminal-faults N` makes N % of the withdrawals meet a terminal fault (`atm_sim::faults`)
+//! from `--terminal-fault-modes` (all by default). The truth of every withdrawal and deposit
+//! (`atm_sim::TruthRecord`: TSN, notes that left, what reached the customer, what the host was
+//! told) is the `truth` array of the `--json` summary and, with `--truth-file`, a JSON array
+//! written to that file when the run ends.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use atm_sim::customer::DEFAULT_PAN;
 use atm_sim::{
-    AtmError, AtmOptions, AtmSim, Card, ClearKey, CustomerOutcome, Mix, Outcome, RandomCustomers,
-    TerminalCounters, TerminalStatus, DEFAULT_PIN, FRESH_CONFIG_ID,
+    AtmError, AtmOptions, AtmSim, Card, ClearKey, CustomerOutcome, FaultMode, Mix, Outcome,
+    RandomCustomers, TerminalCounters, TerminalStatus, TruthRecord, DEFAULT_PIN, FRESH_CONFIG_ID,
 };
 use clap::Parser;
 use firmware_profiles::Profile;
@@ -61,6 +69,22 @@ struct Args {
     /// Percentage of withdrawals that go wrong at the cash slot (cancel, short dispense, power loss).
     #[arg(long, default_value_t = 0)]
     faults: u8,
+    /// Percentage of withdrawals that meet a terminal fault (E3, E5, counts missing, another
+    /// device's fault, no status, power loss at a step of the exchange).
+    #[arg(long, default_value_t = 0)]
+    terminal_faults: u8,
+    /// Comma-separated terminal fault modes to draw from, or `all`: e3, e3-no-counts, e5, short,
+    /// short-no-counts, device-fault, no-status, power-before-request, power-awaiting-reply,
+    /// power-before-dispense, power-mid-dispense, power-after-dispense.
+    #[arg(long, default_value = "all")]
+    terminal_fault_modes: String,
+    /// How long a terminal with a no-status fault stays silent, in ms (default: the profile's
+    /// status_after_reply_ms plus one second).
+    #[arg(long)]
+    no_status_hold_ms: Option<u64>,
+    /// Write the truth of every withdrawal and deposit to this file (a JSON array) at the end.
+    #[arg(long)]
+    truth_file: Option<PathBuf>,
     /// Config id the terminal holds at power-up (0000: the agent downloads).
     #[arg(long, default_value = FRESH_CONFIG_ID)]
     config_id: String,
@@ -85,6 +109,7 @@ struct Summary<'a> {
     customers: &'a [CustomerOutcome],
     counters: TerminalCounters,
     status: TerminalStatus,
+    truth: &'a [TruthRecord],
 }
 
 #[tokio::main]
@@ -98,9 +123,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let profile = Profile::resolve(&args.profile)?;
     let currency = profile.currency;
+    let fault_modes =
+        FaultMode::parse_list(&args.terminal_fault_modes).map_err(anyhow::Error::msg)?;
     let mix = Mix::for_profile(&profile)
         .with_faults(args.faults)
-        .with_wrong_pins(args.wrong_pins);
+        .with_wrong_pins(args.wrong_pins)
+        .with_terminal_faults(args.terminal_faults, fault_modes);
     let master_key = match &args.master_key_file {
         Some(path) => Some(read_master_key(path)?),
         None => None,
@@ -112,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         host_reply_timeout_ms: args.host_reply_ms,
         seed: args.seed,
         master_key,
+        no_status_hold_ms: args.no_status_hold_ms,
         ..AtmOptions::default()
     };
     let mut sim = AtmSim::connect(&args.agent, profile, &args.luno, options)
@@ -159,6 +188,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let counters = sim.counters();
+    let truth = sim.truth().await;
+    if let Some(path) = &args.truth_file {
+        write_truth(path, &truth)?;
+    }
     if args.json {
         let summary = Summary {
             profile: &args.profile,
@@ -166,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
             customers: &outcomes,
             counters,
             status: sim.status(),
+            truth: &truth,
         };
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -173,6 +207,15 @@ async fn main() -> anyhow::Result<()> {
     }
     sim.shutdown().await;
     Ok(())
+}
+
+/// The truth records as a JSON array, written whole (a temporary file renamed over `path`).
+fn write_truth(path: &std::path::Path, truth: &[TruthRecord]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(truth)?)
+        .with_context(|| format!("cannot write the truth file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write the truth file {}", path.display()))
 }
 
 /// The terminal master key from a file of hex digits (the file's name is in the error, never its
@@ -190,6 +233,7 @@ fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
     println!("notes loaded    {:?}", c.notes_loaded);
     println!("notes left      {:?}", c.notes_left);
     println!("notes dispensed {:?}", c.notes_dispensed);
+    println!("notes rejected  {:?}", c.notes_rejected);
     println!(
         "dispensed       {}",
         Amount::new(c.dispensed_minor, currency)
@@ -207,7 +251,7 @@ fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
     println!(
         "customers       {} approved {} declined {} (wrong PIN {}, PIN tries exceeded {}) \
          host unavailable {} short {} cancelled {} power loss {} timeout {} rejected {} \
-         out of service {}",
+         out of service {} (terminal faults {})",
         o.total(),
         o.approved,
         o.declined,
@@ -219,6 +263,7 @@ fn print_counters(c: &TerminalCounters, currency: protocols::types::Currency) {
         o.power_loss,
         o.timeout,
         o.reply_rejected,
-        o.out_of_service
+        o.out_of_service,
+        o.terminal_faults
     );
 }

@@ -4,59 +4,8 @@
 
 mod atm_sim_support;
 
-use std::time::Duration;
-
-use atm_sim::{AtmOptions, AtmSim, Kind, Mix, Outcome, RandomCustomers};
-use atm_sim_support::{luno_for, profile, FakeHost};
-use protocols::ndc::TerminalMessage;
-
-/// Notes for `amount`, largest denomination first (at most 99 per cassette).
-fn notes_for(p: &firmware_profiles::Profile, mut amount: u64) -> Vec<u32> {
-    let mut notes = vec![0u32; p.dialect.cassette_types];
-    let mut cassettes = p.cassettes.clone();
-    cassettes.sort_by_key(|c| std::cmp::Reverse(c.denomination_minor));
-    for c in cassettes {
-        let n = (amount / c.denomination_minor).min(99);
-        notes[usize::from(c.cassette_type) - 1] = n as u32;
-        amount -= n * c.denomination_minor;
-    }
-    notes
-}
-
-/// Approves everything, on every connection the terminal makes, until the test ends.
-fn spawn_auto_host(host: FakeHost) {
-    tokio::spawn(async move {
-        let mut tsn = 0u16;
-        loop {
-            let mut conn = host.accept().await;
-            conn.start_up_without_counters().await;
-            let p = conn.profile.clone();
-            loop {
-                let next = tokio::time::timeout(Duration::from_secs(30), conn.try_recv_raw());
-                let Ok(Some(raw)) = next.await else {
-                    break;
-                };
-                let Ok(TerminalMessage::TransactionRequest(req)) =
-                    TerminalMessage::parse(&raw, &conn.dialect)
-                else {
-                    continue;
-                };
-                tsn += 1;
-                let reply = match p.operation_codes.kind_of(&req.operation_code) {
-                    Some(firmware_profiles::TransactionKind::Withdrawal) => {
-                        let notes = notes_for(&p, req.amount.unwrap_or(0));
-                        conn.reply_to(&req, tsn, '2', notes, &p.screens.dispense)
-                    }
-                    Some(firmware_profiles::TransactionKind::Deposit) => {
-                        conn.reply_to(&req, tsn, '1', vec![], &p.screens.deposit)
-                    }
-                    _ => conn.reply_to(&req, tsn, '3', vec![], &p.screens.balance),
-                };
-                conn.reply(reply).await;
-            }
-        }
-    });
-}
+use atm_sim::{AtmOptions, AtmSim, Kind, Mix, Outcome, RandomCustomers, TruthRecord};
+use atm_sim_support::{luno_for, profile, spawn_auto_host, FakeHost};
 
 #[tokio::test]
 async fn random_customers_with_faults_leave_consistent_counters() {
@@ -135,5 +84,117 @@ async fn the_binary_serves_customers_and_prints_a_json_summary() {
     assert!(
         !text.contains("4761739001010010"),
         "clear PAN in the output"
+    );
+}
+
+#[tokio::test]
+async fn random_terminal_faults_keep_the_truth_and_the_counters_in_step() {
+    let p = profile("ncr-selfserv-basic");
+    let host = FakeHost::bind(p.clone()).await;
+    let addr = host.addr;
+    spawn_auto_host(host);
+    let options = AtmOptions {
+        no_status_hold_ms: Some(0),
+        ..AtmOptions::default()
+    };
+    let mut sim = AtmSim::connect(addr, p.clone(), &luno_for(&p), options)
+        .await
+        .expect("start-up");
+    let mix = Mix::for_profile(&p).with_terminal_faults(70, vec![]);
+    let mut outcomes = Vec::new();
+    for customer in RandomCustomers::new(5, vec![], mix).take(60) {
+        let out = sim.run_customer(&customer).await.expect("customer");
+        if !sim.is_connected() {
+            sim.power_cycle().await.expect("power cycle");
+        }
+        outcomes.push(out);
+    }
+    let truth = sim.truth().await;
+    let c = sim.counters();
+    assert!(c.customers.terminal_faults >= 10, "{:?}", c.customers);
+    let money_moving = outcomes
+        .iter()
+        .filter(|o| o.kind != Kind::BalanceInquiry)
+        .count();
+    assert_eq!(truth.len(), money_moving);
+    assert!(truth.iter().all(TruthRecord::notes_add_up));
+    assert_eq!(
+        truth.iter().map(|t| t.dispensed_minor).sum::<u64>(),
+        c.dispensed_minor
+    );
+    assert_eq!(
+        truth.iter().map(|t| t.deposited_minor).sum::<u64>(),
+        c.deposited_minor
+    );
+    for i in 0..4 {
+        assert_eq!(
+            c.notes_left[i] + c.notes_dispensed[i] + c.notes_rejected[i],
+            c.notes_loaded[i]
+        );
+    }
+    let struck: Vec<_> = outcomes
+        .iter()
+        .filter_map(|o| o.terminal_fault.clone())
+        .collect();
+    let recorded: Vec<_> = truth.iter().filter_map(|t| t.fault.clone()).collect();
+    assert_eq!(struck, recorded);
+    let modes: std::collections::HashSet<_> = struck.iter().map(|f| f.mode()).collect();
+    assert!(modes.len() >= 6, "{modes:?}");
+    // Every withdrawal the host approved and the terminal acted on can be found by its TSN.
+    for t in truth.iter().filter(|t| t.kind == Kind::Withdrawal) {
+        if let Some(tsn) = t.tsn {
+            assert_eq!(
+                atm_sim::truth::dispensed_for_tsn(&truth, tsn),
+                t.dispensed_minor
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_binary_writes_the_truth_of_terminal_faults_to_a_file() {
+    let p = profile("ncr-selfserv-basic");
+    let host = FakeHost::bind(p.clone()).await;
+    let addr = host.addr;
+    spawn_auto_host(host);
+    let file = std::env::temp_dir().join(format!(
+        "atm-sim-truth-{}-{:?}.json",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    let agent = addr.to_string();
+    let path = file.to_string_lossy().into_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_atm-sim"))
+            .args(["--agent", &agent, "--customers", "12", "--seed", "7"])
+            .args(["--terminal-faults", "100"])
+            .args([
+                "--terminal-fault-modes",
+                "e3,e5,device-fault,power-after-dispense",
+            ])
+            .args(["--truth-file", &path, "--json"])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run atm-sim");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    let written = std::fs::read(&file).expect("truth file");
+    let _ = std::fs::remove_file(&file);
+    let truth: Vec<TruthRecord> = serde_json::from_slice(&written).expect("truth records");
+    assert_eq!(v["truth"], serde_json::to_value(&truth).unwrap());
+    assert!(!truth.is_empty());
+    assert!(truth
+        .iter()
+        .filter(|t| t.kind == Kind::Withdrawal)
+        .all(|t| t.fault.is_some()));
+    assert_eq!(
+        truth.iter().map(|t| t.dispensed_minor).sum::<u64>(),
+        v["counters"]["dispensed_minor"].as_u64().unwrap()
     );
 }

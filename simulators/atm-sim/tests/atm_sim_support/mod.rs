@@ -154,6 +154,20 @@ impl HostConn {
         self.send_raw(&bytes).await;
     }
 
+    /// Sends `msg` if the terminal is still there; `false` when the connection is gone (a
+    /// terminal whose power failed).
+    pub async fn try_send(&mut self, msg: HostMessage) -> bool {
+        let bytes = msg.encode(&self.dialect).expect("encode host message");
+        let header = vec![b'0'; self.profile.framing.header_len];
+        self.framed
+            .send(Frame {
+                header: header.into(),
+                payload: bytes.into(),
+            })
+            .await
+            .is_ok()
+    }
+
     pub async fn expect_unsolicited(&mut self) -> UnsolicitedStatus {
         match self.recv().await {
             TerminalMessage::UnsolicitedStatus(s) => s,
@@ -337,4 +351,55 @@ impl HostConn {
     pub async fn reply(&mut self, r: TransactionReply) {
         self.send(HostMessage::TransactionReply(r)).await;
     }
+}
+
+/// Notes for `amount`, largest denomination first (at most 99 per cassette).
+pub fn notes_for(p: &Profile, mut amount: u64) -> Vec<u32> {
+    let mut notes = vec![0u32; p.dialect.cassette_types];
+    let mut cassettes = p.cassettes.clone();
+    cassettes.sort_by_key(|c| std::cmp::Reverse(c.denomination_minor));
+    for c in cassettes {
+        let n = (amount / c.denomination_minor).min(99);
+        notes[usize::from(c.cassette_type) - 1] = n as u32;
+        amount -= n * c.denomination_minor;
+    }
+    notes
+}
+
+/// Approves everything, on every connection the terminal makes, until the test ends; a
+/// terminal that drops mid-exchange (a power failure) is simply awaited again.
+pub fn spawn_auto_host(host: FakeHost) {
+    tokio::spawn(async move {
+        let mut tsn = 0u16;
+        loop {
+            let mut conn = host.accept().await;
+            conn.start_up_without_counters().await;
+            let p = conn.profile.clone();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(30), conn.try_recv_raw());
+                let Ok(Some(raw)) = next.await else {
+                    break;
+                };
+                let Ok(TerminalMessage::TransactionRequest(req)) =
+                    TerminalMessage::parse(&raw, &conn.dialect)
+                else {
+                    continue;
+                };
+                tsn += 1;
+                let reply = match p.operation_codes.kind_of(&req.operation_code) {
+                    Some(firmware_profiles::TransactionKind::Withdrawal) => {
+                        let notes = notes_for(&p, req.amount.unwrap_or(0));
+                        conn.reply_to(&req, tsn, '2', notes, &p.screens.dispense)
+                    }
+                    Some(firmware_profiles::TransactionKind::Deposit) => {
+                        conn.reply_to(&req, tsn, '1', vec![], &p.screens.deposit)
+                    }
+                    _ => conn.reply_to(&req, tsn, '3', vec![], &p.screens.balance),
+                };
+                if !conn.try_send(HostMessage::TransactionReply(reply)).await {
+                    break;
+                }
+            }
+        }
+    });
 }
