@@ -156,6 +156,7 @@ impl Lab {
         });
         switch_cfg.journal = JournalConfig {
             path: dir.path().join("journal"),
+            ..JournalConfig::default()
         };
         switch_cfg.recovery = RecoveryConfig {
             resume_interval_ms: 200,

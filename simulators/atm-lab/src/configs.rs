@@ -47,6 +47,7 @@ pub fn switch_config(
     });
     config.journal = JournalConfig {
         path: journal.to_owned(),
+        ..JournalConfig::default()
     };
     config.recovery = RecoveryConfig {
         resume_interval_ms: 200,

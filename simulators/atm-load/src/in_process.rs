@@ -112,6 +112,7 @@ fn switch_config(
     });
     config.journal = JournalConfig {
         path: journal.to_owned(),
+        ..JournalConfig::default()
     };
     config.routes = vec![RouteEntry {
         prefix: "476173".into(),
