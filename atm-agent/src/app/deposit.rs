@@ -5,7 +5,8 @@
 //! Either way the deposit is recorded as in doubt before the terminal is told to take the cash,
 //! and the terminal's status settles it (`settlement`): an online deposit the terminal did not
 //! take is reversed, a stored one is advised only once taken. A deposit whose request may have
-//! reached the switch but got no answer is declined and reversed, like a withdrawal.
+//! reached the switch but got no answer, or was answered 96, is declined and reversed, like a
+//! withdrawal.
 
 use protocols::types::Amount;
 
@@ -45,12 +46,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
                 .await?;
             match outcome {
                 Ok(answer) if answer.code == ResponseCode::Approved => Some(pending),
-                Ok(answer) => {
-                    self.forget_pending(&terminal).await?;
-                    return at
-                        .reply(CustomerReply::Decline(Decline::for_code(&answer.code)))
-                        .await;
-                }
+                Ok(answer) => return self.authorization_declined(at, &answer, &pending).await,
                 // Never sent: take it as a stored deposit (the record is replaced below).
                 Err(LinkError::Down) => None,
                 Err(e) => return self.authorization_failed(at, e, &pending).await,

@@ -13,7 +13,7 @@ use super::pin_keys::PinPathError;
 use super::Services;
 use crate::domain::advice::Advice;
 use crate::domain::dispense::Settlement;
-use crate::domain::exchange::{CardRequest, SwitchAnswer, TransactionKey};
+use crate::domain::exchange::{approval_may_exist, CardRequest, SwitchAnswer, TransactionKey};
 use crate::domain::pending::{PendingDispense, Purpose};
 use crate::domain::pin::ZonePinBlock;
 use crate::ports::{AdviceQueue, LinkError, SwitchLink, TerminalStore};
@@ -113,6 +113,26 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             self.forget_pending(at.terminal_id()).await?;
         }
         at.reply(CustomerReply::Decline(Decline::HostUnavailable))
+            .await
+    }
+
+    /// The switch declined (any code but 00). A definite decline owes nothing; a 96 may hide an
+    /// approval the switch failed to journal, so it is reversed like an unanswered request
+    /// (ARCHITECTURE.md, the ambiguity rule). Either way the customer is declined.
+    pub(super) async fn authorization_declined<C: Conversation>(
+        &self,
+        at: &mut C,
+        answer: &SwitchAnswer,
+        pending: &PendingDispense,
+    ) -> Result<(), SessionEnd> {
+        if approval_may_exist(&answer.code) {
+            tracing::warn!(code = %answer.code, stan = %pending.stan, "switch error: it may have acted, reversal queued");
+            self.settle(at, pending, Settlement::Reverse).await?;
+        } else {
+            tracing::info!(code = %answer.code, "declined by the switch");
+            self.forget_pending(at.terminal_id()).await?;
+        }
+        at.reply(CustomerReply::Decline(Decline::for_code(&answer.code)))
             .await
     }
 

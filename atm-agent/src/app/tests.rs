@@ -316,13 +316,45 @@ async fn short_dispense_completes_only_what_left_the_cassettes() {
     let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
     let mut atm = FakeTerminal::reporting(Some(TerminalReport::CashHandlerFault {
         outcome: DispenseOutcome::ShortDispense,
-        dispensed_minor: 5000,
+        dispensed_minor: Some(5000),
     }));
     svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
     let advices = svc.queue.advices.lock().unwrap();
     assert_eq!(advices[0].kind, AdviceKind::Completion);
     assert_eq!(advices[0].actual_minor, Some(5000));
     assert_eq!(advices[0].amount.minor, 8000);
+}
+
+#[tokio::test]
+async fn short_dispense_without_counts_stays_in_doubt_instead_of_being_reversed() {
+    for dispensed_minor in [None, Some(0)] {
+        let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
+        let mut atm = FakeTerminal::reporting(Some(TerminalReport::CashHandlerFault {
+            outcome: DispenseOutcome::ShortDispense,
+            dispensed_minor,
+        }));
+        svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+        assert!(
+            svc.queue.kinds().is_empty(),
+            "{dispensed_minor:?}: neither captured nor reversed by a guess"
+        );
+        assert!(
+            !nothing_pending(&svc),
+            "{dispensed_minor:?}: kept for an operator"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nothing_dispensed_is_reversed_even_without_counts() {
+    let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::CashHandlerFault {
+        outcome: DispenseOutcome::NoneDispensed,
+        dispensed_minor: None,
+    }));
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
+    assert!(nothing_pending(&svc));
 }
 
 #[tokio::test]
@@ -386,6 +418,64 @@ async fn declined_withdrawal_shows_the_reason_and_owes_nothing() {
     );
     assert!(svc.queue.kinds().is_empty());
     assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn a_system_error_to_a_withdrawal_declines_the_customer_and_queues_a_reversal() {
+    let error = SwitchAnswer::code(ResponseCode::SystemError);
+    let svc = services(FakeLink::new(true, vec![Script::Answer(error)]));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    assert_eq!(
+        atm.replies,
+        vec![CustomerReply::Decline(Decline::HostUnavailable)]
+    );
+    assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
+    let advices = svc.queue.advices.lock().unwrap();
+    let original = advices[0].original.as_ref().unwrap();
+    assert_eq!((original.mti.as_str(), original.stan.value()), ("0100", 1));
+    drop(advices);
+    assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn a_system_error_to_an_online_deposit_queues_a_reversal() {
+    let error = SwitchAnswer::code(ResponseCode::SystemError);
+    let svc = services(FakeLink::new(true, vec![Script::Answer(error)]));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.deposit(&mut atm, &customer(2500)).await.unwrap();
+    assert_eq!(
+        atm.replies,
+        vec![CustomerReply::Decline(Decline::HostUnavailable)]
+    );
+    assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
+    let advices = svc.queue.advices.lock().unwrap();
+    assert_eq!(advices[0].original.as_ref().unwrap().mti.as_str(), "0200");
+    drop(advices);
+    assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn definite_declines_owe_nothing() {
+    for code in [
+        ResponseCode::InsufficientFunds,
+        ResponseCode::DoNotHonour,
+        ResponseCode::InvalidAccount,
+        ResponseCode::WrongPin,
+        ResponseCode::OverLimit,
+        ResponseCode::IssuerUnavailable,
+    ] {
+        let answers = vec![
+            Script::Answer(SwitchAnswer::code(code)),
+            Script::Answer(SwitchAnswer::code(code)),
+        ];
+        let svc = services(FakeLink::new(true, answers));
+        let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+        svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+        svc.deposit(&mut atm, &customer(2500)).await.unwrap();
+        assert!(svc.queue.kinds().is_empty(), "{code}");
+        assert!(nothing_pending(&svc), "{code}");
+    }
 }
 
 #[tokio::test]

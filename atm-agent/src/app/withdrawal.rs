@@ -5,8 +5,9 @@
 //! on approval the terminal is told to dispense and its status settles the money (`settlement`):
 //! everything out → completion advice for the full amount, short dispense → completion for what
 //! left, nothing → reversal, unknown → stays in doubt for an operator. If the request may have
-//! reached the switch but no answer came (timeout, link lost), the customer is declined and a
-//! reversal is queued, so a late approval never strands a hold. While the switch is unreachable,
+//! reached the switch but no answer came (timeout, link lost), or the switch answered 96 (it may
+//! have placed the hold and failed to journal it), the customer is declined and a reversal is
+//! queued, so a late or unrecorded approval never strands a hold. While the switch is unreachable,
 //! the customer is declined at once with the "host unavailable" screen.
 
 use protocols::types::Amount;
@@ -66,12 +67,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
                 .await?;
                 self.settle_after_report(at, pending).await
             }
-            Ok(answer) => {
-                tracing::info!(code = %answer.code, "withdrawal declined by the switch");
-                self.forget_pending(&terminal).await?;
-                at.reply(CustomerReply::Decline(Decline::for_code(&answer.code)))
-                    .await
-            }
+            Ok(answer) => self.authorization_declined(at, &answer, &pending).await,
             Err(e) => self.authorization_failed(at, e, &pending).await,
         }
     }

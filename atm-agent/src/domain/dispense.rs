@@ -3,6 +3,10 @@
 //! ready → completion for the full amount; `E1` short dispense → completion for what left the
 //! cassettes; `E2`/`E4` nothing dispensed → reversal; `E3`/`E5` unknown or retracted → in doubt,
 //! for an operator (never silently voided: the cash may be in the customer's hand).
+//!
+//! Only the terminal's positive "nothing dispensed" (`E2`/`E4`) reverses. A short dispense or a
+//! fault whose note counts are missing (or all zero) says that *something* went wrong, not that
+//! nothing left: it stays in doubt too.
 
 use protocols::ndc::DispenseOutcome;
 
@@ -32,17 +36,22 @@ pub fn after_ready(requested_minor: u64) -> Settlement {
     }
 }
 
-/// The terminal reported a cash handler fault with the notes that left each cassette.
-pub fn after_fault(outcome: DispenseOutcome, dispensed_minor: u64) -> Settlement {
-    match outcome {
-        DispenseOutcome::Success | DispenseOutcome::ShortDispense if dispensed_minor > 0 => {
-            Settlement::Complete { dispensed_minor }
-        }
-        DispenseOutcome::Success | DispenseOutcome::ShortDispense => Settlement::Reverse,
-        DispenseOutcome::NoneDispensed | DispenseOutcome::NoneDispensedCardNotEjected => {
+/// The terminal reported a cash handler fault, with the value of the notes that left the
+/// cassettes when the status carried counts (`None`: no counts in the status).
+pub fn after_fault(outcome: DispenseOutcome, dispensed_minor: Option<u64>) -> Settlement {
+    match (outcome, dispensed_minor) {
+        (DispenseOutcome::NoneDispensed | DispenseOutcome::NoneDispensedCardNotEjected, _) => {
             Settlement::Reverse
         }
-        DispenseOutcome::Unknown | DispenseOutcome::Retracted => Settlement::InDoubt,
+        (DispenseOutcome::Success | DispenseOutcome::ShortDispense, Some(dispensed_minor))
+            if dispensed_minor > 0 =>
+        {
+            Settlement::Complete { dispensed_minor }
+        }
+        // A fault without counts, or counts of zero, from a terminal that did not say "nothing
+        // dispensed": cash may have left. Neither captured nor voided by a guess.
+        (DispenseOutcome::Success | DispenseOutcome::ShortDispense, _) => Settlement::InDoubt,
+        (DispenseOutcome::Unknown | DispenseOutcome::Retracted, _) => Settlement::InDoubt,
     }
 }
 
@@ -62,10 +71,11 @@ pub fn after_power_failure(dispensed_minor: u64) -> Settlement {
 pub enum TerminalReport {
     /// Ready: the reply was carried out in full.
     Ready,
-    /// A cash handler fault, with the value of the notes that did leave the cassettes.
+    /// A cash handler fault, with the value of the notes that did leave the cassettes, or
+    /// `None` when the status carried no note counts (which is not "nothing dispensed").
     CashHandlerFault {
         outcome: DispenseOutcome,
-        dispensed_minor: u64,
+        dispensed_minor: Option<u64>,
     },
     /// The terminal rejected the reply: it did nothing.
     Rejected,
@@ -99,29 +109,25 @@ mod tests {
             }
         );
         assert_eq!(
-            after_fault(DispenseOutcome::ShortDispense, 2000),
+            after_fault(DispenseOutcome::ShortDispense, Some(2000)),
             Settlement::Complete {
                 dispensed_minor: 2000
             }
         );
         assert_eq!(
-            after_fault(DispenseOutcome::ShortDispense, 0),
+            after_fault(DispenseOutcome::NoneDispensed, Some(0)),
             Settlement::Reverse
         );
         assert_eq!(
-            after_fault(DispenseOutcome::NoneDispensed, 0),
+            after_fault(DispenseOutcome::NoneDispensedCardNotEjected, None),
             Settlement::Reverse
         );
         assert_eq!(
-            after_fault(DispenseOutcome::NoneDispensedCardNotEjected, 0),
-            Settlement::Reverse
-        );
-        assert_eq!(
-            after_fault(DispenseOutcome::Unknown, 5000),
+            after_fault(DispenseOutcome::Unknown, Some(5000)),
             Settlement::InDoubt
         );
         assert_eq!(
-            after_fault(DispenseOutcome::Retracted, 5000),
+            after_fault(DispenseOutcome::Retracted, Some(5000)),
             Settlement::InDoubt
         );
         assert_eq!(after_power_failure(0), Settlement::Reverse);
@@ -131,6 +137,32 @@ mod tests {
                 dispensed_minor: 1000
             }
         );
+    }
+
+    #[test]
+    fn a_fault_without_counts_or_with_zero_counts_is_in_doubt_unless_nothing_was_dispensed() {
+        for outcome in [DispenseOutcome::ShortDispense, DispenseOutcome::Success] {
+            assert_eq!(
+                after_fault(outcome, None),
+                Settlement::InDoubt,
+                "{outcome:?}"
+            );
+            assert_eq!(
+                after_fault(outcome, Some(0)),
+                Settlement::InDoubt,
+                "{outcome:?}"
+            );
+        }
+        for outcome in [
+            DispenseOutcome::NoneDispensed,
+            DispenseOutcome::NoneDispensedCardNotEjected,
+        ] {
+            assert_eq!(
+                after_fault(outcome, None),
+                Settlement::Reverse,
+                "{outcome:?}"
+            );
+        }
     }
 
     #[test]

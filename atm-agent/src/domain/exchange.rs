@@ -16,6 +16,15 @@ use super::pin::ZonePinBlock;
 /// the switch (`protocols::dialect`).
 pub use protocols::dialect::{ResponseCode, TransactionType};
 
+/// Whether an answer to a withdrawal or a deposit leaves it unknown if the switch acted on it.
+/// 96 (system error) does: the switch may have placed the hold or posted the credit and then
+/// failed to journal it, so the agent reverses as after a timeout. Every other decline (51, 05,
+/// 14, 55, 61 …) is definite: nothing was done, nothing is owed. A 91 is the switch's own
+/// "could not reach the ledger": it voids or compensates on its side (its resumer).
+pub fn approval_may_exist(code: &ResponseCode) -> bool {
+    matches!(code, ResponseCode::SystemError)
+}
+
 /// How the switch finds a transaction again: terminal id, STAN and transmission date-time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionKey {
@@ -62,4 +71,20 @@ pub struct ZonePinKeyDelivery {
     pub version: KeyVersion,
     pub cryptogram: Cryptogram,
     pub kcv: Kcv,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_system_error_leaves_an_approval_possible() {
+        for code in ResponseCode::ALL {
+            assert_eq!(
+                approval_may_exist(&code),
+                code == ResponseCode::SystemError,
+                "{code}"
+            );
+        }
+    }
 }

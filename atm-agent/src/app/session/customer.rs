@@ -201,10 +201,13 @@ where
                 TerminalReport::Ready
             }
             SolicitedStatusInfo::DeviceFault(d) => match &d.state {
+                // An empty count list means the status carried no counts: not "none left".
                 DeviceState::CashHandler(c) => TerminalReport::CashHandlerFault {
                     outcome: c.outcome,
-                    dispensed_minor: dispense::dispensed_value(&c.notes_dispensed, |t| {
-                        self.profile.denomination(t)
+                    dispensed_minor: (!c.notes_dispensed.is_empty()).then(|| {
+                        dispense::dispensed_value(&c.notes_dispensed, |t| {
+                            self.profile.denomination(t)
+                        })
                     }),
                 },
                 _ => TerminalReport::Unclear,
