@@ -13,6 +13,7 @@ use protocols::ndc::{DispenseOutcome, LastStatus, TerminalMessage, TransactionRe
 use super::{partial, AtmSim, Behaviour, Done, Outcome, Physical, NO_STATUS_GRACE_MS};
 use crate::faults::TerminalFault;
 use crate::messages;
+use crate::terminal::Terminal;
 use crate::truth::Reported;
 
 /// What the dispenser did in a faulty dispense.
@@ -52,71 +53,11 @@ impl AtmSim {
 
     /// The notes move, then the host gets an ambiguous status or none at all.
     async fn misreported_dispense(&mut self, wanted: &[u32], fault: &TerminalFault) -> Done {
-        let luno = self.luno.clone();
         let (before, moved) = self
             .shared
             .with(|t| {
                 let before = t.cassettes.levels();
-                let target = match fault {
-                    TerminalFault::ShortWithoutCounts { delivered } => partial(wanted, delivered),
-                    _ => wanted.to_vec(),
-                };
-                let (picked, _) = t.dispense(&target);
-                let delivered = match fault {
-                    TerminalFault::Unknown { delivered }
-                    | TerminalFault::UnknownWithoutCounts { delivered } => {
-                        partial(&picked, delivered)
-                    }
-                    TerminalFault::Retracted { taken } => partial(&picked, taken),
-                    _ => picked.clone(),
-                };
-                let rest: Vec<u32> = picked.iter().zip(&delivered).map(|(p, d)| p - d).collect();
-                let (diverted, _) = t.divert(&rest);
-                let value = t.cassettes.value_minor(&delivered);
-                let c = &t.cassettes;
-                let status = match fault {
-                    // E3 carries the requested counts (NDC.md section 3).
-                    TerminalFault::Unknown { .. } => Some(messages::dispense_fault(
-                        &luno,
-                        DispenseOutcome::Unknown,
-                        wanted.to_vec(),
-                        c,
-                    )),
-                    TerminalFault::UnknownWithoutCounts { .. } => Some(messages::dispense_fault(
-                        &luno,
-                        DispenseOutcome::Unknown,
-                        Vec::new(),
-                        c,
-                    )),
-                    TerminalFault::Retracted { .. } => Some(messages::dispense_fault(
-                        &luno,
-                        DispenseOutcome::Retracted,
-                        picked.clone(),
-                        c,
-                    )),
-                    TerminalFault::ShortWithoutCounts { .. } => Some(messages::dispense_fault(
-                        &luno,
-                        DispenseOutcome::ShortDispense,
-                        Vec::new(),
-                        c,
-                    )),
-                    TerminalFault::DeviceFault => Some(messages::other_device_fault(&luno)),
-                    _ => None,
-                };
-                let last = if status.is_some() {
-                    LastStatus::Error
-                } else {
-                    LastStatus::None
-                };
-                t.reply_finished(last, &delivered);
-                let moved = Moved {
-                    picked,
-                    delivered,
-                    diverted,
-                    value,
-                    status,
-                };
-                (before, moved)
+                (before, misreport(t, wanted, fault))
             })
             .await;
         tracing::warn!(
@@ -159,6 +100,64 @@ impl AtmSim {
             .unwrap_or(self.profile.timers.status_after_reply_ms + NO_STATUS_GRACE_MS);
         tracing::warn!(hold_ms, "no status after the dispense: terminal silent");
         tokio::time::sleep(Duration::from_millis(hold_ms)).await;
+    }
+}
+
+/// Moves the notes as `fault` says (picked from the cassettes, part of them to the customer,
+/// the rest to the reject bin), records the last transaction truthfully and builds the status.
+fn misreport(t: &mut Terminal, wanted: &[u32], fault: &TerminalFault) -> Moved {
+    let target = match fault {
+        TerminalFault::ShortWithoutCounts { delivered } => partial(wanted, delivered),
+        _ => wanted.to_vec(),
+    };
+    let (picked, _) = t.dispense(&target);
+    let delivered = match fault {
+        TerminalFault::Unknown { delivered }
+        | TerminalFault::UnknownWithoutCounts { delivered } => partial(&picked, delivered),
+        TerminalFault::Retracted { taken } => partial(&picked, taken),
+        _ => picked.clone(),
+    };
+    let rest: Vec<u32> = picked.iter().zip(&delivered).map(|(p, d)| p - d).collect();
+    let (diverted, _) = t.divert(&rest);
+    let value = t.cassettes.value_minor(&delivered);
+    let status = status_for(t, fault, wanted, &picked);
+    let last = match status {
+        Some(_) => LastStatus::Error,
+        None => LastStatus::None,
+    };
+    t.reply_finished(last, &delivered);
+    Moved {
+        picked,
+        delivered,
+        diverted,
+        value,
+        status,
+    }
+}
+
+/// The status sent in place of the ready under `fault`; `None` for silence.
+fn status_for(
+    t: &Terminal,
+    fault: &TerminalFault,
+    wanted: &[u32],
+    picked: &[u32],
+) -> Option<TerminalMessage> {
+    let cash = |outcome, notes: &[u32]| {
+        Some(messages::dispense_fault(
+            &t.luno,
+            outcome,
+            notes.to_vec(),
+            &t.cassettes,
+        ))
+    };
+    match fault {
+        // E3 carries the requested counts (NDC.md section 3).
+        TerminalFault::Unknown { .. } => cash(DispenseOutcome::Unknown, wanted),
+        TerminalFault::UnknownWithoutCounts { .. } => cash(DispenseOutcome::Unknown, &[]),
+        TerminalFault::Retracted { .. } => cash(DispenseOutcome::Retracted, picked),
+        TerminalFault::ShortWithoutCounts { .. } => cash(DispenseOutcome::ShortDispense, &[]),
+        TerminalFault::DeviceFault => Some(messages::other_device_fault(&t.luno)),
+        _ => None,
     }
 }
 
