@@ -215,14 +215,24 @@ pub struct JournalConfig {
     /// sled directory (default `./switch-journal`).
     #[serde(default = "default_journal_path")]
     pub path: PathBuf,
+    /// How long a finished transaction stays in the hot journal before it moves to the archive
+    /// (default 7 days). Archived transactions are still found by lookups, reversals and
+    /// reconciliation; start-up only reads what is open.
+    #[serde(default = "default_retention_secs")]
+    pub retention_secs: u64,
 }
 
 impl Default for JournalConfig {
     fn default() -> Self {
         Self {
             path: default_journal_path(),
+            retention_secs: default_retention_secs(),
         }
     }
+}
+
+fn default_retention_secs() -> u64 {
+    7 * 24 * 3600
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -483,6 +493,12 @@ impl Config {
                 self.ledger.url
             ));
         }
+        if self.journal.retention_secs < 60 {
+            return Err(format!(
+                "journal.retention_secs must be at least 60 (a reversal or a replay may still come), got {}",
+                self.journal.retention_secs
+            ));
+        }
         if self.ledger.timeout_ms == 0 {
             return Err("ledger.timeout_ms must be positive".into());
         }
@@ -697,5 +713,8 @@ mod tests {
         assert!(err.reason().contains("ledger.url"), "{err}");
         let err = Config::parse(&GOOD.replace("476173", "47x"), "s.toml").unwrap_err();
         assert!(err.reason().contains("routes"), "{err}");
+        let short = format!("{GOOD}\n[journal]\nretention_secs = 5\n");
+        let err = Config::parse(&short, "s.toml").unwrap_err();
+        assert!(err.reason().contains("journal.retention_secs"), "{err}");
     }
 }

@@ -138,6 +138,16 @@ pub trait Journal: Send + Sync + 'static {
     /// The keys of the transactions whose state owes the ledger work (`is_pending_outbound`),
     /// for the resumer: it must not scan the whole journal every few seconds.
     fn pending_keys(&self) -> Result<Vec<String>, JournalError>;
+    /// Moves transactions finished (`TxnState::is_finished`) before `before_ms` out of the hot
+    /// journal into its archive, where `txn`, `reply` and `txns` still find them; returns how
+    /// many moved. A journal without an archive keeps everything hot.
+    fn archive_finished(
+        &self,
+        before_ms: u64,
+    ) -> impl Future<Output = Result<usize, JournalError>> + Send {
+        let _ = before_ms;
+        async { Ok(0) }
+    }
 }
 
 /// What provisioning the issuer's cards file changed.

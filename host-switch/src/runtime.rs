@@ -140,6 +140,7 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     let endpoint = AcquirerEndpoint::new(switch.clone(), tls, limits);
     let resumer = switch.clone().run_resumer(
         Duration::from_millis(config.recovery.resume_interval_ms),
+        Duration::from_secs(config.journal.retention_secs),
         rx.clone(),
     );
     let mut tasks = vec![

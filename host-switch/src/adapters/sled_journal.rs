@@ -4,6 +4,13 @@
 //! concurrent writer (the `group-commit` crate). Other durable switch state (the cards' PIN
 //! records, `sled_cards`) lives in trees of the same database and shares the same flushes:
 //! [`SledDb`] is that database with its committer.
+//!
+//! Trees: `txns` (the hot journal: open transactions and recently finished ones), `archive`
+//! (finished transactions past the retention, moved by [`Journal::archive_finished`]), `replies`
+//! (answers to advices), and `open` (the keys of transactions in a pending state, so that start-up
+//! reads only those, not the history). The `open` index is written so that a crash can only leave
+//! it too large, never too small: a key is added before its record becomes pending and removed
+//! after its record stops being pending; the resumer re-reads every record under its lock.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -36,12 +43,17 @@ impl SledDb {
 
 pub struct SledJournal {
     txns: sled::Tree,
+    archive: sled::Tree,
     replies: sled::Tree,
+    open: sled::Tree,
     commits: Arc<GroupCommitter>,
-    /// Keys of transactions in a pending-outbound state: built by one scan at open, then kept by
-    /// every write (the journal is the only writer of its trees).
+    /// Keys of transactions in a pending-outbound state: the `open` tree read at start-up, then
+    /// kept by every write (the journal is the only writer of its trees).
     pending: Mutex<BTreeSet<String>>,
 }
+
+/// Marks (in the `open` tree) a journal whose index is complete; older journals are scanned once.
+const OPEN_INDEX_MARK: &[u8] = b"\0index-v1";
 
 impl SledJournal {
     /// Opens (or creates) the journal at `path` and starts its flusher thread.
@@ -51,20 +63,15 @@ impl SledJournal {
 
     /// The journal's trees in an open database.
     pub fn in_db(db: &SledDb) -> Result<Self, JournalError> {
-        let txns = db.db.open_tree("txns").map_err(storage)?;
-        let replies = db.db.open_tree("replies").map_err(storage)?;
         let journal = Self {
-            txns,
-            replies,
+            txns: db.db.open_tree("txns").map_err(storage)?,
+            archive: db.db.open_tree("archive").map_err(storage)?,
+            replies: db.db.open_tree("replies").map_err(storage)?,
+            open: db.db.open_tree("open").map_err(storage)?,
             commits: db.commits.clone(),
             pending: Mutex::new(BTreeSet::new()),
         };
-        let pending: BTreeSet<String> = journal
-            .txns()?
-            .into_iter()
-            .filter(|r| r.state.is_pending_outbound())
-            .map(|r| r.key)
-            .collect();
+        let pending = journal.read_open_index()?;
         if !pending.is_empty() {
             tracing::info!(
                 pending = pending.len(),
@@ -74,6 +81,71 @@ impl SledJournal {
         *journal.pending.lock().map_err(|_| JournalError::Closed)? = pending;
         Ok(journal)
     }
+}
+
+impl SledJournal {
+    /// The keys of open transactions: the `open` tree, or, for a journal written before it
+    /// existed, one scan of the hot journal that builds it.
+    fn read_open_index(&self) -> Result<BTreeSet<String>, JournalError> {
+        if self.open.contains_key(OPEN_INDEX_MARK).map_err(storage)? {
+            return self
+                .open
+                .iter()
+                .keys()
+                .filter(|k| !matches!(k, Ok(k) if k.as_ref() == OPEN_INDEX_MARK))
+                .map(|k| {
+                    let k = k.map_err(storage)?;
+                    String::from_utf8(k.to_vec()).map_err(|e| JournalError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        source: Box::new(e),
+                    })
+                })
+                .collect();
+        }
+        let mut pending = BTreeSet::new();
+        for kv in self.txns.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            let rec: TxnRecord = decode(&k, &v)?;
+            if rec.state.is_pending_outbound() {
+                self.open.insert(k, &[]).map_err(storage)?;
+                pending.insert(rec.key);
+            }
+        }
+        self.open.insert(OPEN_INDEX_MARK, &[]).map_err(storage)?;
+        self.open.flush().map_err(storage)?;
+        tracing::info!(
+            open = pending.len(),
+            "journal: index of open transactions built (once, from the whole journal)"
+        );
+        Ok(pending)
+    }
+}
+
+/// Moves finished records older than `before_ms` from `hot` to `archive`: each is inserted in the
+/// archive before it leaves the hot tree, so a crash in between leaves it in both (reads prefer
+/// the hot copy; `txns` lists it once). Blocking: runs off the async runtime.
+fn move_finished(
+    hot: &sled::Tree,
+    archive: &sled::Tree,
+    before_ms: u64,
+) -> Result<usize, JournalError> {
+    let mut moved = 0;
+    for kv in hot.iter() {
+        let (k, v) = kv.map_err(storage)?;
+        let rec: TxnRecord = decode(&k, &v)?;
+        if rec.state.is_finished() && rec.updated_at_ms < before_ms {
+            archive.insert(&k, v.clone()).map_err(storage)?;
+            // Only if unchanged meanwhile (a reversal may have just written it).
+            if hot
+                .compare_and_swap(&k, Some(v), None::<&[u8]>)
+                .map_err(storage)?
+                .is_ok()
+            {
+                moved += 1;
+            }
+        }
+    }
+    Ok(moved)
 }
 
 impl From<CommitError> for JournalError {
@@ -131,7 +203,10 @@ impl Journal for SledJournal {
     }
 
     fn txn(&self, key: &str) -> Result<Option<TxnRecord>, JournalError> {
-        match self.txns.get(key.as_bytes()).map_err(storage)? {
+        if let Some(v) = self.txns.get(key.as_bytes()).map_err(storage)? {
+            return decode(key.as_bytes(), &v).map(Some);
+        }
+        match self.archive.get(key.as_bytes()).map_err(storage)? {
             Some(v) => decode(key.as_bytes(), &v).map(Some),
             None => Ok(None),
         }
@@ -148,6 +223,10 @@ impl Journal for SledJournal {
         let pending_change = txn
             .as_ref()
             .map(|rec| (rec.key.clone(), rec.state.is_pending_outbound()));
+        if let Some((key, true)) = &pending_change {
+            // Before the record: a crash may leave the index too large, never too small.
+            self.open.insert(key.as_bytes(), &[]).map_err(storage)?;
+        }
         match (txn, reply) {
             (Some(mut rec), Some((mk, answer)))
                 if EMBEDDED_CLASSES.contains(&mk.class) && mk.txn.as_string() == rec.key =>
@@ -169,6 +248,9 @@ impl Journal for SledJournal {
                         .map_err(storage)?;
                 }
             }
+        }
+        if let Some((key, false)) = &pending_change {
+            self.open.remove(key.as_bytes()).map_err(storage)?;
         }
         self.commits.durable().await?;
         // Updated once durable: a failed write leaves the index as the disk is.
@@ -193,14 +275,32 @@ impl Journal for SledJournal {
             .collect())
     }
 
+    /// Every transaction, the archive's included (each once).
     fn txns(&self) -> Result<Vec<TxnRecord>, JournalError> {
-        self.txns
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(storage)?;
-                decode(&k, &v)
-            })
-            .collect()
+        let mut all = Vec::new();
+        for kv in self.txns.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            all.push(decode(&k, &v)?);
+        }
+        for kv in self.archive.iter() {
+            let (k, v) = kv.map_err(storage)?;
+            if !self.txns.contains_key(&k).map_err(storage)? {
+                all.push(decode(&k, &v)?);
+            }
+        }
+        Ok(all)
+    }
+
+    async fn archive_finished(&self, before_ms: u64) -> Result<usize, JournalError> {
+        let (hot, archive) = (self.txns.clone(), self.archive.clone());
+        let moved = tokio::task::spawn_blocking(move || move_finished(&hot, &archive, before_ms))
+            .await
+            .map_err(|e| failed("archive task", e))??;
+        if moved > 0 {
+            self.commits.durable().await?;
+            tracing::info!(moved, "journal: finished transactions archived");
+        }
+        Ok(moved)
     }
 }
 
@@ -376,6 +476,106 @@ mod tests {
         .await
         .unwrap();
         assert!(j.pending_keys().unwrap().is_empty());
+    }
+
+    async fn put(j: &SledJournal, rec: &TxnRecord) {
+        j.write(JournalWrite {
+            txn: Some(rec.clone()),
+            reply: None,
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn finished_transactions_move_to_the_archive_and_are_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SledJournal::open(dir.path()).unwrap();
+        let (done_key, mut done) = record(1);
+        done.state = TxnState::Captured {
+            hold_id: "h".into(),
+            amount_minor: 100,
+        };
+        done.answer = Some(RecordedReply::code(ResponseCode::Approved));
+        let (_, mut held) = record(2);
+        held.state = TxnState::Held {
+            hold_id: "h2".into(),
+        };
+        let (open_key, mut open) = record(3);
+        open.state = TxnState::CapturePending {
+            hold_id: "h3".into(),
+            amount_minor: 100,
+        };
+        let (_, mut recent) = record(4);
+        recent.state = TxnState::Voided;
+        recent.updated_at_ms = 10_000;
+        for r in [&done, &held, &open, &recent] {
+            put(&j, r).await;
+        }
+
+        assert_eq!(
+            j.archive_finished(5_000).await.unwrap(),
+            1,
+            "only the old finished one"
+        );
+        assert!(!j.txns.contains_key(done_key.as_string()).unwrap());
+        assert_eq!(j.txn(&done_key.as_string()).unwrap(), Some(done.clone()));
+        assert_eq!(
+            j.reply(&MessageKey {
+                class: "0100",
+                txn: done_key.clone()
+            })
+            .unwrap()
+            .map(|r| r.code),
+            Some(ResponseCode::Approved),
+            "a replay of an archived request still gets its answer"
+        );
+        let mut keys: Vec<String> = j.txns().unwrap().into_iter().map(|r| r.key).collect();
+        keys.sort();
+        assert_eq!(keys.len(), 4, "each once: {keys:?}");
+        assert_eq!(j.pending_keys().unwrap(), vec![open_key.as_string()]);
+        assert_eq!(j.archive_finished(5_000).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn start_up_reads_the_open_transactions_not_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open_key, mut open) = record(1);
+        open.state = TxnState::VoidPending { hold_id: None };
+        {
+            let j = SledJournal::open(dir.path()).unwrap();
+            put(&j, &open).await;
+            for stan in 2..50 {
+                let (_, mut r) = record(stan);
+                r.state = TxnState::Voided;
+                put(&j, &r).await;
+            }
+            // History the start-up must not decode: a record no version of the switch can read.
+            j.txns
+                .insert(b"ATM1:999999:1125114000", b"not json")
+                .unwrap();
+            j.txns.flush().unwrap();
+        }
+        let j = SledJournal::open(dir.path()).unwrap();
+        assert_eq!(j.pending_keys().unwrap(), vec![open_key.as_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_journal_from_before_the_open_index_builds_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open_key, mut open) = record(1);
+        open.state = TxnState::CompensationPending { amount_minor: 100 };
+        {
+            let db = SledDb::open(dir.path()).unwrap();
+            let j = SledJournal::in_db(&db).unwrap();
+            put(&j, &open).await;
+            drop(j);
+            db.db.drop_tree("open").unwrap();
+            db.db.flush().unwrap();
+        }
+        let j = SledJournal::open(dir.path()).unwrap();
+        assert_eq!(j.pending_keys().unwrap(), vec![open_key.as_string()]);
+        assert!(j.open.contains_key(OPEN_INDEX_MARK).unwrap());
     }
 
     #[test]

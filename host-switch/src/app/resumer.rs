@@ -64,13 +64,31 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         report
     }
 
-    /// Runs passes every `interval` until `shutdown` becomes true.
+    /// Moves transactions finished more than `retention` ago to the journal's archive.
+    pub async fn archive_finished(&self, retention: Duration) {
+        let before_ms = super::now_ms().saturating_sub(retention.as_millis() as u64);
+        if let Err(e) = self.journal.archive_finished(before_ms).await {
+            tracing::error!(error = %e, "journal archiving failed: finished transactions stay in the hot journal");
+        }
+    }
+
+    /// Runs passes every `interval` until `shutdown` becomes true, and moves finished
+    /// transactions older than `retention` to the archive at start and then every
+    /// `retention / 24` (at least every minute, at most every hour).
     pub async fn run_resumer(
         self: Arc<Self>,
         interval: Duration,
+        retention: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let archive_every =
+            (retention / 24).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        let mut last_archive: Option<tokio::time::Instant> = None;
         loop {
+            if last_archive.is_none_or(|at| at.elapsed() >= archive_every) {
+                self.archive_finished(retention).await;
+                last_archive = Some(tokio::time::Instant::now());
+            }
             self.resume_pending().await;
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}

@@ -95,6 +95,22 @@ impl TxnState {
         )
     }
 
+    /// Nothing more will happen to the transaction unless a reversal or an operator comes: it may
+    /// leave the hot journal. A `Held` withdrawal is not finished (its advice is awaited, or its
+    /// dispense is in doubt), nor is an unresolved exception.
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            Self::Captured { .. }
+                | Self::Voided
+                | Self::Credited { .. }
+                | Self::Compensated { .. }
+                | Self::Declined { .. }
+                | Self::ReversedUnseen
+                | Self::Resolved { .. }
+        )
+    }
+
     /// The name used in logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

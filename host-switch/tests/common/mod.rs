@@ -103,6 +103,7 @@ impl Lab {
         });
         cfg.journal = JournalConfig {
             path: self.journal_path(),
+            ..JournalConfig::default()
         };
         cfg.recovery = RecoveryConfig {
             resume_interval_ms: 200,
