@@ -11,7 +11,7 @@ use atm_sim::{
     TerminalFault, TruthRecord,
 };
 use atm_sim_support::{luno_for, profile, start, FakeHost, HostConn};
-use protocols::ndc::{LastStatus, SupplyCounters, TerminalMessage};
+use protocols::ndc::{LastStatus, SolicitedStatusInfo, SupplyCounters, TerminalMessage};
 
 const PAN: &str = "4761739001010010";
 
@@ -33,6 +33,15 @@ async fn faulty_withdrawal(
             .await;
         conn.recv_raw().await
     });
+    // What the agent reads: a solicited device fault, whatever the device.
+    match TerminalMessage::parse(&raw, &conn.dialect) {
+        Ok(TerminalMessage::SolicitedStatus(s)) => assert!(
+            matches!(s.info, SolicitedStatusInfo::DeviceFault(_)),
+            "{:?}",
+            s.info
+        ),
+        other => panic!("expected a solicited status, got {other:?}"),
+    }
     (out.expect("customer"), raw)
 }
 
