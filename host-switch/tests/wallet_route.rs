@@ -18,6 +18,12 @@ async fn echo_and_sign_on_are_answered() {
     assert_eq!(r.mti().as_str(), "0810");
     assert_eq!(code(&r), "00");
     assert_eq!(r.get_str(11), Some("000001"));
+    // Which cards' deposits the agent may take offline: the wallet's, by the routing table.
+    let offline = protocols::dialect::Answer::from_message(&r)
+        .unwrap()
+        .offline_deposits
+        .expect("field 63");
+    assert_eq!(offline.to_field(), "476173+,5-");
     lab.assert_books().await;
 }
 

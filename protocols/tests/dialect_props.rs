@@ -6,8 +6,8 @@
 use proptest::option;
 use proptest::prelude::*;
 use protocols::dialect::{
-    Advice, Answer, Balances, CardRequest, MessageKey, NetworkCode, NetworkRequest, OriginalKey,
-    PinField, Request, ResponseCode, StatusAdvice, TransactionType,
+    Advice, Answer, Balances, CardRequest, MessageKey, NetworkCode, NetworkRequest,
+    OfflineDeposits, OriginalKey, PinField, Request, ResponseCode, StatusAdvice, TransactionType,
 };
 use protocols::iso8583::{Message, Mti, PinBlock, Spec, TransmissionDateTime};
 use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
@@ -141,18 +141,26 @@ fn answer() -> impl Strategy<Value = Answer> {
         )),
         option::of(1u32..=u32::MAX),
         option::of("[0-9A-F]{38}"),
+        option::of(prop::collection::vec(("[0-9]{1,11}", any::<bool>()), 0..6)),
     )
-        .prop_map(|(code, approval_code, balances, version, under)| Answer {
-            code,
-            approval_code,
-            balances: balances.map(|(l, a)| Balances {
-                currency: Currency::EUR,
-                ledger_minor: l,
-                available_minor: a,
-            }),
-            zone_key_version: version,
-            zone_key_under_zmk: under,
-        })
+        .prop_map(
+            |(code, approval_code, balances, version, under, ranges)| Answer {
+                code,
+                approval_code,
+                balances: balances.map(|(l, a)| Balances {
+                    currency: Currency::EUR,
+                    ledger_minor: l,
+                    available_minor: a,
+                }),
+                zone_key_version: version,
+                zone_key_under_zmk: under,
+                offline_deposits: ranges.map(|r| {
+                    let mut seen = std::collections::BTreeSet::new();
+                    let unique = r.into_iter().filter(|(p, _)| seen.insert(p.clone()));
+                    OfflineDeposits::new(unique).unwrap()
+                }),
+            },
+        )
 }
 
 proptest! {

@@ -126,6 +126,7 @@ fn answer(reply: &RecordedReply) -> Answer {
         balances: reply.balances,
         zone_key_version: reply.zpk_version,
         zone_key_under_zmk: reply.zpk_under_zmk.clone(),
+        offline_deposits: reply.offline_deposits.clone(),
     }
 }
 

@@ -17,6 +17,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         match code {
             NetworkCode::SignOn | NetworkCode::Echo => RecordedReply {
                 zpk_version: self.zpk_version(),
+                offline_deposits: Some(self.routes.offline_deposits()),
                 ..RecordedReply::code(ResponseCode::Approved)
             },
             NetworkCode::SignOff => RecordedReply::code(ResponseCode::Approved),

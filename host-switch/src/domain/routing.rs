@@ -47,6 +47,18 @@ impl RouteTable {
         Ok(Self { entries })
     }
 
+    /// The ranges whose deposits an agent may take while the switch is unreachable: the wallet's
+    /// (the switch credits them later); every other range is listed as refused, so the longest
+    /// prefix decides on the agent as it does here.
+    pub fn offline_deposits(&self) -> protocols::dialect::OfflineDeposits {
+        protocols::dialect::OfflineDeposits::new(
+            self.entries
+                .iter()
+                .map(|e| (e.prefix.clone(), e.route == Route::Wallet)),
+        )
+        .unwrap_or_default()
+    }
+
     pub fn route(&self, pan: &Pan) -> Option<Route> {
         self.entries
             .iter()

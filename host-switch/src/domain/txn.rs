@@ -269,6 +269,10 @@ pub struct RecordedReply {
     /// Field 48 of a key change answer: the ZPK under the ZMK (hex) followed by its KCV.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zpk_under_zmk: Option<String>,
+    /// Field 63 of a sign-on or echo answer: whose deposits an agent may take offline (never
+    /// journaled: network answers are not recorded).
+    #[serde(skip)]
+    pub offline_deposits: Option<protocols::dialect::OfflineDeposits>,
 }
 
 impl RecordedReply {
@@ -279,6 +283,7 @@ impl RecordedReply {
             balances: None,
             zpk_version: None,
             zpk_under_zmk: None,
+            offline_deposits: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! What the switch answers, and the only code that knows which field carries what in an answer:
 //! the request's echo fields (41, 11, 7 … see `iso8583::ECHO_FIELDS`), field 70 for an 0800,
 //! 39 the response code, 38 the approval code, 54 the balances of an inquiry, 53 the zone PIN key
-//! version (sign-on, echo, key change) and 48 that key under the zone master key (key change).
+//! version (sign-on, echo, key change), 48 that key under the zone master key (key change) and 63
+//! the card ranges whose deposits an agent may take while the switch is unreachable (sign-on and
+//! echo: `476173+,4761739-,5-`, longest prefix wins, `+` taken, `-` not).
 
 use crate::iso8583::{AdditionalAmount, Message, Sign, SignedAmount};
 use crate::types::Currency;
@@ -79,6 +81,68 @@ pub struct Answer {
     /// Field 48 of a key change answer: the zone PIN key under the zone master key (hex) and its
     /// check value.
     pub zone_key_under_zmk: Option<String>,
+    /// Field 63 of a sign-on or echo answer: which cards' deposits may be taken offline.
+    pub offline_deposits: Option<OfflineDeposits>,
+}
+
+/// The card ranges whose deposits an agent may take while the switch is unreachable, as the
+/// switch's routing table says (a card no route serves would leave cash nobody can credit).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OfflineDeposits {
+    /// (prefix, taken), longest prefix first.
+    ranges: Vec<(String, bool)>,
+}
+
+impl OfflineDeposits {
+    /// Longest prefix wins; each prefix is 1 to 19 digits.
+    pub fn new(ranges: impl IntoIterator<Item = (String, bool)>) -> Option<Self> {
+        let mut ranges: Vec<(String, bool)> = ranges.into_iter().collect();
+        if ranges
+            .iter()
+            .any(|(p, _)| p.is_empty() || p.len() > 19 || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        ranges.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        Some(Self { ranges })
+    }
+
+    /// Whether a deposit with this card may be taken offline.
+    pub fn accepts(&self, pan: &crate::types::Pan) -> bool {
+        let digits = pan.expose();
+        self.ranges
+            .iter()
+            .find(|(p, _)| digits.starts_with(p.as_str()))
+            .is_some_and(|(_, taken)| *taken)
+    }
+
+    /// The field 63 text.
+    pub fn to_field(&self) -> String {
+        self.ranges
+            .iter()
+            .map(|(p, taken)| format!("{p}{}", if *taken { '+' } else { '-' }))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads field 63; `None` when it is not a list of ranges.
+    pub fn from_field(text: &str) -> Option<Self> {
+        if text.is_empty() {
+            return Self::new([]);
+        }
+        let ranges = text
+            .split(',')
+            .map(|r| {
+                let (prefix, sign) = r.split_at(r.len().checked_sub(1)?);
+                match sign {
+                    "+" => Some((prefix.to_owned(), true)),
+                    "-" => Some((prefix.to_owned(), false)),
+                    _ => None,
+                }
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Self::new(ranges)
+    }
 }
 
 impl Answer {
@@ -90,6 +154,7 @@ impl Answer {
             balances: None,
             zone_key_version: None,
             zone_key_under_zmk: None,
+            offline_deposits: None,
         }
     }
 
@@ -118,6 +183,9 @@ impl Answer {
         }
         if let Some(k) = &self.zone_key_under_zmk {
             m.set_str(48, k).map_err(DialectError::Encode)?;
+        }
+        if let Some(d) = &self.offline_deposits {
+            m.set_str(63, &d.to_field()).map_err(DialectError::Encode)?;
         }
         Ok(m)
     }
@@ -149,6 +217,10 @@ impl Answer {
             balances,
             zone_key_version: msg.get_str(53).and_then(parse_key_version_field),
             zone_key_under_zmk: msg.get_str(48).map(str::to_owned),
+            // A list it cannot read takes no deposit offline, rather than refusing the answer.
+            offline_deposits: msg
+                .get_str(63)
+                .map(|t| OfflineDeposits::from_field(t).unwrap_or_default()),
         })
     }
 }
@@ -193,6 +265,32 @@ mod tests {
             Some("0001978C0000000123450002978D000000000005")
         );
         assert_eq!(m.get_str(41), Some("ATM00001"));
+        assert_eq!(Answer::from_message(&m).unwrap(), answer);
+    }
+
+    #[test]
+    fn offline_deposits_follow_the_longest_prefix_and_read_back() {
+        let d = OfflineDeposits::new([
+            ("476173".to_owned(), true),
+            ("4761739".to_owned(), false),
+            ("5".to_owned(), false),
+        ])
+        .unwrap();
+        let pan = |p: &str| Pan::parse(p).unwrap();
+        assert!(d.accepts(&pan("4761731001010010")));
+        assert!(!d.accepts(&pan("4761739001010010")));
+        assert!(!d.accepts(&pan("5413330089020011")));
+        assert!(!d.accepts(&pan("3413330089020011")), "no route: not taken");
+        assert_eq!(d.to_field(), "4761739-,476173+,5-");
+        assert_eq!(OfflineDeposits::from_field(&d.to_field()), Some(d.clone()));
+        for bad in ["47x+", "476173", "+", "476173+,,5-"] {
+            assert_eq!(OfflineDeposits::from_field(bad), None, "{bad}");
+        }
+        let answer = Answer {
+            offline_deposits: Some(d),
+            ..Answer::code(ResponseCode::Approved)
+        };
+        let m = answer.to_message(&inquiry()).unwrap();
         assert_eq!(Answer::from_message(&m).unwrap(), answer);
     }
 

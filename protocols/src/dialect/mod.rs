@@ -24,7 +24,7 @@ pub mod codes;
 pub mod error;
 pub mod request;
 
-pub use answer::{Answer, Balances};
+pub use answer::{Answer, Balances, OfflineDeposits};
 pub use codes::{NetworkCode, ResponseCode, TransactionType};
 pub use error::DialectError;
 pub use request::{
