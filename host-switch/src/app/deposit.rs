@@ -20,12 +20,16 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         amount: Amount,
         pin: Option<PinEntry>,
     ) -> Result<RecordedReply, JournalError> {
-        let (_guard, rec) = match self
+        let (_guard, rec, resumed) = match self
             .open_txn(CLASS, TxnKind::Deposit, &key, &pan, amount, pin.as_ref())
             .await?
         {
             Opened::Answered(reply) => return Ok(reply),
-            Opened::Ready(guard, rec) => (guard, rec),
+            Opened::Ready {
+                guard,
+                rec,
+                resumed,
+            } => (guard, rec, resumed),
         };
         let outcome = self
             .ledger
@@ -48,7 +52,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             Err(e) => {
                 let code = decline_code(&e);
                 tracing::info!(error = %e, %code, "deposit not credited");
-                let next = if e.may_have_applied() {
+                // The credit may exist (a timeout, a 5xx, or an earlier attempt of a resumed record).
+                let next = if e.may_have_applied() || resumed {
                     TxnState::CompensationPending {
                         amount_minor: amount.minor,
                     }

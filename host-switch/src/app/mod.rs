@@ -253,7 +253,13 @@ pub(crate) enum Opened<'a> {
     /// Answered without a ledger call (a replay, a card not on the wallet route, a zero amount…).
     Answered(RecordedReply),
     /// Journaled as requested (durably); the guard serializes the transaction until answered.
-    Ready(MutexGuard<'a, ()>, crate::domain::TxnRecord),
+    /// `resumed`: the record was already there (an earlier attempt crashed or lost its journal
+    /// write), so the ledger may hold that attempt's effect whatever this call meets.
+    Ready {
+        guard: MutexGuard<'a, ()>,
+        rec: crate::domain::TxnRecord,
+        resumed: bool,
+    },
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
@@ -306,7 +312,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         );
         match self.journal.txn(&key.as_string())? {
             // Requested before a crash, never answered: carry on with the same idempotency key.
-            Some(rec) if rec.state == fresh.state => Ok(Opened::Ready(guard, rec)),
+            Some(rec) if rec.state == fresh.state => Ok(Opened::Ready {
+                guard,
+                rec,
+                resumed: true,
+            }),
             Some(rec) => {
                 // A reversal got here first, or the record is in another state: never move money again.
                 tracing::warn!(
@@ -325,7 +335,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                         reply: None,
                     })
                     .await?;
-                Ok(Opened::Ready(guard, fresh))
+                Ok(Opened::Ready {
+                    guard,
+                    rec: fresh,
+                    resumed: false,
+                })
             }
         }
     }

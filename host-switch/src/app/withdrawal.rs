@@ -19,12 +19,16 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         amount: Amount,
         pin: Option<PinEntry>,
     ) -> Result<RecordedReply, JournalError> {
-        let (_guard, rec) = match self
+        let (_guard, rec, resumed) = match self
             .open_txn(CLASS, TxnKind::Withdrawal, &key, &pan, amount, pin.as_ref())
             .await?
         {
             Opened::Answered(reply) => return Ok(reply),
-            Opened::Ready(guard, rec) => (guard, rec),
+            Opened::Ready {
+                guard,
+                rec,
+                resumed,
+            } => (guard, rec, resumed),
         };
         let (next, reply) = match self
             .ledger
@@ -46,8 +50,9 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             Err(e) => {
                 let code = decline_code(&e);
                 tracing::info!(error = %e, %code, "hold not granted");
-                // A timeout or 5xx may have left a hold behind: void it in the background.
-                let next = if e.may_have_applied() {
+                // A timeout or 5xx may have left a hold behind, and so may the earlier attempt of
+                // a resumed record whatever this one met: void it in the background.
+                let next = if e.may_have_applied() || resumed {
                     TxnState::VoidPending { hold_id: None }
                 } else {
                     TxnState::Declined { code }
