@@ -3,12 +3,15 @@
 //! of issue 12, not today's agent code:
 //!
 //! - withdrawal 0100: on 00 the terminal dispenses all, part or nothing (the seed says) and the
-//!   agent queues a 0220 for what left the cassettes, or a 0420 when nothing did; on no answer, 91
+//!   agent queues a 0220 for what left the cassettes (a short dispense sometimes as a partial
+//!   0420 with field 95, as ISO agents do), or a 0420 when nothing did; on no answer, 91
 //!   or 96 (an approval may exist) nothing is dispensed and a 0420 is queued; any other code is a
 //!   definite decline and nothing follows;
 //! - deposit 0200: on 00 the terminal keeps the cash, or (the seed says) rejects the reply and
 //!   hands it back, queuing a 0420; on no answer, 91 or 96 the cash goes back and a 0420 is queued;
 //!   a definite decline hands the cash back and nothing follows;
+//! - while the terminal's link is down, a withdrawal is refused at the terminal and a deposit is
+//!   taken at once and advised later (0220 deposit advice, issue 12's offline deposits);
 //! - advices leave the per-terminal FIFO queue only on 00; no answer, 91 and 96 are repeated
 //!   (same STAN: a 0221/0421) after a backoff; any other answer parks the advice, which the
 //!   checker reports.
@@ -22,6 +25,7 @@ use host_switch::domain::{RecordedReply, Request, ResponseCode, TxnKey, TxnKind,
 use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 
 use crate::rng::SimRng;
+use crate::world::FaultPlan;
 
 /// Whom a card belongs to, which decides what the switch and the ledger should say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +115,8 @@ pub struct Terminal {
     pub next_send_at: u64,
     /// Advices that got a final answer other than 00: what an operator would have to chase.
     pub parked: Vec<String>,
+    /// The link to the switch is down before this step.
+    pub link_down_until: u64,
 }
 
 impl Terminal {
@@ -121,6 +127,38 @@ impl Terminal {
             queue: VecDeque::new(),
             next_send_at: 0,
             parked: Vec::new(),
+            link_down_until: 0,
+        }
+    }
+
+    pub fn link_up(&self, now: u64) -> bool {
+        now >= self.link_down_until
+    }
+
+    /// A deposit while the link is down: the terminal takes the cash at once and the agent queues
+    /// a deposit advice (0220, processing code 21, no original), which the switch must credit.
+    pub fn offline_deposit(&mut self, rng: &mut SimRng, now: u64) -> Truth {
+        let card = rng.below(3) as usize;
+        let amount_minor = NOTE_MINOR * (1 + rng.below(NOTES_MAX));
+        let key = self.next_key(now);
+        let cards = cards();
+        self.queue.push_back(Advice {
+            request: Request::DepositAdvice {
+                key: key.clone(),
+                pan: cards[card].pan.clone(),
+                amount: Amount::new(amount_minor, Currency::EUR),
+            },
+            label: format!("0220 deposit {amount_minor} taken offline, {key}"),
+            sends: 0,
+        });
+        Truth {
+            key,
+            kind: TxnKind::Deposit,
+            card,
+            amount_minor,
+            answer: None,
+            dispensed_minor: 0,
+            deposit_kept: true,
         }
     }
 
@@ -189,12 +227,12 @@ impl Terminal {
         truth: &mut Truth,
         answer: Option<&RecordedReply>,
         now: u64,
-        agent_96_is_decline: bool,
+        plan: &FaultPlan,
     ) -> String {
         truth.answer = answer.map(|a| a.code);
         let approval_may_exist = match truth.answer {
             None | Some(ResponseCode::IssuerUnavailable) => true,
-            Some(ResponseCode::SystemError) => !agent_96_is_decline,
+            Some(ResponseCode::SystemError) => !plan.agent_96_is_decline,
             Some(_) => false,
         };
         match (truth.kind, truth.answer) {
@@ -206,7 +244,18 @@ impl Terminal {
                     _ => 0,
                 };
                 truth.dispensed_minor = dispensed_notes * NOTE_MINOR;
-                if truth.dispensed_minor > 0 {
+                if truth.dispensed_minor > 0
+                    && truth.dispensed_minor < truth.amount_minor
+                    && rng.chance(plan.partial_reversal_percent)
+                {
+                    // The ISO habit some agents keep: a short dispense as a partial reversal
+                    // (0420 with field 95), which the switch reads as "capture this much".
+                    self.queue_reversal(truth, cards, now);
+                    format!(
+                        "dispensed {} of {}, advised as a partial reversal",
+                        truth.dispensed_minor, truth.amount_minor
+                    )
+                } else if truth.dispensed_minor > 0 {
                     self.queue_completion(truth, now);
                     format!(
                         "dispensed {} of {}",
@@ -248,16 +297,20 @@ impl Terminal {
         });
     }
 
+    /// A 0420 for `truth`: for the whole amount, or with field 95 = what was dispensed.
     fn queue_reversal(&mut self, truth: &Truth, cards: &[Card], now: u64) {
         let key = self.next_key(now);
-        let label = format!("0420 for {}", truth.key);
+        let label = format!(
+            "0420 for {} (dispensed {})",
+            truth.key, truth.dispensed_minor
+        );
         self.queue.push_back(Advice {
             request: Request::Reversal {
                 key,
                 original: truth.key.clone(),
                 kind: truth.kind,
                 amount: Amount::new(truth.amount_minor, Currency::EUR),
-                dispensed_minor: 0,
+                dispensed_minor: truth.dispensed_minor,
                 pan: Some(cards[truth.card].pan.clone()),
             },
             label,
@@ -267,7 +320,7 @@ impl Terminal {
 
     /// The head advice, if the forwarder may send it now.
     pub fn due_advice(&mut self, now: u64) -> Option<Request> {
-        if self.next_send_at > now {
+        if self.next_send_at > now || !self.link_up(now) {
             return None;
         }
         let head = self.queue.front_mut()?;

@@ -227,7 +227,11 @@ pub fn liveness(
             )
         };
         if t.net_minor() != truth.expected_net_minor() {
-            let sig = match (truth.kind, truth.answer.is_some_and(|c| c.code() == "00")) {
+            let approved = truth.answer.is_some_and(|c| c.code() == "00");
+            let sig = match (truth.kind, approved) {
+                (TxnKind::Deposit, false) if truth.deposit_kept => {
+                    "deposit taken offline: ledger differs from the cash kept"
+                }
                 (TxnKind::Withdrawal, true) => {
                     "approved withdrawal: ledger differs from the cash dispensed"
                 }

@@ -10,6 +10,7 @@
 //! (see `LedgerFault`); the nasty ones apply the operation and then lose the answer.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use host_switch::domain::reconcile::{LedgerMovement, MovementKind};
@@ -341,16 +342,56 @@ impl LedgerFault {
 
 /// The ledger as one switch incarnation sees it.
 pub struct SimLedger {
-    pub world: Arc<World>,
-    pub incarnation: u64,
+    world: Arc<World>,
+    incarnation: u64,
+    /// The switch process's breaker, as far as the fake can tell: calls it still refuses. A run
+    /// of failures opens it for a few calls, so a retry right after an ambiguous failure is often
+    /// refused, as it is in production. A new process starts with it closed.
+    breaker_refusals: AtomicU32,
 }
 
+/// Calls a freshly opened breaker refuses, at most.
+const BREAKER_REFUSALS_MAX: u64 = 6;
+/// Chance that a failure opens the breaker.
+const BREAKER_OPENS_PERCENT: u32 = 30;
+
 impl SimLedger {
+    pub fn new(world: Arc<World>, incarnation: u64) -> Self {
+        Self {
+            world,
+            incarnation,
+            breaker_refusals: AtomicU32::new(0),
+        }
+    }
+
+    /// The fault this call meets, if any: the breaker while it is open, else the seed's draw; a
+    /// failure may open the breaker for the next few calls.
+    fn draw_fault(&self, ledger_percent: u32) -> Option<LedgerFault> {
+        if self.world.plan().healed {
+            return None;
+        }
+        let refusals = self.breaker_refusals.load(Ordering::SeqCst);
+        if refusals > 0 {
+            self.breaker_refusals.store(refusals - 1, Ordering::SeqCst);
+            return Some(LedgerFault::BreakerOpen);
+        }
+        if !self.world.rng().chance(ledger_percent) {
+            return None;
+        }
+        let mut rng = self.world.rng();
+        let fault = *rng.pick(&LedgerFault::ALL);
+        if rng.chance(BREAKER_OPENS_PERCENT) {
+            let calls = 1 + rng.below(BREAKER_REFUSALS_MAX) as u32;
+            self.breaker_refusals.store(calls, Ordering::SeqCst);
+        }
+        Some(fault)
+    }
+
     /// One call: maybe yield, draw a fault, apply (unless the fault strikes first or this switch
     /// process is dead), maybe yield again, then answer or lose the answer.
     async fn call<T: std::fmt::Debug>(
         &self,
-        what: String,
+        what: impl FnOnce() -> String,
         op: impl FnOnce(&mut Books) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let plan = self.world.plan();
@@ -362,11 +403,7 @@ impl SimLedger {
                 "the switch process is gone".into(),
             ));
         }
-        let fault = if self.world.strikes(plan.ledger_percent) {
-            Some(*self.world.rng().pick(&LedgerFault::ALL))
-        } else {
-            None
-        };
+        let fault = self.draw_fault(plan.ledger_percent);
         let outcome = match fault {
             Some(f) if !f.applies() => None,
             _ => Some(op(&mut lock(&self.world.books))),
@@ -376,11 +413,15 @@ impl SimLedger {
         }
         match (fault, outcome) {
             (Some(f), outcome) => {
-                note!(self.world, "  ledger {what}: {f:?} (applied: {outcome:?})");
+                note!(
+                    self.world,
+                    "  ledger {}: {f:?} (applied: {outcome:?})",
+                    what()
+                );
                 Err(f.error(plan.breaker_hides_ambiguity))
             }
             (None, Some(outcome)) => {
-                note!(self.world, "  ledger {what} -> {outcome:?}");
+                note!(self.world, "  ledger {} -> {outcome:?}", what());
                 outcome
             }
             (None, None) => unreachable!("no fault means the operation ran"),
@@ -396,9 +437,10 @@ impl Ledger for SimLedger {
         amount: Amount,
         reference: &str,
     ) -> Result<Hold, LedgerError> {
-        self.call(format!("hold {key} {}", amount.minor), |b| {
-            b.hold(key, account, amount, reference)
-        })
+        self.call(
+            || format!("hold {key} {}", amount.minor),
+            |b| b.hold(key, account, amount, reference),
+        )
         .await
     }
 
@@ -408,14 +450,15 @@ impl Ledger for SimLedger {
         hold_id: &str,
         amount_minor: u64,
     ) -> Result<(), LedgerError> {
-        self.call(format!("capture {key} {hold_id} {amount_minor}"), |b| {
-            b.capture(key, hold_id, amount_minor)
-        })
+        self.call(
+            || format!("capture {key} {hold_id} {amount_minor}"),
+            |b| b.capture(key, hold_id, amount_minor),
+        )
         .await
     }
 
     async fn void(&self, key: &str, hold_id: &str) -> Result<(), LedgerError> {
-        self.call(format!("void {key} {hold_id}"), |b| b.void(key, hold_id))
+        self.call(|| format!("void {key} {hold_id}"), |b| b.void(key, hold_id))
             .await
     }
 
@@ -427,21 +470,25 @@ impl Ledger for SimLedger {
         amount: Amount,
         reference: &str,
     ) -> Result<String, LedgerError> {
-        self.call(format!("{kind:?} {key} {}", amount.minor), |b| {
-            b.post(key, kind, account, amount, reference)
-        })
+        self.call(
+            || format!("{kind:?} {key} {}", amount.minor),
+            |b| b.post(key, kind, account, amount, reference),
+        )
         .await
     }
 
     async fn balance(&self, account: &str) -> Result<Balance, LedgerError> {
-        self.call(format!("balance {account}"), |b| {
-            let a = b.accounts.get(account).ok_or(LedgerError::UnknownAccount)?;
-            Ok(Balance {
-                available_minor: a.available_minor(),
-                balance_minor: a.balance_minor,
-                currency: Currency::EUR,
-            })
-        })
+        self.call(
+            || format!("balance {account}"),
+            |b| {
+                let a = b.accounts.get(account).ok_or(LedgerError::UnknownAccount)?;
+                Ok(Balance {
+                    available_minor: a.available_minor(),
+                    balance_minor: a.balance_minor,
+                    currency: Currency::EUR,
+                })
+            },
+        )
         .await
     }
 

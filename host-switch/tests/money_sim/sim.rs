@@ -49,11 +49,13 @@ const DRAIN_ROUNDS_MAX: usize = 200;
 const RESTARTS_IN_A_ROW_MAX: usize = 50;
 
 /// What one seed did, for the replay's summary.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     pub customers: usize,
     pub deliveries: usize,
     pub crashes: u64,
+    /// A digest of the final journal and books: two plays of one seed must agree on it.
+    pub fingerprint: u64,
 }
 
 /// Who is waiting for the answer to a delivered message.
@@ -118,10 +120,7 @@ fn routes() -> RouteTable {
 
 fn start_switch(world: &Arc<World>) -> (SimSwitch, u64) {
     let incarnation = world.incarnation();
-    let ledger = SimLedger {
-        world: world.clone(),
-        incarnation,
-    };
+    let ledger = SimLedger::new(world.clone(), incarnation);
     let journal = SimJournal {
         world: world.clone(),
         incarnation,
@@ -165,13 +164,24 @@ impl Sim {
         }
         self.drain().await?;
         checker::liveness(&self.world, &self.truths, &self.terminals, &self.cards)?;
+        self.summary.fingerprint = self.fingerprint();
         Ok(self.summary)
     }
 
     async fn step(&mut self, now: u64) {
         let mut batch = Vec::new();
         for t in 0..self.terminals.len() {
-            if self.world.rng().chance(CONFIG.customer_percent) {
+            if !self.terminals[t].link_up(now) {
+                self.offline_customer(t, now);
+            } else if self.world.strikes(self.world.plan().link_down_percent) {
+                let down_steps = 1 + self.world.rng().below(10);
+                self.terminals[t].link_down_until = now + down_steps;
+                note!(
+                    self.world,
+                    "{} link down for {down_steps} steps",
+                    self.terminals[t].id
+                );
+            } else if self.world.rng().chance(CONFIG.customer_percent) {
                 let (truth, request) = {
                     let mut rng = self.world.rng();
                     self.terminals[t].new_customer(&mut rng, &self.cards, now)
@@ -196,6 +206,34 @@ impl Sim {
         self.land_delayed(now, &mut batch);
         let resume = now.is_multiple_of(CONFIG.resume_every_steps);
         self.deliver(batch, resume).await;
+    }
+
+    /// A customer while the terminal cannot reach the switch.
+    fn offline_customer(&mut self, t: usize, now: u64) {
+        if !self.world.rng().chance(CONFIG.customer_percent) {
+            return;
+        }
+        if !self.world.rng().chance(35) {
+            note!(
+                self.world,
+                "{} link down: withdrawal refused at the terminal",
+                self.terminals[t].id
+            );
+            return;
+        }
+        let truth = {
+            let mut rng = self.world.rng();
+            self.terminals[t].offline_deposit(&mut rng, now)
+        };
+        note!(
+            self.world,
+            "{} link down: deposit {} {} taken offline",
+            self.terminals[t].id,
+            truth.key,
+            truth.amount_minor
+        );
+        self.truths.push(truth);
+        self.summary.customers += 1;
     }
 
     /// Moves the delayed messages due by `now` into `batch` (all of them once `now` is `u64::MAX`).
@@ -311,14 +349,14 @@ impl Sim {
             Origin::Customer { terminal, truth } => {
                 self.summary.customers += 1;
                 let t = &mut self.terminals[terminal];
-                let legacy = self.world.plan().agent_96_is_decline;
+                let plan = self.world.plan();
                 let what = t.settle(
                     &mut rng,
                     &self.cards,
                     &mut self.truths[truth],
                     answer,
                     now,
-                    legacy,
+                    &plan,
                 );
                 format!(
                     "<- {} {}: {:?}: {what}",
@@ -375,6 +413,7 @@ impl Sim {
             self.land_delayed(u64::MAX, &mut batch);
             for (t, terminal) in self.terminals.iter_mut().enumerate() {
                 terminal.next_send_at = 0;
+                terminal.link_down_until = 0;
                 if let Some(request) = terminal.due_advice(now) {
                     batch.push(Delivery {
                         origin: Origin::Advice { terminal: t },
@@ -392,6 +431,20 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// Every journal record's state and every ledger movement, hashed (SipHash with fixed keys:
+    /// the same on every run).
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for rec in crate::world::lock(&self.world.durable).txns.values() {
+            (&rec.key, rec.state.name()).hash(&mut h);
+        }
+        for m in &crate::world::lock(&self.world.books).movements {
+            (&m.reference, m.amount_minor, format!("{:?}", m.kind)).hash(&mut h);
+        }
+        h.finish()
     }
 
     fn pending_keys(&self) -> usize {
@@ -437,6 +490,13 @@ fn brief(request: &Request) -> String {
             dispensed_minor,
         } => format!("0220 {key} dispensed {dispensed_minor} of {original}"),
         Request::Reversal { key, original, .. } => format!("0420 {key} reverses {original}"),
+        Request::DepositAdvice { key, pan, amount } => {
+            format!(
+                "0220 deposit advice {key} {} on {}",
+                amount.minor,
+                pan.masked()
+            )
+        }
         other => format!("{other:?}"),
     }
 }

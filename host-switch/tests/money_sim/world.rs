@@ -34,6 +34,9 @@ pub struct FaultPlan {
     pub crash_percent: u32,
     /// Share of messages the network loses, delays or duplicates.
     pub network_percent: u32,
+    /// Chance per step that a terminal's link to the switch goes down for a while (deposits are
+    /// then taken offline and advised later, withdrawals refused at the terminal).
+    pub link_down_percent: u32,
     /// Once healed (the end of the run), nothing fails any more.
     pub healed: bool,
     /// Emulates the ledger adapter from before the port said `BreakerOpen` means "not sent"
@@ -43,6 +46,10 @@ pub struct FaultPlan {
     /// (`MONEY_SIM_AGENT_96_IS_DECLINE=1`): the switch alone must then settle what a failed
     /// journal write left behind.
     pub agent_96_is_decline: bool,
+    /// Of the short dispenses, the share the agent advises as a partial reversal (0420 with
+    /// field 95) instead of a completion; `MONEY_SIM_NO_PARTIAL_REVERSALS=1` makes it 0, as the
+    /// agent of this repository does.
+    pub partial_reversal_percent: u32,
 }
 
 fn env_flag(name: &str) -> bool {
@@ -54,12 +61,18 @@ impl FaultPlan {
         Self {
             ledger_percent: *rng.pick(&[0, 5, 10, 20, 35]),
             yield_percent: *rng.pick(&[0, 20, 50]),
-            journal_percent: *rng.pick(&[0, 2, 5, 10]),
+            journal_percent: *rng.pick(&[0, 2, 5, 10, 20]),
             crash_percent: *rng.pick(&[0, 30, 60, 100]),
-            network_percent: *rng.pick(&[0, 5, 15, 30]),
+            network_percent: *rng.pick(&[0, 5, 15, 30, 50]),
+            link_down_percent: *rng.pick(&[0, 2, 5]),
             healed: false,
             breaker_hides_ambiguity: env_flag("MONEY_SIM_BREAKER_HIDES_AMBIGUITY"),
             agent_96_is_decline: env_flag("MONEY_SIM_AGENT_96_IS_DECLINE"),
+            partial_reversal_percent: if env_flag("MONEY_SIM_NO_PARTIAL_REVERSALS") {
+                0
+            } else {
+                20
+            },
         }
     }
 }
