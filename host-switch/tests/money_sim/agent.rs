@@ -138,7 +138,10 @@ impl Terminal {
     /// A deposit while the link is down: the terminal takes the cash at once and the agent queues
     /// a deposit advice (0220, processing code 21, no original), which the switch must credit.
     pub fn offline_deposit(&mut self, rng: &mut SimRng, now: u64) -> Truth {
-        let card = rng.below(3) as usize;
+        // The agent takes offline deposits for the wallet's card ranges (field 63), so for a
+        // wallet card the ledger does not know (index 4) too: the switch must list it as an
+        // exception, never drop it.
+        let card = *rng.pick(&[0, 1, 2, 4]);
         let amount_minor = NOTE_MINOR * (1 + rng.below(NOTES_MAX));
         let key = self.next_key(now);
         let cards = cards();
