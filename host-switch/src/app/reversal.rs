@@ -67,6 +67,19 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             TxnState::Held { hold_id } => Some(TxnState::VoidPending {
                 hold_id: Some(hold_id.clone()),
             }),
+            // A partial reversal (field 95) that already captured its part, repeated after its
+            // answer was lost: the customer has exactly what was captured, nothing to undo.
+            TxnState::Captured { amount_minor, .. } if dispensed_minor == *amount_minor => None,
+            TxnState::Captured { amount_minor, .. } if dispensed_minor > 0 => {
+                tracing::error!(
+                    captured_minor = amount_minor,
+                    dispensed_minor,
+                    "partial reversal contradicts the captured amount: needs an operator"
+                );
+                return self
+                    .answer_code(CLASS, &key, ResponseCode::InvalidTransaction)
+                    .await;
+            }
             TxnState::Captured { amount_minor, .. } => Some(TxnState::CompensationPending {
                 amount_minor: *amount_minor,
             }),
