@@ -1,5 +1,11 @@
 //! Fault drills (`--faults`): what breaks, when, and for how long. Each drill runs beside the
 //! customers and returns once the customers are done (putting everything back first).
+//!
+//! Most ledger drills break the ledger *before* the books change (down, slow). `ambiguous-ledger`
+//! breaks it *after*: the ledger applies a hold, capture, void or credit and then loses the
+//! answer — the connection closed with no response, a 503 after commit, the answer later than the
+//! switch's ledger timeout — one mode after the other, so the switch must find out by idempotency
+//! key what happened, and settle every hold it placed.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -15,7 +21,7 @@ use testkit::wait::wait_listening;
 
 use crate::children::{wait_agent, ChildRole};
 use atm_sim::rng::XorShift64;
-use ledger_sim::{FaultConfig, Faults};
+use ledger_sim::{FaultConfig, Faults, LostAnswer, LostAnswers};
 
 /// The fault scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +33,11 @@ pub enum Scenario {
     LinkFlap,
     SlowLedger,
     Garbage,
+    AmbiguousLedger,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::None,
         Scenario::LedgerOutage,
         Scenario::AgentCrash,
@@ -38,6 +45,7 @@ impl Scenario {
         Scenario::LinkFlap,
         Scenario::SlowLedger,
         Scenario::Garbage,
+        Scenario::AmbiguousLedger,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -48,6 +56,7 @@ impl Scenario {
             Scenario::LinkFlap => "link-flap",
             Scenario::SlowLedger => "slow-ledger",
             Scenario::Garbage => "garbage",
+            Scenario::AmbiguousLedger => "ambiguous-ledger",
         }
     }
 }
@@ -80,6 +89,8 @@ pub struct DrillCtx {
     pub switch_addr: SocketAddr,
     pub ndc_addr: SocketAddr,
     pub ledger_addr: SocketAddr,
+    /// The switch's ledger call timeout (its configuration): a late answer comes after it.
+    pub switch_ledger_timeout_ms: u64,
     pub agent_socket: std::path::PathBuf,
     /// How long an outage / cut / slow period lasts.
     pub outage: Duration,
@@ -103,6 +114,40 @@ impl DrillCtx {
             }
             if self.done.load(Ordering::SeqCst) >= target {
                 return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until, since `before`, the ledger lost the answer of a hold, a capture and a
+    /// credit that took effect; false when the run ended first.
+    async fn until_lost_answers(&self, before: &LostAnswers) -> bool {
+        loop {
+            let lost = self.faults.lost_answers().since(before);
+            if lost.holds > 0 && lost.captures > 0 && lost.credits > 0 {
+                return true;
+            }
+            if self.finished.load(Ordering::SeqCst) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until, since the storm began, a hold or a credit took effect with its answer lost
+    /// and [`STORM_REFUSALS`] customers were answered host-unavailable (the switch's retries ran
+    /// out, then its breaker opened: it opens after 10 calls at the earliest, mid-retry for
+    /// some); false when the run ended first.
+    async fn until_storm_refuses(&self, before: &LostAnswers, unavailable_before: usize) -> bool {
+        loop {
+            let lost = self.faults.lost_answers().since(before);
+            let refused =
+                self.unavailable.load(Ordering::SeqCst) >= unavailable_before + STORM_REFUSALS;
+            if refused && lost.holds + lost.credits > 0 {
+                return true;
+            }
+            if self.finished.load(Ordering::SeqCst) {
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -223,6 +268,7 @@ pub async fn run(ctx: DrillCtx) {
                 ctx.event("ledger latency removed".into());
             }
         }
+        Scenario::AmbiguousLedger => ambiguous_ledger(&ctx).await,
         Scenario::Garbage => {
             let targets = [ctx.ndc_addr, ctx.switch_addr, ctx.ledger_addr];
             let mut sent = [0u32; 3];
@@ -251,7 +297,90 @@ pub async fn run(ctx: DrillCtx) {
     }
 }
 
-/// Random bytes or a malformed frame for target 0 (NDC), 1 (ISO 8583 over TLS), 2 (HTTP).
+/// Share of ledger writes whose answer `ambiguous-ledger` loses while a mode is on: often enough
+/// to hit every kind of write within a few dozen customers, seldom enough that the switch's
+/// breaker (50 % failures over 20 calls) is not open most of the time, refusing every customer.
+pub const AMBIGUOUS_RATE: f64 = 0.25;
+/// Customers answered host-unavailable before the storm of lost answers ends.
+pub const STORM_REFUSALS: usize = 5;
+/// How much later than the switch's ledger timeout a late answer comes.
+pub const LATE_BEYOND_TIMEOUT_MS: u64 = 1_000;
+
+/// `ambiguous-ledger`: once 10 % of the customers are done, the ledger applies every write and
+/// loses [`AMBIGUOUS_RATE`] of the answers, one mode after the other — dropped connections, 503s
+/// after commit, answers [`LATE_BEYOND_TIMEOUT_MS`] past the switch's ledger timeout. A mode
+/// stays on until it has lost the answer of at least one hold, one capture and one credit that
+/// took effect (a breaker open for a while only makes it last longer), or the customers end.
+/// Then a storm: every answer lost (503 after commit) until the switch answered
+/// [`STORM_REFUSALS`] customers host-unavailable — its retries failed, its breaker opened in the
+/// middle of them — with a hold or a credit applied meanwhile. Each phase ends with what it lost, by operation; then the
+/// faults are cleared and the switch's resumer is left to settle (the settle stage waits for it).
+async fn ambiguous_ledger(ctx: &DrillCtx) {
+    let late = LostAnswer::Late {
+        ms: ctx.switch_ledger_timeout_ms + LATE_BEYOND_TIMEOUT_MS,
+    };
+    let phases = [
+        (
+            AMBIGUOUS_RATE,
+            LostAnswer::Drop,
+            "connection closed with no response",
+        ),
+        (AMBIGUOUS_RATE, LostAnswer::ServerError, "503 answer_lost"),
+        (
+            AMBIGUOUS_RATE,
+            late,
+            "answer later than the switch's ledger timeout",
+        ),
+        (1.0, LostAnswer::ServerError, "storm: 503 answer_lost"),
+    ];
+    if !ctx.at(0.10).await {
+        return;
+    }
+    for (rate, how, what) in phases {
+        let before = ctx.faults.lost_answers();
+        let unavailable_before = ctx.unavailable.load(Ordering::SeqCst);
+        let set = ctx.faults.set(FaultConfig {
+            lost_answer_rate: rate,
+            lost_answer: how,
+            ..FaultConfig::default()
+        });
+        if let Err(e) = set {
+            ctx.event(format!("cannot set lost answers {how:?}: {e}"));
+            break;
+        }
+        ctx.event(format!(
+            "ledger applies writes and loses {:.0} % of the answers: {} ({what})",
+            rate * 100.0,
+            how.mode(),
+        ));
+        let storm = rate >= 1.0;
+        let hit = if storm {
+            ctx.until_storm_refuses(&before, unavailable_before).await
+        } else {
+            ctx.until_lost_answers(&before).await
+        };
+        let lost = ctx.faults.lost_answers().since(&before);
+        ctx.event(format!(
+            "{}{}: answers lost after commit: holds {}, captures {}, voids {}, credits {}, debits {} ({} lost in all, refusals and replays included){}",
+            if storm { "storm " } else { "" },
+            how.mode(),
+            lost.holds,
+            lost.captures,
+            lost.voids,
+            lost.credits,
+            lost.debits,
+            lost.total,
+            if hit { "" } else { "; the customers ended first" }
+        ));
+        if !hit {
+            break;
+        }
+    }
+    ctx.faults.clear();
+    ctx.event("answers no longer lost; the switch's resumer settles what is pending".into());
+}
+
+/// Random bytes or a malformed frame/// Random bytes or a malformed frame for target 0 (NDC), 1 (ISO 8583 over TLS), 2 (HTTP).
 fn garbage(target: usize, rng: &mut XorShift64) -> Vec<u8> {
     let random = |rng: &mut XorShift64, n: usize| -> Vec<u8> {
         (0..n).map(|_| rng.next_u64() as u8).collect()

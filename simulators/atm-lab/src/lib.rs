@@ -6,15 +6,17 @@
 //! relay between them, mutual TLS from a fresh [`mtls::TestPki`], and N simulated NDC terminals
 //! ([`atm_sim::AtmSim`], profile `ncr-selfserv-basic`, LUNO `00N` ↔ `ATM0000N`). Random
 //! customers are spread over the terminals; a fault drill ([`drills::Scenario`]) may run beside
-//! them. Afterwards the lab waits for the agent's queue to drain, stops the switch, and
-//! reconciles the terminals' counters, the switch journal and the ledger's movements
+//! them. Afterwards the lab waits for the agent's queue to drain and for the switch to settle the
+//! ledger holds it left open, stops the switch, and reconciles the terminals' counters, the switch
+//! journal and the ledger's movements, failing on any hold neither captured nor voided
 //! ([`reconcile`]).
 //!
 //! A run has three stages, one file each:
 //! - [`setup`]: directory, PKI, keys, ledger, switch, relay, agent, terminals;
 //! - [`traffic`]: the customers and the fault drill, putting everything back, the PIN drill
 //!   ([`pin_drill`]);
-//! - [`settle`]: closing inquiries, draining the agent's queue, reconciling, the report.
+//! - [`settle`]: closing inquiries, draining the agent's queue, waiting for open holds to be
+//!   settled, reconciling, the report.
 //!
 //! Beside them: [`children`] (the child processes and their control sockets), [`configs`] (the
 //! children's configuration files, from the daemons' own types), [`drills`], [`reconcile`]

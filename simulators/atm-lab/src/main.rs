@@ -28,7 +28,8 @@ struct Args {
     /// Stop taking new customers after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Fault drill: none, ledger-outage, agent-crash, switch-crash, link-flap, slow-ledger, garbage.
+    /// Fault drill: none, ledger-outage, agent-crash, switch-crash, link-flap, slow-ledger, garbage,
+    /// ambiguous-ledger (the ledger applies writes and loses the answers).
     #[arg(long, default_value = "none")]
     faults: String,
     /// Length of an outage / link cut, in seconds.

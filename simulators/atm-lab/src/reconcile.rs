@@ -8,7 +8,10 @@
 //!   ledger's `holds_captured_twice`;
 //! - `mismatched`: everything else that does not agree (the ledger moved more than the terminals
 //!   did, amounts that differ per transaction, unknown references, work still in flight, advices
-//!   not drained).
+//!   not drained);
+//! - `open_holds`: holds the ledger still has open (neither captured nor voided) once the switch
+//!   has settled what it could: money reserved on a wallet that nobody will release. Each one is
+//!   also named in `mismatched`.
 
 use host_switch::domain::reconcile::{LedgerMovement, MovementKind, Reconciliation};
 use std::collections::BTreeSet;
@@ -16,7 +19,10 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use atm_sim::TerminalCounters;
-use ledger_sim::domain::{Movement, MovementKind as LedgerKind};
+use ledger_sim::domain::{Hold, Movement, MovementKind as LedgerKind};
+
+/// Open holds named one by one in `mismatched`; past it, one line says how many more.
+pub const OPEN_HOLDS_NAMED_MAX: usize = 20;
 
 /// Ledger movement totals (funding excluded).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -46,6 +52,8 @@ pub struct Verdict {
     pub journal_in_flight: usize,
     pub queue_pending: u64,
     pub queue_parked: u64,
+    /// Holds neither captured nor voided at the end.
+    pub open_holds: u64,
     pub reconciled: bool,
 }
 
@@ -121,6 +129,9 @@ pub struct Evidence<'a> {
     pub holds_captured_twice: u64,
     pub queue_pending: u64,
     pub queue_parked: u64,
+    /// How many holds are open at the end, and the first of them (oldest first).
+    pub open_holds: u64,
+    pub open_holds_listed: &'a [Hold],
 }
 
 pub fn reconcile(e: &Evidence<'_>) -> Verdict {
@@ -132,6 +143,7 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
         journal_in_flight: e.switch.in_flight,
         queue_pending: e.queue_pending,
         queue_parked: e.queue_parked,
+        open_holds: e.open_holds,
         ..Verdict::default()
     };
     let pairs = [
@@ -196,8 +208,29 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
             e.queue_pending, e.queue_parked
         ));
     }
-    v.reconciled = v.lost.is_empty() && v.duplicated.is_empty() && v.mismatched.is_empty();
+    open_holds(e, &mut v);
+    v.reconciled = v.lost.is_empty()
+        && v.duplicated.is_empty()
+        && v.mismatched.is_empty()
+        && v.open_holds == 0;
     v
+}
+
+/// Each open hold by name (its reference says terminal, STAN and time), then how many more.
+fn open_holds(e: &Evidence<'_>, v: &mut Verdict) {
+    for h in e.open_holds_listed.iter().take(OPEN_HOLDS_NAMED_MAX) {
+        v.mismatched.push(format!(
+            "ledger: hold {} ({}, {} {}) neither captured nor voided",
+            h.hold_id, h.reference, h.amount_minor, h.currency
+        ));
+    }
+    let named = e.open_holds_listed.len().min(OPEN_HOLDS_NAMED_MAX) as u64;
+    if e.open_holds > named {
+        v.mismatched.push(format!(
+            "ledger: {} more holds neither captured nor voided",
+            e.open_holds - named
+        ));
+    }
 }
 
 /// Terminal by terminal: where the money differs, and which ledger movements belong to customers
@@ -306,6 +339,8 @@ mod tests {
             holds_captured_twice: 0,
             queue_pending: 0,
             queue_parked: 0,
+            open_holds: 0,
+            open_holds_listed: &[],
         };
         let v = reconcile(&e);
         assert!(v.reconciled, "{v:?}");
@@ -321,5 +356,52 @@ mod tests {
         assert!(!v.reconciled);
         assert_eq!(v.lost_minor, 1000);
         assert_eq!(v.duplicated.len(), 1);
+    }
+
+    fn open_hold(n: u64) -> Hold {
+        Hold {
+            hold_id: format!("hold-{n}"),
+            account: "w1".into(),
+            amount_minor: 2000,
+            currency: Currency::parse("EUR").unwrap(),
+            reference: format!("ATM00001:{n:06}:1203214500"),
+            status: ledger_sim::domain::HoldStatus::Held,
+            captured_minor: 0,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_open_hold_fails_the_verdict_even_when_the_money_agrees() {
+        let switch = Reconciliation::default();
+        let listed: Vec<Hold> = (1..=OPEN_HOLDS_NAMED_MAX as u64 + 1)
+            .map(open_hold)
+            .collect();
+        let e = Evidence {
+            terminals: &[],
+            terminal_ids: &[],
+            suspects: &[],
+            in_doubt: &[],
+            movements: &[],
+            switch: &switch,
+            holds_captured_twice: 0,
+            queue_pending: 0,
+            queue_parked: 0,
+            open_holds: 30,
+            open_holds_listed: &listed,
+        };
+        let v = reconcile(&e);
+        assert!(!v.reconciled);
+        assert_eq!(v.open_holds, 30);
+        assert_eq!(v.lost_minor, 0);
+        assert_eq!(v.mismatched.len(), OPEN_HOLDS_NAMED_MAX + 1, "{v:?}");
+        assert!(v.mismatched[0].contains("hold-1 (ATM00001:000001:1203214500, 2000 EUR)"));
+        assert!(v.mismatched[OPEN_HOLDS_NAMED_MAX].contains("10 more holds"));
+        let none = reconcile(&Evidence {
+            open_holds: 0,
+            open_holds_listed: &[],
+            ..e
+        });
+        assert!(none.reconciled, "{none:?}");
     }
 }

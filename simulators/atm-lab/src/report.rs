@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::reconcile::Verdict;
 use atm_sim::{CustomerOutcome, DeclineReason, Kind, Outcome};
+use ledger_sim::LostAnswers;
 
 /// Outcome columns of the table, in order.
 pub const COLUMNS: [&str; 9] = [
@@ -122,6 +123,10 @@ pub struct LabReport {
     pub lost_minor: u64,
     pub duplicated: usize,
     pub mismatched: usize,
+    /// Holds neither captured nor voided at the end (the verdict fails on any).
+    pub open_holds: u64,
+    /// Answers the ledger lost after applying the write (`ambiguous-ledger`), by operation.
+    pub ledger_lost_answers: LostAnswers,
     pub queue_drained: bool,
     pub agent_restarts: u32,
     pub switch_restarts: u32,
@@ -154,6 +159,7 @@ pub struct RunFacts {
     pub drill_events: Vec<String>,
     pub pins: bool,
     pub pin_drill_ok: Option<bool>,
+    pub lost_answers: LostAnswers,
 }
 
 pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport {
@@ -202,6 +208,8 @@ pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport
         lost_minor: verdict.lost_minor,
         duplicated: verdict.duplicated.len(),
         mismatched: verdict.mismatched.len(),
+        open_holds: verdict.open_holds,
+        ledger_lost_answers: facts.lost_answers,
         queue_drained: verdict.queue_pending == 0 && verdict.queue_parked == 0,
         agent_restarts: facts.agent_restarts,
         switch_restarts: facts.switch_restarts,
@@ -297,6 +305,17 @@ impl LabReport {
             self.agent_restarts,
             self.switch_restarts
         ));
+        s.push_str(&format!(
+            "ledger holds: {} open (neither captured nor voided)\n",
+            v.open_holds
+        ));
+        let lost = &self.ledger_lost_answers;
+        if lost.total > 0 {
+            s.push_str(&format!(
+                "ledger answers lost after commit: holds {}  captures {}  voids {}  credits {}  debits {}  ({} in all)\n",
+                lost.holds, lost.captures, lost.voids, lost.credits, lost.debits, lost.total
+            ));
+        }
         if self.pins {
             s.push_str(&format!(
                 "PINs: verified by the switch; declined for a wrong PIN {}, for PIN tries exceeded {}   PIN drill: {}\n",

@@ -8,7 +8,8 @@ use std::time::Duration;
 use atm_sim::{AtmSim, Customer, Outcome, TerminalCounters};
 use host_switch::ports::Journal;
 use ledger_sim::client::fetch_movements;
-use ledger_sim::domain::Movement;
+use ledger_sim::domain::{HoldStatus, Movement};
+use ledger_sim::HoldList;
 use serde_json::Value;
 use testkit::terminals::terminal_id;
 use tokio::time::Instant;
@@ -37,12 +38,22 @@ pub async fn settle(
     let drained = drain(&lab).await;
     let counters: Vec<TerminalCounters> = lab.atms.iter().map(|a| a.counters()).collect();
     wait_ledger_caught_up(&lab, &counters).await?;
+    let open_holds = wait_holds_settled(&lab).await?;
 
     // Stop the children; read the journal the switch leaves behind.
     lab.agent.lock().unwrap().stop(Duration::from_secs(10));
     lab.switch.lock().unwrap().stop(Duration::from_secs(10));
     let movements = fetch_movements(&lab.ledger.base_url()).await?;
-    let verdict = verdict(opts, &lab, &traffic, &counters, &drained, &movements).await?;
+    let verdict = verdict(
+        opts,
+        &lab,
+        &traffic,
+        &counters,
+        &drained,
+        &movements,
+        &open_holds,
+    )
+    .await?;
     let (agent_restarts, switch_restarts) = (
         lab.agent.lock().unwrap().restarts,
         lab.switch.lock().unwrap().restarts,
@@ -60,6 +71,7 @@ pub async fn settle(
             drill_events: traffic.drill_events.clone(),
             pins: opts.pins,
             pin_drill_ok: traffic.pin_drill_ok,
+            lost_answers: lab.ledger.faults().lost_answers(),
         },
     );
     let secrets = shut_down(lab).await;
@@ -118,6 +130,43 @@ async fn wait_ledger_caught_up(
     }
 }
 
+/// Most open holds fetched for the verdict to name (it counts them all).
+const OPEN_HOLDS_FETCHED: usize = reconcile::OPEN_HOLDS_NAMED_MAX;
+/// Longest wait for the switch's resumer to settle open holds.
+const OPEN_HOLDS_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Waits for every hold to be captured or voided while the switch (and its resumer) still runs:
+/// until none is open, or until the books have not changed for as long as the resumer can take
+/// to act ([`crate::setup::SwitchTiming::resumer_round_max`], from the switch's configuration:
+/// it has stopped settling anything), or [`OPEN_HOLDS_PATIENCE`]. Then lists what is open.
+async fn wait_holds_settled(lab: &RunningLab) -> Result<HoldList, LabError> {
+    let quiet_max = lab.switch_timing.resumer_round_max();
+    let poll = Duration::from_millis(lab.switch_timing.resume_interval_ms.max(50));
+    let deadline = Instant::now() + OPEN_HOLDS_PATIENCE;
+    let ledger_failed = |source| LabError::Ledger {
+        what: "open holds",
+        source,
+    };
+    let (mut last, mut unchanged_since) = (None, Instant::now());
+    loop {
+        let books = lab.ledger.invariants().await.map_err(ledger_failed)?;
+        if books.open_holds == 0 || Instant::now() >= deadline {
+            break;
+        }
+        let state = (books.holds, books.open_holds, books.movements);
+        if last != Some(state) {
+            (last, unchanged_since) = (Some(state), Instant::now());
+        } else if unchanged_since.elapsed() >= quiet_max {
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    lab.ledger
+        .holds(Some(HoldStatus::Held), OPEN_HOLDS_FETCHED)
+        .await
+        .map_err(ledger_failed)
+}
+
 /// Terminals vs switch journal vs ledger, and the ledger's own books.
 async fn verdict(
     opts: &LabOptions,
@@ -126,6 +175,7 @@ async fn verdict(
     counters: &[TerminalCounters],
     drained: &Drained,
     movements: &[Movement],
+    open_holds: &HoldList,
 ) -> Result<reconcile::Verdict, LabError> {
     let journal = host_switch::adapters::sled_journal::SledJournal::open(&lab.journal_path)
         .map_err(|source| LabError::Journal {
@@ -168,6 +218,8 @@ async fn verdict(
         holds_captured_twice: invariants.holds_captured_twice,
         queue_pending: drained.queue_pending,
         queue_parked: drained.queue_parked,
+        open_holds: open_holds.count,
+        open_holds_listed: &open_holds.holds,
     });
     if !invariants.sum_minor_by_currency.values().all(|v| *v == 0) {
         verdict.mismatched.push(format!(

@@ -52,6 +52,8 @@ pub struct RunningLab {
     pub ledger: RunningLedger,
     pub switch: Arc<Mutex<ChildRole>>,
     pub switch_addr: SocketAddr,
+    /// The timings of the switch's configuration the drills and the settle stage work with.
+    pub switch_timing: SwitchTiming,
     pub journal_path: PathBuf,
     pub switch_pin: Option<SwitchPinFiles>,
     pub relay: Arc<Relay>,
@@ -63,6 +65,40 @@ pub struct RunningLab {
     pub profile: Arc<Profile>,
     /// The terminals, in service (the traffic stage lends them to its tasks).
     pub atms: Vec<AtmSim>,
+}
+
+/// What the lab's switch configuration says about how long its ledger work can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchTiming {
+    /// One ledger call's timeout.
+    pub ledger_timeout_ms: u64,
+    /// Calls per ledger step (the first and its retries).
+    pub ledger_attempts: u64,
+    /// How long the breaker stays open.
+    pub breaker_open_ms: u64,
+    /// How often the resumer retries unconfirmed ledger work.
+    pub resume_interval_ms: u64,
+}
+
+impl SwitchTiming {
+    pub fn of(config: &host_switch::config::Config) -> Self {
+        SwitchTiming {
+            ledger_timeout_ms: config.ledger.timeout_ms,
+            ledger_attempts: config.ledger.retries as u64 + 1,
+            breaker_open_ms: config.ledger.breaker.open_ms,
+            resume_interval_ms: config.recovery.resume_interval_ms,
+        }
+    }
+
+    /// The longest the resumer can go without changing the books while it still has work it
+    /// can do: a breaker open period, one step's calls all timing out, two resume rounds.
+    pub fn resumer_round_max(&self) -> Duration {
+        Duration::from_millis(
+            self.breaker_open_ms
+                + self.ledger_attempts * self.ledger_timeout_ms
+                + 2 * self.resume_interval_ms,
+        )
+    }
 }
 
 /// Starts the lab; an error says what did not come up and quotes the children's logs.
@@ -141,16 +177,15 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         Some(k) => Some(prepare_switch_pins(k, dir.path(), &cards, &pins)?),
         None => None,
     };
-    configs::write(
-        &switch_toml,
-        &configs::switch_config(
-            &files,
-            switch_addr,
-            &journal_path,
-            &ledger.base_url(),
-            switch_pin.as_ref(),
-        ),
-    )?;
+    let switch_config = configs::switch_config(
+        &files,
+        switch_addr,
+        &journal_path,
+        &ledger.base_url(),
+        switch_pin.as_ref(),
+    );
+    let switch_timing = SwitchTiming::of(&switch_config);
+    configs::write(&switch_toml, &switch_config)?;
     let switch = ChildRole::spawn(&opts.exe, Role::Switch, &switch_toml, child_log("switch"))?;
     if !wait_listening(switch_addr, Duration::from_secs(30)).await {
         return Err(LabError::Start(format!(
@@ -231,6 +266,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         ledger,
         switch,
         switch_addr,
+        switch_timing,
         journal_path,
         switch_pin,
         relay,

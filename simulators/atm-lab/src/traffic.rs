@@ -100,6 +100,7 @@ async fn customers_and_drill(
         switch_addr: lab.switch_addr,
         ndc_addr: lab.ndc_addr,
         ledger_addr: lab.ledger.local_addr(),
+        switch_ledger_timeout_ms: lab.switch_timing.ledger_timeout_ms,
         agent_socket: lab.socket.clone(),
         outage: opts.outage,
         events: events.clone(),

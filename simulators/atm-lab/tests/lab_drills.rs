@@ -7,11 +7,17 @@ use atm_lab::{self as lab, LabOptions, LabReport, Scenario};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn drill(scenario: Scenario) -> LabReport {
+/// Runs a drill in short form; asserts nothing.
+async fn run_drill(scenario: Scenario) -> LabReport {
     let _guard = ONE_AT_A_TIME.lock().await;
     let mut opts = LabOptions::new(env!("CARGO_BIN_EXE_atm-lab"));
     opts.atms = 2;
-    opts.customers = 40;
+    // Lost answers must hit a hold, a capture and a credit in each of three modes, and a breaker
+    // open for 5 s declines customers at once: more customers.
+    opts.customers = match scenario {
+        Scenario::AmbiguousLedger => 600,
+        _ => 40,
+    };
     opts.scenario = scenario;
     opts.seed = 7;
     opts.outage = Duration::from_millis(1500);
@@ -19,6 +25,12 @@ async fn drill(scenario: Scenario) -> LabReport {
     opts.progress = false;
     let report = lab::run(&opts).await.expect("lab run");
     eprintln!("{}", report.table());
+    report
+}
+
+/// Runs a drill in short form: nothing lost, nothing twice, the queue drained, the PIN drill done.
+async fn drill(scenario: Scenario) -> LabReport {
+    let report = run_drill(scenario).await;
     assert_eq!(report.lost, 0, "{}", report.table());
     assert_eq!(report.duplicated, 0, "{}", report.table());
     assert!(report.queue_drained, "{}", report.table());
@@ -67,5 +79,42 @@ async fn slow_ledger_opens_the_breaker_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_every_port_breaks_nothing() {
     let r = drill(Scenario::Garbage).await;
+    assert_reconciled(&r);
+}
+
+/// The drill itself, whatever the switch makes of it: in each mode the ledger applied holds,
+/// captures and credits whose answers it lost, and the report counts the open holds it found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_ledger_loses_answers_after_commit_and_counts_open_holds() {
+    let r = run_drill(Scenario::AmbiguousLedger).await;
+    let lost = r.ledger_lost_answers;
+    assert!(
+        lost.holds > 0 && lost.captures > 0 && lost.credits > 0,
+        "the drill hit holds, captures and credits: {lost:?}\n{}",
+        r.table()
+    );
+    for mode in ["drop", "server_error", "late", "storm server_error"] {
+        assert!(
+            r.drill_events.iter().any(|e| e
+                .contains(&format!("{mode}: answers lost after commit"))
+                && !e.contains("ended first")),
+            "phase {mode} ran: {:?}",
+            r.drill_events
+        );
+    }
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["open_holds"], r.open_holds);
+    assert_eq!(json["verdict"]["open_holds"], r.open_holds);
+    if r.open_holds > 0 {
+        assert!(!r.reconciled, "an open hold fails the verdict");
+    }
+}
+
+/// Every hold placed while answers were lost ends captured or voided, and the money reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the switch's ambiguous-outcome fix"]
+async fn ambiguous_ledger_outcomes_settle_every_hold_and_reconcile() {
+    let r = drill(Scenario::AmbiguousLedger).await;
+    assert_eq!(r.open_holds, 0, "{}", r.table());
     assert_reconciled(&r);
 }
