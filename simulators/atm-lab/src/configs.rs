@@ -20,23 +20,24 @@ use testkit::terminals::{luno, terminal_id};
 
 use crate::{LabError, PROFILE};
 
-/// The switch's PIN security in the lab: its key store, the issuer's PVV file, its control socket.
+/// The switch's PIN security in the lab: its key store, the issuer's PVV file.
 pub struct SwitchPinFiles {
     pub kek_file: PathBuf,
     pub store: PathBuf,
     pub cards_file: PathBuf,
-    pub control_socket: PathBuf,
 }
 
 /// The switch of the lab: mutual TLS with the lab PKI, a journal in the run's directory, the
-/// lab's wallet cards routed to ledger-sim, unconfirmed ledger work retried every 200 ms; with
-/// PIN security, its control socket, its key store and one BIN rule (the lab's wallet cards, Visa
-/// PVV under [`PVK`], 3 tries).
+/// lab's wallet cards routed to ledger-sim, unconfirmed ledger work retried every 200 ms, its
+/// control socket at `control_socket` (the operator's card unblock, and the exceptions the lab
+/// reads at the end of every run); with PIN security, its key store and one BIN rule (the lab's
+/// wallet cards, Visa PVV under [`PVK`], 3 tries).
 pub fn switch_config(
     files: &PkiFiles,
     listen: SocketAddr,
     journal: &Path,
     ledger_url: &str,
+    control_socket: &Path,
     pin: Option<&SwitchPinFiles>,
 ) -> SwitchConfig {
     let mut config = SwitchConfig::new(ListenConfig::new(listen), LedgerConfig::new(ledger_url));
@@ -56,8 +57,8 @@ pub fn switch_config(
         prefix: "476173".into(),
         route: Route::Wallet,
     }];
+    config.control_socket = Some(control_socket.to_owned());
     if let Some(p) = pin {
-        config.control_socket = Some(p.control_socket.clone());
         config.keys = Some(KeysConfig::with_kek_file(&p.store, &p.kek_file));
         let mut pin = PinConfig::new(&p.cards_file);
         pin.max_tries = 3;

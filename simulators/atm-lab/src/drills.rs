@@ -6,6 +6,12 @@
 //! answer — the connection closed with no response, a 503 after commit, the answer later than the
 //! switch's ledger timeout — one mode after the other, so the switch must find out by idempotency
 //! key what happened, and settle every hold it placed.
+//!
+//! `terminal-faults` breaks the terminals instead: [`TERMINAL_FAULT_PERCENT`] of the withdrawals
+//! meet a fault that leaves the agent unsure what the customer got (`E3`, `E5`, counts missing,
+//! another device's fault, no status, the power lost at any step); the settle stage then plays
+//! the technician ([`crate::technician`]). `chaos` runs a seeded mix of all of them
+//! ([`crate::chaos`]).
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -34,10 +40,12 @@ pub enum Scenario {
     SlowLedger,
     Garbage,
     AmbiguousLedger,
+    TerminalFaults,
+    Chaos,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::None,
         Scenario::LedgerOutage,
         Scenario::AgentCrash,
@@ -46,6 +54,8 @@ impl Scenario {
         Scenario::SlowLedger,
         Scenario::Garbage,
         Scenario::AmbiguousLedger,
+        Scenario::TerminalFaults,
+        Scenario::Chaos,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -57,9 +67,20 @@ impl Scenario {
             Scenario::SlowLedger => "slow-ledger",
             Scenario::Garbage => "garbage",
             Scenario::AmbiguousLedger => "ambiguous-ledger",
+            Scenario::TerminalFaults => "terminal-faults",
+            Scenario::Chaos => "chaos",
         }
     }
+
+    /// Whether the terminals draw terminal faults at all in this scenario (for `chaos`, only
+    /// while a window of them is open: [`DrillCtx::terminal_faults_on`]).
+    pub fn draws_terminal_faults(self) -> bool {
+        matches!(self, Scenario::TerminalFaults | Scenario::Chaos)
+    }
 }
+
+/// Share of withdrawals that meet a terminal fault while terminal faults are on.
+pub const TERMINAL_FAULT_PERCENT: u8 = 25;
 
 impl FromStr for Scenario {
     type Err = String;
@@ -96,17 +117,20 @@ pub struct DrillCtx {
     pub outage: Duration,
     pub events: Arc<Mutex<Vec<String>>>,
     pub started: tokio::time::Instant,
+    /// While true, customers who drew a terminal fault meet it (the traffic stage strips it
+    /// otherwise).
+    pub terminal_faults_on: Arc<AtomicBool>,
 }
 
 impl DrillCtx {
-    fn event(&self, what: String) {
+    pub(crate) fn event(&self, what: String) {
         let line = format!("[{:5.1}s] {what}", self.started.elapsed().as_secs_f64());
         eprintln!("atm-lab: drill: {what}");
         self.events.lock().unwrap().push(line);
     }
 
     /// Waits until `fraction` of the customers are done; false when the run ended first.
-    async fn at(&self, fraction: f64) -> bool {
+    pub(crate) async fn at(&self, fraction: f64) -> bool {
         let target = ((self.total as f64) * fraction).ceil() as usize;
         loop {
             if self.finished.load(Ordering::SeqCst) {
@@ -153,7 +177,19 @@ impl DrillCtx {
         }
     }
 
-    async fn restart_agent(&self) {
+    /// Sleeps for `d`, or less when the customers end first; false then.
+    pub(crate) async fn hold(&self, d: Duration) -> bool {
+        let until = tokio::time::Instant::now() + d;
+        while tokio::time::Instant::now() < until {
+            if self.finished.load(Ordering::SeqCst) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20).min(d)).await;
+        }
+        true
+    }
+
+    pub(crate) async fn restart_agent(&self) {
         let r = self.agent.lock().unwrap().restart();
         if let Err(e) = r {
             self.event(format!("agent restart failed: {e}"));
@@ -173,7 +209,7 @@ impl DrillCtx {
         ));
     }
 
-    async fn restart_switch(&self) {
+    pub(crate) async fn restart_switch(&self) {
         let r = self.switch.lock().unwrap().restart();
         if let Err(e) = r {
             self.event(format!("switch restart failed: {e}"));
@@ -269,32 +305,45 @@ pub async fn run(ctx: DrillCtx) {
             }
         }
         Scenario::AmbiguousLedger => ambiguous_ledger(&ctx).await,
-        Scenario::Garbage => {
-            let targets = [ctx.ndc_addr, ctx.switch_addr, ctx.ledger_addr];
-            let mut sent = [0u32; 3];
-            ctx.event(
-                "sending garbage to the agent NDC port, the switch port and the ledger".into(),
-            );
-            while !ctx.finished.load(Ordering::SeqCst) {
-                let i = rng.below(3) as usize;
-                let payload = garbage(i, &mut rng);
-                if let Ok(Ok(mut s)) =
-                    tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(targets[i]))
-                        .await
-                {
-                    let _ = s.write_all(&payload).await;
-                    let mut buf = [0u8; 256];
-                    let _ = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
-                    sent[i] += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
+        Scenario::Garbage => send_garbage(&ctx, &mut rng, None).await,
+        Scenario::TerminalFaults => {
             ctx.event(format!(
-                "garbage connections: agent NDC {}, switch {}, ledger {}",
-                sent[0], sent[1], sent[2]
+                "terminals: {TERMINAL_FAULT_PERCENT} % of withdrawals meet a terminal fault (every mode); the lab settles what is left in doubt as the technician"
             ));
         }
+        Scenario::Chaos => crate::chaos::run(&ctx).await,
     }
+}
+
+/// Garbage to the agent's NDC port, the switch's port and the ledger, until the customers end
+/// or `until`.
+pub(crate) async fn send_garbage(
+    ctx: &DrillCtx,
+    rng: &mut XorShift64,
+    until: Option<tokio::time::Instant>,
+) {
+    let targets = [ctx.ndc_addr, ctx.switch_addr, ctx.ledger_addr];
+    let mut sent = [0u32; 3];
+    ctx.event("sending garbage to the agent NDC port, the switch port and the ledger".into());
+    while !ctx.finished.load(Ordering::SeqCst)
+        && until.is_none_or(|t| tokio::time::Instant::now() < t)
+    {
+        let i = rng.below(3) as usize;
+        let payload = garbage(i, rng);
+        if let Ok(Ok(mut s)) =
+            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(targets[i])).await
+        {
+            let _ = s.write_all(&payload).await;
+            let mut buf = [0u8; 256];
+            let _ = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await;
+            sent[i] += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    ctx.event(format!(
+        "garbage connections: agent NDC {}, switch {}, ledger {}",
+        sent[0], sent[1], sent[2]
+    ));
 }
 
 /// Share of ledger writes whose answer `ambiguous-ledger` loses while a mode is on: often enough
@@ -380,7 +429,7 @@ async fn ambiguous_ledger(ctx: &DrillCtx) {
     ctx.event("answers no longer lost; the switch's resumer settles what is pending".into());
 }
 
-/// Random bytes or a malformed frame/// Random bytes or a malformed frame for target 0 (NDC), 1 (ISO 8583 over TLS), 2 (HTTP).
+/// Random bytes or a malformed frame for target 0 (NDC), 1 (ISO 8583 over TLS), 2 (HTTP).
 fn garbage(target: usize, rng: &mut XorShift64) -> Vec<u8> {
     let random = |rng: &mut XorShift64, n: usize| -> Vec<u8> {
         (0..n).map(|_| rng.next_u64() as u8).collect()

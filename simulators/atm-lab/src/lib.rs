@@ -15,15 +15,17 @@
 //! - [`setup`]: directory, PKI, keys, ledger, switch, relay, agent, terminals;
 //! - [`traffic`]: the customers and the fault drill, putting everything back, the PIN drill
 //!   ([`pin_drill`]);
-//! - [`settle`]: closing inquiries, draining the agent's queue, waiting for open holds to be
-//!   settled, reconciling, the report.
+//! - [`settle`]: closing inquiries, the technician's visit, draining the agent's queue, waiting
+//!   for open holds to be settled, reconciling, the report.
 //!
 //! Beside them: [`children`] (the child processes and their control sockets), [`configs`] (the
-//! children's configuration files, from the daemons' own types), [`drills`], [`reconcile`]
+//! children's configuration files, from the daemons' own types), [`drills`] and [`chaos`] (a
+//! seeded mix of them), [`technician`] (`atmctl dispense`, `switchctl exceptions`), [`reconcile`]
 //! (pure), [`report`] (table and JSON), [`role`] (the child side). Keys, the relay and the wait
 //! helpers come from `testkit`, shared with the daemons' integration tests.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod children;
 pub mod configs;
 pub mod drills;
@@ -33,6 +35,7 @@ pub mod report;
 pub mod role;
 pub mod settle;
 pub mod setup;
+pub mod technician;
 pub mod traffic;
 
 use std::path::{Path, PathBuf};

@@ -29,12 +29,15 @@ struct Args {
     #[arg(long)]
     duration: Option<f64>,
     /// Fault drill: none, ledger-outage, agent-crash, switch-crash, link-flap, slow-ledger, garbage,
-    /// ambiguous-ledger (the ledger applies writes and loses the answers).
+    /// ambiguous-ledger (the ledger applies writes and loses the answers), terminal-faults (E3, E5,
+    /// counts missing, no status, power lost at every step; the lab settles what is left in doubt
+    /// as the technician), chaos (a mix of all of them chosen and timed by --seed).
     #[arg(long, default_value = "none")]
     faults: String,
     /// Length of an outage / link cut, in seconds.
     #[arg(long, default_value_t = 4.0)]
     outage: f64,
+    /// Seeds the customers and the drills (which ones `chaos` mixes, when and for how long).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Pause on each ATM between two customers, in milliseconds.

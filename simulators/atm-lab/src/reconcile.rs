@@ -12,6 +12,10 @@
 //! - `open_holds`: holds the ledger still has open (neither captured nor voided) once the switch
 //!   has settled what it could: money reserved on a wallet that nobody will release. Each one is
 //!   also named in `mismatched`.
+//! - `in_doubt_left`, `exceptions`, `parked`: what is left for a person after the lab played the
+//!   technician (`in_doubt_settled`): dispenses the agent still holds in doubt, the switch's
+//!   unresolved exceptions, the agent's parked advices. Each fails the verdict and is also named
+//!   in `mismatched`.
 
 use host_switch::domain::reconcile::{LedgerMovement, MovementKind, Reconciliation};
 use std::collections::BTreeSet;
@@ -54,6 +58,14 @@ pub struct Verdict {
     pub queue_parked: u64,
     /// Holds neither captured nor voided at the end.
     pub open_holds: u64,
+    /// What the lab, as the technician, settled: one line per dispense in doubt.
+    pub in_doubt_settled: Vec<String>,
+    /// Dispenses (or deposits) the agent still holds in doubt at the end.
+    pub in_doubt_left: Vec<String>,
+    /// The switch's unresolved exceptions (`switchctl exceptions ls`).
+    pub exceptions: Vec<String>,
+    /// The agent's parked advices (`atmctl queue ls`).
+    pub parked: Vec<String>,
     pub reconciled: bool,
 }
 
@@ -121,8 +133,15 @@ pub struct Evidence<'a> {
     /// Terminal id of each entry of `terminals` (ledger references start with it).
     pub terminal_ids: &'a [String],
     pub suspects: &'a [Suspect],
-    /// Terminals the agent still has a dispense (or deposit) in doubt for: an operator decides.
+    /// What the lab settled as the technician (one line each).
+    pub in_doubt_settled: &'a [String],
+    /// Dispenses (or deposits) the agent still holds in doubt after that, and settlements it
+    /// refused: an operator decides.
     pub in_doubt: &'a [String],
+    /// The switch's unresolved exceptions, one line each.
+    pub exceptions: &'a [String],
+    /// The agent's parked advices, one line each.
+    pub parked: &'a [String],
     pub movements: &'a [Movement],
     /// Journal vs ledger, from `host_switch::domain::reconcile::reconcile`.
     pub switch: &'a Reconciliation,
@@ -144,6 +163,10 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
         queue_pending: e.queue_pending,
         queue_parked: e.queue_parked,
         open_holds: e.open_holds,
+        in_doubt_settled: e.in_doubt_settled.to_vec(),
+        in_doubt_left: e.in_doubt.to_vec(),
+        exceptions: e.exceptions.to_vec(),
+        parked: e.parked.to_vec(),
         ..Verdict::default()
     };
     let pairs = [
@@ -199,8 +222,15 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
     }
     for t in e.in_doubt {
         v.mismatched.push(format!(
-            "{t}: the agent still holds a transaction in doubt (left for an operator)"
+            "in doubt after the technician's visit (left for an operator): {t}"
         ));
+    }
+    for x in e.exceptions {
+        v.mismatched
+            .push(format!("switch exception not resolved: {x}"));
+    }
+    for p in e.parked {
+        v.mismatched.push(format!("agent advice parked: {p}"));
     }
     if e.queue_pending > 0 || e.queue_parked > 0 {
         v.mismatched.push(format!(
@@ -212,7 +242,10 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
     v.reconciled = v.lost.is_empty()
         && v.duplicated.is_empty()
         && v.mismatched.is_empty()
-        && v.open_holds == 0;
+        && v.open_holds == 0
+        && v.in_doubt_left.is_empty()
+        && v.exceptions.is_empty()
+        && v.parked.is_empty();
     v
 }
 
@@ -333,7 +366,10 @@ mod tests {
             terminals: &terminals,
             terminal_ids: &[],
             suspects: &[],
+            in_doubt_settled: &[],
             in_doubt: &[],
+            exceptions: &[],
+            parked: &[],
             movements: &movements,
             switch: &switch,
             holds_captured_twice: 0,
@@ -381,7 +417,10 @@ mod tests {
             terminals: &[],
             terminal_ids: &[],
             suspects: &[],
+            in_doubt_settled: &[],
             in_doubt: &[],
+            exceptions: &[],
+            parked: &[],
             movements: &[],
             switch: &switch,
             holds_captured_twice: 0,
@@ -403,5 +442,49 @@ mod tests {
             ..e
         });
         assert!(none.reconciled, "{none:?}");
+    }
+
+    #[test]
+    fn a_dispense_left_in_doubt_an_exception_or_a_parked_advice_fails_the_verdict() {
+        let switch = Reconciliation::default();
+        let settled = ["ATM00001 TSN 5 …: --dispensed 4000".to_owned()];
+        let e = Evidence {
+            terminals: &[],
+            terminal_ids: &[],
+            suspects: &[],
+            in_doubt_settled: &settled,
+            in_doubt: &[],
+            exceptions: &[],
+            parked: &[],
+            movements: &[],
+            switch: &switch,
+            holds_captured_twice: 0,
+            queue_pending: 0,
+            queue_parked: 0,
+            open_holds: 0,
+            open_holds_listed: &[],
+        };
+        let v = reconcile(&e);
+        assert!(v.reconciled, "a settled dispense is done: {v:?}");
+        assert_eq!(v.in_doubt_settled.len(), 1);
+        let left = ["ATM00002 TSN 9 STAN 41 Withdrawal 8000 (uncounted (E3))".to_owned()];
+        let exceptions = ["ATM00001:000012:1203221500  deposit 7000 EUR …".to_owned()];
+        let parked = ["ATM00001 #3 completion parked: too old".to_owned()];
+        for broken in [
+            Evidence { in_doubt: &left, ..e },
+            Evidence {
+                exceptions: &exceptions,
+                ..e
+            },
+            Evidence {
+                parked: &parked,
+                ..e
+            },
+        ] {
+            let v = reconcile(&broken);
+            assert!(!v.reconciled, "{v:?}");
+            assert_eq!(v.mismatched.len(), 1, "named once: {v:?}");
+            assert_eq!(v.lost_minor, 0);
+        }
     }
 }

@@ -38,6 +38,8 @@ pub struct Record {
     pub latency_ms: u64,
     /// `wrong_pin` or `pin_tries_exceeded` when the decline was about the PIN.
     pub pin: Option<&'static str>,
+    /// The terminal fault that struck the customer (`e3`, `power-mid-dispense` …), if any.
+    pub terminal_fault: Option<&'static str>,
 }
 
 impl Record {
@@ -67,6 +69,7 @@ impl Record {
                 Some(DeclineReason::PinTriesExceeded) => Some("pin_tries_exceeded"),
                 _ => None,
             },
+            terminal_fault: o.terminal_fault.as_ref().map(|f| f.mode().name()),
         }
     }
 
@@ -82,6 +85,7 @@ impl Record {
             deposited_minor: 0,
             latency_ms,
             pin: None,
+            terminal_fault: None,
         }
     }
 }
@@ -125,6 +129,19 @@ pub struct LabReport {
     pub mismatched: usize,
     /// Holds neither captured nor voided at the end (the verdict fails on any).
     pub open_holds: u64,
+    /// Customers a terminal fault struck (`terminal-faults`, `chaos`), and by fault mode.
+    pub terminal_faults: usize,
+    pub terminal_faults_by_mode: BTreeMap<String, usize>,
+    /// Dispenses in doubt the lab settled as the technician (`atmctl dispense settle`, from the
+    /// terminals' truth); each one in `verdict.in_doubt_settled`.
+    pub in_doubt_settled: usize,
+    /// Dispenses the agent still held in doubt at the end (`atmctl dispense ls`; the verdict
+    /// fails on any).
+    pub in_doubt_left: usize,
+    /// The switch's unresolved exceptions (`switchctl exceptions ls`; the verdict fails on any).
+    pub exceptions: usize,
+    /// The agent's parked advices (`atmctl queue ls`; the verdict fails on any).
+    pub parked: usize,
     /// Answers the ledger lost after applying the write (`ambiguous-ledger`), by operation.
     pub ledger_lost_answers: LostAnswers,
     pub queue_drained: bool,
@@ -175,6 +192,10 @@ pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport
     let mut lat: Vec<u64> = records.iter().map(|r| r.latency_ms).collect();
     lat.sort_unstable();
     let l = &verdict.ledger;
+    let mut terminal_faults_by_mode: BTreeMap<String, usize> = BTreeMap::new();
+    for f in records.iter().filter_map(|r| r.terminal_fault) {
+        *terminal_faults_by_mode.entry(f.to_owned()).or_default() += 1;
+    }
     LabReport {
         scenario: facts.scenario,
         atms: facts.atms,
@@ -209,6 +230,12 @@ pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport
         duplicated: verdict.duplicated.len(),
         mismatched: verdict.mismatched.len(),
         open_holds: verdict.open_holds,
+        terminal_faults: terminal_faults_by_mode.values().sum(),
+        terminal_faults_by_mode,
+        in_doubt_settled: verdict.in_doubt_settled.len(),
+        in_doubt_left: verdict.in_doubt_left.len(),
+        exceptions: verdict.exceptions.len(),
+        parked: verdict.parked.len(),
         ledger_lost_answers: facts.lost_answers,
         queue_drained: verdict.queue_pending == 0 && verdict.queue_parked == 0,
         agent_restarts: facts.agent_restarts,
@@ -309,6 +336,25 @@ impl LabReport {
             "ledger holds: {} open (neither captured nor voided)\n",
             v.open_holds
         ));
+        if self.terminal_faults > 0 {
+            let modes: Vec<String> = self
+                .terminal_faults_by_mode
+                .iter()
+                .map(|(m, n)| format!("{m} {n}"))
+                .collect();
+            s.push_str(&format!(
+                "terminal faults: {} customers ({})\n",
+                self.terminal_faults,
+                modes.join(", ")
+            ));
+        }
+        s.push_str(&format!(
+            "in doubt: {} settled by the technician, {} left   switch exceptions: {}   parked advices: {}\n",
+            self.in_doubt_settled, self.in_doubt_left, self.exceptions, self.parked
+        ));
+        for t in &v.in_doubt_settled {
+            s.push_str(&format!("  technician: {t}\n"));
+        }
         let lost = &self.ledger_lost_answers;
         if lost.total > 0 {
             s.push_str(&format!(

@@ -1,7 +1,9 @@
-//! The last stage of a run: a closing inquiry per terminal (it settles a dispense left in doubt),
-//! the agent's queue drained, the ledger caught up with the terminals, the children stopped, and
-//! the terminals' counters, the switch journal and the ledger's movements reconciled into the
-//! report.
+//! The last stage of a run: a closing inquiry per terminal (its last transaction status settles a
+//! dispense the terminal can tell), the technician's visit for what it cannot
+//! ([`crate::technician`]: every dispense still in doubt settled from the terminals' truth), the
+//! agent's queue drained, the ledger caught up with the terminals, the switch's open holds
+//! settled, its exceptions and the agent's parked advices read, the children stopped, and the
+//! terminals' counters, the switch journal and the ledger's movements reconciled into the report.
 
 use std::time::Duration;
 
@@ -15,15 +17,22 @@ use testkit::terminals::terminal_id;
 use tokio::time::Instant;
 
 use crate::setup::RunningLab;
+use crate::technician::{self, Visit};
 use crate::traffic::{reconnect, Traffic};
 use crate::{children, reconcile, report, LabError, LabOptions, LabReport, LabSecrets};
 
 /// What the agent says once its queue is drained.
 struct Drained {
+    /// Dispenses still in doubt (`atmctl dispense ls`), one line each.
     in_doubt: Vec<String>,
     queue_pending: u64,
     queue_parked: u64,
+    /// Parked advices (`atmctl queue ls`), one line each.
+    parked: Vec<String>,
 }
+
+/// How long the agent's queue may take to drain once the traffic is over.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(90);
 
 /// Settles the run and reports; the lab's processes and directory are gone when this returns
 /// (but an audit's directory).
@@ -35,10 +44,15 @@ pub async fn settle(
     for atm in lab.atms.iter_mut() {
         closing_inquiry(atm, &lab.cards[0], &lab.pins[0]).await;
     }
-    let drained = drain(&lab).await;
+    let visit = technicians_visit(&lab).await;
+    let drained = drain(&lab, &visit).await;
     let counters: Vec<TerminalCounters> = lab.atms.iter().map(|a| a.counters()).collect();
     wait_ledger_caught_up(&lab, &counters).await?;
     let open_holds = wait_holds_settled(&lab).await?;
+    // Read while the switch runs: exceptions wait for an operator, they do not go away.
+    let exceptions = technician::exceptions(&lab.switch_socket)
+        .await
+        .unwrap_or_else(|e| vec![format!("cannot read them: {e}")]);
 
     // Stop the children; read the journal the switch leaves behind.
     lab.agent.lock().unwrap().stop(Duration::from_secs(10));
@@ -52,6 +66,8 @@ pub async fn settle(
         &drained,
         &movements,
         &open_holds,
+        &visit,
+        &exceptions,
     )
     .await?;
     let (agent_restarts, switch_restarts) = (
@@ -78,34 +94,64 @@ pub async fn settle(
     Ok((report, secrets))
 }
 
-/// Waits for the agent's queue to drain and every dispense in doubt to be settled; what is left.
-async fn drain(lab: &RunningLab) -> Drained {
-    children::wait_agent(&lab.socket, Duration::from_secs(90), |s| {
-        s["uplink"] == "up" && s["queue"]["pending"] == 0 && s["queue"]["parked"] == 0
-    })
-    .await;
-    let (_, status) = children::wait_agent(&lab.socket, Duration::from_secs(5), |s| {
-        s["queue"]["pending"] == 0
-            && s["queue"]["parked"] == 0
-            && s["terminals"]
-                .as_array()
-                .is_some_and(|t| t.iter().all(|t| t["dispense_in_doubt"] != true))
-    })
-    .await;
-    let status: Value = status.unwrap_or_default();
-    let in_doubt: Vec<String> = status["terminals"]
-        .as_array()
-        .map(|ts| {
-            ts.iter()
-                .filter(|t| t["dispense_in_doubt"] == true)
-                .map(|t| t["terminal_id"].as_str().unwrap_or("?").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+/// The lab as the technician: every dispense the agent holds in doubt settled from what the
+/// terminal really paid out.
+async fn technicians_visit(lab: &RunningLab) -> Visit {
+    let mut truth = Vec::new();
+    for (i, atm) in lab.atms.iter().enumerate() {
+        truth.push((terminal_id(i), atm.truth().await));
+    }
+    let visit = technician::visit(&lab.socket, &truth).await;
+    if !visit.settled.is_empty() || !visit.refused.is_empty() {
+        eprintln!(
+            "atm-lab: technician: {} dispenses in doubt settled, {} refused, {} settled by the agent meanwhile",
+            visit.settled.len(),
+            visit.refused.len(),
+            visit.settled_by_agent
+        );
+    }
+    visit
+}
+
+/// Waits until the agent's uplink is up, its queue empty (the technician's completions and
+/// reversals sent) and no dispense is in doubt, or [`DRAIN_PATIENCE`]; then what is left.
+async fn drain(lab: &RunningLab, visit: &Visit) -> Drained {
+    let deadline = Instant::now() + DRAIN_PATIENCE;
+    let mut status = Value::Null;
+    let mut in_doubt = Vec::new();
+    loop {
+        if let Some(s) = children::agent_status(&lab.socket).await {
+            status = s;
+        }
+        let listed = technician::list_in_doubt(&lab.socket).await;
+        let idle = status["uplink"] == "up"
+            && status["queue"]["pending"] == 0
+            && status["queue"]["parked"] == 0;
+        if let Ok(list) = listed {
+            in_doubt = list.iter().map(|r| r.describe()).collect();
+            if idle && in_doubt.is_empty() {
+                break;
+            }
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A record whose settlement the agent refused says why.
+    for d in in_doubt.iter_mut() {
+        if let Some(r) = visit.refused.iter().find(|r| r.starts_with(d.as_str())) {
+            d.clone_from(r);
+        }
+    }
+    let parked = technician::parked_advices(&lab.socket)
+        .await
+        .unwrap_or_else(|e| vec![format!("cannot list the queue: {e}")]);
     Drained {
         in_doubt,
         queue_pending: status["queue"]["pending"].as_u64().unwrap_or(u64::MAX),
         queue_parked: status["queue"]["parked"].as_u64().unwrap_or(u64::MAX),
+        parked,
     }
 }
 
@@ -176,6 +222,8 @@ async fn verdict(
     drained: &Drained,
     movements: &[Movement],
     open_holds: &HoldList,
+    visit: &Visit,
+    exceptions: &[String],
 ) -> Result<reconcile::Verdict, LabError> {
     let journal = host_switch::adapters::sled_journal::SledJournal::open(&lab.journal_path)
         .map_err(|source| LabError::Journal {
@@ -212,7 +260,10 @@ async fn verdict(
         terminals: counters,
         terminal_ids: &terminal_ids,
         suspects: &suspects,
+        in_doubt_settled: &visit.settled,
         in_doubt: &drained.in_doubt,
+        exceptions,
+        parked: &drained.parked,
         movements,
         switch: &switch_rec,
         holds_captured_twice: invariants.holds_captured_twice,
@@ -225,6 +276,13 @@ async fn verdict(
         verdict.mismatched.push(format!(
             "ledger books do not balance: {:?}",
             invariants.sum_minor_by_currency
+        ));
+        verdict.reconciled = false;
+    }
+    if invariants.held_minor_mismatches > 0 {
+        verdict.mismatched.push(format!(
+            "ledger: {} accounts whose held amount differs from their open holds",
+            invariants.held_minor_mismatches
         ));
         verdict.reconciled = false;
     }

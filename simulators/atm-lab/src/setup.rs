@@ -56,6 +56,8 @@ pub struct RunningLab {
     pub switch_timing: SwitchTiming,
     pub journal_path: PathBuf,
     pub switch_pin: Option<SwitchPinFiles>,
+    /// The switch's control socket (`switchctl`).
+    pub switch_socket: PathBuf,
     pub relay: Arc<Relay>,
     pub agent: Arc<Mutex<ChildRole>>,
     pub agent_dir: PathBuf,
@@ -177,11 +179,13 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         Some(k) => Some(prepare_switch_pins(k, dir.path(), &cards, &pins)?),
         None => None,
     };
+    let switch_socket = dir.path().join("switch.sock");
     let switch_config = configs::switch_config(
         &files,
         switch_addr,
         &journal_path,
         &ledger.base_url(),
+        &switch_socket,
         switch_pin.as_ref(),
     );
     let switch_timing = SwitchTiming::of(&switch_config);
@@ -269,6 +273,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         switch_timing,
         journal_path,
         switch_pin,
+        switch_socket,
         relay,
         agent,
         agent_dir,
@@ -355,7 +360,6 @@ fn prepare_switch_pins(
         kek_file,
         store,
         cards_file,
-        control_socket: dir.join("switch.sock"),
     })
 }
 
@@ -378,6 +382,9 @@ async fn start_terminals(
         let options = AtmOptions {
             seed: opts.seed.wrapping_add(i as u64 + 1),
             master_key,
+            // A `no-status` terminal fault goes on to the next customer at once instead of
+            // staying silent past the agent's 90 s status timer: the agent is left as unsure.
+            no_status_hold_ms: Some(0),
             ..AtmOptions::default()
         };
         let atm = AtmSim::connect(ndc_addr, profile.clone(), &luno(i), options)

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atm_sim::{AtmSim, Card, Mix, Outcome, RandomCustomers};
+use atm_sim::{AtmSim, Behaviour, Card, FaultMode, Mix, Outcome, RandomCustomers};
 use testkit::terminals::terminal_id;
 use testkit::wait::wait_listening;
 use tokio::time::Instant;
@@ -36,13 +36,13 @@ pub async fn run(opts: &LabOptions, lab: &mut RunningLab) -> Result<Traffic, Lab
     let (shared, elapsed_s) = customers_and_drill(opts, lab, &events).await?;
     put_back(lab).await;
     let mut pin_drill_ok = None;
-    if let (Some(p), Some(atm)) = (&lab.switch_pin, lab.atms.first_mut()) {
+    if let (true, Some(atm)) = (lab.switch_pin.is_some(), lab.atms.first_mut()) {
         let card = Card::new(
             lab.cards[RICH_CARDS + 1].clone(),
             lab.pins[RICH_CARDS + 1].clone(),
         );
         let (records, ok) =
-            pin_drill::run(atm, &terminal_id(0), &card, &p.control_socket, &events).await;
+            pin_drill::run(atm, &terminal_id(0), &card, &lab.switch_socket, &events).await;
         shared.records.lock().unwrap().extend(records);
         pin_drill_ok = Some(ok);
     }
@@ -67,6 +67,13 @@ async fn customers_and_drill(
     if opts.pins {
         mix = mix.with_wrong_pins(WRONG_PIN_PERCENT);
     }
+    if opts.scenario.draws_terminal_faults() {
+        mix = mix.with_terminal_faults(drills::TERMINAL_FAULT_PERCENT, FaultMode::ALL.to_vec());
+    }
+    // On from the start for terminal-faults; chaos opens and closes windows of them.
+    let terminal_faults_on = Arc::new(AtomicBool::new(
+        opts.scenario == drills::Scenario::TerminalFaults,
+    ));
     let random_cards: Vec<Card> = lab
         .cards
         .iter()
@@ -84,6 +91,7 @@ async fn customers_and_drill(
         unavailable: Arc::new(AtomicUsize::new(0)),
         stop_at: opts.duration.map(|d| started + d),
         think: opts.think,
+        terminal_faults_on: terminal_faults_on.clone(),
     });
     let finished = Arc::new(AtomicBool::new(false));
     let drill = tokio::spawn(drills::run(drills::DrillCtx {
@@ -105,6 +113,7 @@ async fn customers_and_drill(
         outage: opts.outage,
         events: events.clone(),
         started,
+        terminal_faults_on,
     }));
     let progress = opts.progress.then(|| {
         tokio::spawn(progress_loop(
@@ -171,6 +180,8 @@ struct Shared {
     unavailable: Arc<AtomicUsize>,
     stop_at: Option<Instant>,
     think: Duration,
+    /// Off: a customer who drew a terminal fault is served normally.
+    terminal_faults_on: Arc<AtomicBool>,
 }
 
 async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> AtmSim {
@@ -178,9 +189,14 @@ async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> At
         if shared.stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
         }
-        let Some(customer) = shared.source.lock().unwrap().next() else {
+        let Some(mut customer) = shared.source.lock().unwrap().next() else {
             break;
         };
+        if matches!(customer.behaviour, Behaviour::TerminalFault(_))
+            && !shared.terminal_faults_on.load(Ordering::SeqCst)
+        {
+            customer.behaviour = Behaviour::Normal;
+        }
         if !shared.think.is_zero() {
             tokio::time::sleep(shared.think).await;
         }
