@@ -5,7 +5,8 @@
 //! `{"cmd":"terminal","terminal":"ATM00001","action":"in_service"|"out_of_service"|"supply_counters"}`,
 //! `{"cmd":"keys_load_master","terminal":"ATM00001","components":[{"component":"<hex>","kcv":"<6 hex>"},…]}`,
 //! `{"cmd":"keys_load_zone_master","components":[…]}`, `{"cmd":"keys_rotate","terminal":"ATM00001"}`,
-//! `{"cmd":"keys_ls"}`.
+//! `{"cmd":"keys_ls"}`, `{"cmd":"dispense_ls","terminal":null}`,
+//! `{"cmd":"dispense_settle","terminal":"ATM00001","tsn":7,"outcome":{"dispensed":{"amount_minor":5000}}|"nothing","reason":"…","by":"jane"}`.
 //!
 //! Key components are secrets: they live in zeroizing buffers on both ends and never print.
 
@@ -36,6 +37,40 @@ pub enum Request {
         terminal: String,
     },
     KeysLs,
+    /// The dispenses in doubt (all, or one terminal's).
+    DispenseLs {
+        #[serde(default)]
+        terminal: Option<String>,
+    },
+    /// A technician settles a dispense in doubt: what left the ATM, and why they say so.
+    DispenseSettle {
+        terminal: String,
+        tsn: u16,
+        outcome: SettleOutcome,
+        reason: String,
+        /// The technician's name (`atmctl --by`).
+        #[serde(default)]
+        by: Option<String>,
+    },
+}
+
+/// What the technician found for a dispense in doubt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleOutcome {
+    /// This much left the ATM (minor units; for a deposit: it was taken, whole).
+    Dispensed { amount_minor: u64 },
+    /// Nothing left the ATM (nothing was taken, for a deposit).
+    Nothing,
+}
+
+impl SettleOutcome {
+    pub fn dispensed_minor(self) -> Option<u64> {
+        match self {
+            Self::Dispensed { amount_minor } => Some(amount_minor),
+            Self::Nothing => None,
+        }
+    }
 }
 
 /// One custodian's key component (hex) and its check value. `Debug` hides the component.
@@ -123,5 +158,33 @@ mod tests {
             "0123456789ABCDEFFEDCBA9876543210"
         );
         assert!(!format!("{components:?}").contains("0123"), "never printed");
+    }
+
+    #[test]
+    fn a_settlement_is_one_line_naming_the_record_the_outcome_and_the_reason() {
+        let r = Request::DispenseSettle {
+            terminal: "ATM00001".into(),
+            tsn: 7,
+            outcome: SettleOutcome::Dispensed { amount_minor: 5000 },
+            reason: "counted".into(),
+            by: Some("jane".into()),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"cmd":"dispense_settle","terminal":"ATM00001","tsn":7,"outcome":{"dispensed":{"amount_minor":5000}},"reason":"counted","by":"jane"}"#
+        );
+        let nothing: Request = serde_json::from_str(
+            r#"{"cmd":"dispense_settle","terminal":"ATM00001","tsn":7,"outcome":"nothing","reason":"jam"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            nothing,
+            Request::DispenseSettle {
+                outcome: SettleOutcome::Nothing,
+                by: None,
+                ..
+            }
+        ));
     }
 }

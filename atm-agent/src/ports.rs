@@ -20,7 +20,7 @@ pub use keystore::KeyStore;
 
 use crate::domain::advice::Advice;
 use crate::domain::exchange::{CardRequest, ResponseCode, SwitchAnswer, ZonePinKeyDelivery};
-use crate::domain::pending::PendingDispense;
+use crate::domain::pending::{OperatorSettlement, PendingDispense};
 use crate::domain::pin::LoadedPinKey;
 pub use crate::queue::{Entry, EntryId, QueueError, RetryOutcome};
 
@@ -117,20 +117,37 @@ pub trait TerminalStore: Send + Sync + 'static {
         &self,
         terminal: &TerminalId,
     ) -> impl Future<Output = Result<u16, StoreError>> + Send;
-    /// Records the terminal's dispense in doubt before the terminal is told to dispense.
+    /// Records a dispense in doubt before the terminal is told to dispense, or updates it: one
+    /// record per transaction, named by terminal and TSN (`next_tsn` never hands out the TSN of
+    /// a record still held, so a new transaction never replaces one).
     fn put_pending(
         &self,
         terminal: &TerminalId,
         pending: &PendingDispense,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn pending(&self, terminal: &TerminalId) -> Result<Option<PendingDispense>, StoreError>;
-    /// Forgets the terminal's dispense once its outcome has been queued.
+    /// The record of the terminal's transaction `tsn`.
+    fn pending(
+        &self,
+        terminal: &TerminalId,
+        tsn: u16,
+    ) -> Result<Option<PendingDispense>, StoreError>;
+    /// Every record of the terminal, oldest first.
+    fn pending_of(&self, terminal: &TerminalId) -> Result<Vec<PendingDispense>, StoreError>;
+    /// Forgets the record of transaction `tsn` once its outcome has been queued.
     fn clear_pending(
         &self,
         terminal: &TerminalId,
+        tsn: u16,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every dispense still in doubt, by terminal.
     fn all_pending(&self) -> Vec<(String, PendingDispense)>;
+    /// Journals a technician's settlement of a record, durably, before its advice is queued.
+    fn log_operator_settlement(
+        &self,
+        terminal: &TerminalId,
+        pending: &PendingDispense,
+        settlement: &OperatorSettlement,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Keeps a card number under `reference` until its stored deposit is advised.
     fn put_card(
         &self,
@@ -152,13 +169,18 @@ pub trait TerminalStore: Send + Sync + 'static {
 /// terminal (semantics in `crate::queue`).
 pub trait AdviceQueue: Send + Sync + 'static {
     /// Queues an advice; returns once it is durable (only then may the terminal be answered).
+    /// Idempotent on the advice's own key (terminal, STAN, transmission time): queuing the same
+    /// advice again (a settlement replayed after a crash) queues nothing new.
     fn enqueue(
         &self,
         terminal: &TerminalId,
         advice: Advice,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
-    /// The heads that may be sent now.
-    fn due(&self, now_ms: u64) -> Vec<Entry<Advice>>;
+    /// At most `max` heads that may be sent now, each claimed (in flight) so that no other
+    /// pass picks it: each must be begun (`begin_attempt`) or released.
+    fn claim_due(&self, now_ms: u64, max: usize) -> Vec<Entry<Advice>>;
+    /// Gives back a claimed advice that was not begun.
+    fn release(&self, id: &EntryId);
     /// Counts the attempt durably before the send (so a later send is a repeat).
     fn begin_attempt(
         &self,

@@ -182,11 +182,15 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         max_malformed: config.ndc.max_malformed_in_a_row,
         keys,
         zone_master_loaded: Arc::new(Notify::new()),
+        claims: Default::default(),
     });
     for (terminal, pending) in svc.state.all_pending() {
-        tracing::warn!(%terminal, tsn = pending.tsn, stan = %pending.stan, "dispense in doubt from before the restart: settled when the terminal reports");
-        svc.registry
-            .update(&terminal, |v| v.dispense_in_doubt = true);
+        tracing::warn!(%terminal, tsn = pending.tsn, stan = %pending.stan, doubt = ?pending.doubt, "dispense in doubt from before the restart: settled by the terminal's counters or a technician (atmctl dispense ls)");
+    }
+    for t in &config.terminals {
+        if let Ok(id) = protocols::types::TerminalId::parse(&t.terminal_id) {
+            svc.count_in_doubt(&id);
+        }
     }
 
     let listener = TcpListener::bind(config.ndc.listen)

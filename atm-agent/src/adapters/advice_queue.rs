@@ -1,5 +1,6 @@
 //! The store-and-forward queue (`crate::queue::SafQueue`, sled) as the application's
-//! [`AdviceQueue`]: advices are partitioned by terminal id.
+//! [`AdviceQueue`]: advices are partitioned by terminal id, and queued once per advice key
+//! (STAN and transmission time within the terminal).
 
 use protocols::types::TerminalId;
 
@@ -9,13 +10,18 @@ use crate::queue::SafQueue;
 
 impl AdviceQueue for SafQueue<Advice> {
     async fn enqueue(&self, terminal: &TerminalId, advice: Advice) -> Result<(), QueueError> {
-        SafQueue::enqueue(self, terminal.as_str(), advice)
+        let once_key = format!("{}:{}", advice.stan, advice.transmitted_at);
+        SafQueue::enqueue_once(self, terminal.as_str(), &once_key, advice)
             .await
             .map(|_| ())
     }
 
-    fn due(&self, now_ms: u64) -> Vec<Entry<Advice>> {
-        SafQueue::due(self, now_ms)
+    fn claim_due(&self, now_ms: u64, max: usize) -> Vec<Entry<Advice>> {
+        SafQueue::claim_due(self, now_ms, max)
+    }
+
+    fn release(&self, id: &EntryId) {
+        SafQueue::release(self, id)
     }
 
     async fn begin_attempt(&self, id: &EntryId) -> Result<Entry<Advice>, QueueError> {

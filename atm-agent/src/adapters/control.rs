@@ -18,10 +18,14 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
+use crate::adapters::state_store::PendingRecord;
 use crate::app::pin_keys::PinKeys;
 use crate::app::registry::TerminalCommand;
-use crate::control_api::{Action, ComponentEntry, Request};
+use crate::control_api::{Action, ComponentEntry, Request, SettleOutcome};
+use crate::domain::pending::OperatorSettlement;
+use crate::ports::TerminalStore;
 use crate::runtime::AgentServices as Services;
+use protocols::types::TerminalId;
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -39,7 +43,7 @@ pub async fn run(
         let svc = svc.clone();
         async move {
             match control_socket::parse::<Request>(&line) {
-                Ok(req) => answer(&svc, req),
+                Ok(req) => answer(&svc, req).await,
                 Err(bad) => bad,
             }
         }
@@ -47,13 +51,24 @@ pub async fn run(
     .await
 }
 
-fn answer(svc: &Services, req: Request) -> Value {
+async fn answer(svc: &Services, req: Request) -> Value {
     match req {
         Request::Status => json!({"ok": true, "data": {
             "uplink": if svc.uplink.is_up() { "up" } else { "down" },
             "queue": {"pending": svc.queue.len(), "parked": svc.queue.parked_len()},
             "terminals": svc.registry.snapshot(),
+            "dispenses_in_doubt": dispenses(svc, None),
         }}),
+        Request::DispenseLs { terminal } => {
+            json!({"ok": true, "data": dispenses(svc, terminal.as_deref())})
+        }
+        Request::DispenseSettle {
+            terminal,
+            tsn,
+            outcome,
+            reason,
+            by,
+        } => control_socket::answer(settle(svc, &terminal, tsn, outcome, reason, by).await),
         Request::QueueLs => json!({"ok": true, "data": svc.queue.list()}),
         Request::QueueRetry { terminal } => {
             let n = svc.queue.retry_now(terminal.as_deref());
@@ -111,6 +126,56 @@ fn answer(svc: &Services, req: Request) -> Value {
                 .map_err(|e| e.to_string())
         }),
     }
+}
+
+/// The dispenses in doubt, as stored, with their terminal and age.
+fn dispenses(svc: &Services, terminal: Option<&str>) -> Vec<Value> {
+    let now_ms = crate::clock::now_ms();
+    svc.state
+        .all_pending()
+        .into_iter()
+        .filter(|(t, _)| terminal.is_none_or(|want| want == t))
+        .map(|(t, p)| {
+            let mut v = json!(PendingRecord::from(&p));
+            v["terminal"] = json!(t);
+            v["age_ms"] = json!(now_ms.saturating_sub(p.since_ms));
+            v["needs_technician"] = json!(p.doubt.needs_operator());
+            v
+        })
+        .collect()
+}
+
+/// `atmctl dispense settle`: refusals start with `not found:`, `invalid:` or `busy:`.
+async fn settle(
+    svc: &Services,
+    terminal: &str,
+    tsn: u16,
+    outcome: SettleOutcome,
+    reason: String,
+    by: Option<String>,
+) -> Result<Value, String> {
+    if svc.registry.view(terminal).is_none() {
+        return Err(format!("not found: unknown terminal {terminal}"));
+    }
+    let id = TerminalId::parse(terminal).map_err(|e| format!("invalid: {e}"))?;
+    let word = OperatorSettlement {
+        dispensed_minor: outcome.dispensed_minor(),
+        reason,
+        by,
+        // The control-socket crate does not hand the peer's credentials to the handler yet.
+        peer_uid: None,
+        at_ms: crate::clock::now_ms(),
+    };
+    let done = svc
+        .settle_by_operator(&id, tsn, word)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(json!({
+        "terminal": terminal,
+        "tsn": tsn,
+        "settlement": format!("{:?}", done.settlement),
+        "advice": done.advice.map(|k| format!("{k:?}")),
+    }))
 }
 
 fn keys_answer(svc: &Services, f: impl FnOnce(&PinKeys) -> Result<Value, String>) -> Value {

@@ -8,6 +8,13 @@
 //! used, so after a crash numbers are skipped, never reused — a reused STAN on the same day would
 //! make the switch answer with another transaction's recorded reply.
 //!
+//! **Dispenses in doubt** are one record per transaction in the tree `dispenses_in_doubt`, keyed
+//! `<terminal> <TSN, 4 digits>` (a terminal id has no space), so the next customer never replaces
+//! one; a TSN whose record is still held is skipped when TSNs wrap. Agents before this kept one
+//! slot per terminal (tree `pending_dispenses`, keyed by terminal id): at open, each such slot
+//! becomes one record, in one transaction. A technician's settlement is journaled in
+//! `dispense_settlements` (`<terminal> <TSN> <ms>`), kept.
+//!
 //! **Stored form.** The records are the JSON written by earlier agents, unchanged
 //! ([`PendingRecord`], [`PinKeyRecord`]: strings and plain numbers); they are converted to and
 //! from the typed domain values here. A store written by a running agent therefore opens as it
@@ -23,7 +30,7 @@ use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::domain::pending::{PendingDispense, Purpose};
+use crate::domain::pending::{Doubt, OperatorSettlement, PendingDispense, Purpose};
 use crate::domain::pin::LoadedPinKey;
 use crate::ports::{StoreError, TerminalStore};
 
@@ -55,6 +62,14 @@ pub struct PendingRecord {
     pub currency: u16,
     pub notes: Vec<u32>,
     pub since_ms: u64,
+    /// Absent in records of earlier agents: awaiting the terminal.
+    #[serde(default)]
+    pub doubt: Doubt,
+    /// The settlement advice's STAN and transmission time (absent in records of earlier agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice_stan: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice_transmitted_at: Option<String>,
 }
 
 impl From<&PendingDispense> for PendingRecord {
@@ -70,6 +85,9 @@ impl From<&PendingDispense> for PendingRecord {
             currency: p.amount.currency.numeric,
             notes: p.notes.clone(),
             since_ms: p.since_ms,
+            doubt: p.doubt.clone(),
+            advice_stan: p.advice_key.map(|(stan, _)| stan.value()),
+            advice_transmitted_at: p.advice_key.map(|(_, at)| at.to_string()),
         }
     }
 }
@@ -86,7 +104,20 @@ impl PendingRecord {
                     ),
                 )
             })?;
+        let advice_key = match (self.advice_stan, &self.advice_transmitted_at) {
+            (Some(stan), Some(at)) => Some((
+                Stan::new(stan).map_err(|e| corrupt(key, e))?,
+                TransmissionDateTime::parse(at).ok_or_else(|| {
+                    corrupt(
+                        key,
+                        format!("advice transmission time {at:?} is not MMDDhhmmss"),
+                    )
+                })?,
+            )),
+            _ => None,
+        };
         Ok(PendingDispense {
+            advice_key,
             purpose: self.purpose,
             card_ref: self.card_ref,
             tsn: self.tsn,
@@ -100,8 +131,61 @@ impl PendingRecord {
             ),
             notes: self.notes,
             since_ms: self.since_ms,
+            doubt: self.doubt,
         })
     }
+}
+
+/// A technician's settlement as journaled: the record it settled and the technician's word.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OperatorSettlementRecord {
+    pub terminal: String,
+    pub dispense: PendingRecord,
+    pub settlement: OperatorSettlement,
+}
+
+/// The key of a record in doubt: `<terminal> <tsn>`, so one terminal's records sort together.
+fn pending_key(terminal: &str, tsn: u16) -> String {
+    format!("{terminal} {tsn:04}")
+}
+
+fn pending_prefix(terminal: &str) -> String {
+    format!("{terminal} ")
+}
+
+/// Tree of the one-slot-per-terminal records of earlier agents.
+const LEGACY_PENDING: &str = "pending_dispenses";
+const PENDING: &str = "dispenses_in_doubt";
+const OPERATOR_SETTLEMENTS: &str = "dispense_settlements";
+
+/// Moves every slot of an earlier agent's `pending_dispenses` tree into a record of its own, each
+/// move one transaction (a crash leaves a slot in exactly one tree). A slot that does not parse
+/// stays where it is, logged, for an operator.
+fn migrate_slots(legacy: &sled::Tree, records: &sled::Tree) -> Result<usize, StoreError> {
+    use sled::Transactional;
+    let mut moved = 0;
+    for kv in legacy.iter() {
+        let (key, value) = kv.map_err(storage)?;
+        let terminal = String::from_utf8_lossy(&key).into_owned();
+        let record: PendingRecord = match serde_json::from_slice(&value) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(%terminal, error = %e, "dispense in doubt of an earlier agent unreadable: left in pending_dispenses for an operator");
+                continue;
+            }
+        };
+        let new_key = pending_key(&terminal, record.tsn);
+        (legacy, records)
+            .transaction(|(legacy, records)| {
+                legacy.remove(&key)?;
+                records.insert(new_key.as_bytes(), value.clone())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| StoreError::Storage(format!("{e:?}").into()))?;
+        tracing::info!(%terminal, tsn = record.tsn, "dispense in doubt of an earlier agent kept as a record");
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// The PIN key a terminal holds, as stored (check value as 6 hex digits).
@@ -141,6 +225,7 @@ struct Counter {
 pub struct StateStore {
     counters: sled::Tree,
     pending: sled::Tree,
+    operator_settlements: sled::Tree,
     cards: sled::Tree,
     pin_keys: sled::Tree,
     commits: GroupCommitter,
@@ -149,18 +234,24 @@ pub struct StateStore {
 
 impl StateStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(path).map_err(|e| StoreError::Open {
+        let db = crate::queue::open_sled(path).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             source: Box::new(e),
         })?;
         let counters = db.open_tree("counters").map_err(storage)?;
-        let pending = db.open_tree("pending_dispenses").map_err(storage)?;
+        let pending = db.open_tree(PENDING).map_err(storage)?;
+        let legacy = db.open_tree(LEGACY_PENDING).map_err(storage)?;
+        if migrate_slots(&legacy, &pending)? > 0 {
+            db.flush().map_err(storage)?;
+        }
+        let operator_settlements = db.open_tree(OPERATOR_SETTLEMENTS).map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
         let pin_keys = db.open_tree("terminal_pin_keys").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self {
             counters,
             pending,
+            operator_settlements,
             cards,
             pin_keys,
             commits,
@@ -205,6 +296,23 @@ impl StateStore {
     }
 }
 
+fn read_pending(key: &str, bytes: &[u8]) -> Result<PendingDispense, StoreError> {
+    serde_json::from_slice::<PendingRecord>(bytes)
+        .map_err(|e| corrupt(key, e))?
+        .into_domain(key)
+}
+
+impl StateStore {
+    /// Every technician's settlement journaled, oldest first per record.
+    pub fn operator_settlements(&self) -> Vec<OperatorSettlementRecord> {
+        self.operator_settlements
+            .iter()
+            .filter_map(|kv| kv.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+}
+
 impl TerminalStore for StateStore {
     async fn next_stan(&self, terminal: &TerminalId) -> Result<Stan, StoreError> {
         let v = self.next(terminal.as_str(), "stan", Stan::MAX).await?;
@@ -212,9 +320,19 @@ impl TerminalStore for StateStore {
     }
 
     async fn next_tsn(&self, terminal: &TerminalId) -> Result<u16, StoreError> {
-        self.next(terminal.as_str(), "tsn", 9_999)
-            .await
-            .map(|v| v as u16)
+        // A TSN whose record is still in doubt is skipped (after a wrap), so a new transaction
+        // never replaces it. Bounded: at most one turn per possible TSN.
+        for _ in 0..9_999 {
+            let tsn = self.next(terminal.as_str(), "tsn", 9_999).await? as u16;
+            let key = pending_key(terminal.as_str(), tsn);
+            if !self.pending.contains_key(key.as_bytes()).map_err(storage)? {
+                return Ok(tsn);
+            }
+            tracing::warn!(%terminal, tsn, "TSN skipped: its dispense is still in doubt");
+        }
+        Err(StoreError::Storage(
+            format!("terminal {terminal}: every TSN has a dispense in doubt").into(),
+        ))
     }
 
     async fn put_pending(
@@ -224,25 +342,36 @@ impl TerminalStore for StateStore {
     ) -> Result<(), StoreError> {
         let v = serde_json::to_vec(&PendingRecord::from(p)).map_err(storage)?;
         self.pending
-            .insert(terminal.as_str().as_bytes(), v)
+            .insert(pending_key(terminal.as_str(), p.tsn).as_bytes(), v)
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
-    fn pending(&self, terminal: &TerminalId) -> Result<Option<PendingDispense>, StoreError> {
-        let key = terminal.as_str();
+    fn pending(
+        &self,
+        terminal: &TerminalId,
+        tsn: u16,
+    ) -> Result<Option<PendingDispense>, StoreError> {
+        let key = pending_key(terminal.as_str(), tsn);
         match self.pending.get(key.as_bytes()).map_err(storage)? {
-            Some(v) => serde_json::from_slice::<PendingRecord>(&v)
-                .map_err(|e| corrupt(key, e))?
-                .into_domain(key)
-                .map(Some),
+            Some(v) => read_pending(&key, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    async fn clear_pending(&self, terminal: &TerminalId) -> Result<(), StoreError> {
+    fn pending_of(&self, terminal: &TerminalId) -> Result<Vec<PendingDispense>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.pending.scan_prefix(pending_prefix(terminal.as_str())) {
+            let (k, v) = kv.map_err(storage)?;
+            out.push(read_pending(&String::from_utf8_lossy(&k), &v)?);
+        }
+        out.sort_by_key(|p| p.since_ms);
+        Ok(out)
+    }
+
+    async fn clear_pending(&self, terminal: &TerminalId, tsn: u16) -> Result<(), StoreError> {
         self.pending
-            .remove(terminal.as_str().as_bytes())
+            .remove(pending_key(terminal.as_str(), tsn).as_bytes())
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
@@ -253,9 +382,8 @@ impl TerminalStore for StateStore {
             .filter_map(|kv| kv.ok())
             .filter_map(|(k, v)| {
                 let key = String::from_utf8_lossy(&k).into_owned();
-                let record: PendingRecord = serde_json::from_slice(&v).ok()?;
-                match record.into_domain(&key) {
-                    Ok(p) => Some((key, p)),
+                match read_pending(&key, &v) {
+                    Ok(p) => Some((key.split(' ').next().unwrap_or_default().to_owned(), p)),
                     Err(e) => {
                         tracing::error!(error = %e, "dispense in doubt unreadable: needs an operator");
                         None
@@ -263,6 +391,29 @@ impl TerminalStore for StateStore {
                 }
             })
             .collect()
+    }
+
+    async fn log_operator_settlement(
+        &self,
+        terminal: &TerminalId,
+        pending: &PendingDispense,
+        settlement: &OperatorSettlement,
+    ) -> Result<(), StoreError> {
+        let record = OperatorSettlementRecord {
+            terminal: terminal.as_str().to_owned(),
+            dispense: PendingRecord::from(pending),
+            settlement: settlement.clone(),
+        };
+        let key = format!(
+            "{} {:020}",
+            pending_key(terminal.as_str(), pending.tsn),
+            settlement.at_ms
+        );
+        let v = serde_json::to_vec(&record).map_err(storage)?;
+        self.operator_settlements
+            .insert(key.as_bytes(), v)
+            .map_err(storage)?;
+        self.commits.durable().await.map_err(storage)
     }
 
     async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StoreError> {
@@ -355,31 +506,78 @@ mod tests {
         assert_eq!(s.next_tsn(&tid("T")).await.unwrap(), 1);
     }
 
-    #[tokio::test]
-    async fn pending_dispense_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = PendingDispense {
+    fn withdrawal(tsn: u16, stan: u32) -> PendingDispense {
+        PendingDispense {
             purpose: Purpose::Withdrawal,
             card_ref: None,
-            tsn: 7,
-            stan: Stan::new(12).unwrap(),
+            tsn,
+            stan: Stan::new(stan).unwrap(),
             transmitted_at: TransmissionDateTime::parse("1125114000").unwrap(),
             amount: Amount::new(5000, Currency::EUR),
             notes: vec![0, 0, 1, 0],
-            since_ms: 1,
-        };
+            since_ms: u64::from(tsn),
+            doubt: Doubt::Awaiting,
+            advice_key: Some((
+                Stan::new(stan + 1).unwrap(),
+                TransmissionDateTime::parse("1125114001").unwrap(),
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_dispense_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = withdrawal(7, 12);
         {
             let s = StateStore::open(dir.path()).unwrap();
             s.put_pending(&tid("ATM1"), &p).await.unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
-        assert_eq!(s.pending(&tid("ATM1")).unwrap(), Some(p));
+        assert_eq!(s.pending(&tid("ATM1"), 7).unwrap(), Some(p));
         assert_eq!(s.all_pending().len(), 1);
-        s.clear_pending(&tid("ATM1")).await.unwrap();
-        assert_eq!(s.pending(&tid("ATM1")).unwrap(), None);
+        assert_eq!(s.all_pending()[0].0, "ATM1");
+        s.clear_pending(&tid("ATM1"), 7).await.unwrap();
+        assert_eq!(s.pending(&tid("ATM1"), 7).unwrap(), None);
     }
 
-    /// A record written by an agent before the values were typed, byte for byte.
+    #[tokio::test]
+    async fn each_transaction_keeps_its_own_record_and_a_held_tsn_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let atm = tid("ATM1");
+        let first = s.next_tsn(&atm).await.unwrap();
+        let mut in_doubt = withdrawal(first, 1);
+        in_doubt.doubt = Doubt::Uncounted {
+            report: "E3".into(),
+        };
+        s.put_pending(&atm, &in_doubt).await.unwrap();
+        let second = s.next_tsn(&atm).await.unwrap();
+        s.put_pending(&atm, &withdrawal(second, 2)).await.unwrap();
+        assert_eq!(
+            s.pending_of(&atm).unwrap().len(),
+            2,
+            "the next customer replaced nothing"
+        );
+        assert_eq!(s.pending(&atm, first).unwrap(), Some(in_doubt));
+        s.put_pending(&tid("ATM2"), &withdrawal(first, 1))
+            .await
+            .unwrap();
+        assert_eq!(s.pending_of(&atm).unwrap().len(), 2, "per terminal");
+
+        // TSNs wrap at 9999: the one still held is skipped.
+        s.live.lock().await.insert(
+            "tsn:ATM1".into(),
+            Counter {
+                next: 9_999,
+                ceiling: 9_999,
+            },
+        );
+        assert_eq!(first, 1);
+        assert_eq!(s.next_tsn(&atm).await.unwrap(), 3, "1 and 2 are held");
+    }
+
+    /// A store written by an agent that kept one slot per terminal, byte for byte: the slot
+    /// becomes one record.
     #[tokio::test]
     async fn a_store_written_by_an_earlier_agent_still_opens() {
         let dir = tempfile::tempdir().unwrap();
@@ -401,18 +599,32 @@ mod tests {
             db.flush().unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
-        let p = s.pending(&tid("ATM1")).unwrap().unwrap();
+        let p = s.pending(&tid("ATM1"), 3).unwrap().unwrap();
         assert_eq!(p.purpose, Purpose::StoredDeposit);
         assert_eq!(p.stan.value(), 4);
         assert_eq!(p.transmitted_at.to_string(), "1125114000");
         assert_eq!(p.amount, Amount::new(2500, Currency::EUR));
         assert_eq!(p.card_ref.as_deref(), Some("ATM1:000004"));
+        assert_eq!(p.doubt, Doubt::Awaiting);
+        assert_eq!(s.all_pending().len(), 1);
         let k = s.pin_key(&tid("ATM1")).unwrap().unwrap();
         assert_eq!((k.version, k.kcv.to_string()), (2, "0A1B2C".to_owned()));
         // Written back, the record has the same shape.
         let again = serde_json::to_value(PendingRecord::from(&p)).unwrap();
         assert_eq!(again["processing_code"], "210010");
         assert_eq!(again["transmitted_at"], "1125114000");
+        // The TSN of the migrated record is not handed out to the next customer.
+        s.live.lock().await.insert(
+            "tsn:ATM1".into(),
+            Counter {
+                next: 2,
+                ceiling: 9_999,
+            },
+        );
+        assert_eq!(s.next_tsn(&tid("ATM1")).await.unwrap(), 4);
+        drop(s);
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.all_pending().len(), 1, "migrated once, not twice");
     }
 
     #[tokio::test]
@@ -430,9 +642,9 @@ mod tests {
             db.flush().unwrap();
         }
         let s = StateStore::open(dir.path()).unwrap();
-        let e = s.pending(&tid("ATM1")).unwrap_err();
+        let e = s.pending(&tid("ATM1"), 3).unwrap_err();
         assert!(
-            matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1"),
+            matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1 0003"),
             "{e}"
         );
     }

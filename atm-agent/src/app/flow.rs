@@ -14,7 +14,7 @@ use super::Services;
 use crate::domain::advice::Advice;
 use crate::domain::dispense::Settlement;
 use crate::domain::exchange::{approval_may_exist, CardRequest, SwitchAnswer, TransactionKey};
-use crate::domain::pending::{PendingDispense, Purpose};
+use crate::domain::pending::{Doubt, PendingDispense, Purpose};
 use crate::domain::pin::ZonePinBlock;
 use crate::ports::{AdviceQueue, LinkError, SwitchLink, TerminalStore};
 
@@ -41,6 +41,9 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         card_ref: Option<String>,
     ) -> Result<PendingDispense, SessionEnd> {
         let (stan, transmitted_at) = self.next_key(terminal).await?;
+        // The settlement's advice is named now, so settling twice (a crash between queuing the
+        // advice and clearing this record) queues the same advice, once.
+        let advice_key = self.next_key(terminal).await?;
         let tsn = self.state.next_tsn(terminal).await?;
         let pending = PendingDispense {
             purpose,
@@ -51,11 +54,23 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             amount,
             notes,
             since_ms: crate::clock::now_ms(),
+            doubt: Doubt::Awaiting,
+            advice_key: Some(advice_key),
         };
         self.state.put_pending(terminal, &pending).await?;
-        self.registry
-            .update(terminal.as_str(), |v| v.dispense_in_doubt = true);
+        self.count_in_doubt(terminal);
         Ok(pending)
+    }
+
+    /// Shows the terminal's records in doubt in the registry (`atmctl status`).
+    pub(crate) fn count_in_doubt(&self, terminal: &TerminalId) {
+        match self.state.pending_of(terminal) {
+            Ok(records) => self.registry.update(terminal.as_str(), |v| {
+                v.dispense_in_doubt = !records.is_empty();
+                v.dispenses_in_doubt = records.len();
+            }),
+            Err(e) => tracing::error!(%terminal, error = %e, "dispenses in doubt unreadable"),
+        }
     }
 
     /// Records the transaction (see `record_pending`), then asks the switch.
@@ -90,10 +105,13 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
     }
 
     /// The record is done with (declined, or settled and its advice queued).
-    pub(super) async fn forget_pending(&self, terminal: &TerminalId) -> Result<(), SessionEnd> {
-        self.state.clear_pending(terminal).await?;
-        self.registry
-            .update(terminal.as_str(), |v| v.dispense_in_doubt = false);
+    pub(super) async fn forget_pending(
+        &self,
+        terminal: &TerminalId,
+        pending: &PendingDispense,
+    ) -> Result<(), SessionEnd> {
+        self.state.clear_pending(terminal, pending.tsn).await?;
+        self.count_in_doubt(terminal);
         Ok(())
     }
 
@@ -110,7 +128,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         if e.maybe_delivered() {
             self.settle(at, pending, Settlement::Reverse).await?;
         } else {
-            self.forget_pending(at.terminal_id()).await?;
+            self.forget_pending(at.terminal_id(), pending).await?;
         }
         at.reply(CustomerReply::Decline(Decline::HostUnavailable))
             .await
@@ -130,7 +148,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             self.settle(at, pending, Settlement::Reverse).await?;
         } else {
             tracing::info!(code = %answer.code, "declined by the switch");
-            self.forget_pending(at.terminal_id()).await?;
+            self.forget_pending(at.terminal_id(), pending).await?;
         }
         at.reply(CustomerReply::Decline(Decline::for_code(&answer.code)))
             .await

@@ -1,8 +1,9 @@
 //! The forwarder: sends queued advices to the switch, in order per terminal, one in flight per
 //! terminal, until each is answered.
 //!
-//! Loop: `due()` → `begin_attempt()` (durably counts the send, so a resend after a crash is
-//! flagged as a repeat, 0221/0421) → send → `complete()` on 00 or a final decline, else
+//! Loop: `claim_due()` (the advice is in flight from here: no other pass picks it) →
+//! `begin_attempt()` (durably counts the send, so a resend after a crash is flagged as a repeat,
+//! 0221/0421; refused if the advice is already begun) → send → `complete()` on 00 or a final decline, else
 //! `retry_later()` with backoff. A 91, a timeout or a lost link back off without counting against
 //! the retry limit; nothing is ever dropped silently (the queue parks what it gives up on).
 //! The link port writes the advice as its ISO 8583 message; the forwarder only decides.
@@ -32,9 +33,13 @@ where
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
     loop {
         if svc.uplink.is_up() {
-            for entry in svc.queue.due(crate::clock::now_ms()) {
+            // Claimed under the queue's lock: a later pass cannot pick the same advice again
+            // before its task has begun the attempt (which would send it twice).
+            let free = limit.available_permits();
+            for entry in svc.queue.claim_due(crate::clock::now_ms(), free) {
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    break;
+                    svc.queue.release(&entry.id);
+                    continue;
                 };
                 let svc = svc.clone();
                 tokio::spawn(async move {

@@ -53,4 +53,7 @@ pub struct Services<L, S, Q> {
     pub keys: Option<Arc<pin_keys::PinKeys>>,
     /// Notified when custodians enter a zone master key (the zone PIN key is then fetched).
     pub zone_master_loaded: Arc<Notify>,
+    /// The records being settled right now, so the terminal's word and a technician's never
+    /// settle the same one twice.
+    pub claims: settlement::SettlementClaims,
 }

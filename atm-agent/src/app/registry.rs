@@ -30,6 +30,8 @@ pub struct TerminalView {
     pub customers: u64,
     /// A dispense whose outcome the terminal has not told yet.
     pub dispense_in_doubt: bool,
+    /// How many (one record per transaction; `atmctl dispense ls` lists them).
+    pub dispenses_in_doubt: usize,
     pub last_status: Option<String>,
     /// Terminal PIN key state (`pin key loaded`, `awaiting master key` …); None without `[keys]`.
     pub pin_key: Option<String>,
@@ -58,6 +60,7 @@ impl Registry {
             cassettes: Vec::new(),
             customers: 0,
             dispense_in_doubt: false,
+            dispenses_in_doubt: 0,
             last_status: None,
             pin_key: None,
             pin_key_version: None,

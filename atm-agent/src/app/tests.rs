@@ -2,7 +2,7 @@
 //! is one line of the withdrawal or deposit saga (ARCHITECTURE.md): what the customer is told,
 //! what stays recorded in doubt, and what advice the switch is owed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::dispense::TerminalReport;
 use crate::domain::exchange::{CardRequest, ResponseCode, SwitchAnswer, ZonePinKeyDelivery};
 use crate::domain::mix::CassetteStock;
-use crate::domain::pending::{PendingDispense, Purpose};
+use crate::domain::pending::{Doubt, OperatorSettlement, PendingDispense, Purpose};
 use crate::domain::pin::LoadedPinKey;
 use crate::ports::{
     AdviceQueue, Entry, EntryId, LinkError, QueueError, RetryOutcome, StoreError, SwitchLink,
@@ -42,6 +42,8 @@ struct FakeLink {
     requests: Mutex<Vec<CardRequest>>,
     /// Answers that came after their request's timeout (the uplink's late-response channel).
     late: Mutex<Vec<SwitchAnswer>>,
+    /// Every advice sent.
+    advised: Mutex<Vec<Advice>>,
 }
 
 impl FakeLink {
@@ -51,6 +53,7 @@ impl FakeLink {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
             late: Mutex::new(Vec::new()),
+            advised: Mutex::new(Vec::new()),
         }
     }
 }
@@ -85,11 +88,14 @@ impl SwitchLink for FakeLink {
     }
     async fn advise(
         &self,
-        _: &Advice,
+        advice: &Advice,
         _: bool,
         _: Option<&Pan>,
         _: Duration,
     ) -> Result<ResponseCode, LinkError> {
+        self.advised.lock().unwrap().push(advice.clone());
+        // Long enough for another pass of the forwarder to look at the queue meanwhile.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         Ok(ResponseCode::Approved)
     }
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
@@ -104,8 +110,12 @@ impl SwitchLink for FakeLink {
 struct FakeStore {
     stan: Mutex<u32>,
     tsn: Mutex<u16>,
-    pending: Mutex<HashMap<String, PendingDispense>>,
+    /// By terminal and TSN: one record per transaction.
+    pending: Mutex<BTreeMap<(String, u16), PendingDispense>>,
     cards: Mutex<HashMap<String, Pan>>,
+    operator_log: Mutex<Vec<(String, u16, OperatorSettlement)>>,
+    /// Clearing a record fails this many times (a crash between the queue and the state store).
+    fail_clear: Mutex<u32>,
 }
 
 impl TerminalStore for FakeStore {
@@ -123,14 +133,41 @@ impl TerminalStore for FakeStore {
         self.pending
             .lock()
             .unwrap()
-            .insert(t.as_str().into(), p.clone());
+            .insert((t.as_str().into(), p.tsn), p.clone());
         Ok(())
     }
-    fn pending(&self, t: &TerminalId) -> Result<Option<PendingDispense>, StoreError> {
-        Ok(self.pending.lock().unwrap().get(t.as_str()).cloned())
+    fn pending(&self, t: &TerminalId, tsn: u16) -> Result<Option<PendingDispense>, StoreError> {
+        Ok(self
+            .pending
+            .lock()
+            .unwrap()
+            .get(&(t.as_str().into(), tsn))
+            .cloned())
     }
-    async fn clear_pending(&self, t: &TerminalId) -> Result<(), StoreError> {
-        self.pending.lock().unwrap().remove(t.as_str());
+    fn pending_of(&self, t: &TerminalId) -> Result<Vec<PendingDispense>, StoreError> {
+        Ok(self
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((terminal, _), _)| terminal == t.as_str())
+            .map(|(_, p)| p.clone())
+            .collect())
+    }
+    async fn clear_pending(&self, t: &TerminalId, tsn: u16) -> Result<(), StoreError> {
+        {
+            let mut fail = self.fail_clear.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(StoreError::Storage(
+                    "crash injected before the clear".into(),
+                ));
+            }
+        }
+        self.pending
+            .lock()
+            .unwrap()
+            .remove(&(t.as_str().into(), tsn));
         Ok(())
     }
     fn all_pending(&self) -> Vec<(String, PendingDispense)> {
@@ -138,8 +175,20 @@ impl TerminalStore for FakeStore {
             .lock()
             .unwrap()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|((t, _), v)| (t.clone(), v.clone()))
             .collect()
+    }
+    async fn log_operator_settlement(
+        &self,
+        t: &TerminalId,
+        p: &PendingDispense,
+        word: &OperatorSettlement,
+    ) -> Result<(), StoreError> {
+        self.operator_log
+            .lock()
+            .unwrap()
+            .push((t.as_str().into(), p.tsn, word.clone()));
+        Ok(())
     }
     async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StoreError> {
         self.cards
@@ -184,9 +233,10 @@ impl AdviceQueue for FakeQueue {
         self.advices.lock().unwrap().push(advice);
         Ok(())
     }
-    fn due(&self, _: u64) -> Vec<Entry<Advice>> {
+    fn claim_due(&self, _: u64, _: usize) -> Vec<Entry<Advice>> {
         Vec::new()
     }
+    fn release(&self, _: &EntryId) {}
     async fn begin_attempt(&self, id: &EntryId) -> Result<Entry<Advice>, QueueError> {
         Err(QueueError::NotFound(id.clone()))
     }
@@ -254,11 +304,15 @@ impl Conversation for FakeTerminal {
 }
 
 fn services(link: FakeLink) -> Services<FakeLink, FakeStore, FakeQueue> {
+    services_over(link, FakeQueue::default())
+}
+
+fn services_over<Q: AdviceQueue>(link: FakeLink, queue: Q) -> Services<FakeLink, FakeStore, Q> {
     let registry = Registry::default();
     registry.add("ATM00001", "001", "test");
     Services {
         uplink: link,
-        queue: Arc::new(FakeQueue::default()),
+        queue: Arc::new(queue),
         state: Arc::new(FakeStore::default()),
         registry: Arc::new(registry),
         forwarder: Arc::new(Notify::new()),
@@ -268,6 +322,7 @@ fn services(link: FakeLink) -> Services<FakeLink, FakeStore, FakeQueue> {
         max_malformed: 3,
         keys: None,
         zone_master_loaded: Arc::new(Notify::new()),
+        claims: Default::default(),
     }
 }
 
@@ -286,7 +341,7 @@ fn approved() -> SwitchAnswer {
     }
 }
 
-fn nothing_pending(svc: &Services<FakeLink, FakeStore, FakeQueue>) -> bool {
+fn nothing_pending<Q>(svc: &Services<FakeLink, FakeStore, Q>) -> bool {
     svc.state.pending.lock().unwrap().is_empty()
 }
 
@@ -497,8 +552,10 @@ async fn dispense_without_a_status_stays_in_doubt() {
     svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
     assert!(svc.queue.kinds().is_empty());
     let pending = svc.state.pending.lock().unwrap();
-    assert_eq!(pending["ATM00001"].purpose, Purpose::Withdrawal);
-    assert_eq!(pending["ATM00001"].amount, Amount::new(8000, Currency::EUR));
+    let record = &pending[&("ATM00001".to_owned(), 1)];
+    assert_eq!(record.purpose, Purpose::Withdrawal);
+    assert_eq!(record.amount, Amount::new(8000, Currency::EUR));
+    assert_eq!(record.doubt, Doubt::Awaiting);
 }
 
 #[tokio::test]
@@ -606,4 +663,239 @@ async fn power_failure_before_the_terminal_saw_the_reply_reverses() {
         .await
         .unwrap();
     assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
+}
+
+fn e3() -> Option<TerminalReport> {
+    Some(TerminalReport::CashHandlerFault {
+        outcome: DispenseOutcome::Unknown,
+        dispensed_minor: Some(8000),
+    })
+}
+
+fn operator(dispensed_minor: Option<u64>) -> OperatorSettlement {
+    OperatorSettlement {
+        dispensed_minor,
+        reason: "counted the cassettes and the reject bin".into(),
+        by: Some("jane".into()),
+        peer_uid: Some(1000),
+        at_ms: 7,
+    }
+}
+
+#[tokio::test]
+async fn a_dispense_in_doubt_is_not_replaced_by_the_next_customer() {
+    let answers = vec![Script::Answer(approved()), Script::Answer(approved())];
+    let svc = services(FakeLink::new(true, answers));
+    let mut atm = FakeTerminal::reporting(e3());
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    svc.next_customer(&atm.id).await.unwrap();
+    atm.report = Some(TerminalReport::Ready);
+    svc.withdrawal(&mut atm, &customer(5000)).await.unwrap();
+
+    assert_eq!(
+        svc.queue.kinds(),
+        vec![AdviceKind::Completion],
+        "the second one"
+    );
+    let pending = svc.state.pending.lock().unwrap();
+    assert_eq!(pending.len(), 1);
+    let first = &pending[&("ATM00001".to_owned(), 1)];
+    assert_eq!(first.amount.minor, 8000);
+    assert!(
+        matches!(&first.doubt, Doubt::Uncounted { report } if report.contains("E3")),
+        "{:?}",
+        first.doubt
+    );
+}
+
+#[tokio::test]
+async fn the_terminals_counters_settle_each_record_by_its_tsn() {
+    let answers = vec![Script::Answer(approved()), Script::Answer(approved())];
+    let svc = services(FakeLink::new(true, answers));
+    let mut atm = FakeTerminal::reporting(None);
+    // TSN 1 gets no status; the terminal goes on to TSN 2, which gets none either.
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    svc.next_customer(&atm.id).await.unwrap();
+    svc.withdrawal(&mut atm, &customer(5000)).await.unwrap();
+    assert_eq!(svc.state.pending.lock().unwrap().len(), 2);
+
+    // Its counters name TSN 2 with notes worth 5000: TSN 2 is settled, TSN 1 cannot be told.
+    svc.settle_after_power_failure(&mut atm, 2, 5000)
+        .await
+        .unwrap();
+    let advices = svc.queue.advices.lock().unwrap().clone();
+    assert_eq!(advices.len(), 1);
+    assert_eq!(advices[0].actual_minor, Some(5000));
+    assert_eq!(
+        advices[0].original.as_ref().unwrap().stan.value(),
+        3,
+        "the second transaction (each takes a STAN for its request and one for its advice)"
+    );
+    let pending = svc.state.pending.lock().unwrap().clone();
+    assert_eq!(
+        pending.keys().collect::<Vec<_>>(),
+        vec![&("ATM00001".to_owned(), 1)]
+    );
+    assert_eq!(
+        pending[&("ATM00001".to_owned(), 1)].doubt,
+        Doubt::Unreported
+    );
+
+    // Counters naming TSN 1 itself settle it.
+    svc.settle_after_power_failure(&mut atm, 1, 8000)
+        .await
+        .unwrap();
+    assert_eq!(
+        svc.queue.kinds(),
+        vec![AdviceKind::Completion, AdviceKind::Completion]
+    );
+    assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn a_technician_settles_a_dispense_in_doubt_and_is_journaled() {
+    let answers = vec![Script::Answer(approved()), Script::Answer(approved())];
+    let svc = services(FakeLink::new(true, answers));
+    let mut atm = FakeTerminal::reporting(e3());
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    svc.withdrawal(&mut atm, &customer(5000)).await.unwrap();
+    let terminal = atm.id.clone();
+
+    let unknown = svc.settle_by_operator(&terminal, 9, operator(None)).await;
+    assert!(
+        matches!(
+            unknown,
+            Err(super::settlement::OperatorSettleError::NotFound { tsn: 9, .. })
+        ),
+        "{unknown:?}"
+    );
+    let too_much = svc
+        .settle_by_operator(&terminal, 1, operator(Some(8001)))
+        .await;
+    assert!(too_much.unwrap_err().to_string().starts_with("invalid:"));
+    assert!(svc.queue.kinds().is_empty());
+
+    let done = svc
+        .settle_by_operator(&terminal, 1, operator(Some(6000)))
+        .await
+        .unwrap();
+    assert_eq!(done.advice, Some(AdviceKind::Completion));
+    let nothing = svc
+        .settle_by_operator(&terminal, 2, operator(None))
+        .await
+        .unwrap();
+    assert_eq!(nothing.advice, Some(AdviceKind::Reversal));
+
+    let advices = svc.queue.advices.lock().unwrap().clone();
+    assert_eq!(advices[0].actual_minor, Some(6000));
+    assert_eq!(advices[1].original.as_ref().unwrap().stan.value(), 3);
+    assert!(nothing_pending(&svc));
+    let log = svc.state.operator_log.lock().unwrap().clone();
+    assert_eq!(log.len(), 2);
+    assert_eq!((log[0].1, log[0].2.by.as_deref()), (1, Some("jane")));
+
+    let again = svc.settle_by_operator(&terminal, 1, operator(None)).await;
+    assert!(again.is_err(), "settled once");
+}
+
+#[tokio::test]
+async fn a_record_being_settled_is_not_settled_twice() {
+    let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
+    let mut atm = FakeTerminal::reporting(None);
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    let claim = svc.claims.claim(&atm.id, 1).unwrap();
+    let busy = svc.settle_by_operator(&atm.id, 1, operator(None)).await;
+    assert!(matches!(
+        busy,
+        Err(super::settlement::OperatorSettleError::Busy)
+    ));
+    svc.settle_after_power_failure(&mut atm, 1, 0)
+        .await
+        .unwrap();
+    assert!(
+        svc.queue.kinds().is_empty(),
+        "the terminal's word waits for the claim"
+    );
+    drop(claim);
+    svc.settle_by_operator(&atm.id, 1, operator(None))
+        .await
+        .unwrap();
+    assert_eq!(svc.queue.kinds(), vec![AdviceKind::Reversal]);
+}
+
+fn sled_queue(dir: &tempfile::TempDir) -> crate::queue::SafQueue<Advice> {
+    crate::queue::SafQueue::open(dir.path(), crate::queue::QueueConfig::default()).unwrap()
+}
+
+#[tokio::test]
+async fn a_settlement_replayed_after_a_crash_between_queue_and_state_queues_the_same_advice_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = services_over(FakeLink::new(false, vec![]), sled_queue(&dir));
+    *svc.state.fail_clear.lock().unwrap() = 1;
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    // A deposit taken offline: its advice is queued, then the "crash" before the record clears.
+    let crashed = svc.deposit(&mut atm, &customer(2500)).await;
+    assert!(
+        matches!(crashed, Err(SessionEnd::Storage(_))),
+        "{crashed:?}"
+    );
+    assert_eq!(svc.queue.len(), 1);
+    let first = svc.queue.list()[0].payload.clone();
+
+    // After the restart the terminal's counters name the same TSN: settled again.
+    svc.settle_after_power_failure(&mut atm, 1, 0)
+        .await
+        .unwrap();
+    assert!(nothing_pending(&svc));
+    assert_eq!(svc.queue.len(), 1, "the replay queued nothing new");
+    assert_eq!(svc.queue.list()[0].payload, first, "same STAN, same time");
+}
+
+#[tokio::test]
+async fn a_settlement_replayed_after_a_crash_names_the_same_advice() {
+    let svc = services(FakeLink::new(true, vec![Script::Answer(approved())]));
+    *svc.state.fail_clear.lock().unwrap() = 1;
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    assert!(svc.withdrawal(&mut atm, &customer(8000)).await.is_err());
+    svc.settle_after_power_failure(&mut atm, 1, 8000)
+        .await
+        .unwrap();
+    let advices = svc.queue.advices.lock().unwrap();
+    assert_eq!(advices.len(), 2, "the fake queue keeps both");
+    assert_eq!(
+        (advices[0].stan, advices[0].transmitted_at),
+        (advices[1].stan, advices[1].transmitted_at),
+        "one advice key, so the queue (and the switch) see one advice"
+    );
+}
+
+#[tokio::test]
+async fn the_forwarder_sends_an_advice_once_even_when_woken_while_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Arc::new(services_over(FakeLink::new(true, vec![]), sled_queue(&dir)));
+    let terminal = TerminalId::parse("ATM00001").unwrap();
+    let at = protocols::iso8583::TransmissionDateTime::parse("1125114000").unwrap();
+    let advice = Advice::status(
+        &terminal,
+        Stan::new(1).unwrap(),
+        at,
+        Amount::new(0, Currency::EUR),
+        "P20",
+    );
+    AdviceQueue::enqueue(&*svc.queue, &terminal, advice)
+        .await
+        .unwrap();
+    // A wake-up already waiting: the forwarder looks at the queue again at once.
+    svc.forwarder.notify_one();
+    let (stop, stopped) = watch::channel(false);
+    let forwarder = tokio::spawn(super::forwarder::run(svc.clone(), stopped));
+    let queue = svc.queue.clone();
+    testkit::wait::wait_until("the advice to be acknowledged", 10, || {
+        let queue = queue.clone();
+        async move { queue.is_empty() }
+    })
+    .await;
+    stop.send(true).unwrap();
+    forwarder.await.unwrap();
+    assert_eq!(svc.uplink.advised.lock().unwrap().len(), 1, "sent once");
 }

@@ -1,12 +1,14 @@
 //! `atmctl`: the field technician's command line.
 //!
-//! Exit codes: 0 success, 2 bad input or arguments (one line on stderr), 1 anything else.
+//! Exit codes: 0 success; 2 bad input or arguments, or the agent refused the input (a bad
+//! amount); 3 the agent knows no such terminal or dispense in doubt; 4 the record is being settled
+//! right now; 1 anything else (the agent unreachable …). One line on stderr.
 
 use std::io::Read;
 use std::process::ExitCode;
 
 use atm_agent::cli::{self, CliError};
-use atm_agent::control_api::{Action, Request};
+use atm_agent::control_api::{Action, Request, SettleOutcome};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -47,6 +49,54 @@ enum Command {
     /// Keys: custodian entry of master keys, PIN key rotation, listing.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Dispenses in doubt: list them, settle one.
+    #[command(subcommand)]
+    Dispense(DispenseCommand),
+}
+
+#[derive(Subcommand)]
+enum DispenseCommand {
+    /// Dispenses (and deposits) whose outcome the terminal has not told: all, or one terminal's.
+    Ls {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: Option<String>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Settle a dispense in doubt from what you found at the ATM: a completion (0220) for the
+    /// amount dispensed, or a reversal (0420) for nothing. Journaled with who, when and why.
+    Settle {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: String,
+        /// The transaction serial number (atmctl dispense ls).
+        tsn: u16,
+        /// The amount that left the ATM, in minor units (at most the approved amount; a deposit
+        /// is taken whole).
+        #[arg(
+            long,
+            value_name = "AMOUNT",
+            required_unless_present = "nothing",
+            conflicts_with = "nothing"
+        )]
+        dispensed: Option<u64>,
+        /// Nothing left the ATM (nothing was taken, for a deposit).
+        #[arg(long)]
+        nothing: bool,
+        /// Why you say so (what you counted, what the journal printer shows …).
+        #[arg(long)]
+        reason: String,
+        /// Your name, for the journal (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -215,6 +265,52 @@ fn run(args: Args) -> Result<String, CliError> {
             let request = Request::KeysRotate { terminal };
             Ok(cli::control::send(&socket.socket, &request)?.to_string())
         }
+        Command::Dispense(DispenseCommand::Ls {
+            socket,
+            terminal,
+            json,
+        }) => {
+            let data = cli::control::send(&socket.socket, &Request::DispenseLs { terminal })?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                cli::control::render_dispenses(&data)
+            })
+        }
+        Command::Dispense(DispenseCommand::Settle {
+            socket,
+            terminal,
+            tsn,
+            dispensed,
+            nothing: _,
+            reason,
+            by,
+            json,
+        }) => {
+            let outcome = match dispensed {
+                Some(amount_minor) => SettleOutcome::Dispensed { amount_minor },
+                None => SettleOutcome::Nothing,
+            };
+            let request = Request::DispenseSettle {
+                terminal,
+                tsn,
+                outcome,
+                reason,
+                by,
+            };
+            let data = cli::control::send(&socket.socket, &request)?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                format!(
+                    "{} TSN {}: {} ({} queued)",
+                    data["terminal"].as_str().unwrap_or(""),
+                    data["tsn"],
+                    data["settlement"].as_str().unwrap_or(""),
+                    data["advice"].as_str().unwrap_or("no advice")
+                )
+            })
+        }
         Command::Keys(KeysCommand::Ls { socket, json }) => {
             let data = cli::control::send(&socket.socket, &Request::KeysLs)?;
             Ok(if json {
@@ -234,7 +330,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("atmctl: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

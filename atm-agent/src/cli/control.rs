@@ -32,22 +32,49 @@ pub fn render_status(data: &Value) -> String {
             .map(|c| c["notes"].to_string())
             .collect();
         out.push_str(&format!(
-            "{:<9} {:<10} {:<15} {:>9}  {:<8}  {:<18}  {}\n",
+            "{:<9} {:<10} {:<15} {:>9}  {:>8}  {:<18}  {}\n",
             t["terminal_id"].as_str().unwrap_or(""),
             t["luno"].as_str().unwrap_or(""),
             t["state"].as_str().unwrap_or(""),
             t["customers"],
-            if t["dispense_in_doubt"] == Value::Bool(true) {
-                "yes"
-            } else {
-                "no"
-            },
+            t["dispenses_in_doubt"].as_u64().unwrap_or(0),
             notes.join("/"),
             match (t["pin_key"].as_str(), t["pin_key_version"].as_u64()) {
                 (Some(s), Some(v)) => format!("{s} (v{v})"),
                 (Some(s), None) => s.to_owned(),
                 _ => "-".to_owned(),
             }
+        ));
+    }
+    let in_doubt = data["dispenses_in_doubt"].as_array().map_or(0, Vec::len);
+    if in_doubt > 0 {
+        out.push_str(&format!("\ndispenses in doubt: {in_doubt}\n"));
+        out.push_str(&render_dispenses(&data["dispenses_in_doubt"]));
+    }
+    out
+}
+
+/// One line per dispense in doubt.
+pub fn render_dispenses(data: &Value) -> String {
+    let mut out = String::from("TERMINAL  TSN   STAN    PURPOSE        AMOUNT      AGE S  DOUBT\n");
+    for d in data.as_array().into_iter().flatten() {
+        let doubt = match d["doubt"]["kind"].as_str() {
+            Some("uncounted") => format!(
+                "technician: {}",
+                d["doubt"]["report"].as_str().unwrap_or("")
+            ),
+            Some("unreported") => "technician: the terminal went on without reporting".into(),
+            _ => "awaiting the terminal".into(),
+        };
+        out.push_str(&format!(
+            "{:<9} {:<5} {:<7} {:<14} {:>10}  {:>5}  {}\n",
+            d["terminal"].as_str().unwrap_or(""),
+            d["tsn"],
+            d["stan"],
+            d["purpose"].as_str().unwrap_or(""),
+            d["amount_minor"],
+            d["age_ms"].as_u64().unwrap_or(0) / 1000,
+            doubt
         ));
     }
     out

@@ -10,6 +10,8 @@
 
 use protocols::ndc::DispenseOutcome;
 
+use super::pending::{Doubt, PendingDispense, Purpose};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
     /// Send 0220 for this many minor units.
@@ -62,6 +64,81 @@ pub fn after_power_failure(dispensed_minor: u64) -> Settlement {
         Settlement::Complete { dispensed_minor }
     } else {
         Settlement::Reverse
+    }
+}
+
+/// What the terminal's last transaction (TSN `reported_tsn`, notes worth `dispensed_minor`, from
+/// its last transaction status or supply counters) says about one record in doubt; `None` when it
+/// cannot tell, and the record waits for a technician.
+///
+/// - Same TSN: the terminal's own count for this transaction settles it, unless the terminal
+///   already said it cannot count it ([`Doubt::Uncounted`]: `E3`, `E5` …).
+/// - Another TSN: the terminal's last transaction is another one. Only for the record still
+///   awaiting its report (the last reply the terminal was sent) does that mean the terminal never
+///   acted on it; a record the terminal went past ([`Doubt::Unreported`]) may have been paid out.
+pub fn after_last_transaction(
+    pending: &PendingDispense,
+    reported_tsn: u16,
+    dispensed_minor: u64,
+) -> Option<Settlement> {
+    match (&pending.doubt, pending.tsn == reported_tsn) {
+        (Doubt::Uncounted { .. }, _) => None,
+        (Doubt::Unreported, false) => None,
+        (Doubt::Awaiting, false) => Some(Settlement::Reverse),
+        (Doubt::Awaiting | Doubt::Unreported, true) => Some(match pending.purpose {
+            Purpose::Withdrawal => after_power_failure(dispensed_minor),
+            // The terminal processed the deposit reply: it took the cash (the supply counters
+            // and the last transaction status carry no deposit detail to say otherwise).
+            Purpose::OnlineDeposit | Purpose::StoredDeposit => Settlement::Complete {
+                dispensed_minor: pending.amount.minor,
+            },
+        }),
+    }
+}
+
+/// Why a technician's word cannot settle a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OperatorSettlementError {
+    #[error("invalid: {dispensed_minor} is more than the approved {approved_minor} (minor units)")]
+    AboveApproved {
+        dispensed_minor: u64,
+        approved_minor: u64,
+    },
+    #[error("invalid: a dispensed amount of 0 is --nothing")]
+    Zero,
+    #[error("invalid: a deposit is taken whole ({amount_minor}) or not at all (--nothing)")]
+    PartialDeposit { amount_minor: u64 },
+    #[error("invalid: a reason is required (--reason)")]
+    NoReason,
+}
+
+/// The settlement a technician's word calls for: `dispensed_minor` (what left, or was taken for a
+/// deposit), `None` for nothing.
+pub fn after_operator(
+    pending: &PendingDispense,
+    dispensed_minor: Option<u64>,
+    reason: &str,
+) -> Result<Settlement, OperatorSettlementError> {
+    if reason.trim().is_empty() {
+        return Err(OperatorSettlementError::NoReason);
+    }
+    let approved_minor = pending.amount.minor;
+    match (pending.purpose, dispensed_minor) {
+        (_, None) => Ok(Settlement::Reverse),
+        (_, Some(0)) => Err(OperatorSettlementError::Zero),
+        (_, Some(d)) if d > approved_minor => Err(OperatorSettlementError::AboveApproved {
+            dispensed_minor: d,
+            approved_minor,
+        }),
+        (Purpose::Withdrawal, Some(d)) => Ok(Settlement::Complete { dispensed_minor: d }),
+        (Purpose::OnlineDeposit | Purpose::StoredDeposit, Some(d)) if d == approved_minor => {
+            Ok(Settlement::Complete { dispensed_minor: d })
+        }
+        (Purpose::OnlineDeposit | Purpose::StoredDeposit, Some(_)) => {
+            Err(OperatorSettlementError::PartialDeposit {
+                amount_minor: approved_minor,
+            })
+        }
     }
 }
 
@@ -181,6 +258,86 @@ mod tests {
                 dispensed_minor: 5000
             }
         );
+    }
+
+    fn record(purpose: Purpose, tsn: u16, doubt: Doubt) -> PendingDispense {
+        PendingDispense {
+            purpose,
+            card_ref: None,
+            tsn,
+            stan: protocols::types::Stan::new(1).unwrap(),
+            transmitted_at: protocols::iso8583::TransmissionDateTime::parse("1125114000").unwrap(),
+            amount: protocols::types::Amount::new(8000, protocols::types::Currency::EUR),
+            notes: vec![0, 0, 0, 0],
+            since_ms: 0,
+            doubt,
+            advice_key: None,
+        }
+    }
+
+    #[test]
+    fn the_last_transaction_settles_only_what_it_can_tell() {
+        let awaiting = record(Purpose::Withdrawal, 5, Doubt::Awaiting);
+        assert_eq!(
+            after_last_transaction(&awaiting, 5, 3000),
+            Some(Settlement::Complete {
+                dispensed_minor: 3000
+            })
+        );
+        assert_eq!(
+            after_last_transaction(&awaiting, 6, 3000),
+            Some(Settlement::Reverse),
+            "the last reply never acted on"
+        );
+        let went_past = record(Purpose::Withdrawal, 5, Doubt::Unreported);
+        assert_eq!(after_last_transaction(&went_past, 6, 0), None);
+        assert_eq!(
+            after_last_transaction(&went_past, 5, 0),
+            Some(Settlement::Reverse)
+        );
+        let e3 = Doubt::Uncounted {
+            report: "E3".into(),
+        };
+        assert_eq!(
+            after_last_transaction(&record(Purpose::Withdrawal, 5, e3), 5, 8000),
+            None
+        );
+        let deposit = record(Purpose::StoredDeposit, 5, Doubt::Awaiting);
+        assert_eq!(
+            after_last_transaction(&deposit, 5, 0),
+            Some(Settlement::Complete {
+                dispensed_minor: 8000
+            })
+        );
+    }
+
+    #[test]
+    fn a_technician_settles_within_the_approved_amount_and_with_a_reason() {
+        let w = record(Purpose::Withdrawal, 5, Doubt::Unreported);
+        assert_eq!(
+            after_operator(&w, Some(5000), "counted the cassettes"),
+            Ok(Settlement::Complete {
+                dispensed_minor: 5000
+            })
+        );
+        assert_eq!(after_operator(&w, None, "jammed"), Ok(Settlement::Reverse));
+        assert!(matches!(
+            after_operator(&w, Some(8001), "x"),
+            Err(OperatorSettlementError::AboveApproved { .. })
+        ));
+        assert_eq!(
+            after_operator(&w, Some(0), "x"),
+            Err(OperatorSettlementError::Zero)
+        );
+        assert_eq!(
+            after_operator(&w, None, "  "),
+            Err(OperatorSettlementError::NoReason)
+        );
+        let d = record(Purpose::OnlineDeposit, 5, Doubt::Unreported);
+        assert!(matches!(
+            after_operator(&d, Some(4000), "x"),
+            Err(OperatorSettlementError::PartialDeposit { .. })
+        ));
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! It is written durably *before* the request leaves for the switch, so that whatever dies
 //! afterwards (the agent, the link, the terminal's power), the transaction is settled later from
 //! the terminal's own word: completed, or reversed so that no hold or credit is left behind.
+//!
+//! There is one record per transaction, named by its terminal and transaction serial number
+//! (TSN): the next customer never replaces one. A record whose outcome the terminal cannot tell
+//! ([`Doubt::Uncounted`]) or did not tell before going on ([`Doubt::Unreported`]) waits for a
+//! technician (`atmctl dispense settle`), whose word is an [`OperatorSettlement`].
 
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Stan};
@@ -30,6 +35,43 @@ impl Purpose {
     }
 }
 
+/// How much the agent knows about a record's outcome, which says who may settle it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Doubt {
+    /// The terminal was told and has not reported yet: its next word settles it (its status, or
+    /// after a power failure its last transaction status or supply counters).
+    #[default]
+    Awaiting,
+    /// The terminal went on to the next customer without reporting: only its own counters for
+    /// this TSN, or a technician, can settle it (another TSN in its counters says nothing here).
+    Unreported,
+    /// The terminal reported an outcome nobody can count (`E3`, `E5`, a fault without counts,
+    /// another device's fault): only a technician settles it.
+    Uncounted { report: String },
+}
+
+impl Doubt {
+    /// Whether it waits for a technician rather than the terminal.
+    pub fn needs_operator(&self) -> bool {
+        !matches!(self, Doubt::Awaiting)
+    }
+}
+
+/// A technician's word on a record (`atmctl dispense settle`): who, when, why and what left.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OperatorSettlement {
+    /// What the technician found: `Some(amount)` in minor units dispensed (or taken, for a
+    /// deposit), `None` for nothing.
+    pub dispensed_minor: Option<u64>,
+    pub reason: String,
+    /// The name the technician gave (`--by`).
+    pub by: Option<String>,
+    /// The control socket peer's user id, when the socket tells it.
+    pub peer_uid: Option<u32>,
+    pub at_ms: u64,
+}
+
 /// A dispense (or deposit) the terminal was told to do and has not reported on yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingDispense {
@@ -45,4 +87,10 @@ pub struct PendingDispense {
     /// Notes per cassette type the terminal was told to dispense (empty for a deposit).
     pub notes: Vec<u32>,
     pub since_ms: u64,
+    /// What is known of its outcome.
+    pub doubt: Doubt,
+    /// The STAN and transmission time of the advice its settlement owes, chosen when the record
+    /// is made: settling it again after a crash (the advice queued, the record not yet cleared)
+    /// produces the same advice, which the queue holds once. `None` in records of earlier agents.
+    pub advice_key: Option<(Stan, TransmissionDateTime)>,
 }

@@ -69,4 +69,5 @@ pub use config::{QueueConfig, MAX_ENTRIES_LIMIT};
 pub use entry::{Entry, EntryId, EntryState, EntryView};
 pub use error::QueueError;
 pub use record::{MAX_PARTITION_BYTES, MAX_RECORD_BYTES};
+pub(crate) use saf::open_sled;
 pub use saf::{RetryOutcome, SafQueue};

@@ -45,6 +45,9 @@ pub(crate) struct Record<T> {
     pub last_error: Option<String>,
     #[serde(default)]
     pub parked: Option<Parked>,
+    /// The caller's name for the advice ([`super::SafQueue::enqueue_once`]): queued once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once_key: Option<String>,
 }
 
 impl<T> Record<T> {
@@ -57,6 +60,7 @@ impl<T> Record<T> {
             next_attempt_at_ms: now_ms,
             last_error: None,
             parked: None,
+            once_key: None,
         }
     }
 }
@@ -120,6 +124,13 @@ pub(crate) fn decode_key(key: &[u8]) -> Option<(String, u64)> {
     validate_partition(partition).ok()?;
     let seq = u64::from_be_bytes(key[split + 1..].try_into().ok()?);
     Some((partition.to_string(), seq))
+}
+
+/// The index key of an advice queued once: partition, `0x00`, the caller's key.
+pub(crate) fn encode_once_key(partition: &str, once_key: &str) -> Vec<u8> {
+    let mut key = partition_prefix(partition);
+    key.extend_from_slice(once_key.as_bytes());
+    key
 }
 
 /// The first key of `partition` (a prefix of all its keys).

@@ -4,6 +4,9 @@
 //! - `saf.parked`: advices taken out of the flow for an operator; same key, so a future
 //!   "requeue" puts them back in their original place.
 //! - `saf.corrupt`: records that no longer decode, kept byte for byte for a post-mortem.
+//! - `saf.once`: for advices queued with [`SafQueue::enqueue_once`], the caller's key → the
+//!   sequence, written in the same transaction as the advice, so a replayed enqueue (a settlement
+//!   re-run after a crash) finds it instead of queuing it twice. Removed when the advice completes.
 //!
 //! Durability: every call that changes what must be sent (`enqueue`, `begin_attempt`,
 //! `complete`, `retry_later`, `park`) writes to sled and then waits on the shared
@@ -64,6 +67,7 @@ pub struct SafQueue<T> {
     pub(super) pending: sled::Tree,
     pub(super) parked: sled::Tree,
     pub(super) corrupt: sled::Tree,
+    pub(super) once: sled::Tree,
     pub(super) committer: Arc<GroupCommitter>,
     pub(super) config: QueueConfig,
     pub(super) clock: Arc<dyn Clock>,
@@ -111,6 +115,7 @@ where
         let pending = db.open_tree("saf.pending")?;
         let parked = db.open_tree("saf.parked")?;
         let corrupt = db.open_tree("saf.corrupt")?;
+        let once = db.open_tree("saf.once")?;
         let (pending_len, max_pending) = scan_keys(&pending)?;
         let (parked_len, max_parked) = scan_keys(&parked)?;
         let (_, max_corrupt) = scan_keys(&corrupt)?;
@@ -131,6 +136,7 @@ where
             pending,
             parked,
             corrupt,
+            once,
             committer,
             config,
             clock,
@@ -166,12 +172,103 @@ where
         })
     }
 
+    /// Queues an advice for `partition` once: if an advice with `once_key` is still held
+    /// (pending or parked), returns it instead. A settlement re-run after a crash (the advice
+    /// queued, the record that owed it not yet cleared) therefore queues nothing new. Returns once
+    /// the advice is on disk.
+    pub async fn enqueue_once(
+        &self,
+        partition: &str,
+        once_key: &str,
+        payload: T,
+    ) -> Result<EntryId, QueueError> {
+        use sled::Transactional;
+        record::validate_partition(partition)?;
+        let index = record::encode_once_key(partition, once_key);
+        if let Some(seq) = self.once.get(&index)? {
+            let seq = seq
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            let key = record::encode_key(partition, seq);
+            if self.pending.contains_key(&key)? || self.parked.contains_key(&key)? {
+                tracing::info!(%partition, once_key, seq, "advice already queued: not queued twice");
+                self.committer.durable().await?;
+                return Ok(EntryId {
+                    partition: partition.to_string(),
+                    seq,
+                });
+            }
+        }
+        let mut rec = Record::new(payload, self.clock.now_ms());
+        rec.once_key = Some(once_key.to_owned());
+        let bytes = record::encode(&rec)?;
+        self.reserve_slot()?;
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let key = record::encode_key(partition, seq);
+        let written = (&self.pending, &self.once).transaction(|(pending, once)| {
+            pending.insert(key.as_slice(), bytes.as_slice())?;
+            once.insert(index.as_slice(), &seq.to_be_bytes())?;
+            Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+        });
+        if let Err(e) = written {
+            decrement(&self.pending_len);
+            return Err(match e {
+                sled::transaction::TransactionError::Storage(e) => QueueError::Storage(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    QueueError::Storage(sled::Error::ReportableBug("transaction aborted".into()))
+                }
+            });
+        }
+        self.committer.durable().await?;
+        Ok(EntryId {
+            partition: partition.to_string(),
+            seq,
+        })
+    }
+
     /// The head advice of every partition that may be sent now: not parked, nothing of its
     /// partition in flight, next attempt due at `now_ms`. On the way, heads older than
     /// `park_after_age_ms` are parked and unreadable heads quarantined, so neither blocks its
     /// partition.
     pub fn due(&self, now_ms: u64) -> Vec<Entry<T>> {
         let state = self.lock();
+        self.heads_due(&state, now_ms)
+    }
+
+    /// [`SafQueue::due`], at most `max` of them, each marked in flight under the same lock, so
+    /// that no other pass of the forwarder can pick the same advice before its
+    /// [`SafQueue::begin_attempt`]. Each claimed advice must be begun (or [`SafQueue::release`]d).
+    pub fn claim_due(&self, now_ms: u64, max: usize) -> Vec<Entry<T>> {
+        let mut state = self.lock();
+        let mut due = self.heads_due(&state, now_ms);
+        due.truncate(max);
+        for e in &due {
+            state.in_flight.insert(
+                e.partition.clone(),
+                InFlight {
+                    seq: e.seq,
+                    begun: false,
+                },
+            );
+        }
+        due
+    }
+
+    /// Gives back a claimed advice that was not begun: its partition may be offered again.
+    pub fn release(&self, id: &EntryId) {
+        let mut state = self.lock();
+        if state
+            .in_flight
+            .get(&id.partition)
+            .is_some_and(|f| f.seq == id.seq && !f.begun)
+        {
+            state.in_flight.remove(&id.partition);
+        }
+    }
+
+    fn heads_due(&self, state: &State, now_ms: u64) -> Vec<Entry<T>> {
         let mut out = Vec::new();
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         // Each turn removes an entry or moves past a partition: bounded by the entries held.
@@ -258,15 +355,27 @@ where
 
     /// Starts a send: durably counts the attempt (so the next send after a crash is a repeat),
     /// marks the advice in flight, and returns it with `repeat` set for this send.
+    ///
+    /// Refused while the same advice is already begun (`Busy`): a send is never doubled by two
+    /// passes that both saw it due. If it fails before the send, a claim on it is released.
     pub async fn begin_attempt(&self, id: &EntryId) -> Result<Entry<T>, QueueError> {
         let begun = {
             let mut state = self.lock();
-            check_not_busy(&state, id)?;
+            check_not_begun(&state, id)?;
             let key = record::encode_key(&id.partition, id.seq);
-            let mut rec: Record<T> = self.read_pending(&key, id)?;
-            let attempts_before = rec.attempts;
-            rec.attempts = rec.attempts.saturating_add(1);
-            self.pending.insert(&key, record::encode(&rec)?)?;
+            let counted = self.read_pending::<T>(&key, id).and_then(|mut rec| {
+                rec.attempts = rec.attempts.saturating_add(1);
+                self.pending.insert(&key, record::encode(&rec)?)?;
+                Ok(rec)
+            });
+            let rec = match counted {
+                Ok(rec) => rec,
+                Err(e) => {
+                    clear_in_flight(&mut state, id);
+                    return Err(e);
+                }
+            };
+            let attempts_before = rec.attempts - 1;
             state.in_flight.insert(
                 id.partition.clone(),
                 InFlight {
@@ -292,14 +401,20 @@ where
         {
             let mut state = self.lock();
             clear_in_flight(&mut state, id);
-            if self
+            let Some(removed) = self
                 .pending
                 .remove(record::encode_key(&id.partition, id.seq))?
-                .is_none()
-            {
+            else {
                 return Err(QueueError::NotFound(id.clone()));
-            }
+            };
             decrement(&self.pending_len);
+            if let Some(once_key) = record::decode::<Value>(&removed)
+                .ok()
+                .and_then(|r| r.once_key)
+            {
+                self.once
+                    .remove(record::encode_once_key(&id.partition, &once_key))?;
+            }
         }
         self.committer.durable().await?;
         Ok(())
@@ -407,6 +522,15 @@ const LOCK_RETRY_MS: u64 = 20;
 /// after the last handle of a previous open was dropped (seen right after a quarantine), so a
 /// lock conflict is retried briefly before it is reported. Blocking: call at start-up.
 fn open_db(path: &Path) -> Result<sled::Db, QueueError> {
+    open_sled(path).map_err(|source| QueueError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Opens a sled database, waiting briefly for a just-dropped handle's file lock (see
+/// [`open_db`]); the agent's state store opens its database the same way.
+pub(crate) fn open_sled(path: &Path) -> Result<sled::Db, sled::Error> {
     let mut waited_ms = 0;
     loop {
         match sled::open(path) {
@@ -417,12 +541,7 @@ fn open_db(path: &Path) -> Result<sled::Db, QueueError> {
                 std::thread::sleep(std::time::Duration::from_millis(LOCK_RETRY_MS));
                 waited_ms += LOCK_RETRY_MS;
             }
-            Err(source) => {
-                return Err(QueueError::Open {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -460,6 +579,18 @@ fn check_not_busy(state: &State, id: &EntryId) -> Result<(), QueueError> {
                 partition: id.partition.clone(),
                 seq: f.seq,
             },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Like [`check_not_busy`], and the advice itself must not be begun already.
+fn check_not_begun(state: &State, id: &EntryId) -> Result<(), QueueError> {
+    check_not_busy(state, id)?;
+    match state.in_flight.get(&id.partition) {
+        Some(f) if f.begun => Err(QueueError::Busy {
+            partition: id.partition.clone(),
+            in_flight: id.clone(),
         }),
         _ => Ok(()),
     }

@@ -338,3 +338,52 @@ async fn list_shows_state_age_and_payload() {
     assert_eq!(json["id"], format!("ATM1/{}", a.seq));
     assert_eq!(json["payload"]["stan"], 1);
 }
+
+#[tokio::test]
+async fn a_claimed_advice_is_offered_to_no_other_pass_and_begun_once() {
+    let (_dir, _clock, q) = setup();
+    q.enqueue("ATM1", Advice { stan: 1 }).await.unwrap();
+    let claimed = q.claim_due(T0, 10);
+    assert_eq!(stans(&claimed), vec![("ATM1".into(), 1)]);
+    assert!(
+        q.claim_due(T0, 10).is_empty(),
+        "a second pass finds it in flight"
+    );
+    let id = claimed[0].id.clone();
+    q.begin_attempt(&id).await.unwrap();
+    assert!(
+        matches!(q.begin_attempt(&id).await, Err(QueueError::Busy { .. })),
+        "the same advice is never begun twice"
+    );
+    q.complete(&id).await.unwrap();
+    assert!(q.is_empty());
+}
+
+#[tokio::test]
+async fn a_released_claim_is_offered_again_and_claims_respect_the_limit() {
+    let (_dir, _clock, q) = setup();
+    q.enqueue("ATM1", Advice { stan: 1 }).await.unwrap();
+    q.enqueue("ATM2", Advice { stan: 2 }).await.unwrap();
+    let claimed = q.claim_due(T0, 1);
+    assert_eq!(claimed.len(), 1);
+    q.release(&claimed[0].id);
+    assert_eq!(q.claim_due(T0, 10).len(), 2);
+}
+
+#[tokio::test]
+async fn an_advice_queued_once_is_not_queued_again_until_it_completes() {
+    let (_dir, _clock, q) = setup();
+    let first = q
+        .enqueue_once("ATM1", "000003:1125114000", Advice { stan: 3 })
+        .await
+        .unwrap();
+    let again = q
+        .enqueue_once("ATM1", "000003:1125114000", Advice { stan: 3 })
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(q.len(), 1);
+    q.begin_attempt(&first).await.unwrap();
+    q.complete(&first).await.unwrap();
+    assert!(q.once.is_empty(), "the index entry leaves with the advice");
+}

@@ -50,6 +50,8 @@ where
             self.settle_after_power_failure(last.tsn, &last.notes_dispensed)
                 .await?;
         }
+        // A dispense still awaiting its status will not get one now.
+        self.svc.next_customer(&self.terminal_id).await?;
         let Some(pan) = req.card().map(|t| t.pan().clone()) else {
             tracing::warn!(
                 terminal = self.tid(),
