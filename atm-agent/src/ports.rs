@@ -186,7 +186,7 @@ pub trait AdviceQueue: Send + Sync + 'static {
         &self,
         id: &EntryId,
     ) -> impl Future<Output = Result<Entry<Advice>, QueueError>> + Send;
-    /// The switch acknowledged it (or declined it for good).
+    /// The switch acknowledged it (00).
     fn complete(&self, id: &EntryId) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn retry_later(
         &self,

@@ -91,13 +91,16 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
         }));
     }
     if a.kind == AdviceKind::StoredDeposit {
+        // A deposit advice (0220/0221, processing code 21, no field 90): the switch journals it,
+        // answers 00 once journaled and posts the credit itself, so a ledger outage never
+        // blocks the terminal's queue. Never a PIN block: PIN blocks are never stored.
         let pan = card.cloned().ok_or_else(|| missing("card number"))?;
-        return Ok(Request::Deposit(dialect::CardRequest {
+        return Ok(Request::DepositAdvice(dialect::CardRequest {
             key,
             pan,
             amount: a.amount,
             pin: None,
-            repeat: false,
+            repeat,
         }));
     }
     let original = a
@@ -226,6 +229,39 @@ mod tests {
         let mut odd = Message::response_to(&request);
         odd.set_str(39, "Q9").unwrap();
         assert!(card_answer(&odd).unwrap_err().maybe_delivered());
+    }
+
+    #[test]
+    fn a_stored_deposit_is_sent_as_a_deposit_advice_without_an_original() {
+        let key = withdrawal().key;
+        let mut a = Advice::new(
+            AdviceKind::StoredDeposit,
+            &key.terminal,
+            Stan::new(44).unwrap(),
+            key.transmitted_at,
+            TransactionType::Deposit,
+            Amount::new(2500, Currency::EUR),
+        );
+        a.card_ref = Some("ATM1:000043".into());
+        let pan = Pan::parse("4761739001010010").unwrap();
+        let m = advice(&a, false, Some(&pan)).unwrap();
+        assert_eq!(m.mti().as_str(), "0220");
+        assert!(
+            m.get_str(3).unwrap().starts_with("21"),
+            "{:?}",
+            m.get_str(3)
+        );
+        assert!(!m.contains(90), "no original");
+        assert!(!m.contains(52), "no PIN block");
+        let Request::DepositAdvice(read) = Request::from_message(&m).unwrap() else {
+            panic!("not a deposit advice")
+        };
+        assert_eq!(
+            (read.key.stan, read.amount.minor),
+            (Stan::new(44).unwrap(), 2500)
+        );
+        assert_eq!(advice(&a, true, Some(&pan)).unwrap().mti().as_str(), "0221");
+        assert!(advice(&a, false, None).is_err(), "never without its card");
     }
 
     #[test]

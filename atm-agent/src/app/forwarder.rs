@@ -3,9 +3,11 @@
 //!
 //! Loop: `claim_due()` (the advice is in flight from here: no other pass picks it) →
 //! `begin_attempt()` (durably counts the send, so a resend after a crash is flagged as a repeat,
-//! 0221/0421; refused if the advice is already begun) → send → `complete()` on 00 or a final decline, else
+//! 0221/0421; refused if the advice is already begun) → send → `complete()` on 00, `park()` on a
+//! final decline (with its reason; a stored deposit's card stays in the vault), else
 //! `retry_later()` with backoff. A 91, a timeout or a lost link back off without counting against
-//! the retry limit; nothing is ever dropped silently (the queue parks what it gives up on).
+//! the retry limit (a 91 is never final: the switch has not done the work yet). Nothing is ever
+//! dropped silently.
 //! The link port writes the advice as its ISO 8583 message; the forwarder only decides.
 
 use std::sync::Arc;
@@ -101,9 +103,12 @@ where
             .await
             .map(|_| ()),
         Ok(code) => {
-            // A final decline: the switch will never accept it. It leaves the queue, loudly.
-            tracing::error!(terminal = %advice.terminal, stan = %advice.stan, %code, kind = ?advice.kind, "advice declined by the switch: needs an operator");
-            done(svc, &entry).await
+            // A final decline: the switch will never accept it as it is. Nothing is deleted: the
+            // advice is parked with its reason (atmctl queue ls) and a stored deposit's card stays
+            // in the vault, until an operator acts.
+            tracing::error!(terminal = %advice.terminal, stan = %advice.stan, %code, kind = ?advice.kind, "advice declined by the switch: parked for an operator");
+            let reason = format!("declined by the switch: {code} ({mti})");
+            svc.queue.park(&entry.id, &reason).await
         }
         Err(e @ LinkError::Encode(_)) => {
             tracing::error!(terminal = %advice.terminal, stan = %advice.stan, error = %e, "advice cannot be built: parked");

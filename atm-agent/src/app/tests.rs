@@ -42,8 +42,11 @@ struct FakeLink {
     requests: Mutex<Vec<CardRequest>>,
     /// Answers that came after their request's timeout (the uplink's late-response channel).
     late: Mutex<Vec<SwitchAnswer>>,
-    /// Every advice sent.
+    /// Every advice sent, and whether it went as a repeat.
     advised: Mutex<Vec<Advice>>,
+    repeats: Mutex<Vec<bool>>,
+    /// The switch's answers to the next advices (then 00).
+    advice_codes: Mutex<Vec<ResponseCode>>,
 }
 
 impl FakeLink {
@@ -54,6 +57,8 @@ impl FakeLink {
             requests: Mutex::new(Vec::new()),
             late: Mutex::new(Vec::new()),
             advised: Mutex::new(Vec::new()),
+            repeats: Mutex::new(Vec::new()),
+            advice_codes: Mutex::new(Vec::new()),
         }
     }
 }
@@ -89,14 +94,20 @@ impl SwitchLink for FakeLink {
     async fn advise(
         &self,
         advice: &Advice,
-        _: bool,
+        repeat: bool,
         _: Option<&Pan>,
         _: Duration,
     ) -> Result<ResponseCode, LinkError> {
         self.advised.lock().unwrap().push(advice.clone());
+        self.repeats.lock().unwrap().push(repeat);
         // Long enough for another pass of the forwarder to look at the queue meanwhile.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok(ResponseCode::Approved)
+        let mut codes = self.advice_codes.lock().unwrap();
+        Ok(if codes.is_empty() {
+            ResponseCode::Approved
+        } else {
+            codes.remove(0)
+        })
     }
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
         watch::channel(None).1
@@ -898,4 +909,68 @@ async fn the_forwarder_sends_an_advice_once_even_when_woken_while_it_is_sent() {
     stop.send(true).unwrap();
     forwarder.await.unwrap();
     assert_eq!(svc.uplink.advised.lock().unwrap().len(), 1, "sent once");
+}
+
+/// A deposit taken while the switch was unreachable, queued in a sled queue.
+async fn stored_deposit(
+    dir: &tempfile::TempDir,
+    codes: Vec<ResponseCode>,
+) -> Services<FakeLink, FakeStore, crate::queue::SafQueue<Advice>> {
+    let link = FakeLink::new(false, vec![]);
+    *link.advice_codes.lock().unwrap() = codes;
+    let svc = services_over(link, sled_queue(dir));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.deposit(&mut atm, &customer(2500)).await.unwrap();
+    assert_eq!(svc.queue.len(), 1);
+    svc
+}
+
+/// One pass of the forwarder over whatever is due now.
+async fn forward_due<Q: AdviceQueue>(svc: &Services<FakeLink, FakeStore, Q>) -> usize {
+    let due = svc.queue.claim_due(crate::clock::now_ms(), 64);
+    let n = due.len();
+    for entry in due {
+        super::forwarder::forward(svc, entry).await;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_final_decline_parks_the_advice_with_its_reason_and_keeps_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = stored_deposit(&dir, vec![ResponseCode::InvalidAccount]).await;
+    assert_eq!(forward_due(&svc).await, 1);
+    assert_eq!((svc.queue.len(), svc.queue.parked_len()), (0, 1));
+    let parked = &svc.queue.list()[0];
+    assert!(
+        parked.parked_reason.as_deref().unwrap_or("").contains("14"),
+        "{parked:?}"
+    );
+    assert_eq!(
+        svc.state.cards.lock().unwrap().len(),
+        1,
+        "the card stays in the vault until an operator acts"
+    );
+}
+
+#[tokio::test]
+async fn a_91_to_an_advice_is_retried_as_a_repeat_never_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = stored_deposit(&dir, vec![ResponseCode::IssuerUnavailable]).await;
+    forward_due(&svc).await;
+    assert_eq!(
+        (svc.queue.len(), svc.queue.parked_len()),
+        (1, 0),
+        "still owed"
+    );
+    assert_eq!(svc.state.cards.lock().unwrap().len(), 1);
+    svc.queue.retry_now(None);
+    forward_due(&svc).await;
+    assert!(svc.queue.is_empty(), "acknowledged on the repeat");
+    assert_eq!(*svc.uplink.repeats.lock().unwrap(), vec![false, true]);
+    assert_eq!(svc.uplink.advised.lock().unwrap()[1].mti(true), "0221");
+    assert!(
+        svc.state.cards.lock().unwrap().is_empty(),
+        "card gone once acknowledged"
+    );
 }

@@ -82,8 +82,9 @@ pub fn render_dispenses(data: &Value) -> String {
 
 /// One line per queued advice.
 pub fn render_queue(data: &Value) -> String {
-    let mut out =
-        String::from("TERMINAL  SEQ     STATE      ATTEMPTS  KIND           LAST ERROR\n");
+    let mut out = String::from(
+        "TERMINAL  SEQ     STATE      ATTEMPTS  KIND           PARKED BECAUSE / LAST ERROR\n",
+    );
     for e in data.as_array().into_iter().flatten() {
         out.push_str(&format!(
             "{:<9} {:<7} {:<10} {:>8}  {:<14} {}\n",
@@ -92,7 +93,10 @@ pub fn render_queue(data: &Value) -> String {
             e["state"].as_str().unwrap_or(""),
             e["attempts"],
             e["payload"]["kind"].as_str().unwrap_or(""),
-            e["last_error"].as_str().unwrap_or("")
+            e["parked_reason"]
+                .as_str()
+                .or(e["last_error"].as_str())
+                .unwrap_or("")
         ));
     }
     out

@@ -18,7 +18,8 @@ pub enum AdviceKind {
     Completion,
     /// 0420: undo the original (nothing dispensed, timed out, deposit not taken).
     Reversal,
-    /// 0200: a deposit accepted while the switch was unreachable.
+    /// 0220 (0221) deposit advice, processing code 21, no field 90: a deposit accepted while
+    /// the switch was unreachable; the switch journals it and posts the credit itself.
     StoredDeposit,
     /// 0820: a terminal's status for the fleet view.
     Status,
@@ -124,7 +125,8 @@ impl Advice {
             (AdviceKind::Completion, true) => "0221",
             (AdviceKind::Reversal, false) => "0420",
             (AdviceKind::Reversal, true) => "0421",
-            (AdviceKind::StoredDeposit, _) => "0200",
+            (AdviceKind::StoredDeposit, false) => "0220",
+            (AdviceKind::StoredDeposit, true) => "0221",
             (AdviceKind::Status, _) => "0820",
         }
     }

@@ -9,9 +9,10 @@
 //! - **FIFO per terminal, one in flight per terminal.** Entries are keyed by partition (the
 //!   terminal id) and a growing sequence; [`SafQueue::due`] offers only the head of a partition
 //!   that has nothing in flight.
-//! - **Leaves only on a valid response.** [`SafQueue::complete`] on 00 or a final decline;
-//!   anything else is [`SafQueue::retry_later`] with exponential backoff and jitter. A 91 or a
-//!   timeout does not count against `park_after_failures`.
+//! - **Leaves only on a valid response.** [`SafQueue::complete`] on 00; a final decline is
+//!   [`SafQueue::park`]ed with its reason (never deleted); anything else is
+//!   [`SafQueue::retry_later`] with exponential backoff and jitter. A 91 or a timeout does not
+//!   count against `park_after_failures`.
 //! - **Repeats are flagged, even across a crash.** [`SafQueue::begin_attempt`] counts the attempt
 //!   on disk *before* the send, so any later send (after a `kill -9` too) has `repeat == true`
 //!   and goes out as 0221/0421.
@@ -29,12 +30,13 @@
 //!
 //! ```ignore
 //! loop {
-//!     for entry in queue.due(clock.now_ms()) {          // heads that may go now
+//!     for entry in queue.claim_due(clock.now_ms(), free) { // heads that may go now, claimed
 //!         // one task per partition is fine: a partition has at most one entry in flight
 //!         let entry = queue.begin_attempt(&entry.id).await?; // durable: attempts+1, in flight
 //!         let mti = entry.payload.mti(entry.repeat);          // 0221/0421 when repeat
 //!         match send_with_timeout(&entry).await {
-//!             Ok(rc) if rc == "00" || is_final_decline(rc) => queue.complete(&entry.id).await?,
+//!             Ok(rc) if rc == "00" => queue.complete(&entry.id).await?,
+//!             Ok(rc) if is_final_decline(rc) => queue.park(&entry.id, "declined: …").await?,
 //!             Ok(rc) if rc == "91" => { queue.retry_later(&entry.id, "91", false).await?; }
 //!             Err(Timeout) => { queue.retry_later(&entry.id, "timeout", false).await?; }
 //!             Ok(rc) => { queue.retry_later(&entry.id, &format!("response {rc}"), true).await?; }

@@ -396,7 +396,7 @@ where
         Ok(begun)
     }
 
-    /// The switch answered validly (00 or a final decline): the advice leaves the queue.
+    /// The switch acknowledged it (00): the advice leaves the queue.
     pub async fn complete(&self, id: &EntryId) -> Result<(), QueueError> {
         {
             let mut state = self.lock();
