@@ -252,13 +252,39 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         }
     }
 
-    /// Keeps the record for a technician, saying why, loudly.
+    /// Keeps the record for a technician, saying why, loudly. Under the record's claim, and only
+    /// if it is still held: a technician settling it meanwhile must not see it come back.
     async fn keep_for_operator(
         &self,
         terminal: &TerminalId,
-        mut pending: PendingDispense,
+        pending: PendingDispense,
         doubt: Doubt,
     ) -> Result<(), SessionEnd> {
+        let Some(_claim) = self.claims.claim(terminal, pending.tsn) else {
+            tracing::warn!(
+                tsn = pending.tsn,
+                "a technician is settling this dispense right now"
+            );
+            return Ok(());
+        };
+        self.mark_in_doubt(terminal, pending, doubt).await
+    }
+
+    /// [`Services::keep_for_operator`] for a caller that holds the record's claim.
+    async fn mark_in_doubt(
+        &self,
+        terminal: &TerminalId,
+        pending: PendingDispense,
+        doubt: Doubt,
+    ) -> Result<(), SessionEnd> {
+        let Some(mut pending) = self
+            .state
+            .pending(terminal, pending.tsn)?
+            .filter(|p| p.stan == pending.stan)
+        else {
+            tracing::warn!(tsn = pending.tsn, "dispense already settled");
+            return Ok(());
+        };
         tracing::error!(
             %terminal,
             tsn = pending.tsn,
@@ -288,8 +314,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
                 let doubt = Doubt::Uncounted {
                     report: "in doubt".into(),
                 };
-                self.keep_for_operator(terminal, pending.clone(), doubt)
-                    .await?;
+                self.mark_in_doubt(terminal, pending.clone(), doubt).await?;
                 return Ok(None);
             }
             (Purpose::Withdrawal, Settlement::Complete { dispensed_minor }) => {
