@@ -82,6 +82,10 @@ pub trait SwitchLink: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ResponseCode, LinkError>> + Send;
     /// Watches the zone PIN key version the switch announces at sign-on and in echoes.
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>>;
+    /// Whether a deposit with this card may be taken while the switch is unreachable: only for
+    /// the card ranges the switch said it credits (field 63 of its last sign-on or echo answer),
+    /// so no cash is taken that nobody can credit. Before any such answer: none.
+    fn takes_deposit_offline(&self, pan: &Pan) -> bool;
     /// Asks the switch for its current zone PIN key (under the zone master key).
     fn zone_pin_key(&self) -> impl Future<Output = Result<ZonePinKeyDelivery, LinkError>> + Send;
 }

@@ -151,6 +151,11 @@ pub fn response_code(resp: &Message) -> Result<ResponseCode, LinkError> {
 }
 
 /// The zone PIN key version the switch announces in its 0810s (sign-on, echo).
+/// Field 63 of an 0810: the card ranges whose deposits may be taken offline.
+pub fn offline_deposits(resp: &Message) -> Option<protocols::dialect::OfflineDeposits> {
+    Answer::from_message(resp).ok()?.offline_deposits
+}
+
 pub fn announced_zone_key(resp: &Message) -> Option<u32> {
     Answer::from_message(resp).ok()?.zone_key_version
 }

@@ -110,6 +110,8 @@ struct Shared {
     echo_stan: AtomicU32,
     /// The zone PIN key version the switch announces in field 53 of its 0810s.
     zone_key: watch::Sender<Option<u32>>,
+    /// The card ranges whose deposits may be taken offline (field 63 of its 0810s).
+    offline_deposits: Mutex<Option<protocols::dialect::OfflineDeposits>>,
 }
 
 /// A handle to the uplink; cheap to clone.
@@ -168,6 +170,7 @@ impl Uplink {
             late,
             echo_stan: AtomicU32::new(0),
             zone_key: watch::channel(None).0,
+            offline_deposits: Mutex::new(None),
         });
         let uplink = Uplink { shared };
         tokio::spawn(uplink.clone().manage(config.clone(), connector, shutdown));
@@ -377,6 +380,14 @@ impl Uplink {
         let resp = self.network_request(code).await?;
         match dialect::response_code(&resp)? {
             ResponseCode::Approved => {
+                if let Some(ranges) = dialect::offline_deposits(&resp) {
+                    if let Ok(mut known) = self.shared.offline_deposits.lock() {
+                        if known.as_ref() != Some(&ranges) {
+                            tracing::info!(ranges = %ranges.to_field(), "card ranges whose deposits may be taken offline");
+                        }
+                        *known = Some(ranges);
+                    }
+                }
                 if let Some(v) = dialect::announced_zone_key(&resp) {
                     self.shared.zone_key.send_if_modified(|k| {
                         let changed = *k != Some(v);
@@ -434,6 +445,14 @@ impl SwitchLink for Uplink {
 
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
         Uplink::announced_zone_key(self)
+    }
+
+    fn takes_deposit_offline(&self, pan: &Pan) -> bool {
+        self.shared
+            .offline_deposits
+            .lock()
+            .map(|known| known.as_ref().is_some_and(|r| r.accepts(pan)))
+            .unwrap_or(false)
     }
 
     async fn zone_pin_key(&self) -> Result<ZonePinKeyDelivery, LinkError> {

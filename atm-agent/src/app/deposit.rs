@@ -1,6 +1,6 @@
 //! A cash deposit: credited online when the switch is reachable (0200), taken anyway when it is
 //! not (the card number waits in the vault and the deposit is advised once the terminal confirms
-//! it took the cash).
+//! it took the cash) — but only for cards in a range the switch said it credits offline.
 //!
 //! Either way the deposit is recorded as in doubt before the terminal is told to take the cash,
 //! and the terminal's status settles it (`settlement`): an online deposit the terminal did not
@@ -47,8 +47,11 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             match outcome {
                 Ok(answer) if answer.code == ResponseCode::Approved => Some(pending),
                 Ok(answer) => return self.authorization_declined(at, &answer, &pending).await,
-                // Never sent: take it as a stored deposit (the record is replaced below).
-                Err(LinkError::Down) => None,
+                // Never sent: nothing can exist for it; take it as a stored deposit instead.
+                Err(LinkError::Down) => {
+                    self.forget_pending(&terminal, &pending).await?;
+                    None
+                }
                 Err(e) => return self.authorization_failed(at, e, &pending).await,
             }
         } else {
@@ -56,6 +59,12 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         };
         let pending = match online {
             Some(p) => p,
+            None if !self.uplink.takes_deposit_offline(&req.pan) => {
+                tracing::info!("switch unreachable and the card is not in a range it credits offline: deposit declined");
+                return at
+                    .reply(CustomerReply::Decline(Decline::HostUnavailable))
+                    .await;
+            }
             None => self.store_deposit(&terminal, req, amount).await?,
         };
         at.reply(CustomerReply::AcceptDeposit {

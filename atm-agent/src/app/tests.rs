@@ -47,6 +47,8 @@ struct FakeLink {
     repeats: Mutex<Vec<bool>>,
     /// The switch's answers to the next advices (then 00).
     advice_codes: Mutex<Vec<ResponseCode>>,
+    /// Whether the switch's last sign-on said this agent's cards may deposit offline.
+    offline_ok: std::sync::atomic::AtomicBool,
 }
 
 impl FakeLink {
@@ -59,6 +61,7 @@ impl FakeLink {
             advised: Mutex::new(Vec::new()),
             repeats: Mutex::new(Vec::new()),
             advice_codes: Mutex::new(Vec::new()),
+            offline_ok: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -111,6 +114,9 @@ impl SwitchLink for FakeLink {
     }
     fn announced_zone_key(&self) -> watch::Receiver<Option<u32>> {
         watch::channel(None).1
+    }
+    fn takes_deposit_offline(&self, _: &Pan) -> bool {
+        self.offline_ok.load(std::sync::atomic::Ordering::SeqCst)
     }
     async fn zone_pin_key(&self) -> Result<ZonePinKeyDelivery, LinkError> {
         Err(LinkError::Down)
@@ -638,6 +644,35 @@ async fn deposit_while_the_switch_is_unreachable_is_advised_once_taken() {
     assert_eq!(reference, "ATM00001:000001");
     assert!(svc.state.cards.lock().unwrap().contains_key(&reference));
     assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn no_deposit_is_taken_offline_for_a_card_the_switch_does_not_credit() {
+    let link = FakeLink::new(false, vec![]);
+    link.offline_ok
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let svc = services(link);
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.deposit(&mut atm, &customer(2500)).await.unwrap();
+    assert_eq!(
+        atm.replies,
+        vec![CustomerReply::Decline(Decline::HostUnavailable)]
+    );
+    assert!(svc.queue.kinds().is_empty());
+    assert!(svc.state.cards.lock().unwrap().is_empty());
+    assert!(nothing_pending(&svc));
+}
+
+#[tokio::test]
+async fn a_deposit_whose_request_never_left_is_taken_as_a_stored_one_with_one_record() {
+    let svc = services(FakeLink::new(true, vec![Script::Fail(LinkError::Down)]));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.deposit(&mut atm, &customer(2500)).await.unwrap();
+    assert_eq!(svc.queue.kinds(), vec![AdviceKind::StoredDeposit]);
+    assert!(
+        nothing_pending(&svc),
+        "the online record is not left behind"
+    );
 }
 
 #[tokio::test]
