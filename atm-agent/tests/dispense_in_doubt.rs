@@ -136,6 +136,10 @@ async fn a_short_dispense_without_counts_waits_for_a_technician_and_is_captured_
     .unwrap();
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("Completion"), "{out}");
+    // Attributed to the process that connected, as the kernel says (this test's user).
+    let me = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&socket).unwrap());
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["peer_uid"], me, "{out}");
 
     // Captured what left; the rest of the hold released.
     lab.eventually_balance(ALICE, ((START - 10_000) as i64, 0))

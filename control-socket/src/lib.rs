@@ -70,15 +70,39 @@ pub fn parse<T: DeserializeOwned>(line: &str) -> Result<T, Value> {
     })
 }
 
+/// Who is at the other end of a control connection, as the kernel says (`SO_PEERCRED`): what
+/// an operator's decision is attributed to, beside the name they give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
 /// Serves connections until `shutdown`, then removes the socket file. `handle` gets each request
 /// line and returns the whole answer (use [`parse`], [`ok`], [`error`], [`answer`]).
 pub async fn run<H, F>(
     listener: UnixListener,
     path: PathBuf,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     handle: H,
 ) where
     H: Fn(Zeroizing<String>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Value> + Send,
+{
+    run_with_peer(listener, path, shutdown, move |line, _peer: Peer| {
+        handle(line)
+    })
+    .await
+}
+
+/// As [`run`], and `handle` also learns the connecting process's credentials.
+pub async fn run_with_peer<H, F>(
+    listener: UnixListener,
+    path: PathBuf,
+    mut shutdown: watch::Receiver<bool>,
+    handle: H,
+) where
+    H: Fn(Zeroizing<String>, Peer) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Value> + Send,
 {
     loop {
@@ -88,7 +112,15 @@ pub async fn run<H, F>(
         };
         match accepted {
             Ok((stream, _)) => {
+                let peer = stream
+                    .peer_cred()
+                    .map(|c| Peer {
+                        uid: Some(c.uid()),
+                        pid: c.pid(),
+                    })
+                    .unwrap_or_default();
                 let handle = handle.clone();
+                let handle = move |line| handle(line, peer);
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
                     if let Err(e) = serve(stream, shutdown, handle).await {

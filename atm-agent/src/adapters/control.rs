@@ -39,19 +39,24 @@ pub async fn run(
     path: PathBuf,
     shutdown: watch::Receiver<bool>,
 ) {
-    control_socket::run(listener, path, shutdown, move |line: Zeroizing<String>| {
-        let svc = svc.clone();
-        async move {
-            match control_socket::parse::<Request>(&line) {
-                Ok(req) => answer(&svc, req).await,
-                Err(bad) => bad,
+    control_socket::run_with_peer(
+        listener,
+        path,
+        shutdown,
+        move |line: Zeroizing<String>, peer| {
+            let svc = svc.clone();
+            async move {
+                match control_socket::parse::<Request>(&line) {
+                    Ok(req) => answer(&svc, req, peer).await,
+                    Err(bad) => bad,
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 
-async fn answer(svc: &Services, req: Request) -> Value {
+async fn answer(svc: &Services, req: Request, peer: control_socket::Peer) -> Value {
     match req {
         Request::Status => json!({"ok": true, "data": {
             "uplink": if svc.uplink.is_up() { "up" } else { "down" },
@@ -68,7 +73,7 @@ async fn answer(svc: &Services, req: Request) -> Value {
             outcome,
             reason,
             by,
-        } => control_socket::answer(settle(svc, &terminal, tsn, outcome, reason, by).await),
+        } => control_socket::answer(settle(svc, &terminal, tsn, outcome, reason, by, peer).await),
         Request::QueueLs => json!({"ok": true, "data": svc.queue.list()}),
         Request::QueueRetry { terminal } => {
             let n = svc.queue.retry_now(terminal.as_deref());
@@ -153,6 +158,7 @@ async fn settle(
     outcome: SettleOutcome,
     reason: String,
     by: Option<String>,
+    peer: control_socket::Peer,
 ) -> Result<Value, String> {
     if svc.registry.view(terminal).is_none() {
         return Err(format!("not found: unknown terminal {terminal}"));
@@ -161,9 +167,9 @@ async fn settle(
     let word = OperatorSettlement {
         dispensed_minor: outcome.dispensed_minor(),
         reason,
-        by,
-        // The control-socket crate does not hand the peer's credentials to the handler yet.
-        peer_uid: None,
+        by: by.clone(),
+        // The kernel's word for who connected, beside the name the technician gives.
+        peer_uid: peer.uid,
         at_ms: crate::clock::now_ms(),
     };
     let done = svc
@@ -175,6 +181,8 @@ async fn settle(
         "tsn": tsn,
         "settlement": format!("{:?}", done.settlement),
         "advice": done.advice.map(|k| format!("{k:?}")),
+        "by": by,
+        "peer_uid": peer.uid,
     }))
 }
 
