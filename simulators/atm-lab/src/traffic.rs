@@ -92,6 +92,11 @@ async fn customers_and_drill(
         stop_at: opts.duration.map(|d| started + d),
         think: opts.think,
         terminal_faults_on: terminal_faults_on.clone(),
+        after_unavailable: if opts.scenario == drills::Scenario::Chaos {
+            crate::chaos::AFTER_UNAVAILABLE_PAUSE
+        } else {
+            Duration::ZERO
+        },
     });
     let finished = Arc::new(AtomicBool::new(false));
     let drill = tokio::spawn(drills::run(drills::DrillCtx {
@@ -182,6 +187,8 @@ struct Shared {
     think: Duration,
     /// Off: a customer who drew a terminal fault is served normally.
     terminal_faults_on: Arc<AtomicBool>,
+    /// Pause after a customer turned away host-unavailable ([`crate::chaos::AFTER_UNAVAILABLE_PAUSE`]).
+    after_unavailable: Duration,
 }
 
 async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> AtmSim {
@@ -210,7 +217,8 @@ async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> At
                 Record::interrupted(&tid, customer.kind, customer.amount_minor, ms)
             }
         };
-        if record.column == "unavail" {
+        let unavailable = record.column == "unavail";
+        if unavailable {
             shared.unavailable.fetch_add(1, Ordering::SeqCst);
         }
         shared.records.lock().unwrap().push(record);
@@ -218,6 +226,9 @@ async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> At
         let power_loss = matches!(&result, Ok(o) if matches!(o.outcome, Outcome::PowerLoss { .. }));
         if power_loss || result.is_err() || !atm.is_connected() {
             reconnect(&mut atm, Duration::from_secs(60)).await;
+        }
+        if unavailable && !shared.after_unavailable.is_zero() {
+            tokio::time::sleep(shared.after_unavailable).await;
         }
     }
     atm
