@@ -18,7 +18,9 @@ use std::time::Duration;
 use atm_sim::rng::XorShift64;
 use ledger_sim::{FaultConfig, LostAnswer};
 
-use crate::drills::{self, DrillCtx, AMBIGUOUS_RATE, LATE_BEYOND_TIMEOUT_MS, TERMINAL_FAULT_PERCENT};
+use crate::drills::{
+    self, DrillCtx, AMBIGUOUS_RATE, LATE_BEYOND_TIMEOUT_MS, TERMINAL_FAULT_PERCENT,
+};
 
 /// The drills chaos mixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,17 +210,25 @@ async fn episode(ctx: &DrillCtx, e: &Episode) {
     let mut rng = XorShift64::new(ctx.seed ^ e.length_ms ^ (e.start * 1e6) as u64);
     match e.fault {
         Fault::LedgerOutage => {
-            ledger_fault(ctx, e, FaultConfig {
-                down: true,
-                ..FaultConfig::default()
-            })
+            ledger_fault(
+                ctx,
+                e,
+                FaultConfig {
+                    down: true,
+                    ..FaultConfig::default()
+                },
+            )
             .await
         }
         Fault::SlowLedger => {
-            ledger_fault(ctx, e, FaultConfig {
-                latency_ms: 2500,
-                ..FaultConfig::default()
-            })
+            ledger_fault(
+                ctx,
+                e,
+                FaultConfig {
+                    latency_ms: 2500,
+                    ..FaultConfig::default()
+                },
+            )
             .await
         }
         Fault::AmbiguousLedger => {
@@ -230,11 +240,15 @@ async fn episode(ctx: &DrillCtx, e: &Episode) {
                 },
             };
             let before = ctx.faults.lost_answers();
-            ledger_fault(ctx, e, FaultConfig {
-                lost_answer_rate: AMBIGUOUS_RATE,
-                lost_answer: how,
-                ..FaultConfig::default()
-            })
+            ledger_fault(
+                ctx,
+                e,
+                FaultConfig {
+                    lost_answer_rate: AMBIGUOUS_RATE,
+                    lost_answer: how,
+                    ..FaultConfig::default()
+                },
+            )
             .await;
             let lost = ctx.faults.lost_answers().since(&before);
             ctx.event(format!(
@@ -256,7 +270,10 @@ async fn episode(ctx: &DrillCtx, e: &Episode) {
         }
         Fault::LinkFlap => {
             ctx.relay.cut();
-            ctx.event(format!("chaos: agent-switch link CUT for {} ms", e.length_ms));
+            ctx.event(format!(
+                "chaos: agent-switch link CUT for {} ms",
+                e.length_ms
+            ));
             ctx.hold(length).await;
             ctx.relay.restore();
             ctx.event("chaos: link restored".into());
@@ -313,7 +330,11 @@ mod tests {
                 seen.insert(e.fault.name());
             }
         }
-        assert_eq!(seen.len(), Fault::ALL.len(), "every drill is drawn by some seed");
+        assert_eq!(
+            seen.len(),
+            Fault::ALL.len(),
+            "every drill is drawn by some seed"
+        );
         assert_ne!(plan(1, outage), plan(2, outage));
         let variants: std::collections::BTreeSet<u64> = (1..=50)
             .flat_map(|seed| plan(seed, outage))

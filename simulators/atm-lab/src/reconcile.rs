@@ -471,7 +471,10 @@ mod tests {
         let exceptions = ["ATM00001:000012:1203221500  deposit 7000 EUR …".to_owned()];
         let parked = ["ATM00001 #3 completion parked: too old".to_owned()];
         for broken in [
-            Evidence { in_doubt: &left, ..e },
+            Evidence {
+                in_doubt: &left,
+                ..e
+            },
             Evidence {
                 exceptions: &exceptions,
                 ..e

@@ -29,6 +29,11 @@ struct Drained {
     queue_parked: u64,
     /// Parked advices (`atmctl queue ls`), one line each.
     parked: Vec<String>,
+    /// The technician's settlements, one line each.
+    settled: Vec<String>,
+    /// The switch's unresolved exceptions (`switchctl exceptions ls`), read once its holds are
+    /// settled.
+    exceptions: Vec<String>,
 }
 
 /// How long the agent's queue may take to drain once the traffic is over.
@@ -45,12 +50,12 @@ pub async fn settle(
         closing_inquiry(atm, &lab.cards[0], &lab.pins[0]).await;
     }
     let visit = technicians_visit(&lab).await;
-    let drained = drain(&lab, &visit).await;
+    let mut drained = drain(&lab, &visit).await;
     let counters: Vec<TerminalCounters> = lab.atms.iter().map(|a| a.counters()).collect();
     wait_ledger_caught_up(&lab, &counters).await?;
     let open_holds = wait_holds_settled(&lab).await?;
     // Read while the switch runs: exceptions wait for an operator, they do not go away.
-    let exceptions = technician::exceptions(&lab.switch_socket)
+    drained.exceptions = technician::exceptions(&lab.switch_socket)
         .await
         .unwrap_or_else(|e| vec![format!("cannot read them: {e}")]);
 
@@ -66,8 +71,6 @@ pub async fn settle(
         &drained,
         &movements,
         &open_holds,
-        &visit,
-        &exceptions,
     )
     .await?;
     let (agent_restarts, switch_restarts) = (
@@ -152,6 +155,8 @@ async fn drain(lab: &RunningLab, visit: &Visit) -> Drained {
         queue_pending: status["queue"]["pending"].as_u64().unwrap_or(u64::MAX),
         queue_parked: status["queue"]["parked"].as_u64().unwrap_or(u64::MAX),
         parked,
+        settled: visit.settled.clone(),
+        exceptions: Vec::new(),
     }
 }
 
@@ -222,8 +227,6 @@ async fn verdict(
     drained: &Drained,
     movements: &[Movement],
     open_holds: &HoldList,
-    visit: &Visit,
-    exceptions: &[String],
 ) -> Result<reconcile::Verdict, LabError> {
     let journal = host_switch::adapters::sled_journal::SledJournal::open(&lab.journal_path)
         .map_err(|source| LabError::Journal {
@@ -260,9 +263,9 @@ async fn verdict(
         terminals: counters,
         terminal_ids: &terminal_ids,
         suspects: &suspects,
-        in_doubt_settled: &visit.settled,
+        in_doubt_settled: &drained.settled,
         in_doubt: &drained.in_doubt,
-        exceptions,
+        exceptions: &drained.exceptions,
         parked: &drained.parked,
         movements,
         switch: &switch_rec,

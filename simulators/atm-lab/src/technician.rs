@@ -217,11 +217,8 @@ pub async fn parked_advices(socket: &Path) -> Result<Vec<String>, String> {
 pub async fn exceptions(switch_socket: &Path) -> Result<Vec<String>, String> {
     let socket = switch_socket.to_owned();
     let data = tokio::task::spawn_blocking(move || {
-        host_switch::cli::control::send(
-            &socket,
-            &host_switch::control_api::Request::ExceptionsList,
-        )
-        .map_err(|e| format!("switchctl exceptions ls: {e}"))
+        host_switch::cli::control::send(&socket, &host_switch::control_api::Request::ExceptionsList)
+            .map_err(|e| format!("switchctl exceptions ls: {e}"))
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -282,7 +279,11 @@ mod tests {
             truth(Kind::Deposit, Some(7), 0, 3000),
         ];
         assert_eq!(decide(&in_doubt("Withdrawal", 5), &t), Some(4000));
-        assert_eq!(decide(&in_doubt("Withdrawal", 6), &t), None, "0 is --nothing");
+        assert_eq!(
+            decide(&in_doubt("Withdrawal", 6), &t),
+            None,
+            "0 is --nothing"
+        );
         assert_eq!(
             decide(&in_doubt("Withdrawal", 9), &t),
             None,

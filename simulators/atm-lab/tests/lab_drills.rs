@@ -55,7 +55,13 @@ fn assert_reconciled(r: &LabReport) {
 /// each read from its source and in the JSON.
 fn assert_nothing_left_for_an_operator(r: &LabReport) {
     let json = serde_json::to_value(r).unwrap();
-    for key in ["in_doubt_settled", "in_doubt_left", "exceptions", "parked", "open_holds"] {
+    for key in [
+        "in_doubt_settled",
+        "in_doubt_left",
+        "exceptions",
+        "parked",
+        "open_holds",
+    ] {
         assert!(json.get(key).is_some(), "JSON lacks {key}");
     }
     assert_eq!(json["in_doubt_settled"], r.in_doubt_settled);
