@@ -202,6 +202,15 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             .await
     }
 
+    /// The transaction's lock if nobody holds it now (its stripe's, shared by other keys).
+    fn try_lock(&self, original: &TxnKey) -> Option<MutexGuard<'_, ()>> {
+        let mut h = DefaultHasher::new();
+        original.hash(&mut h);
+        self.stripes[(h.finish() as usize) % LOCK_STRIPES]
+            .try_lock()
+            .ok()
+    }
+
     /// Checks the reply record again under the lock: a concurrent duplicate may have just answered.
     fn recorded(
         &self,

@@ -44,7 +44,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 report.failed += 1;
                 continue;
             };
-            let _guard = self.lock(&key).await;
+            // A transaction whose lock is held is being driven by a request right now (an
+            // in-flight `HoldRequested` is in the index too): the next pass looks again.
+            let Some(_guard) = self.try_lock(&key) else {
+                continue;
+            };
             // Re-read under the lock: a request flow may have settled it meanwhile.
             let mut current = match self.journal.txn(&key_text) {
                 Ok(Some(r)) if r.state.is_pending_outbound() => r,
