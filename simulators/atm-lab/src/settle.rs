@@ -121,26 +121,23 @@ async fn technicians_visit(lab: &RunningLab) -> Visit {
 async fn drain(lab: &RunningLab, visit: &Visit) -> Drained {
     let deadline = Instant::now() + DRAIN_PATIENCE;
     let mut status = Value::Null;
-    let mut in_doubt = Vec::new();
-    loop {
+    let mut in_doubt = loop {
         if let Some(s) = children::agent_status(&lab.socket).await {
             status = s;
         }
-        let listed = technician::list_in_doubt(&lab.socket).await;
         let idle = status["uplink"] == "up"
             && status["queue"]["pending"] == 0
             && status["queue"]["parked"] == 0;
-        if let Ok(list) = listed {
-            in_doubt = list.iter().map(|r| r.describe()).collect();
-            if idle && in_doubt.is_empty() {
-                break;
-            }
-        }
-        if Instant::now() >= deadline {
-            break;
+        // An agent that cannot list them may hold some: that is not "none".
+        let left: Vec<String> = match technician::list_in_doubt(&lab.socket).await {
+            Ok(list) => list.iter().map(|r| r.describe()).collect(),
+            Err(e) => vec![format!("cannot list the dispenses in doubt: {e}")],
+        };
+        if (idle && left.is_empty()) || Instant::now() >= deadline {
+            break left;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
     // A record whose settlement the agent refused says why.
     for d in in_doubt.iter_mut() {
         if let Some(r) = visit.refused.iter().find(|r| r.starts_with(d.as_str())) {
