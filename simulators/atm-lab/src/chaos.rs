@@ -196,10 +196,17 @@ pub async fn run(ctx: &DrillCtx) {
     ctx.terminal_faults_on.store(false, Ordering::SeqCst);
 }
 
+/// A lane's episodes in order; those the customers did not last for are named as not reached.
 async fn run_lane(ctx: &DrillCtx, episodes: Vec<Episode>) {
+    let mut ended = false;
     for e in episodes {
-        if !ctx.at(e.start).await {
-            return;
+        ended = ended || !ctx.at(e.start).await;
+        if ended {
+            ctx.event(format!(
+                "chaos: {} not reached: the customers ended first",
+                e.describe()
+            ));
+            continue;
         }
         episode(ctx, &e).await;
     }
