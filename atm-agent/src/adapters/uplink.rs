@@ -209,11 +209,18 @@ impl Uplink {
             }
             pending.insert(key.clone(), tx);
         }
-        if sender.send(Bytes::from(bytes)).await.is_err() {
-            self.forget(&key);
-            return Err(LinkError::Down);
+        // One deadline for queuing and answering: a writer stuck on a dead socket fills the
+        // outbox, and waiting for room without a bound would hang every caller (the forwarder).
+        let deadline = tokio::time::Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, sender.send(Bytes::from(bytes))).await {
+            Ok(Ok(())) => {}
+            // Never queued, so never sent.
+            Ok(Err(_)) | Err(_) => {
+                self.forget(&key);
+                return Err(LinkError::Down);
+            }
         }
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) => Err(LinkError::Lost),
             Err(_) => {
@@ -458,5 +465,49 @@ impl SwitchLink for Uplink {
     async fn zone_pin_key(&self) -> Result<ZonePinKeyDelivery, LinkError> {
         let resp = self.network_request(NetworkCode::KeyChange).await?;
         dialect::zone_pin_key_delivery(&resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uplink_with_outbox(outbox: mpsc::Sender<Bytes>) -> Uplink {
+        Uplink {
+            shared: Arc::new(Shared {
+                outbox: Mutex::new(Some(outbox)),
+                pending: Mutex::new(HashMap::new()),
+                up: watch::channel(true).0,
+                late: mpsc::channel(1).0,
+                echo_stan: AtomicU32::new(0),
+                zone_key: watch::channel(None).0,
+                offline_deposits: Mutex::new(None),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_is_a_request_not_sent_within_the_timeout_never_a_hang() {
+        // The connection's writer is stuck (a dead socket): nobody drains the outbox.
+        let (tx, _stuck_writer) = mpsc::channel::<Bytes>(1);
+        tx.try_send(Bytes::from_static(b"queued before")).unwrap();
+        let uplink = uplink_with_outbox(tx);
+        let echo = dialect::network_request(
+            NetworkCode::Echo,
+            Stan::new(1).unwrap(),
+            crate::clock::transmission_date_time_now(),
+        )
+        .unwrap();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            uplink.request(&echo, Duration::from_millis(50)),
+        )
+        .await
+        .expect("the request returns within its own timeout");
+        assert!(matches!(outcome, Err(LinkError::Down)), "{outcome:?}");
+        assert!(
+            uplink.shared.pending.lock().unwrap().is_empty(),
+            "nothing left waiting"
+        );
     }
 }
