@@ -195,6 +195,15 @@ where
     }
 }
 
+/// A query string that does not parse: 400 `invalid_request`, with axum's reason.
+fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        rejection.body_text(),
+    )
+}
+
 fn answer<T: Serialize>(status: StatusCode, recorded: Recorded<T>) -> Response {
     let mut response = (status, Json(recorded.value)).into_response();
     if recorded.replayed {
@@ -349,13 +358,7 @@ async fn list_movements(
     State(state): State<AppState>,
     query: Result<Query<MovementsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(query) = query.map_err(bad_query)?;
     let after = match &query.after {
         None => None,
         Some(id) => Some(store::parse_movement_id(id).ok_or_else(|| {
@@ -451,13 +454,7 @@ async fn list_holds(
     State(state): State<AppState>,
     query: Result<Query<HoldsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|rejection| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            rejection.body_text(),
-        )
-    })?;
+    let Query(query) = query.map_err(bad_query)?;
     let limit = query.limit.unwrap_or(HOLDS_PAGE_DEFAULT);
     let list = state
         .store
