@@ -2,6 +2,7 @@
 //! (`adapters::control`) and `atmctl`, the lab and the tests send them (`cli::control::send`),
 //! so the two cannot disagree. On the wire: one JSON object per line, tagged by `cmd`:
 //! `{"cmd":"status"}`, `{"cmd":"queue_ls"}`, `{"cmd":"queue_retry","terminal":null}`,
+//! `{"cmd":"queue_requeue","terminal":"ATM00001","seq":12,"reason":"…","by":"jane"}`,
 //! `{"cmd":"terminal","terminal":"ATM00001","action":"in_service"|"out_of_service"|"supply_counters"}`,
 //! `{"cmd":"keys_load_master","terminal":"ATM00001","components":[{"component":"<hex>","kcv":"<6 hex>"},…]}`,
 //! `{"cmd":"keys_load_zone_master","components":[…]}`, `{"cmd":"keys_rotate","terminal":"ATM00001"}`,
@@ -21,6 +22,14 @@ pub enum Request {
     QueueRetry {
         #[serde(default)]
         terminal: Option<String>,
+    },
+    /// An operator puts a parked advice back in its terminal's queue, saying why.
+    QueueRequeue {
+        terminal: String,
+        seq: u64,
+        reason: String,
+        #[serde(default)]
+        by: Option<String>,
     },
     Terminal {
         terminal: String,
@@ -134,6 +143,15 @@ mod tests {
     fn requests_are_the_lines_the_agent_always_read() {
         let line = |r: &Request| serde_json::to_string(r).unwrap();
         assert_eq!(line(&Request::Status), r#"{"cmd":"status"}"#);
+        assert_eq!(
+            line(&Request::QueueRequeue {
+                terminal: "ATM00001".into(),
+                seq: 12,
+                reason: "switch fixed".into(),
+                by: Some("jane".into()),
+            }),
+            r#"{"cmd":"queue_requeue","terminal":"ATM00001","seq":12,"reason":"switch fixed","by":"jane"}"#
+        );
         assert_eq!(
             line(&Request::Terminal {
                 terminal: "ATM00001".into(),

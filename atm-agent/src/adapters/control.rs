@@ -80,6 +80,12 @@ async fn answer(svc: &Services, req: Request, peer: control_socket::Peer) -> Val
             svc.forwarder.notify_one();
             json!({"ok": true, "data": {"made_due": n}})
         }
+        Request::QueueRequeue {
+            terminal,
+            seq,
+            reason,
+            by,
+        } => control_socket::answer(requeue(svc, terminal, seq, reason, by, peer).await),
         Request::Terminal { terminal, action } => {
             let command = match action {
                 Action::InService => TerminalCommand::GoInService,
@@ -184,6 +190,31 @@ async fn settle(
         "by": by,
         "peer_uid": peer.uid,
     }))
+}
+
+/// A parked advice back into the flow: who (name and uid), why, logged on the audit target.
+async fn requeue(
+    svc: &Services,
+    terminal: String,
+    seq: u64,
+    reason: String,
+    by: Option<String>,
+    peer: control_socket::Peer,
+) -> Result<Value, String> {
+    if reason.trim().is_empty() {
+        return Err("invalid: a reason is required".into());
+    }
+    let id = crate::queue::EntryId {
+        partition: terminal,
+        seq,
+    };
+    svc.queue.requeue(&id).await.map_err(|e| match e {
+        crate::queue::QueueError::NotFound(_) => format!("not found: no parked advice {id}"),
+        other => other.to_string(),
+    })?;
+    tracing::warn!(target: "audit", entry = %id, %reason, by = by.as_deref().unwrap_or(""), peer_uid = ?peer.uid, "parked advice requeued by an operator");
+    svc.forwarder.notify_one();
+    Ok(json!({"requeued": id.to_string(), "by": by, "peer_uid": peer.uid, "reason": reason}))
 }
 
 fn keys_answer(svc: &Services, f: impl FnOnce(&PinKeys) -> Result<Value, String>) -> Value {

@@ -158,6 +158,19 @@ enum QueueCommand {
         socket: SocketArg,
         terminal: Option<String>,
     },
+    /// Put a parked advice back in its terminal's queue (`queue ls` shows its terminal and seq).
+    Requeue {
+        #[command(flatten)]
+        socket: SocketArg,
+        terminal: String,
+        seq: u64,
+        /// Why it may be sent again (logged with who).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (default: $USER).
+        #[arg(long, env = "USER")]
+        by: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,6 +254,21 @@ fn run(args: Args) -> Result<String, CliError> {
         Command::Queue(QueueCommand::Retry { socket, terminal }) => {
             let data = cli::control::send(&socket.socket, &Request::QueueRetry { terminal })?;
             Ok(data.to_string())
+        }
+        Command::Queue(QueueCommand::Requeue {
+            socket,
+            terminal,
+            seq,
+            reason,
+            by,
+        }) => {
+            let request = Request::QueueRequeue {
+                terminal,
+                seq,
+                reason,
+                by,
+            };
+            Ok(cli::control::send(&socket.socket, &request)?.to_string())
         }
         Command::Terminal {
             socket,

@@ -26,6 +26,8 @@ pub enum QueueError {
     },
     #[error("queue entry {id} is unreadable and was moved to the corrupt tree: {reason}")]
     Corrupt { id: String, reason: String },
+    #[error("parked queue entry {id} is unreadable (left where it is): {reason}")]
+    UnreadableParked { id: String, reason: String },
     #[error("invalid queue configuration: {0}")]
     Config(String),
     #[error("cannot encode advice for the queue: {0}")]

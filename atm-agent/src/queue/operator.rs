@@ -1,6 +1,6 @@
 //! What the operator sees and does through `atmctl queue`: `ls` ([`SafQueue::list`] and the
-//! counters) and `retry` ([`SafQueue::retry_now`]). Read-mostly; nothing here is on the
-//! forwarder's path.
+//! counters), `retry` ([`SafQueue::retry_now`]) and `requeue` ([`SafQueue::requeue`]: a parked
+//! advice back into the flow). Nothing here is on the forwarder's path.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -10,8 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::entry::{EntryId, EntryState, EntryView};
+use super::error::QueueError;
 use super::record;
 use super::saf::SafQueue;
+use super::storage::move_record;
 
 impl<T> SafQueue<T>
 where
@@ -59,6 +61,35 @@ where
             }
         }
         rescheduled
+    }
+
+    /// Puts a parked advice back where it was in its terminal's queue, due now, with its failure
+    /// count cleared (its attempts are kept: the next send is a repeat). Durable on return.
+    /// `NotFound` when no parked advice has that id.
+    pub async fn requeue(&self, id: &EntryId) -> Result<(), QueueError> {
+        {
+            let _state = self.lock();
+            let key = record::encode_key(&id.partition, id.seq);
+            let bytes = self
+                .parked
+                .get(&key)?
+                .ok_or_else(|| QueueError::NotFound(id.clone()))?;
+            let mut rec: record::Record<Value> =
+                record::decode(&bytes).map_err(|reason| QueueError::UnreadableParked {
+                    id: id.to_string(),
+                    reason,
+                })?;
+            let reason = rec.parked.take().map(|p| p.reason).unwrap_or_default();
+            rec.counted_failures = 0;
+            rec.next_attempt_at_ms = 0;
+            let bytes = record::encode(&rec)?;
+            move_record(&self.parked, &self.pending, &key, &bytes)?;
+            self.parked_len.fetch_sub(1, Ordering::SeqCst);
+            self.pending_len.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(entry = %id, parked_because = %reason, "parked advice put back in the queue by an operator");
+        }
+        self.committer.durable().await?;
+        Ok(())
     }
 
     /// Every advice held, pending then parked, in key order (for `atmctl queue ls --json`).

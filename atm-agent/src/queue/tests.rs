@@ -159,6 +159,31 @@ async fn counted_failures_park_the_advice_at_the_limit() {
 }
 
 #[tokio::test]
+async fn an_operator_puts_a_parked_advice_back_and_it_is_sent_again_as_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let id = {
+        let q = open(&dir, &clock);
+        let id = q.enqueue("ATM1", Advice { stan: 1 }).await.unwrap();
+        q.begin_attempt(&id).await.unwrap();
+        q.park(&id, "response 12").await.unwrap();
+        assert!(q.due(clock.now_ms()).is_empty());
+        q.requeue(&id).await.unwrap();
+        assert_eq!((q.len(), q.parked_len()), (1, 0));
+        id
+    };
+    // Durable: after a restart it is due at once, as a repeat (its attempt was counted).
+    let q = open(&dir, &clock);
+    let due = q.due(clock.now_ms());
+    assert_eq!(stans(&due), vec![("ATM1".into(), 1)]);
+    assert_eq!(q.begin_attempt(&id).await.unwrap().attempts, 2);
+    assert!(
+        matches!(q.requeue(&id).await, Err(QueueError::NotFound(_))),
+        "only a parked advice is requeued"
+    );
+}
+
+#[tokio::test]
 async fn an_advice_past_its_age_limit_is_parked_not_dropped() {
     let (dir, clock, q) = setup();
     q.enqueue("ATM1", Advice { stan: 1 }).await.unwrap();

@@ -362,6 +362,7 @@ impl Lab {
                 if self.agent.is_some() {
                     self.drained().await;
                 }
+                self.switch_settled().await;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -372,6 +373,21 @@ impl Lab {
             "ledger balance of {}",
             &pan[..6]
         );
+    }
+
+    /// Waits until the switch's journal owes the ledger nothing: the ledger applies a call a
+    /// moment before the switch journals its outcome (a deposit advice is credited by the
+    /// resumer), so a balance can be right while its journal state is still in flight.
+    pub async fn switch_settled(&self) {
+        for _ in 0..400 {
+            let rec = self.switch.switch.reconcile().await.unwrap();
+            if rec.in_flight == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let rec = self.switch.switch.reconcile().await.unwrap();
+        assert_eq!(rec.in_flight, 0, "the switch still owes the ledger work: {rec:#?}");
     }
 
     /// The books balance, no hold was captured twice, and the switch journal matches the ledger.
