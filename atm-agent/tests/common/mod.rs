@@ -387,7 +387,10 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let rec = self.switch.switch.reconcile().await.unwrap();
-        assert_eq!(rec.in_flight, 0, "the switch still owes the ledger work: {rec:#?}");
+        assert_eq!(
+            rec.in_flight, 0,
+            "the switch still owes the ledger work: {rec:#?}"
+        );
     }
 
     /// The books balance, no hold was captured twice, and the switch journal matches the ledger.
