@@ -9,6 +9,9 @@
 //!   ([`ibm3624_offset`], [`ibm3624_verify`]).
 //! - AES key wrap, RFC 3394 with the default IV ([`aes_key_wrap`], [`aes_key_unwrap`]): how the
 //!   software store keeps keys at rest.
+//! - HMAC-SHA-256 ([`hmac_sha256`], RFC 4231 vectors): keyed card references.
+//! - AES-256-GCM ([`aead_seal`], [`aead_open`]): card data at rest, with a random 96-bit nonce
+//!   and associated data that binds a sealed value to the record it belongs to.
 //!
 //! Error messages never contain key bytes, PIN digits or PAN digits.
 
@@ -76,11 +79,81 @@ pub fn tdes_decrypt_ecb(key: &[u8], data: &mut [u8]) -> Result<(), KeyStoreError
     Tdes::new(key)?.apply(data, false)
 }
 
-/// Key check value: the first 3 bytes of the key encrypting 8 zero bytes.
+/// Key check value: the first 3 bytes of the key encrypting a block of zeros (8 bytes under
+/// DES/3DES; 16 bytes under AES-256 for a 32-byte key, the usual AES convention).
 pub fn kcv(key: &[u8]) -> Result<Kcv, KeyStoreError> {
+    if key.len() == 32 {
+        let cipher = Aes256::new(GenericArray::from_slice(key));
+        let mut block = GenericArray::from([0u8; 16]);
+        cipher.encrypt_block(&mut block);
+        return Ok(Kcv([block[0], block[1], block[2]]));
+    }
     let mut block = [0u8; 8];
     tdes_encrypt_ecb(key, &mut block)?;
     Ok(Kcv([block[0], block[1], block[2]]))
+}
+
+/// HMAC-SHA-256 (RFC 2104) of `data` under `key`.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], KeyStoreError> {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .map_err(|_| KeyStoreError::Invalid("HMAC key of a bad length".into()))?;
+    mac.update(data);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Length of the nonce in front of an [`aead_seal`] output.
+pub const AEAD_NONCE_LEN: usize = 12;
+/// Length of the authentication tag at its end.
+pub const AEAD_TAG_LEN: usize = 16;
+
+/// AES-256-GCM: `nonce (12) || ciphertext || tag (16)`, with a fresh random nonce. `aad` is
+/// authenticated, not encrypted: the caller binds the value to where it is stored.
+pub fn aead_seal(key: &[u8], plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
+    use aes_gcm::aead::{Aead, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    let cipher = <Aes256Gcm as aes_gcm::KeyInit>::new_from_slice(key)
+        .map_err(|_| KeyStoreError::Invalid("AES-256-GCM needs a 32-byte key".into()))?;
+    let mut nonce = [0u8; AEAD_NONCE_LEN];
+    getrandom::getrandom(&mut nonce).map_err(|e| {
+        KeyStoreError::Invalid(format!("no randomness from the operating system: {e}"))
+    })?;
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| KeyStoreError::Invalid("AES-256-GCM sealing failed".into()))?;
+    let mut out = Vec::with_capacity(AEAD_NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+/// Opens what [`aead_seal`] made with the same key and `aad`. A wrong key, other associated data
+/// or any altered byte is refused as [`KeyStoreError::Sealed`].
+pub fn aead_open(
+    key: &[u8],
+    sealed: &[u8],
+    aad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    use aes_gcm::aead::{Aead, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    if sealed.len() < AEAD_NONCE_LEN + AEAD_TAG_LEN {
+        return Err(KeyStoreError::Sealed("too short to be sealed data"));
+    }
+    let cipher = <Aes256Gcm as aes_gcm::KeyInit>::new_from_slice(key)
+        .map_err(|_| KeyStoreError::Invalid("AES-256-GCM needs a 32-byte key".into()))?;
+    let (nonce, body) = sealed.split_at(AEAD_NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
+        .map(Zeroizing::new)
+        .map_err(|_| {
+            KeyStoreError::Sealed("does not open: wrong key, moved to another record, or altered")
+        })
 }
 
 /// Sets odd parity on every byte (DES convention); the KCV does not change.
@@ -439,6 +512,39 @@ mod tests {
     fn pan(s: &str) -> Pan {
         Pan::parse(s).unwrap()
     }
+    /// RFC 4231, test cases 1 and 2.
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        assert_eq!(
+            hex::encode(hmac_sha256(&[0x0b; 20], b"Hi There").unwrap()),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// The GCM specification's test case 14 (AES-256, zero key and IV, one zero block), and the
+    /// AES check value of the zero key (AES-256 of a zero block is DC95C078…).
+    #[test]
+    fn aes_256_gcm_and_aes_kcv_match_published_values() {
+        let key = [0u8; 32];
+        let mut sealed = vec![0u8; 12];
+        sealed.extend(h(
+            "CEA7403D4D606B6E074EC5D3BAF39D18D0D1C8A799996BF0265B98B5D48AB919",
+        ));
+        assert_eq!(&aead_open(&key, &sealed, b"").unwrap()[..], &[0u8; 16]);
+        assert!(aead_open(&key, &sealed, b"x").is_err());
+        assert_eq!(kcv(&key).unwrap().to_string(), "DC95C0");
+        let round = aead_seal(&key, b"4761739001010010", b"aad").unwrap();
+        assert_eq!(round.len(), 12 + 16 + 16);
+        assert_eq!(
+            &aead_open(&key, &round, b"aad").unwrap()[..],
+            b"4761739001010010"
+        );
+    }
+
     fn enc(key: &str, data: &str) -> String {
         let mut d = h(data);
         tdes_encrypt_ecb(&h(key), &mut d).unwrap();

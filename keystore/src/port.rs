@@ -47,6 +47,9 @@ pub enum KeyStoreError {
     },
     #[error("key store file {path}: {reason}")]
     Storage { path: String, reason: String },
+    /// Sealed data (see [`KeyStore::seal_data`]) that does not open. Carries no data.
+    #[error("sealed data {0}")]
+    Sealed(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, KeyStoreError>;
@@ -119,4 +122,23 @@ pub trait KeyStore: Send + Sync + 'static {
         pvk: &KeyRef,
         method: &PinVerification,
     ) -> Result<PinVerdict>;
+
+    /// HMAC-SHA-256 of the PAN's digits under `key` (usage [`KeyUsage::CardReference`]): the
+    /// keyed value card references are made from. Without the key, a masked PAN's 10^5
+    /// candidates cannot be tested against a reference.
+    fn card_reference(&self, key: &KeyRef, pan: &Pan) -> Result<[u8; 32]>;
+
+    /// Encrypts `plaintext` under `key` (usage [`KeyUsage::DataProtection`], AES-256-GCM, random
+    /// nonce). `aad` is authenticated with it: pass what names the record (its store key), so a
+    /// sealed value copied into another record does not open there.
+    fn seal_data(&self, key: &KeyRef, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>>;
+
+    /// Decrypts what [`seal_data`](KeyStore::seal_data) made under the same key and `aad`; the clear bytes
+    /// are wiped when dropped.
+    fn open_data(
+        &self,
+        key: &KeyRef,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>>;
 }

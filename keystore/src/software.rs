@@ -16,8 +16,9 @@
 //!
 //! | bytes  | content                                                       |
 //! |--------|---------------------------------------------------------------|
-//! | 0      | usage: 1 master, 2 pin, 3 mac, 4 pin_verification             |
-//! | 1      | key length in bytes (8, 16 or 24)                             |
+//! | 0      | usage: 1 master, 2 pin, 3 mac, 4 pin_verification,            |
+//! |        | 5 card_reference, 6 data_protection                           |
+//! | 1      | key length in bytes (8, 16 or 24; 32 for usages 5 and 6)      |
 //! | 2..6   | version, big-endian u32                                       |
 //! | 6..8   | zero                                                          |
 //! | 8..16  | first 8 bytes of SHA-256 of the key name (UTF-8)              |
@@ -106,6 +107,28 @@ fn usage_code(usage: KeyUsage) -> u8 {
         KeyUsage::Pin => 2,
         KeyUsage::Mac => 3,
         KeyUsage::PinVerification => 4,
+        KeyUsage::CardReference => 5,
+        KeyUsage::DataProtection => 6,
+    }
+}
+
+/// A key length that fits `usage`: 8, 16 or 24 bytes for DES keys, 32 for the others.
+fn check_length(usage: KeyUsage, length: usize) -> Result<()> {
+    let ok = if usage.is_des() {
+        matches!(length, 8 | 16 | 24)
+    } else {
+        length == 32
+    };
+    if ok {
+        Ok(())
+    } else if usage.is_des() {
+        Err(KeyStoreError::Invalid(format!(
+            "a {usage} key is 8, 16 or 24 bytes (DES), got {length}"
+        )))
+    } else {
+        Err(KeyStoreError::Invalid(format!(
+            "a {usage} key is 32 bytes, got {length}"
+        )))
     }
 }
 
@@ -251,7 +274,9 @@ impl SoftwareKeyStore {
             )),
             _ => tampered("wrapped has a bad length"),
         })?;
-        if !matches!(record.length, 8 | 16 | 24) || plain.len() != HEADER_LEN + record.length {
+        if check_length(record.usage, record.length).is_err()
+            || plain.len() != HEADER_LEN + record.length
+        {
             return Err(tampered("length"));
         }
         if plain[..HEADER_LEN] != header(&record.name, record.usage, record.version, record.length)
@@ -376,6 +401,7 @@ impl SoftwareKeyStore {
 
     /// Stores `key` as the next version of `name`.
     fn store_next(&self, name: &KeyName, usage: KeyUsage, key: &[u8]) -> Result<KeyInfo> {
+        check_length(usage, key.len())?;
         let mut records = self.records();
         let version = Self::next_version(&records, name)?;
         let record = self.seal(name, usage, version, key)?;
@@ -462,7 +488,9 @@ impl KeyStore for SoftwareKeyStore {
         }
         // The XOR of two odd-parity components has even parity; DES ignores parity bits, so
         // fixing them does not change the key or its check value.
-        crypto::set_odd_parity(&mut key);
+        if usage.is_des() {
+            crypto::set_odd_parity(&mut key);
+        }
         let info = self.store_next(name, usage, &key)?;
         info!(key = %name, version = info.version, kcv = %info.kcv, usage = %usage,
             components = components.len(), "loaded key from components");
@@ -474,7 +502,9 @@ impl KeyStore for SoftwareKeyStore {
         getrandom::getrandom(&mut key).map_err(|e| {
             KeyStoreError::Invalid(format!("no randomness from the operating system: {e}"))
         })?;
-        crypto::set_odd_parity(&mut key);
+        if usage.is_des() {
+            crypto::set_odd_parity(&mut key);
+        }
         let info = self.store_next(name, usage, &key)?;
         info!(key = %name, version = info.version, kcv = %info.kcv, usage = %usage, "generated key");
         Ok(info)
@@ -599,6 +629,21 @@ impl KeyStore for SoftwareKeyStore {
                 *pad,
             ),
         }
+    }
+
+    fn card_reference(&self, key: &KeyRef, pan: &Pan) -> Result<[u8; 32]> {
+        let (_, clear) = self.key(key, Some(KeyUsage::CardReference))?;
+        crypto::hmac_sha256(&clear, pan.expose().as_bytes())
+    }
+
+    fn seal_data(&self, key: &KeyRef, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let (_, clear) = self.key(key, Some(KeyUsage::DataProtection))?;
+        crypto::aead_seal(&clear, plaintext, aad)
+    }
+
+    fn open_data(&self, key: &KeyRef, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let (_, clear) = self.key(key, Some(KeyUsage::DataProtection))?;
+        crypto::aead_open(&clear, sealed, aad)
     }
 }
 

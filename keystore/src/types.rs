@@ -22,6 +22,12 @@ pub enum KeyUsage {
     Mac,
     /// PIN verification key (PVK): Visa PVV or IBM 3624 natural PIN.
     PinVerification,
+    /// Card reference key (32 bytes, HMAC-SHA-256): derives the token a card is known by, so that
+    /// a masked PAN (first 6, last 4) cannot be completed by hashing the 10^5 candidates.
+    CardReference,
+    /// Data protection key (32 bytes, AES-256-GCM): card data kept at rest (an offline deposit's
+    /// PAN, a card's PVV or offset).
+    DataProtection,
 }
 
 impl KeyUsage {
@@ -31,7 +37,15 @@ impl KeyUsage {
             KeyUsage::Pin => "pin",
             KeyUsage::Mac => "mac",
             KeyUsage::PinVerification => "pin_verification",
+            KeyUsage::CardReference => "card_reference",
+            KeyUsage::DataProtection => "data_protection",
         }
+    }
+
+    /// Whether keys of this usage are DES keys (8, 16 or 24 bytes, odd parity, 3DES check value)
+    /// rather than 32-byte keys for HMAC-SHA-256 or AES-256.
+    pub fn is_des(self) -> bool {
+        !matches!(self, KeyUsage::CardReference | KeyUsage::DataProtection)
     }
 }
 
@@ -49,8 +63,10 @@ impl FromStr for KeyUsage {
             "pin" => Ok(KeyUsage::Pin),
             "mac" => Ok(KeyUsage::Mac),
             "pin_verification" | "pin-verification" | "pvk" => Ok(KeyUsage::PinVerification),
+            "card_reference" | "card-reference" => Ok(KeyUsage::CardReference),
+            "data_protection" | "data-protection" => Ok(KeyUsage::DataProtection),
             other => Err(KeyStoreError::Invalid(format!(
-                "unknown key usage {other:?}: use master, pin, mac or pin_verification"
+                "unknown key usage {other:?}: use master, pin, mac, pin_verification, card_reference or data_protection"
             ))),
         }
     }
@@ -204,7 +220,7 @@ impl From<Kcv> for String {
     }
 }
 
-/// Length of a generated DES key.
+/// Length of a generated key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyLength {
@@ -212,6 +228,8 @@ pub enum KeyLength {
     Double,
     /// 24 bytes, 3-key 3DES.
     Triple,
+    /// 32 bytes: the only length of card reference and data protection keys.
+    Bytes32,
 }
 
 impl KeyLength {
@@ -219,6 +237,7 @@ impl KeyLength {
         match self {
             KeyLength::Double => 16,
             KeyLength::Triple => 24,
+            KeyLength::Bytes32 => 32,
         }
     }
 }
@@ -230,7 +249,7 @@ pub struct KeyInfo {
     pub usage: KeyUsage,
     pub version: KeyVersion,
     pub kcv: Kcv,
-    /// Key length in bytes (8, 16 or 24).
+    /// Key length in bytes (8, 16 or 24 for DES keys, 32 for the others).
     pub length: usize,
     /// Seconds since the Unix epoch when this version was stored.
     pub created_unix: u64,
@@ -242,7 +261,8 @@ impl KeyInfo {
     }
 }
 
-/// One clear key component as a key custodian typed it (16, 32 or 48 hex digits). Zeroized on drop;
+/// One clear key component as a key custodian typed it (16, 32 or 48 hex digits for DES keys, 64
+/// for card reference and data protection keys). Zeroized on drop;
 /// `Debug` shows `****`. It exists only between the custodian's keyboard and
 /// [`KeyStore::load_components`](crate::KeyStore::load_components).
 pub struct Component(Zeroizing<Vec<u8>>);
@@ -250,9 +270,9 @@ pub struct Component(Zeroizing<Vec<u8>>);
 impl Component {
     pub fn from_hex(s: &str) -> Result<Self, KeyStoreError> {
         let s = s.trim();
-        if !matches!(s.len(), 16 | 32 | 48) {
+        if !matches!(s.len(), 16 | 32 | 48 | 64) {
             return Err(KeyStoreError::Invalid(format!(
-                "a key component is 16, 32 or 48 hex digits, got {} characters",
+                "a key component is 16, 32, 48 or 64 hex digits, got {} characters",
                 s.len()
             )));
         }
@@ -263,9 +283,9 @@ impl Component {
         Ok(Self(bytes))
     }
     pub fn from_bytes(bytes: Zeroizing<Vec<u8>>) -> Result<Self, KeyStoreError> {
-        if !matches!(bytes.len(), 8 | 16 | 24) {
+        if !matches!(bytes.len(), 8 | 16 | 24 | 32) {
             return Err(KeyStoreError::Invalid(format!(
-                "a key component is 8, 16 or 24 bytes, got {}",
+                "a key component is 8, 16, 24 or 32 bytes, got {}",
                 bytes.len()
             )));
         }

@@ -625,3 +625,92 @@ fn the_file_format_is_as_documented() {
     assert_eq!(&plain[8..16], &sha2::Sha256::digest(b"zmk")[..8]);
     assert_eq!(hex::encode_upper(&plain[16..]), ZMK);
 }
+
+/// Card references are an HMAC under a stored key: stable for one key, different under another,
+/// and not the unkeyed hash anyone could compute from a PAN.
+#[test]
+fn card_references_are_keyed_and_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let refs = name("cardref");
+    let v1 = store
+        .generate(&refs, KeyUsage::CardReference, KeyLength::Bytes32)
+        .unwrap();
+    assert_eq!(v1.length, 32);
+    let pan = Pan::parse(CARD_PAN).unwrap();
+    let a = store.card_reference(&v1.key_ref(), &pan).unwrap();
+    assert_eq!(a, store.card_reference(&v1.key_ref(), &pan).unwrap());
+    use sha2::Digest;
+    assert_ne!(&a[..], &sha2::Sha256::digest(CARD_PAN.as_bytes())[..]);
+    let v2 = store
+        .generate(&refs, KeyUsage::CardReference, KeyLength::Bytes32)
+        .unwrap();
+    assert_ne!(a, store.card_reference(&v2.key_ref(), &pan).unwrap());
+
+    // Survives a restart.
+    drop(store);
+    let store = open(&store_path(&dir));
+    assert_eq!(a, store.card_reference(&v1.key_ref(), &pan).unwrap());
+
+    // A PIN key cannot stand in for it, and it cannot be a DES length.
+    let zpk = store
+        .generate(&KeyName::zone_pin(), KeyUsage::Pin, KeyLength::Double)
+        .unwrap();
+    assert!(matches!(
+        store.card_reference(&zpk.key_ref(), &pan),
+        Err(KeyStoreError::WrongUsage { .. })
+    ));
+    assert!(store
+        .generate(&refs, KeyUsage::CardReference, KeyLength::Double)
+        .is_err());
+    assert!(store
+        .generate(&KeyName::zone_pin(), KeyUsage::Pin, KeyLength::Bytes32)
+        .is_err());
+}
+
+/// Sealed card data opens only under its key and with the associated data it was sealed with.
+#[test]
+fn sealed_data_opens_only_in_its_own_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&store_path(&dir));
+    let dek = store
+        .generate(&name("dek"), KeyUsage::DataProtection, KeyLength::Bytes32)
+        .unwrap()
+        .key_ref();
+    let sealed = store
+        .seal_data(&dek, CARD_PAN.as_bytes(), b"vault/1")
+        .unwrap();
+    assert!(!sealed
+        .windows(CARD_PAN.len())
+        .any(|w| w == CARD_PAN.as_bytes()));
+    // A fresh nonce every time: the same PAN never seals to the same bytes.
+    assert_ne!(
+        sealed,
+        store
+            .seal_data(&dek, CARD_PAN.as_bytes(), b"vault/1")
+            .unwrap()
+    );
+    assert_eq!(
+        &store.open_data(&dek, &sealed, b"vault/1").unwrap()[..],
+        CARD_PAN.as_bytes()
+    );
+    assert!(matches!(
+        store.open_data(&dek, &sealed, b"vault/2"),
+        Err(KeyStoreError::Sealed(_))
+    ));
+    let mut altered = sealed.clone();
+    altered[20] ^= 1;
+    assert!(matches!(
+        store.open_data(&dek, &altered, b"vault/1"),
+        Err(KeyStoreError::Sealed(_))
+    ));
+    assert!(matches!(
+        store.open_data(&dek, &sealed[..10], b"vault/1"),
+        Err(KeyStoreError::Sealed(_))
+    ));
+    let other = store
+        .generate(&name("dek"), KeyUsage::DataProtection, KeyLength::Bytes32)
+        .unwrap()
+        .key_ref();
+    assert!(store.open_data(&other, &sealed, b"vault/1").is_err());
+}
