@@ -47,6 +47,18 @@ pub enum TlsError {
     #[error("cannot build the client certificate verifier: {0}")]
     ClientVerifier(#[from] rustls::server::VerifierBuilderError),
 
+    /// The server-certificate verifier (the agent's) could not be built.
+    #[error("cannot build the server certificate verifier: {0}")]
+    ServerVerifier(#[source] rustls::server::VerifierBuilderError),
+
+    /// The PEM holds no `X509 CRL` section.
+    #[error("{origin}: no certificate revocation list in it (expected a PEM \"BEGIN X509 CRL\" section)")]
+    NoCrl { origin: String },
+
+    /// A certificate revocation list could not be used (not a CRL, or its DER is broken).
+    #[error("{origin}: unusable certificate revocation list: {reason} (re-export it from the CA as PEM)")]
+    BadCrl { origin: String, reason: String },
+
     /// A host name given for the switch is not a valid DNS name or IP address.
     #[error("{name:?} is not a valid server name (a DNS name or an IP address)")]
     BadServerName { name: String },

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use rustls_pki_types::pem::{self, PemObject};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::TlsError;
 
@@ -27,6 +27,29 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
 /// Loads a CA bundle (one or more CA certificates) from a PEM file.
 pub fn load_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     load_certs(path)
+}
+
+/// Loads certificate revocation lists (one or more `X509 CRL` sections) from a PEM file.
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    parse_crls(&pem, &path.display().to_string())
+}
+
+/// Parses every `X509 CRL` section of `pem`; other sections are skipped, and a PEM without any
+/// is refused (an operator who configured a CRL file wants revocation checked, not silently off).
+pub fn parse_crls(
+    pem: &[u8],
+    origin: &str,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let crls = CertificateRevocationListDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_pem(origin, e))?;
+    if crls.is_empty() {
+        return Err(TlsError::NoCrl {
+            origin: origin.to_owned(),
+        });
+    }
+    Ok(crls)
 }
 
 /// Parses every `CERTIFICATE` section of `pem`; other sections are skipped.

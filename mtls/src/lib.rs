@@ -17,6 +17,8 @@
 //!   certificate signed by the agents' CA.
 //! - [`client`]: the agent side, a [`rustls::ClientConfig`] that presents the agent's certificate
 //!   and trusts only the switch's CA.
+//! - [`revocation`]: [`Crls`], the certificate revocation lists both sides may check the peer's
+//!   certificate against, and the policy (end-entity only, unknown status refused).
 //! - [`identity`]: [`PeerIdentity`], the terminal ids a client certificate vouches for
 //!   (subject CN plus DNS SubjectAltNames), read from an accepted connection.
 //! - [`pki`]: [`TestPki`], an in-memory CA issuing switch and agent certificates, for tests and
@@ -43,15 +45,21 @@ pub mod error;
 pub mod files;
 pub mod identity;
 pub mod pki;
+pub mod revocation;
 pub mod server;
 
 pub use client::{
-    client_config, client_config_from_der, client_config_from_pem, server_name, ClientTlsFiles,
+    client_config, client_config_from_der, client_config_from_pem,
+    client_config_from_pem_with_crls, client_config_with_crls, server_name, ClientTlsFiles,
 };
 pub use error::TlsError;
 pub use identity::PeerIdentity;
 pub use pki::{CertifiedKeyPem, PkiFiles, TestPki};
-pub use server::{server_config, server_config_from_der, server_config_from_pem, ServerTlsFiles};
+pub use revocation::Crls;
+pub use server::{
+    server_config, server_config_from_der, server_config_from_pem,
+    server_config_from_pem_with_crls, server_config_with_crls, ServerTlsFiles,
+};
 
 /// Re-exported so that users build acceptors and connectors against the same versions as the
 /// configurations made here.

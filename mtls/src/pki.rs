@@ -6,16 +6,21 @@
 //! is how tests present "a certificate from the wrong CA". [`TestPki::write_to_dir`] writes the
 //! usual file set so the lab and the README can point real processes at it.
 //!
-//! This is not a production CA: no revocation, no serial bookkeeping, and certificates valid for
-//! rcgen's default span (1975 to 4096).
+//! [`TestPki::crl_pem`] issues a certificate revocation list withdrawing chosen certificates, so
+//! tests can show that a revoked agent or switch is refused.
+//!
+//! This is not a production CA: no serial bookkeeping, and certificates valid for rcgen's default
+//! span (1975 to 4096).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason,
+    RevokedCertParams, SerialNumber,
 };
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{ClientTlsFiles, ServerTlsFiles, TlsError};
 
@@ -217,6 +222,40 @@ impl TestPki {
         Ok(files)
     }
 
+    /// A CRL (PEM) from this CA withdrawing `revoked` (certificates it issued): what the CA
+    /// would publish after an agent's key was stolen. An empty list gives a CRL revoking nothing.
+    ///
+    /// # Panics
+    /// If a certificate does not parse; see [`TestPki::try_crl_pem`].
+    pub fn crl_pem(&self, revoked: &[&CertifiedKeyPem]) -> String {
+        self.try_crl_pem(revoked)
+            .unwrap_or_else(|e| panic!("test CRL: {e}"))
+    }
+
+    /// Issues a CRL, reporting a certificate that does not parse instead of panicking.
+    pub fn try_crl_pem(&self, revoked: &[&CertifiedKeyPem]) -> Result<String, TlsError> {
+        let revoked_certs = revoked
+            .iter()
+            .map(|cert| {
+                Ok(RevokedCertParams {
+                    serial_number: serial_of(&cert.cert_pem)?,
+                    revocation_time: rcgen::date_time_ymd(2020, 1, 1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, TlsError>>()?;
+        let params = CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(4096, 1, 1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.ca_cert, &self.ca_key)?.pem()?)
+    }
+
     fn issue(&self, params: CertificateParams) -> Result<CertifiedKeyPem, TlsError> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key)?;
@@ -225,6 +264,16 @@ impl TestPki {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+/// The serial number of a PEM certificate, as a CRL names it.
+fn serial_of(cert_pem: &str) -> Result<SerialNumber, TlsError> {
+    let der = crate::files::parse_certs(cert_pem.as_bytes(), "<certificate to revoke>")?;
+    let (_, cert) =
+        X509Certificate::from_der(der[0].as_ref()).map_err(|e| TlsError::BadPeerCertificate {
+            reason: e.to_string(),
+        })?;
+    Ok(SerialNumber::from(cert.raw_serial().to_vec()))
 }
 
 fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), TlsError> {
@@ -274,6 +323,16 @@ mod tests {
             crate::PeerIdentity::from_certificate(&der[0]),
             Err(TlsError::NoTerminalIds)
         ));
+    }
+
+    #[test]
+    fn a_crl_is_pem_and_loads() {
+        let pki = TestPki::generate();
+        let agent = pki.client_cert("agent", &["ATM1"]);
+        let pem = pki.crl_pem(&[&agent]);
+        assert!(pem.contains("BEGIN X509 CRL"), "{pem}");
+        let crls = crate::Crls::from_pem(pem.as_bytes(), "crl").unwrap();
+        assert_eq!(crls.len(), 1);
     }
 
     #[test]

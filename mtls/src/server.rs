@@ -11,6 +11,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::revocation::{builder_error, Crls};
 use crate::{files, provider, TlsError};
 
 /// Where the switch finds its TLS material.
@@ -24,12 +25,27 @@ pub struct ServerTlsFiles {
     pub client_ca: PathBuf,
 }
 
-/// Builds the switch's TLS configuration from PEM files.
+/// Builds the switch's TLS configuration from PEM files, without revocation checking.
 pub fn server_config(files: ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with_crls(files, Crls::none())
+}
+
+/// Builds the switch's TLS configuration from PEM files; an agent certificate listed in `crls`
+/// is refused at the handshake (see [`crate::revocation`] for the policy).
+pub fn server_config_with_crls(
+    files: ServerTlsFiles,
+    crls: Crls,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = files::load_certs(&files.cert)?;
     let key = files::load_private_key(&files.key)?;
     let cas = files::load_ca_bundle(&files.client_ca)?;
-    build(chain, key, cas, &files.client_ca.display().to_string())
+    build(
+        chain,
+        key,
+        cas,
+        &files.client_ca.display().to_string(),
+        crls,
+    )
 }
 
 /// Builds the switch's TLS configuration from in-memory PEM (tests, the lab).
@@ -42,7 +58,21 @@ pub fn server_config_from_pem(
     let key = files::parse_private_key(key_pem, "<in-memory server key>")?;
     let origin = "<in-memory client CA>";
     let cas = files::parse_certs(client_ca_pem, origin)?;
-    build(chain, key, cas, origin)
+    build(chain, key, cas, origin, Crls::none())
+}
+
+/// As [`server_config_from_pem`], refusing agent certificates listed in `crls`.
+pub fn server_config_from_pem_with_crls(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+    crls: Crls,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = files::parse_certs(cert_pem, "<in-memory server certificate>")?;
+    let key = files::parse_private_key(key_pem, "<in-memory server key>")?;
+    let origin = "<in-memory client CA>";
+    let cas = files::parse_certs(client_ca_pem, origin)?;
+    build(chain, key, cas, origin, crls)
 }
 
 /// Builds the switch's TLS configuration from DER values already in memory.
@@ -51,7 +81,13 @@ pub fn server_config_from_der(
     key: PrivateKeyDer<'static>,
     client_cas: Vec<CertificateDer<'static>>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    build(cert_chain, key, client_cas, "<in-memory client CA>")
+    build(
+        cert_chain,
+        key,
+        client_cas,
+        "<in-memory client CA>",
+        Crls::none(),
+    )
 }
 
 fn build(
@@ -59,11 +95,19 @@ fn build(
     key: PrivateKeyDer<'static>,
     client_cas: Vec<CertificateDer<'static>>,
     ca_origin: &str,
+    crls: Crls,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let roots = Arc::new(files::root_store(client_cas, ca_origin)?);
     let provider = provider();
+    let (crls, crl_origin) = crls.into_parts();
     // No `allow_unauthenticated()`: a client without a certificate fails the handshake.
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).build()?;
+    let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    if !crls.is_empty() {
+        verifier = verifier.with_crls(crls).only_check_end_entity_revocation();
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| builder_error(e, &crl_origin, TlsError::ClientVerifier))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
