@@ -35,7 +35,9 @@
 //! interactive transaction response `2` and `1E`/`1B` data commands (raw
 //! [`DataCommandData::Other`]), FIT/state field semantics, screen control sequences, config info
 //! and `H`..`N` terminal state layouts, coin/deposit tails of the last transaction status, MAC
-//! computation and TVN checking (the MAC is carried, not verified), the TPDU/header of some sites.
+//! computation and TVN checking (the codec carries the MAC and fixes the bytes it covers, see
+//! [`mac`]; computing and checking it is the key store's and the agent's), the TPDU/header of
+//! some sites.
 //! The MAC is optional per message: in a MAC dialect a last field of exactly 8 hex digits is read
 //! as the MAC (so an 8-hex last record without MAC would be misread; `encode` output of such a
 //! value reads back differently, and property tests avoid it). An empty last field beyond a
@@ -48,6 +50,7 @@ pub mod dialect;
 pub mod error;
 pub(crate) mod fields;
 pub mod key_load;
+pub mod mac;
 pub mod sensitive;
 pub mod status;
 pub mod terminal_command;
@@ -60,6 +63,7 @@ pub use data_command::{DataCommand, DataCommandData, NumberedValue, Screen, Stat
 pub use dialect::{Dialect, ReadyAfterReply, TvnMode};
 pub use error::{NdcError, Reason};
 pub use key_load::{KeyChangeModifier, KeyLoad, KeyLoadError, KEY_LENGTHS};
+pub use mac::{mac_field, parse_mac_field, MAC_FIELD_BYTES};
 pub use sensitive::{CardTrack, KeyField, PinBuffer, PinBufferError, TrackKind};
 pub use status::{
     CashHandlerStatus, DeviceState, DeviceStatus, DispenseOutcome, EncryptorInit, SolicitedStatus,
