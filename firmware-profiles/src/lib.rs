@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use protocols::framing::LengthPrefix;
-use protocols::ndc::Dialect;
+use protocols::ndc::{Dialect, TvnMode};
 use protocols::types::Currency;
 use serde::Deserialize;
 
@@ -26,6 +26,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "ncr-advance-ndc",
         include_str!("../profiles/ncr-advance-ndc.toml"),
+    ),
+    (
+        "ncr-advance-ndc-mac",
+        include_str!("../profiles/ncr-advance-ndc-mac.toml"),
     ),
 ];
 
@@ -58,6 +62,8 @@ pub struct Profile {
     pub next_states: NextStates,
     pub timers: Timers,
     pub customization: Customization,
+    /// Which messages carry an NDC MAC; all off unless the file has a `[mac]` table.
+    pub mac: MacSelection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +84,36 @@ struct ProfileFile {
     #[serde(default)]
     timers: Timers,
     customization: Customization,
+    #[serde(default)]
+    mac: MacSelection,
+}
+
+/// NDC MAC mode: which messages carry a MAC (ANSI X9.19 retail MAC under the terminal MAC key
+/// the agent loads with the key change `45`, 8 hex digits as the last field; the bytes covered
+/// are `protocols::ndc::mac`'s). A message whose flag is on must carry a valid MAC: the agent
+/// refuses a transaction request without one, the terminal rejects such a reply (reason `1`).
+/// Needs a dialect with `mac` (and, for the terminal's messages, a TVN slot: the reply echoes the
+/// request's TVN, which is what keeps an old reply from being replayed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MacSelection {
+    /// `11` from the terminal, with a fresh TVN.
+    #[serde(default)]
+    pub transaction_request: bool,
+    /// `4` from the host, echoing the request's TVN.
+    #[serde(default)]
+    pub transaction_reply: bool,
+    /// `22` from the terminal; the agent checks the one that reports the outcome of a
+    /// transaction reply (what the terminal says it dispensed settles money).
+    #[serde(default)]
+    pub solicited_status: bool,
+}
+
+impl MacSelection {
+    /// Whether any message is MACed (the terminal then needs a MAC key).
+    pub fn enabled(&self) -> bool {
+        self.transaction_request || self.transaction_reply || self.solicited_status
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +335,7 @@ impl Profile {
             next_states: f.next_states,
             timers: f.timers,
             customization: f.customization,
+            mac: f.mac,
         };
         profile.validate().map_err(err)?;
         Ok(profile)
@@ -356,7 +393,37 @@ impl Profile {
         if !(64..=65535).contains(&self.framing.max_frame_bytes) {
             return Err("framing.max_frame_bytes must be between 64 and 65535".into());
         }
+        self.validate_mac()
+    }
+
+    fn validate_mac(&self) -> Result<(), String> {
+        let m = &self.mac;
+        if m.enabled() && !self.dialect.mac {
+            return Err(format!(
+                "mac: the dialect {:?} has no MAC field; MAC mode needs one (ncr_advance)",
+                self.dialect_name()
+            ));
+        }
+        if (m.transaction_request || m.solicited_status) && self.dialect.tvn != TvnMode::Hex8 {
+            return Err("mac: a MACed 11 or 22 carries a TVN; the dialect needs tvn = hex8".into());
+        }
+        if m.transaction_reply && !m.transaction_request {
+            // The reply's MAC covers the TVN it echoes; without a MACed request there is no TVN
+            // to echo, and a recorded reply could be played again.
+            return Err(
+                "mac.transaction_reply needs mac.transaction_request (the reply echoes its TVN)"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    fn dialect_name(&self) -> &'static str {
+        Dialect::NAMES
+            .iter()
+            .copied()
+            .find(|n| Dialect::by_name(n).as_ref() == Some(&self.dialect))
+            .unwrap_or("custom")
     }
 
     /// The denomination of a cassette type, if the profile has it.
@@ -422,6 +489,56 @@ mod tests {
         let adv = Profile::builtin("ncr-advance-ndc").unwrap();
         assert!(!basic.dialect.key_kvv_reply, "a plain ready 9");
         assert!(adv.dialect.key_kvv_reply, "23 … 3 FS <KVV>");
+    }
+
+    #[test]
+    fn only_the_mac_profile_turns_mac_mode_on() {
+        for name in Profile::builtin_names() {
+            let p = Profile::builtin(name).unwrap();
+            assert_eq!(p.mac.enabled(), name == "ncr-advance-ndc-mac", "{name}");
+        }
+        let p = Profile::builtin("ncr-advance-ndc-mac").unwrap();
+        assert_eq!(
+            p.mac,
+            MacSelection {
+                transaction_request: true,
+                transaction_reply: true,
+                solicited_status: true,
+            }
+        );
+        assert!(p.dialect.mac && p.dialect.tvn == TvnMode::Hex8);
+        let plain = Profile::builtin("ncr-advance-ndc").unwrap();
+        assert_ne!(
+            p.customization.config_id, plain.customization.config_id,
+            "a terminal moved between the two gets a download"
+        );
+    }
+
+    #[test]
+    fn mac_mode_needs_a_mac_dialect_and_a_maced_request_for_a_maced_reply() {
+        let basic = BUILTIN[0].1;
+        let err = Profile::from_toml_str(
+            &format!("{basic}\n[mac]\ntransaction_request = true\n"),
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("MAC"), "{err}");
+        let advance = BUILTIN[1].1;
+        let err = Profile::from_toml_str(
+            &format!("{advance}\n[mac]\ntransaction_reply = true\n"),
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("transaction_request"), "{err}");
+        let err = Profile::from_toml_str(&format!("{advance}\n[mac]\nreplies = true\n"), "x.toml")
+            .unwrap_err();
+        assert!(err.to_string().contains("replies"), "{err}");
+        let p = Profile::from_toml_str(
+            &format!("{advance}\n[mac]\ntransaction_request = true\n"),
+            "x.toml",
+        )
+        .unwrap();
+        assert!(p.mac.transaction_request && !p.mac.transaction_reply);
     }
 
     #[test]
