@@ -16,7 +16,8 @@ use crate::adapters::cards_file;
 use crate::adapters::control::{self, ControlTarget};
 use crate::adapters::iso_server::{AcquirerEndpoint, EndpointLimits};
 use crate::adapters::ledger_http::HttpLedger;
-use crate::adapters::sled_cards::SledCardPins;
+use crate::adapters::sled_cards::{CardDataKeyError, CardDataSeal, SledCardPins};
+use crate::app::card_refs::{CardRefError, CardReferences};
 use crate::adapters::sled_journal::{SledDb, SledJournal};
 use crate::app::pin::PinGuard;
 use crate::app::zone_keys::{ZoneKeyError, ZoneKeys};
@@ -45,6 +46,12 @@ pub enum StartError {
     Keys(#[from] keystore::KeyStoreError),
     #[error(transparent)]
     Cards(#[from] cards_file::CardsFileError),
+    #[error(transparent)]
+    CardRefs(#[from] CardRefError),
+    #[error(transparent)]
+    CardData(#[from] CardDataKeyError),
+    #[error("data directory")]
+    DataDir(#[from] daemon::DataDirError),
     #[error("control socket {path}")]
     Control {
         path: String,
@@ -85,20 +92,37 @@ impl RunningSwitch {
 /// Opens the journal, connects the ledger client, binds the endpoint and starts serving.
 pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     let routes = config.route_table().map_err(StartError::Config)?;
-    let db = SledDb::open(&config.journal.path)?;
+    config.validate_transport().map_err(StartError::Config)?;
+    // Also for a configuration built in code: a wallet route nobody decided about must not
+    // approve withdrawals with any PIN.
+    for route in config.pin_exempt_routes().map_err(StartError::Config)? {
+        tracing::warn!(target: "security", route = %route, "wallet route exempt from PIN verification (pin.exempt): its cards' PINs are not checked");
+    }
+    let db = open_journal_db(&config.journal.path)?;
     let journal = Arc::new(SledJournal::in_db(&db)?);
     let breaker = Arc::new(CircuitBreaker::new("ledger", config.ledger.breaker.clone()));
     let ledger = Arc::new(HttpLedger::new(&config.ledger, breaker).map_err(StartError::Ledger)?);
-    let zone = match &config.keys {
-        Some(keys) => Some(open_zone_keys(keys).await?),
-        None => None,
+    let Some(keys) = &config.keys else {
+        return Err(StartError::Config(format!(
+            "card references need the key store: add a [keys] section (store, kek_file or kek_env) and create the card reference key with `host-switch keys generate {} --usage card_reference --config FILE`",
+            config.card_refs.key
+        )));
     };
+    let zone = open_zone_keys(keys).await?;
+    let card_refs = open_card_refs(config, &zone)?;
+    let zone = Some(zone);
+    // PINs are checked when there are rules (validation made them come with a cards file and
+    // keys); an exempt-only [pin] checks none.
     let pins = match (&zone, &config.pin) {
-        (Some(zone), Some(_)) => Some(open_pin_guard(config, &db, zone.clone()).await?),
+        (Some(zone), Some(pin)) if !pin.bins.is_empty() => {
+            Some(open_pin_guard(config, &db, zone.clone(), card_refs.clone()).await?)
+        }
         _ => None,
     };
-    let switch =
-        Arc::new(Switch::new(ledger, journal, routes).with_security(zone.clone(), pins.clone()));
+    let switch = Arc::new(
+        Switch::new(ledger, journal, routes, card_refs.clone())
+            .with_security(zone.clone(), pins.clone()),
+    );
 
     let tls = match (config.listen.mode, &config.tls) {
         (ListenMode::Plain, _) => {
@@ -106,12 +130,25 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
             None
         }
         (ListenMode::Tls, Some(files)) => {
-            let server = mtls::server_config(mtls::ServerTlsFiles {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-                client_ca: files.client_ca.clone(),
-            })
+            let crl = config.listen.client_crl.as_deref();
+            let crls = mtls::Crls::load_optional(crl).map_err(StartError::Tls)?;
+            let server = mtls::server_config_with_crls(
+                mtls::ServerTlsFiles {
+                    cert: files.cert.clone(),
+                    key: files.key.clone(),
+                    client_ca: files.client_ca.clone(),
+                },
+                crls,
+            )
             .map_err(StartError::Tls)?;
+            match crl {
+                Some(crl) => {
+                    tracing::info!(target: "security", crl = %crl.display(), "agent certificates are checked against the revocation list")
+                }
+                None => {
+                    tracing::info!(target: "security", "no listen.client_crl: agent certificates are not checked for revocation")
+                }
+            }
             Some(tokio_rustls::TlsAcceptor::from(server))
         }
         (ListenMode::Tls, None) => {
@@ -135,6 +172,8 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         max_in_flight_per_connection: config.listen.max_in_flight_per_connection,
         max_frame_bytes: config.listen.max_frame_bytes,
         idle_timeout: Duration::from_millis(config.listen.idle_timeout_ms),
+        max_handshakes: config.listen.max_handshakes,
+        handshake_timeout: Duration::from_millis(config.listen.handshake_timeout_ms),
     };
     let (shutdown, rx) = watch::channel(false);
     let endpoint = AcquirerEndpoint::new(switch.clone(), tls, limits);
@@ -177,14 +216,35 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     })
 }
 
-/// Reads the key-encryption key as configured (a 0600 file or an environment variable).
+/// Reads the key-encryption key as configured (a 0600 file or an environment variable). A KEK
+/// read from the environment is removed from it at once, so no child process (`stty` during key
+/// entry, anything spawned later) inherits it. This runs at start-up, before any task that could
+/// read the environment concurrently.
 pub fn load_kek(keys: &KeysConfig) -> Result<Kek, StartError> {
-    Ok(KekSource::from_config(keys.kek_file.as_deref(), keys.kek_env.as_deref())?.load()?)
+    let kek = KekSource::from_config(keys.kek_file.as_deref(), keys.kek_env.as_deref())?.load()?;
+    if let Some(var) = keys.kek_env.as_deref() {
+        std::env::remove_var(var);
+    }
+    Ok(kek)
 }
 
-/// Opens (and locks) the key store file.
+/// Opens (and locks) the key store file, and makes it private (0600) if it is not.
 pub fn open_key_store(keys: &KeysConfig) -> Result<SoftwareKeyStore, StartError> {
-    Ok(SoftwareKeyStore::open(&keys.store, load_kek(keys)?)?)
+    let store = SoftwareKeyStore::open(&keys.store, load_kek(keys)?)?;
+    daemon::secure_file(&keys.store)?;
+    Ok(store)
+}
+
+/// Opens the journal's sled directory as a private directory: created 0700 (or tightened, or
+/// refused when another user owns it or others may write into it), and the files sled made with
+/// the umask's mode set to 0600.
+fn open_journal_db(path: &std::path::Path) -> Result<SledDb, StartError> {
+    if let daemon::DirState::Tightened { mode_before } = daemon::secure_dir(path)? {
+        tracing::warn!(target: "security", dir = %path.display(), mode_before = format!("{mode_before:04o}"), "journal directory was open to other users: now 0700");
+    }
+    let db = SledDb::open(path)?;
+    daemon::tighten_files(path)?;
+    Ok(db)
 }
 
 /// The key store and the zone PIN key: one is generated now if the ZMK is there and no ZPK is.
@@ -209,21 +269,43 @@ async fn open_zone_keys(keys: &KeysConfig) -> Result<Arc<ZoneKeys>, StartError> 
     Ok(zone)
 }
 
-/// The cards' PIN records (provisioned from the issuer's file) and the PIN step.
+/// Card references under `[card_refs] key`: without the key the switch does not start (the error
+/// gives the command that makes it).
+fn open_card_refs(config: &Config, zone: &ZoneKeys) -> Result<Arc<CardReferences>, StartError> {
+    let name = config.card_refs.key_name().map_err(StartError::Config)?;
+    let refs = CardReferences::open(zone.store().clone(), &name)?;
+    tracing::info!(key = %refs.key(), "card references are keyed");
+    Ok(Arc::new(refs))
+}
+
+/// The cards' PIN records (provisioned from the issuer's file, their data sealed under
+/// `[card_data] key`, made now if missing) and the PIN step.
 async fn open_pin_guard(
     config: &Config,
     db: &SledDb,
     zone: Arc<ZoneKeys>,
+    card_refs: Arc<CardReferences>,
 ) -> Result<Arc<PinGuard>, StartError> {
-    let Some(pin) = &config.pin else {
-        return Err(StartError::Config("no [pin] section".into()));
+    let Some((pin, cards_file)) = config
+        .pin
+        .as_ref()
+        .and_then(|p| p.cards_file.as_ref().map(|f| (p, f)))
+    else {
+        return Err(StartError::Config("no pin.cards_file".into()));
     };
     let rules = config.bin_rules().map_err(StartError::Config)?;
-    let cards = Arc::new(SledCardPins::in_db(db)?);
-    let listed = cards_file::load(&pin.cards_file)?;
+    let name = config.card_data.key_name().map_err(StartError::Config)?;
+    let (seal, made) = CardDataSeal::open_or_generate(zone.store().clone(), &name)?;
+    if made {
+        tracing::info!(key = %seal.current(), "data protection key generated: the cards' PIN data is sealed under it");
+    }
+    let cards = Arc::new(SledCardPins::in_db(db, seal)?);
+    let listed = cards_file::load(cards_file)?;
     let report = crate::ports::CardPinStore::provision(cards.as_ref(), listed).await?;
-    tracing::info!(file = %pin.cards_file.display(), cards = report.cards, added = report.added, cleared = report.cleared, "cards' PIN data loaded");
-    let guard = PinGuard::new(zone, cards, rules, pin.max_tries);
-    guard.check_keys();
+    tracing::info!(file = %cards_file.display(), cards = report.cards, added = report.added, cleared = report.cleared, "cards' PIN data loaded");
+    let guard = PinGuard::new(zone, cards, rules, pin.policy(), card_refs);
+    guard
+        .check_keys()
+        .map_err(|e| StartError::Config(e.to_string()))?;
     Ok(Arc::new(guard))
 }

@@ -14,7 +14,7 @@ use host_switch::config::{BinRuleConfig, KeysConfig, PinConfig, PinMethodName};
 use host_switch::control_api::Request;
 use keystore::crypto;
 use keystore::{
-    Component, Cryptogram, Kcv, Kek, KeyName, KeyRef, KeyStore, KeyUsage, SoftwareKeyStore,
+    Component, Kcv, Kek, KeyDelivery, KeyName, KeyRef, KeyStore, KeyUsage, SoftwareKeyStore,
 };
 use protocols::iso8583::Message;
 use protocols::types::Pan;
@@ -58,7 +58,7 @@ impl Fixture {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
         let store = SoftwareKeyStore::open(&dir.path().join("keys.json"), kek_value()).unwrap();
-        load(&store, "zmk", KeyUsage::Master, ZMK_COMPONENTS);
+        load(&store, "zmk", KeyUsage::ZoneMaster, ZMK_COMPONENTS);
         load(
             &store,
             "pvk/wallet",
@@ -192,8 +192,8 @@ impl Agent {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SoftwareKeyStore::open(&dir.path().join("agent-keys.json"), kek_value()).unwrap();
-        load(&store, "zmk", KeyUsage::Master, ZMK_COMPONENTS);
-        load(&store, "tpk/ATM00001", KeyUsage::Pin, TPK_COMPONENTS);
+        load(&store, "zmk", KeyUsage::ZoneMaster, ZMK_COMPONENTS);
+        load(&store, "tpk/ATM00001", KeyUsage::TerminalPin, TPK_COMPONENTS);
         Agent {
             _dir: dir,
             store,
@@ -209,19 +209,15 @@ impl Agent {
         assert_eq!(r.get_str(70), Some("161"));
         let version: u32 = r.get_str(53).unwrap().parse().unwrap();
         let f48 = r.get_str(48).unwrap();
-        assert_eq!(f48.len(), 38, "32 hex of cryptogram + 6 hex of KCV");
-        let cryptogram = Cryptogram::from_hex(&f48[..32]).unwrap();
-        let kcv: Kcv = f48[32..].parse().unwrap();
+        assert_eq!(
+            f48.len(),
+            54,
+            "32 hex of cryptogram + 6 hex of KCV + 16 hex of MAC"
+        );
+        let delivery = KeyDelivery::from_body(version, f48).unwrap();
         let zmk = KeyRef::new(KeyName::zone_master(), 1);
         self.store
-            .import_under(
-                &KeyName::zone_pin(),
-                KeyUsage::Pin,
-                version,
-                &zmk,
-                &cryptogram,
-                &kcv,
-            )
+            .import_delivery(&KeyName::zone_pin(), &zmk, &delivery)
             .unwrap();
         version
     }
@@ -562,7 +558,7 @@ async fn without_keys_the_switch_answers_key_change_96_and_checks_no_pin() {
             1,
         ))
         .await;
-    assert_eq!(code(&r), "00", "no [pin]: the PIN is not checked");
+    assert_eq!(code(&r), "00", "an exempt route: the PIN is not checked");
     lab.assert_books().await;
 }
 
@@ -667,7 +663,7 @@ fn host_switch_keys_loads_components_from_stdin_and_lists_them() {
     let mut child = std::process::Command::new(bin)
         .args(["keys", "load-components", "--config"])
         .arg(&config)
-        .args(["zmk", "--usage", "master"])
+        .args(["zmk", "--usage", "zone_master"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -698,14 +694,370 @@ fn host_switch_keys_loads_components_from_stdin_and_lists_them() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("master"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("zone_master"));
 
     let bad = std::process::Command::new(bin)
         .args(["keys", "load-components", "--config"])
         .arg(&config)
-        .args(["zmk", "--usage", "master"])
+        .args(["zmk", "--usage", "zone_master"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+}
+
+// ── Issue 14: PIN guessing, failing open, PVK versions ──
+
+/// A second version of the lab's PVK (other components): what an issuer loads to move its cards
+/// to a new key over time, the cards made under version 1 still in use.
+const PVK2_COMPONENTS: [&str; 2] = [
+    "3B5D7F9113355779E0C2A48668AACCEE",
+    "4C6E8092A4B6C8DA1F3D5B7997B5D3F1",
+];
+/// The test's terminal (field 41 of every test message).
+const TERMINAL: &str = "ATM00001";
+
+impl Fixture {
+    /// Loads the next version of `pvk/wallet` (the switch must not be running).
+    fn load_second_pvk(&self) {
+        let store = SoftwareKeyStore::open(&self.path("keys.json"), kek_value()).unwrap();
+        load(
+            &store,
+            "pvk/wallet",
+            KeyUsage::PinVerification,
+            PVK2_COMPONENTS,
+        );
+    }
+
+    /// The cards file with ALICE's PVV made under PVK version 1 (PVKI 1) and BOB_POOR's made
+    /// under version 2 (PVKI 2).
+    fn write_cards_under_two_pvks(&self) {
+        let v1 =
+            crypto::visa_pvv(&self.pvk_clear, 1, ALICE_PIN, &Pan::parse(ALICE).unwrap()).unwrap();
+        let v2 = crypto::visa_pvv(
+            &clear_key(PVK2_COMPONENTS),
+            2,
+            ALICE_PIN,
+            &Pan::parse(BOB_POOR).unwrap(),
+        )
+        .unwrap();
+        let text = format!(
+            "[[card]]\ncard = \"{}\"\npvki = 1\npvv = \"{}\"\n\n[[card]]\ncard = \"{}\"\npvki = 2\npvv = \"{}\"\n",
+            account(ALICE),
+            v1.as_str(),
+            account(BOB_POOR),
+            v2.as_str()
+        );
+        std::fs::write(self.path("cards.toml"), text).unwrap();
+    }
+}
+
+/// The PIN guesses of a 4-digit PIN, in order.
+fn every_pin() -> impl Iterator<Item = String> {
+    (0..10_000).map(|n| format!("{n:04}"))
+}
+
+/// Sends `message(i)` with the block of the i-th PIN of [`every_pin`] until the switch answers 75;
+/// returns how many requests were verified (the last of them is the one that blocked the card).
+/// Any other answer than 55 before that fails the test: a 00 is a guessed PIN.
+async fn guess_until_blocked(
+    c: &mut IsoClient,
+    agent: &Agent,
+    v: u32,
+    message: impl Fn(usize) -> Message,
+) -> usize {
+    for (i, guess) in every_pin().enumerate() {
+        let block = agent.pin_block(&guess, ALICE, v);
+        let r = c.request(&with_pin(message(i), &block, v)).await;
+        match code(&r) {
+            "55" => {}
+            "75" => return i + 1,
+            other => panic!("guess {i} answered {other}: the PIN was guessed"),
+        }
+    }
+    panic!("10,000 guesses and the card is not blocked")
+}
+
+#[tokio::test]
+async fn guessing_every_pin_through_balance_inquiries_blocks_the_card_after_max_tries() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+
+    // Fields 41, 11 and 7 kept, field 52 changed: every block is a guess and is counted.
+    let verified = guess_until_blocked(&mut c, &agent, v, |_| balance_inquiry(100, ALICE)).await;
+    assert_eq!(verified, 3, "blocked by the max_tries-th wrong PIN");
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    let r = c
+        .request(&with_pin(balance_inquiry(101, ALICE), &right, v))
+        .await;
+    assert_eq!(code(&r), "75", "blocked: the right PIN is refused");
+    let r = c
+        .request(&with_pin(withdrawal(102, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "75");
+
+    // A new STAN for every guess: the same.
+    fx.control(Request::card_unblock(ALICE)).await.unwrap();
+    let verified = guess_until_blocked(&mut c, &agent, v, |i| {
+        balance_inquiry(1_000 + i as u32, ALICE)
+    })
+    .await;
+    assert_eq!(verified, 3);
+    let r = c
+        .request(&with_pin(balance_inquiry(200, ALICE), &right, v))
+        .await;
+    assert_eq!(code(&r), "75");
+    assert_eq!(fx.tries(ALICE).await, (3, true));
+    assert_eq!(lab.balance(ALICE).await["held_minor"], 0);
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_repeated_inquiry_counts_once_only_with_the_same_pin_block() {
+    let (lab, fx, agent, mut c, v) = pin_lab(Method::VisaPvv, 300).await;
+    let (a, b) = (
+        agent.pin_block("1111", ALICE, v),
+        agent.pin_block("2222", ALICE, v),
+    );
+    let q = |block: &str| with_pin(balance_inquiry(7, ALICE), block, v);
+    assert_eq!(code(&c.request(&q(&a)).await), "55");
+    assert_eq!(code(&c.request(&q(&a)).await), "55", "a replay");
+    assert_eq!(fx.tries(ALICE).await, (1, false));
+    assert_eq!(code(&c.request(&q(&b)).await), "55", "another block");
+    assert_eq!(fx.tries(ALICE).await, (2, false));
+    lab.assert_books().await;
+}
+
+/// A PIN lab whose `[pin]` is changed by `tune` before the switch starts.
+async fn pin_lab_with(tune: impl FnOnce(&mut PinConfig)) -> (Lab, Fixture, Agent, IsoClient, u32) {
+    let fixture = Fixture::new(Method::VisaPvv);
+    let mut extra = fixture.config(Method::VisaPvv, 300, 0);
+    tune(extra.pin.as_mut().unwrap());
+    let lab = Lab::start_with(extra).await;
+    let agent = Agent::new();
+    let mut c = lab.client().await;
+    let version = agent.fetch_zpk(&mut c, 900).await;
+    (lab, fixture, agent, c, version)
+}
+
+#[tokio::test]
+async fn a_terminal_past_its_wrong_pin_limit_is_refused_58_without_verifying() {
+    let (lab, fx, agent, mut c, v) = pin_lab_with(|pin| {
+        pin.max_tries = 5;
+        pin.card_max_wrong = 5;
+        pin.terminal_max_wrong = 3;
+    })
+    .await;
+    let wrong = agent.pin_block("9999", ALICE, v);
+    for stan in 1..=3 {
+        let r = c
+            .request(&with_pin(balance_inquiry(stan, ALICE), &wrong, v))
+            .await;
+        assert_eq!(code(&r), "55", "attempt {stan}");
+    }
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(4, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(
+        code(&r),
+        "58",
+        "the terminal is refused, even with the right PIN"
+    );
+    let r = c
+        .request(&with_pin(balance_inquiry(5, ALICE), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "58");
+    assert_eq!(
+        fx.tries(ALICE).await,
+        (3, false),
+        "nothing verified, nothing counted"
+    );
+    // Not recorded: the refusal is no answer a replay must repeat.
+    assert_eq!(lab.balance(ALICE).await["held_minor"], 0);
+    let r = c.request(&deposit(6, ALICE, 1_000)).await;
+    assert_eq!(code(&r), "00", "a deposit without a PIN block takes no PIN");
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_card_past_its_wrong_pin_limit_is_refused_75_even_after_right_pins() {
+    let (lab, fx, agent, mut c, v) = pin_lab_with(|pin| {
+        pin.max_tries = 3;
+        pin.card_max_wrong = 3;
+    })
+    .await;
+    let wrong = agent.pin_block("9999", ALICE, v);
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    // Two guesses, the cardholder's right PIN (the counter goes back to 0), one more guess.
+    for (stan, block, expected) in [
+        (1, &wrong, "55"),
+        (2, &wrong, "55"),
+        (3, &right, "00"),
+        (4, &wrong, "55"),
+    ] {
+        let r = c
+            .request(&with_pin(balance_inquiry(stan, ALICE), block, v))
+            .await;
+        assert_eq!(code(&r), expected, "attempt {stan}");
+    }
+    assert_eq!(fx.tries(ALICE).await, (1, false));
+    let r = c
+        .request(&with_pin(balance_inquiry(5, ALICE), &right, v))
+        .await;
+    assert_eq!(code(&r), "75", "three wrong PINs in the card's window");
+    assert_eq!(
+        fx.tries(ALICE).await,
+        (1, false),
+        "refused without verifying"
+    );
+    lab.assert_books().await;
+}
+
+/// Captures what the switch logs in this test (a current-thread runtime: the switch's tasks run
+/// on the test's thread, so a thread-local subscriber sees them and no other test's).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn security_lines(&self) -> Vec<String> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" security:"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn wrong_pins_and_refusals_are_security_events_with_the_terminal_and_no_card_data() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (lab, _fx, agent, mut c, v) = pin_lab_with(|pin| {
+        pin.max_tries = 3;
+        pin.terminal_max_wrong = 3;
+    })
+    .await;
+    let wrong = agent.pin_block("9999", ALICE, v);
+    for stan in 1..=4 {
+        c.request(&with_pin(balance_inquiry(stan, ALICE), &wrong, v))
+            .await;
+    }
+    let lines = logs.security_lines();
+    let find = |what: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no security event {what:?} in {lines:#?}"))
+            .clone()
+    };
+    for what in ["wrong PIN: 55", "wrong PIN: card blocked, 75", "refused 58"] {
+        let line = find(what);
+        assert!(line.contains(&format!("terminal={TERMINAL}")), "{line}");
+    }
+    let pan = Pan::parse(ALICE).unwrap();
+    let everything = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    for secret in [ALICE.to_owned(), pan.masked().to_string(), wrong.clone()] {
+        assert!(!everything.contains(&secret), "{secret} in the logs");
+    }
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_second_pvk_version_mapped_by_pvk_index_keeps_cards_of_the_first_verifying() {
+    let fixture = Fixture::new(Method::VisaPvv);
+    fixture.load_second_pvk();
+    fixture.write_cards_under_two_pvks();
+    let mut extra = fixture.config(Method::VisaPvv, 300, 0);
+    extra.pin.as_mut().unwrap().bins[0].pvki = [("1".to_owned(), 1), ("2".to_owned(), 2)]
+        .into_iter()
+        .collect();
+    let lab = Lab::start_with(extra).await;
+    let agent = Agent::new();
+    let mut c = lab.client().await;
+    let v = agent.fetch_zpk(&mut c, 900).await;
+    let right = agent.pin_block(ALICE_PIN, ALICE, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, ALICE, 1_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "00", "PVV made under version 1 (PVKI 1)");
+    let bob = agent.pin_block(ALICE_PIN, BOB_POOR, v);
+    let r = c
+        .request(&with_pin(balance_inquiry(2, BOB_POOR), &bob, v))
+        .await;
+    assert_eq!(code(&r), "00", "PVV made under version 2 (PVKI 2)");
+    let wrong = agent.pin_block("9999", ALICE, v);
+    let r = c
+        .request(&with_pin(balance_inquiry(3, ALICE), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "55");
+    assert_eq!(fixture.tries(ALICE).await, (1, false));
+    lab.assert_books().await;
+}
+
+#[tokio::test]
+async fn a_second_pvk_version_without_a_pvk_index_map_refuses_to_start() {
+    let fixture = Fixture::new(Method::VisaPvv);
+    fixture.load_second_pvk();
+    let mut lab = Lab::start().await;
+    lab.stop_switch().await;
+    lab.extra = fixture.config(Method::VisaPvv, 300, 0);
+    ensure_card_ref_key(lab.extra.keys.as_ref().unwrap());
+    let err = match host_switch::runtime::start(&lab.config()).await {
+        Ok(_) => panic!("started with two PVK versions and no PVKI map"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("pvk/wallet") && err.contains("pvki") && err.contains("476173"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_switch_whose_wallet_route_has_no_pin_rule_refuses_to_start() {
+    let mut lab = Lab::start().await;
+    lab.stop_switch().await;
+    // Built in code, never parsed: the start itself refuses.
+    let mut config = lab.config();
+    config.pin = None;
+    let err = match host_switch::runtime::start(&config).await {
+        Ok(_) => panic!("started with a wallet route and no PIN rule"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("wallet route \"476173\""), "{err}");
+    // The daemon, from its file.
+    let file = lab.dir.path().join("no-pin.toml");
+    std::fs::write(&file, config.to_toml().unwrap()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_host-switch"))
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("wallet route \"476173\"") && stderr.contains("pin.exempt"),
+        "{stderr}"
+    );
 }

@@ -1,6 +1,10 @@
 //! Test harness: a real ledger-sim and a real switch on 127.0.0.1:0, test certificates made on
 //! the fly, and the test kit's ISO 8583 client that speaks to the switch like an agent does. The
 //! switch's configuration is built from its own config types and written as TOML.
+//!
+//! Every switch has a key store with the card reference key in it (it does not start without):
+//! the tests' fixed key (`CustodianKey::test_card_reference`), entered before the switch starts,
+//! so [`account`] names a card's wallet account as the switch derives it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -17,7 +21,9 @@ use host_switch::domain::WalletAccount;
 use host_switch::runtime::{self, RunningSwitch};
 use ledger_sim::RunningLedger;
 use mtls::{PkiFiles, TestPki};
+use keystore::{KeyName, KeyStore};
 use protocols::types::Pan;
+use testkit::custodian_keys::{CustodianKey, CARD_REF_KEY};
 
 pub use testkit::iso_client::IsoClient;
 pub use testkit::iso_messages::*;
@@ -27,10 +33,35 @@ pub const BOB_POOR: &str = "4761739001010028";
 pub const BANK_CARD: &str = "5413330089020011";
 pub const START_BALANCE: u64 = 100_000;
 
+/// The card's wallet account (its keyed reference) under the tests' card reference key.
 pub fn account(pan: &str) -> String {
-    WalletAccount::for_card(&Pan::parse(pan).unwrap())
-        .as_str()
-        .to_owned()
+    let mac = CustodianKey::test_card_reference()
+        .card_reference_mac(&Pan::parse(pan).unwrap())
+        .unwrap();
+    WalletAccount::from_mac(&mac).as_str().to_owned()
+}
+
+/// A switch key store in `dir` holding the tests' card reference key only.
+pub fn card_ref_keys(dir: &std::path::Path) -> KeysConfig {
+    let (kek, store) =
+        testkit::custodian_keys::prepare_card_ref_store(dir, &CustodianKey::test_card_reference())
+            .unwrap();
+    KeysConfig::with_kek_file(store, kek)
+}
+
+/// Enters the tests' card reference key into the store `keys` names, unless it is there (a test
+/// that brings its own key store, for PINs, does not need to know).
+pub fn ensure_card_ref_key(keys: &KeysConfig) {
+    let store = runtime::open_key_store(keys).unwrap();
+    if store
+        .current(&KeyName::new(CARD_REF_KEY).unwrap())
+        .unwrap()
+        .is_none()
+    {
+        CustodianKey::test_card_reference()
+            .load_card_reference(&store)
+            .unwrap();
+    }
 }
 
 pub struct Lab {
@@ -118,9 +149,27 @@ impl Lab {
                 route: Route::BankHost,
             },
         ];
-        cfg.keys = self.extra.keys.clone();
-        cfg.pin = self.extra.pin.clone();
+        cfg.keys = Some(
+            self.extra
+                .keys
+                .clone()
+                .unwrap_or_else(|| self.default_keys()),
+        );
+        // Without PIN rules the lab says so: its wallet route is exempt (the switch refuses to
+        // start with a wallet route that is neither PIN-checked nor exempt).
+        cfg.pin = Some(
+            self.extra
+                .pin
+                .clone()
+                .unwrap_or_else(|| PinConfig::exempt(["476173"])),
+        );
         Config::parse(&toml::to_string(&cfg).unwrap(), "test").unwrap()
+    }
+
+    /// The key store of a lab without one of its own: the card reference key only.
+    fn default_keys(&self) -> KeysConfig {
+        let store = self.dir.path().join("switch-keys.json");
+        KeysConfig::with_kek_file(store, self.dir.path().join("switch.kek"))
     }
 
     pub fn journal_path(&self) -> PathBuf {
@@ -128,7 +177,15 @@ impl Lab {
     }
 
     pub async fn start_switch(&mut self) {
-        let running = runtime::start(&self.config()).await.unwrap();
+        let config = self.config();
+        match &self.extra.keys {
+            Some(keys) => ensure_card_ref_key(keys),
+            None if !self.dir.path().join("switch-keys.json").exists() => {
+                card_ref_keys(self.dir.path());
+            }
+            None => {}
+        }
+        let running = runtime::start(&config).await.unwrap();
         // Keep the port across restarts, as a real deployment does.
         self.switch_addr = running.local_addr;
         self.switch = Some(running);
