@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use host_switch::adapters::ledger_http::HttpLedger;
 use host_switch::adapters::sled_journal::SledJournal;
+use host_switch::app::card_refs::CardReferences;
 use host_switch::app::exceptions::{ExceptionDesk, Resolution};
 use host_switch::app::Switch;
 use host_switch::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
@@ -19,6 +20,7 @@ use host_switch::domain::{
 use host_switch::ports::{Journal, JournalError, JournalWrite};
 use ledger_sim::{FaultConfig, RunningLedger};
 use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+use testkit::custodian_keys::CustodianKey;
 
 const ALICE: &str = "4761739001010010";
 /// On the wallet route, but the ledger has no account for it.
@@ -27,10 +29,23 @@ const NO_ACCOUNT: &str = "4761739001019995";
 const BANK_CARD: &str = "5413330089020011";
 const START: u64 = 100_000;
 
+/// The card's wallet account under the tests' card reference key.
 fn account(pan: &str) -> String {
-    WalletAccount::for_card(&Pan::parse(pan).unwrap())
-        .as_str()
-        .to_owned()
+    let mac = CustodianKey::test_card_reference()
+        .card_reference_mac(&Pan::parse(pan).unwrap())
+        .unwrap();
+    WalletAccount::from_mac(&mac).as_str().to_owned()
+}
+
+/// The switch's card references: a key store in `dir` with the tests' card reference key.
+fn card_refs(dir: &std::path::Path) -> Arc<CardReferences> {
+    let (kek, store) =
+        testkit::custodian_keys::prepare_card_ref_store(dir, &CustodianKey::test_card_reference())
+            .unwrap();
+    let store =
+        keystore::SoftwareKeyStore::open(&store, keystore::Kek::from_file(&kek).unwrap()).unwrap();
+    let name = keystore::KeyName::new(testkit::custodian_keys::CARD_REF_KEY).unwrap();
+    Arc::new(CardReferences::open(Arc::new(store), &name).unwrap())
 }
 
 /// The sled journal, with one write made to fail on demand: a disk error (or a crash) between
@@ -109,7 +124,12 @@ impl Bench {
             },
         ])
         .unwrap();
-        let switch = Switch::new(Arc::new(http), journal.clone(), routes);
+        let switch = Switch::new(
+            Arc::new(http),
+            journal.clone(),
+            routes,
+            card_refs(dir.path()),
+        );
         Bench {
             _dir: dir,
             ledger,

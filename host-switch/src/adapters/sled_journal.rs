@@ -307,8 +307,8 @@ impl Journal for SledJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ResponseCode, TxnKey, TxnKind, TxnState, WalletAccount};
-    use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+    use crate::domain::{CardRef, ResponseCode, TxnKey, TxnKind, TxnState};
+    use protocols::types::{Amount, Currency, Stan, TerminalId};
 
     fn record(stan: u32) -> (TxnKey, TxnRecord) {
         let key = TxnKey::new(
@@ -316,12 +316,10 @@ mod tests {
             Stan::new(stan).unwrap(),
             "1125114000",
         );
-        let pan = Pan::parse("4761739001010010").unwrap();
         let r = TxnRecord::new(
             &key,
             TxnKind::Withdrawal,
-            WalletAccount::for_card(&pan).as_str(),
-            pan.masked(),
+            CardRef::for_tests(1).as_str(),
             Amount::new(100, Currency::EUR),
             1,
         );

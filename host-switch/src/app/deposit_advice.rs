@@ -9,9 +9,7 @@
 use protocols::types::{Amount, Pan};
 
 use super::{now_ms, Switch};
-use crate::domain::{
-    RecordedReply, ResponseCode, Route, TxnKey, TxnKind, TxnRecord, TxnState, WalletAccount,
-};
+use crate::domain::{RecordedReply, ResponseCode, Route, TxnKey, TxnKind, TxnRecord, TxnState};
 use crate::ports::{Journal, JournalError, Ledger};
 
 const CLASS: &str = "0220";
@@ -36,14 +34,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             return self.answer_code(CLASS, &key, ResponseCode::Approved).await;
         }
         let routed = self.routes.route(&pan) == Some(Route::Wallet);
-        let mut rec = TxnRecord::new(
-            &key,
-            TxnKind::Deposit,
-            WalletAccount::for_card(&pan).as_str(),
-            pan.masked(),
-            amount,
-            now_ms(),
-        );
+        let account = self.account(&pan)?;
+        let mut rec = TxnRecord::new(&key, TxnKind::Deposit, account.as_str(), amount, now_ms());
         rec.state = if !routed {
             tracing::error!(
                 amount = amount.minor,

@@ -8,11 +8,13 @@
 //!   and by `resumer`, which finishes unconfirmed work after a restart or an outage;
 //! - `reconcile`: the journal's totals beside the ledger's movements;
 //! - `network`: 0800 sign-on, echo and the zone PIN key exchange;
-//! - `pin`: the PIN step of wallet requests; `zone_keys`: the zone PIN key's lifecycle.
+//! - `pin`: the PIN step of wallet requests; `zone_keys`: the zone PIN key's lifecycle;
+//! - `card_refs`: a card's keyed reference and wallet account, through the key store.
 //!
 //! Concurrency: requests about one transaction (its original, advices, reversals, replays) are
 //! serialized by a striped lock on the original's key; everything else runs in parallel.
 
+pub mod card_refs;
 mod completion;
 mod deposit;
 mod deposit_advice;
@@ -36,9 +38,11 @@ use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument;
 
 use crate::domain::{
-    MessageKey, PinEntry, RecordedReply, Request, ResponseCode, RouteTable, TxnKey,
+    CardRef, MessageKey, PinEntry, RecordedReply, Request, ResponseCode, RouteTable, TxnKey,
+    WalletAccount,
 };
 use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
+use card_refs::CardReferences;
 use pin::PinGuard;
 use zone_keys::ZoneKeys;
 
@@ -48,6 +52,8 @@ pub struct Switch<L, J> {
     ledger: Arc<L>,
     journal: Arc<J>,
     routes: RouteTable,
+    /// Cards' keyed references and wallet accounts (no request is served without them).
+    card_refs: Arc<CardReferences>,
     stripes: Vec<Mutex<()>>,
     /// The zone PIN key exchange (`[keys]`); `None`: 0800/161 is answered 96.
     zone: Option<Arc<ZoneKeys>>,
@@ -58,11 +64,17 @@ pub struct Switch<L, J> {
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
-    pub fn new(ledger: Arc<L>, journal: Arc<J>, routes: RouteTable) -> Self {
+    pub fn new(
+        ledger: Arc<L>,
+        journal: Arc<J>,
+        routes: RouteTable,
+        card_refs: Arc<CardReferences>,
+    ) -> Self {
         Self {
             ledger,
             journal,
             routes,
+            card_refs,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             zone: None,
             pins: None,
@@ -91,6 +103,27 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     }
     pub fn pins(&self) -> Option<&Arc<PinGuard>> {
         self.pins.as_ref()
+    }
+
+    pub fn card_refs(&self) -> &Arc<CardReferences> {
+        &self.card_refs
+    }
+
+    /// The card's keyed reference. A key store failure is reported as a journal failure: the
+    /// request is answered 96 (an advice 91, to be repeated), as when the journal cannot record.
+    pub(crate) fn card_ref(&self, pan: &protocols::types::Pan) -> Result<CardRef, JournalError> {
+        self.card_refs.card(pan).map_err(|e| JournalError::Storage {
+            context: "card reference (key store)".into(),
+            source: Box::new(e),
+        })
+    }
+
+    /// The card's wallet account (its keyed reference), as [`card_ref`](Self::card_ref).
+    pub(crate) fn account(
+        &self,
+        pan: &protocols::types::Pan,
+    ) -> Result<WalletAccount, JournalError> {
+        self.card_ref(pan).map(|c| WalletAccount::of(&c))
     }
 
     pub fn journal(&self) -> &Arc<J> {
@@ -284,7 +317,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         amount: protocols::types::Amount,
         pin: Option<&PinEntry>,
     ) -> Result<Opened<'_>, JournalError> {
-        use crate::domain::{Route, TxnKind, TxnRecord, WalletAccount};
+        use crate::domain::{Route, TxnKind, TxnRecord};
         if self.routes.route(pan) != Some(Route::Wallet) {
             tracing::warn!("card is not routed to the wallet: declined 14");
             let reply = self
@@ -311,14 +344,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 return Ok(Opened::Answered(reply));
             }
         }
-        let fresh = TxnRecord::new(
-            key,
-            kind,
-            WalletAccount::for_card(pan).as_str(),
-            pan.masked(),
-            amount,
-            now_ms(),
-        );
+        let fresh = TxnRecord::new(key, kind, self.account(pan)?.as_str(), amount, now_ms());
         match self.journal.txn(&key.as_string())? {
             // Requested before a crash, never answered: carry on with the same idempotency key.
             Some(rec) if rec.state == fresh.state => Ok(Opened::Ready {

@@ -9,9 +9,7 @@
 use protocols::types::{Amount, Pan};
 
 use super::{now_ms, Switch};
-use crate::domain::{
-    RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState, WalletAccount,
-};
+use crate::domain::{RecordedReply, ResponseCode, TxnKey, TxnKind, TxnRecord, TxnState};
 use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
 
 const CLASS: &str = "0420";
@@ -32,18 +30,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         }
         let Some(mut rec) = self.journal.txn(&original.as_string())? else {
             tracing::warn!(original = %original, "reversal before its original: remembered, approved");
-            let account = pan
-                .as_ref()
-                .map(|p| WalletAccount::for_card(p).as_str().to_owned())
-                .unwrap_or_default();
-            let mut rec = TxnRecord::new(
-                &original,
-                kind,
-                &account,
-                pan.map(|p| p.masked()).unwrap_or_default(),
-                amount,
-                now_ms(),
-            );
+            let account = match &pan {
+                Some(p) => self.account(p)?.as_str().to_owned(),
+                None => String::new(),
+            };
+            let mut rec = TxnRecord::new(&original, kind, &account, amount, now_ms());
             rec.state = TxnState::ReversedUnseen;
             return self
                 .answer(

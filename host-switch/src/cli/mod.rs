@@ -1,7 +1,9 @@
 //! The command-line tools' logic, kept in the library so it is tested like the rest:
-//! `keys` (offline key entry and listing for `host-switch keys …`) and `control` (the
-//! `switchctl` client of the control socket).
+//! `keys` (offline key entry, generation and listing for `host-switch keys …`), `cards` (the
+//! migration to keyed card references, `host-switch cards …`) and `control` (the `switchctl`
+//! client of the control socket).
 
+pub mod cards;
 pub mod control;
 pub mod keys;
 

@@ -1,27 +1,26 @@
 //! The wallet account a card belongs to.
 //!
-//! The switch never sends a clear PAN to the wallet ledger: the ledger knows accounts by a card
-//! token, derived here as the first 24 hex digits of SHA-256 over the PAN, prefixed `card-`.
-//! The same function seeds ledger-sim in tests and in the lab, so both sides agree.
+//! The switch never sends a clear PAN to the wallet ledger: the ledger knows accounts by the
+//! card's keyed reference ([`CardRef`], made with the switch's card reference key by
+//! `app::card_refs::CardReferences`). Tests and the lab seed ledger-sim with accounts derived the
+//! same way, through a key store holding the same key, so both sides agree.
 
 use std::fmt;
 
-use protocols::types::Pan;
-use sha2::{Digest, Sha256};
+use super::card_ref::CardRef;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct WalletAccount(String);
 
 impl WalletAccount {
-    /// The wallet account of a card.
-    pub fn for_card(pan: &Pan) -> Self {
-        let digest = Sha256::digest(pan.expose().as_bytes());
-        let mut token = String::with_capacity(29);
-        token.push_str("card-");
-        for b in &digest[..12] {
-            token.push_str(&format!("{b:02x}"));
-        }
-        Self(token)
+    /// The wallet account of the card whose reference is `card`: the same text.
+    pub fn of(card: &CardRef) -> Self {
+        Self(card.as_str().to_owned())
+    }
+    /// The wallet account of the card whose card reference key MAC is `mac`
+    /// (`KeyStore::card_reference`).
+    pub fn from_mac(mac: &[u8; 32]) -> Self {
+        Self::of(&CardRef::from_mac(mac))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -44,12 +43,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_is_stable_and_hides_the_pan() {
-        let pan = Pan::parse("4761739001010010").unwrap();
-        let a = WalletAccount::for_card(&pan);
-        assert_eq!(a, WalletAccount::for_card(&pan));
-        assert!(a.as_str().starts_with("card-"));
-        assert_eq!(a.as_str().len(), 29);
-        assert!(!a.as_str().contains("4761739001010010"));
+    fn the_account_is_the_cards_keyed_reference() {
+        let card = CardRef::from_mac(&[0x5a; 32]);
+        let a = WalletAccount::of(&card);
+        assert_eq!(a.as_str(), card.as_str());
+        assert_eq!(a, WalletAccount::from_mac(&[0x5a; 32]));
+        assert!(a.as_str().starts_with("cref-"));
     }
 }

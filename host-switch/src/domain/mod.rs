@@ -3,6 +3,7 @@
 //! No I/O and no async here; `app/` drives these through the ports.
 
 pub mod account;
+pub mod card_ref;
 pub mod pin;
 pub mod reconcile;
 pub mod request;
@@ -13,6 +14,7 @@ pub mod txn_key;
 pub mod zone_key;
 
 pub use account::WalletAccount;
+pub use card_ref::CardRef;
 pub use request::{PinEntry, Request};
 pub use response::ResponseCode;
 pub use routing::{Route, RouteTable};

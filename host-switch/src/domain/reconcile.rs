@@ -141,14 +141,7 @@ mod tests {
             Stan::new(stan).unwrap(),
             "1125114000",
         );
-        let mut r = TxnRecord::new(
-            &key,
-            kind,
-            "card-x",
-            String::new(),
-            Amount::new(5000, Currency::EUR),
-            0,
-        );
+        let mut r = TxnRecord::new(&key, kind, "cref-x", Amount::new(5000, Currency::EUR), 0);
         r.state = state;
         r
     }

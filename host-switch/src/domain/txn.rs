@@ -160,14 +160,15 @@ impl TxnState {
     }
 }
 
-/// One transaction as the journal keeps it. Holds no clear card data: the account is a token and
-/// the PAN only appears masked.
+/// One transaction as the journal keeps it. Holds no card data: the card appears only as its
+/// wallet account, its keyed reference. Not its masked PAN too: a reference beside the first 6
+/// and last 4 digits is what let an unkeyed reference be reversed, so records keep one of the two.
+/// (Records written before keep their `pan_masked`, which is ignored when read.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnRecord {
     pub key: String,
     pub kind: TxnKind,
     pub account: String,
-    pub pan_masked: String,
     pub amount: Amount,
     pub state: TxnState,
     pub created_at_ms: u64,
@@ -191,14 +192,7 @@ pub struct OperatorNote {
 }
 
 impl TxnRecord {
-    pub fn new(
-        key: &TxnKey,
-        kind: TxnKind,
-        account: &str,
-        pan_masked: String,
-        amount: Amount,
-        now_ms: u64,
-    ) -> Self {
+    pub fn new(key: &TxnKey, kind: TxnKind, account: &str, amount: Amount, now_ms: u64) -> Self {
         let state = match kind {
             TxnKind::Withdrawal => TxnState::HoldRequested,
             TxnKind::Deposit => TxnState::CreditRequested,
@@ -207,7 +201,6 @@ impl TxnRecord {
             key: key.as_string(),
             kind,
             account: account.to_owned(),
-            pan_masked,
             amount,
             state,
             created_at_ms: now_ms,

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 
 use host_switch::domain::{RecordedReply, Request, ResponseCode, TxnKey, TxnKind, WalletAccount};
 use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+use testkit::custodian_keys::CustodianKey;
 
 use crate::rng::SimRng;
 use crate::world::FaultPlan;
@@ -50,7 +51,11 @@ pub struct Card {
 impl Card {
     pub fn new(pan: &str, kind: CardKind) -> Self {
         let pan = Pan::parse(pan).expect("test PAN");
-        let account = WalletAccount::for_card(&pan).as_str().to_owned();
+        // The tests' card reference key, as the world's key store holds it.
+        let mac = CustodianKey::test_card_reference()
+            .card_reference_mac(&pan)
+            .expect("card reference");
+        let account = WalletAccount::from_mac(&mac).as_str().to_owned();
         Self { pan, account, kind }
     }
 }

@@ -126,7 +126,12 @@ fn start_switch(world: &Arc<World>) -> (SimSwitch, u64) {
         incarnation,
     };
     (
-        Switch::new(Arc::new(ledger), Arc::new(journal), routes()),
+        Switch::new(
+            Arc::new(ledger),
+            Arc::new(journal),
+            routes(),
+            world.card_refs.clone(),
+        ),
         incarnation,
     )
 }

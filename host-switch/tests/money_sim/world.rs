@@ -4,7 +4,9 @@
 //! moves on and every handle of the dead process refuses to act, exactly as a dead process would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use host_switch::app::card_refs::CardReferences;
 
 use crate::journal::Durable;
 use crate::ledger::Books;
@@ -88,12 +90,32 @@ pub struct World {
     pub tracing: bool,
     pub books: Mutex<Books>,
     pub durable: Mutex<Durable>,
+    /// Card references, shared by every incarnation (the key store outlives the switch): a
+    /// software key store holding the tests' card reference key, in a directory of its own.
+    pub card_refs: Arc<CardReferences>,
+    _keys_dir: tempfile::TempDir,
+}
+
+/// A key store with the tests' card reference key, and the switch's card references from it.
+fn card_refs() -> (Arc<CardReferences>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (kek, store) = testkit::custodian_keys::prepare_card_ref_store(
+        dir.path(),
+        &testkit::custodian_keys::CustodianKey::test_card_reference(),
+    )
+    .expect("card reference key store");
+    let store = keystore::SoftwareKeyStore::open(&store, keystore::Kek::from_file(&kek).unwrap())
+        .expect("open the key store");
+    let name = keystore::KeyName::new(testkit::custodian_keys::CARD_REF_KEY).unwrap();
+    let refs = CardReferences::open(Arc::new(store), &name).expect("card reference key");
+    (Arc::new(refs), dir)
 }
 
 impl World {
     pub fn new(seed: u64, tracing: bool, books: Books) -> Self {
         let mut rng = SimRng::new(seed);
         let plan = FaultPlan::draw(&mut rng);
+        let (card_refs, keys_dir) = card_refs();
         Self {
             rng: Mutex::new(rng),
             plan: Mutex::new(plan),
@@ -102,6 +124,8 @@ impl World {
             tracing,
             books: Mutex::new(books),
             durable: Mutex::new(Durable::default()),
+            card_refs,
+            _keys_dir: keys_dir,
         }
     }
 

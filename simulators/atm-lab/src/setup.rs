@@ -15,6 +15,7 @@ use host_switch::domain::WalletAccount;
 use ledger_sim::{AccountSeed, LedgerConfig, LedgerServer, RunningLedger};
 use protocols::types::Pan;
 use testkit::custodian_keys::{lab_pin, IssuedCard, LabKeys};
+use testkit::custodian_keys::{prepare_card_ref_store, CustodianKey};
 use testkit::relay::Relay;
 use testkit::terminals::{luno, terminal_id};
 use testkit::wait::{free_port, wait_listening};
@@ -162,8 +163,18 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
     } else {
         None
     };
+    // The switch names cards by references keyed with its card reference key; the lab holds the
+    // same key (fresh for the run) to name the ledger's accounts alike.
+    let fresh_card_ref;
+    let card_ref = match &keys {
+        Some(k) => &k.card_reference,
+        None => {
+            fresh_card_ref = CustodianKey::generate_32()?;
+            &fresh_card_ref
+        }
+    };
     let mut ledger_cfg = LedgerConfig::new(dir.path().join("ledger"));
-    ledger_cfg.seeds = seeds(&cards)?;
+    ledger_cfg.seeds = seeds(&cards, card_ref)?;
     let ledger = LedgerServer::start(ledger_cfg)
         .await
         .map_err(|source| LabError::Ledger {
@@ -179,6 +190,13 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         Some(k) => Some(prepare_switch_pins(k, dir.path(), &cards, &pins)?),
         None => None,
     };
+    let (switch_store, switch_kek) = match &switch_pin {
+        Some(p) => (p.store.clone(), p.kek_file.clone()),
+        None => {
+            let (kek, store) = prepare_card_ref_store(dir.path(), card_ref)?;
+            (store, kek)
+        }
+    };
     let switch_socket = dir.path().join("switch.sock");
     let switch_config = configs::switch_config(
         &files,
@@ -186,6 +204,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         &journal_path,
         &ledger.base_url(),
         &switch_socket,
+        (&switch_store, &switch_kek),
         switch_pin.as_ref(),
     );
     let switch_timing = SwitchTiming::of(&switch_config);
@@ -304,13 +323,13 @@ fn work_dir(opts: &LabOptions) -> Result<WorkDir, LabError> {
 }
 
 /// Ledger seeds: every lab card rich, but the poor one.
-fn seeds(cards: &[String]) -> Result<Vec<AccountSeed>, LabError> {
+fn seeds(cards: &[String], card_ref: &CustodianKey) -> Result<Vec<AccountSeed>, LabError> {
     cards
         .iter()
         .enumerate()
         .map(|(i, p)| {
             Ok(AccountSeed {
-                account: wallet_account(p)?,
+                account: wallet_account(p, card_ref)?,
                 currency: "EUR".into(),
                 balance_minor: if i == RICH_CARDS {
                     POOR_BALANCE_MINOR
@@ -322,12 +341,14 @@ fn seeds(cards: &[String]) -> Result<Vec<AccountSeed>, LabError> {
         .collect()
 }
 
-fn wallet_account(pan: &str) -> Result<String, LabError> {
+/// The card's wallet account: its reference keyed with the switch's card reference key.
+fn wallet_account(pan: &str, card_ref: &CustodianKey) -> Result<String, LabError> {
     let parsed = Pan::parse(pan).map_err(|source| LabError::Card {
         card: pan.to_owned(),
         source,
     })?;
-    Ok(WalletAccount::for_card(&parsed).as_str().to_owned())
+    let mac = card_ref.card_reference_mac(&parsed)?;
+    Ok(WalletAccount::from_mac(&mac).as_str().to_owned())
 }
 
 /// The switch's keys entered into its store, the issuer's PVV file written.
@@ -344,7 +365,7 @@ fn prepare_switch_pins(
         .zip(pins)
         .map(|(pan, pin)| {
             Ok(IssuedCard {
-                reference: wallet_account(pan)?,
+                reference: wallet_account(pan, &keys.card_reference)?,
                 pan: pan.clone(),
                 pin: pin.clone(),
             })

@@ -80,6 +80,8 @@ pub enum LoadError {
     SwitchConfigToml(#[source] toml::ser::Error),
     #[error("the in-process lab's switch configuration is refused")]
     SwitchConfig(#[source] host_switch::config::ConfigError),
+    #[error("the in-process lab's key store: {0}")]
+    Keys(String),
     #[error("the host switch did not start in the in-process lab")]
     Switch(#[source] host_switch::runtime::StartError),
     #[error("cannot build a message")]

@@ -3,7 +3,8 @@
 //! balance, no hold captured twice).
 //!
 //! Accounts are named by the caller: the mapping from a card to its wallet account is the
-//! switch's (`host_switch::domain::WalletAccount`), which this crate does not depend on.
+//! switch's (`host_switch::domain::WalletAccount`, a keyed MAC of the PAN: see
+//! [`crate::custodian_keys::CustodianKey::card_reference_mac`]), which this crate does not depend on.
 
 use std::path::Path;
 
