@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     load(
         &store,
         "tmk/ATM00001",
-        KeyUsage::Master,
+        KeyUsage::TerminalMaster,
         [
             "0123456789ABCDEFFEDCBA9876543210",
             "1111111111111111AAAAAAAAAAAAAAAA",
@@ -50,12 +50,12 @@ fn bench(c: &mut Criterion) {
     let tpk = store
         .generate(
             &KeyName::terminal_pin("ATM00001").unwrap(),
-            KeyUsage::Pin,
+            KeyUsage::TerminalPin,
             KeyLength::Double,
         )
         .unwrap();
     let zpk = store
-        .generate(&KeyName::zone_pin(), KeyUsage::Pin, KeyLength::Double)
+        .generate(&KeyName::zone_pin(), KeyUsage::ZonePin, KeyLength::Double)
         .unwrap();
     let pvk = store
         .current(&KeyName::new("pvk/bench").unwrap())

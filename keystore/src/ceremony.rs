@@ -49,6 +49,18 @@ pub fn read_components(
             return Err(format!("at most {MAX_COMPONENTS} components"));
         }
         let (component, kcv) = parse_line(line).map_err(|e| format!("component {n}: {e}"))?;
+        // Every component is as long as the key: a shorter one is a part of a key, not a share.
+        if let Some(first) = components.first() {
+            let (len, first_len) = (component.expose().len(), Component::expose(first).len());
+            if len != first_len {
+                return Err(format!(
+                    "component {n} is {} hex digits, component 1 was {}: every component is as \
+                     long as the key",
+                    2 * len,
+                    2 * first_len
+                ));
+            }
+        }
         if let Some(p) = prompt.as_deref_mut() {
             let _ = writeln!(p, "component {n} accepted (KCV {kcv})");
         }
@@ -88,9 +100,12 @@ fn parse_line(line: &str) -> Result<(Component, Kcv), String> {
         .map_err(|e: KeyStoreError| e.to_string())?;
     let computed = crypto::kcv(component.expose()).map_err(|e| e.to_string())?;
     if !computed.ct_eq(&kcv) {
-        return Err(format!(
-            "check value mismatch: typed {kcv}, the component gives {computed}; check the component"
-        ));
+        // Neither check value is repeated: the one typed may be a slip of the component itself,
+        // and the one computed tells about a component that is one typo from the real one.
+        return Err(
+            "the component does not give the check value typed with it: one of them was mistyped"
+                .into(),
+        );
     }
     Ok((component, kcv))
 }

@@ -102,6 +102,49 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<[u8; 32], KeyStoreError> {
     Ok(mac.finalize().into_bytes().into())
 }
 
+/// Label of the key a [`key_delivery_mac`] is made under (NIST SP 800-108 derivation input).
+const DELIVERY_MAC_LABEL: &[u8] = b"atm-gateway key delivery MAC";
+
+/// The MAC that binds a key sent under a master key to its name, version and check value
+/// ([`crate::KeyDelivery`]). It is made under a key derived from the master key `kek` (NIST
+/// SP 800-108 counter mode, HMAC-SHA-256 PRF, one block: `[1]₃₂ ‖ label ‖ 0x00 ‖ [256]₃₂`), not
+/// under the master key itself, so the master key serves one purpose per algorithm. The MAC input
+/// is length-prefixed so no two different deliveries make the same bytes:
+/// `len(name) ‖ name ‖ version (u32 BE) ‖ len(cryptogram) ‖ cryptogram ‖ kcv`; the first 8 bytes of
+/// HMAC-SHA-256 are kept.
+pub fn key_delivery_mac(
+    kek: &[u8],
+    name: &str,
+    version: u32,
+    cryptogram: &[u8],
+    kcv: &Kcv,
+) -> Result<[u8; crate::types::DELIVERY_MAC_LEN], KeyStoreError> {
+    let mut derivation = Vec::with_capacity(4 + DELIVERY_MAC_LABEL.len() + 1 + 4);
+    derivation.extend_from_slice(&1u32.to_be_bytes());
+    derivation.extend_from_slice(DELIVERY_MAC_LABEL);
+    derivation.push(0);
+    derivation.extend_from_slice(&256u32.to_be_bytes());
+    let mac_key = Zeroizing::new(hmac_sha256(kek, &derivation)?);
+    let (Ok(name_len), Ok(cryptogram_len)) =
+        (u8::try_from(name.len()), u8::try_from(cryptogram.len()))
+    else {
+        return Err(KeyStoreError::Invalid(
+            "a key delivery's name and cryptogram are under 256 bytes".into(),
+        ));
+    };
+    let mut input = Vec::with_capacity(2 + name.len() + 4 + cryptogram.len() + 3);
+    input.push(name_len);
+    input.extend_from_slice(name.as_bytes());
+    input.extend_from_slice(&version.to_be_bytes());
+    input.push(cryptogram_len);
+    input.extend_from_slice(cryptogram);
+    input.extend_from_slice(&kcv.0);
+    let full = hmac_sha256(&mac_key[..], &input)?;
+    let mut mac = [0u8; crate::types::DELIVERY_MAC_LEN];
+    mac.copy_from_slice(&full[..crate::types::DELIVERY_MAC_LEN]);
+    Ok(mac)
+}
+
 /// Length of the nonce in front of an [`aead_seal`] output.
 pub const AEAD_NONCE_LEN: usize = 12;
 /// Length of the authentication tag at its end.
@@ -167,6 +210,79 @@ pub fn set_odd_parity(key: &mut [u8]) {
             high
         };
     }
+}
+
+/// Why a DES key (or its components, or its wrapping) is too weak to protect PINs. Carries no key
+/// material: it names the rule that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Weakness {
+    #[error("single-length DES (8 bytes): use a double- or triple-length key")]
+    SingleDes,
+    #[error("its two halves are equal, so it acts as single DES")]
+    EqualHalves,
+    #[error("two of its three parts are equal")]
+    EqualParts,
+    #[error("a part of it is a DES weak or semi-weak key")]
+    DesWeakKey,
+    #[error("two of its components are identical")]
+    IdenticalComponents,
+    #[error("the wrapping key is shorter than the key it wraps")]
+    ShorterWrappingKey,
+}
+
+/// The 4 weak and 12 semi-weak DES keys (FIPS 74), parity bits cleared: encrypting twice under a
+/// weak key is the identity, and semi-weak keys come in pairs that undo each other.
+const DES_WEAK_KEYS: [u64; 16] = [
+    0x0000_0000_0000_0000,
+    0xFEFE_FEFE_FEFE_FEFE,
+    0xE0E0_E0E0_F0F0_F0F0,
+    0x1E1E_1E1E_0E0E_0E0E,
+    0x00FE_00FE_00FE_00FE,
+    0xFE00_FE00_FE00_FE00,
+    0x1EE0_1EE0_0EF0_0EF0,
+    0xE01E_E01E_F00E_F00E,
+    0x00E0_00E0_00F0_00F0,
+    0xE000_E000_F000_F000,
+    0x1EFE_1EFE_0EFE_0EFE,
+    0xFE1E_FE1E_FE0E_FE0E,
+    0x001E_001E_000E_000E,
+    0x1E00_1E00_0E00_0E00,
+    0xE0FE_E0FE_F0FE_F0FE,
+    0xFEE0_FEE0_FEF0_FEF0,
+];
+
+/// An 8-byte DES part with its parity bits cleared (DES ignores them, so two parts that differ
+/// only there are the same key).
+fn des_part(part: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(part);
+    u64::from_be_bytes(bytes) & 0xFEFE_FEFE_FEFE_FEFE
+}
+
+/// What makes `key` unfit for a master, PIN or PIN verification key, if anything: single length,
+/// a double-length key whose halves are equal (K1 = K2 is single DES), a triple-length key with
+/// any two parts equal, or a part that is a DES weak or semi-weak key. Compares in constant time
+/// per part; the answer itself is what the caller acts on.
+pub fn des_key_weakness(key: &[u8]) -> Option<Weakness> {
+    if key.len() == 8 {
+        return Some(Weakness::SingleDes);
+    }
+    if !key.len().is_multiple_of(8) {
+        return None;
+    }
+    let parts = Zeroizing::new(key.chunks_exact(8).map(des_part).collect::<Vec<u64>>());
+    let equal = |a: u64, b: u64| bool::from(a.ct_eq(&b));
+    match parts[..] {
+        [k1, k2] if equal(k1, k2) => return Some(Weakness::EqualHalves),
+        [k1, k2, k3] if equal(k1, k2) || equal(k2, k3) || equal(k1, k3) => {
+            return Some(Weakness::EqualParts)
+        }
+        _ => {}
+    }
+    parts
+        .iter()
+        .any(|p| DES_WEAK_KEYS.iter().any(|w| equal(*p, *w)))
+        .then_some(Weakness::DesWeakKey)
 }
 
 /// The PAN field of a format 0 block: `0000` then the 12 rightmost PAN digits excluding the check

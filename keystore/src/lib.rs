@@ -16,10 +16,11 @@ mod port;
 mod software;
 mod types;
 
+pub use crypto::Weakness;
 pub use kek::{Kek, KekSource};
 pub use port::{KeyStore, KeyStoreError, Result};
 pub use software::SoftwareKeyStore;
 pub use types::{
-    Component, Cryptogram, EncryptedPinBlock, Kcv, KeyInfo, KeyLength, KeyName, KeyRef, KeyUsage,
-    KeyVersion, PinVerdict, PinVerification,
+    Component, Cryptogram, EncryptedPinBlock, Kcv, KeyDelivery, KeyInfo, KeyLength, KeyName,
+    KeyRef, KeyUsage, KeyVersion, PinVerdict, PinVerification, DELIVERY_MAC_LEN,
 };

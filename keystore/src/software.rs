@@ -6,18 +6,24 @@
 //!
 //! ```json
 //! {"format":1,"keys":[
-//!   {"name":"zpk","usage":"pin","version":3,"kcv":"08D7B4","length":16,
+//!   {"name":"zpk","usage":"zone_pin","version":3,"kcv":"08D7B4","length":16,
 //!    "created_unix":1767225600,"wrapped":"<hex>"}
-//! ]}
+//! ],"high_water":{"zpk":3}}
 //! ```
+//!
+//! `high_water` is the newest version ever stored under each name, destroyed or not: the next
+//! version made is above it, and an import at or below it is refused unless that very version is
+//! still stored (a retry). A file without it (written before it existed) starts from the newest
+//! version of each name it holds.
 //!
 //! `wrapped` is the AES key wrap (RFC 3394, default IV `A6A6A6A6A6A6A6A6`, see
 //! [`crypto::aes_key_wrap`]) under the 32-byte KEK of a 16-byte header followed by the clear key:
 //!
 //! | bytes  | content                                                       |
 //! |--------|---------------------------------------------------------------|
-//! | 0      | usage: 1 master, 2 pin, 3 mac, 4 pin_verification,            |
-//! |        | 5 card_reference, 6 data_protection                           |
+//! | 0      | usage: 3 mac, 4 pin_verification, 5 card_reference,           |
+//! |        | 6 data_protection, 7 terminal_master, 8 zone_master,          |
+//! |        | 9 terminal_pin, 10 zone_pin (1 master, 2 pin: old records)    |
 //! | 1      | key length in bytes (8, 16 or 24; 32 for usages 5 and 6)      |
 //! | 2..6   | version, big-endian u32                                       |
 //! | 6..8   | zero                                                          |
@@ -29,11 +35,23 @@
 //! records' `wrapped` values, is caught when the key is unwrapped (at open and on every use), as is
 //! a `kcv` that does not match the key.
 //!
+//! # Records written before terminal and zone usages were told apart
+//!
+//! Files written by earlier versions hold the usages `master` (code 1) and `pin` (code 2), each
+//! of which served terminal and zone keys alike. Such a record is read as it is, by its name:
+//! `tmk/<terminal>` is a terminal master key and any other `master` a zone master key (`zmk`);
+//! `tpk/<terminal>` is a terminal PIN key and any other `pin` a zone PIN key (`zpk`). It is not
+//! rewritten: its header still binds the old code, so an edit of its usage on disk is caught as
+//! before, and new versions are stored with the new usages. Old records are not re-checked
+//! against the weak-key rules (those apply where a key comes in: components, generation, import);
+//! replace a weak one by loading or generating a new version.
+//!
 //! # Memory
 //!
 //! Records stay wrapped in memory; each operation unwraps the keys it needs into `Zeroizing`
 //! buffers that are wiped when it returns.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -60,6 +78,9 @@ pub struct SoftwareKeyStore {
     kek: Kek,
     /// Sorted by name, then version. Replaced only after the file has been written.
     records: Mutex<Vec<Record>>,
+    /// Newest version ever stored per name (see the module doc). Locked only while `records` is
+    /// held, and replaced with it.
+    high_water: Mutex<BTreeMap<KeyName, KeyVersion>>,
     /// Holds the exclusive lock on `<path>.lock` for the store's lifetime (released on drop).
     _lock: File,
 }
@@ -69,7 +90,7 @@ pub struct SoftwareKeyStore {
 #[serde(deny_unknown_fields)]
 struct Record {
     name: KeyName,
-    usage: KeyUsage,
+    usage: StoredUsage,
     version: KeyVersion,
     kcv: Kcv,
     length: usize,
@@ -78,11 +99,53 @@ struct Record {
     wrapped: String,
 }
 
+/// A record's `usage` as written: one of today's, or an old `master`/`pin` read by the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredUsage {
+    Current(KeyUsage),
+    Old(OldUsage),
+}
+
+/// The usages of files written before terminal and zone keys were told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OldUsage {
+    Master,
+    Pin,
+}
+
+impl StoredUsage {
+    /// The usage the key has today (see the module doc for old records).
+    fn resolve(self, name: &KeyName) -> KeyUsage {
+        let terminal = name.terminal().is_some();
+        match self {
+            StoredUsage::Current(u) => u,
+            StoredUsage::Old(OldUsage::Master) if terminal => KeyUsage::TerminalMaster,
+            StoredUsage::Old(OldUsage::Master) => KeyUsage::ZoneMaster,
+            StoredUsage::Old(OldUsage::Pin) if terminal => KeyUsage::TerminalPin,
+            StoredUsage::Old(OldUsage::Pin) => KeyUsage::ZonePin,
+        }
+    }
+
+    /// The usage byte of the wrapped header.
+    fn code(self) -> u8 {
+        match self {
+            StoredUsage::Current(u) => usage_code(u),
+            StoredUsage::Old(OldUsage::Master) => 1,
+            StoredUsage::Old(OldUsage::Pin) => 2,
+        }
+    }
+}
+
 impl Record {
+    fn usage(&self) -> KeyUsage {
+        self.usage.resolve(&self.name)
+    }
     fn info(&self) -> KeyInfo {
         KeyInfo {
             name: self.name.clone(),
-            usage: self.usage,
+            usage: self.usage(),
             version: self.version,
             kcv: self.kcv,
             length: self.length,
@@ -99,17 +162,54 @@ impl Record {
 struct StoreFile {
     format: u32,
     keys: Vec<Record>,
+    /// Newest version ever stored per name (absent in files from before it existed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    high_water: BTreeMap<KeyName, KeyVersion>,
 }
 
 fn usage_code(usage: KeyUsage) -> u8 {
     match usage {
-        KeyUsage::Master => 1,
-        KeyUsage::Pin => 2,
         KeyUsage::Mac => 3,
         KeyUsage::PinVerification => 4,
         KeyUsage::CardReference => 5,
         KeyUsage::DataProtection => 6,
+        KeyUsage::TerminalMaster => 7,
+        KeyUsage::ZoneMaster => 8,
+        KeyUsage::TerminalPin => 9,
+        KeyUsage::ZonePin => 10,
     }
+}
+
+/// A new key of `usage` (`what` names it in errors): the right length, and for master, PIN and
+/// PVK keys none of the weaknesses of [`crypto::des_key_weakness`].
+fn check_new_key(usage: KeyUsage, what: &dyn std::fmt::Display, key: &[u8]) -> Result<()> {
+    if usage.is_strict() {
+        if let Some(weakness) = crypto::des_key_weakness(key) {
+            return Err(KeyStoreError::WeakKey {
+                what: what.to_string(),
+                weakness,
+            });
+        }
+    }
+    check_length(usage, key.len())
+}
+
+/// Terminal keys carry their terminal in their name (`tmk/<t>`, `tpk/<t>`), which is how a TPK
+/// is matched with its own TMK; no other usage may take those names.
+fn check_name(name: &KeyName, usage: KeyUsage) -> Result<()> {
+    let wanted = usage.name_prefix();
+    let fits = match (wanted, name.terminal()) {
+        (Some(prefix), Some(t)) => name.as_str().starts_with(prefix) && !t.is_empty(),
+        (None, None) => true,
+        _ => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(KeyStoreError::Invalid(match wanted {
+        Some(prefix) => format!("a {usage} key is named {prefix}<terminal>, not {name}"),
+        None => format!("{name} is a terminal key name: a {usage} key cannot take it"),
+    }))
 }
 
 /// A key length that fits `usage`: 8, 16 or 24 bytes for DES keys, 32 for the others.
@@ -133,9 +233,14 @@ fn check_length(usage: KeyUsage, length: usize) -> Result<()> {
 }
 
 /// The header that binds a wrapped key to its record (see the module doc).
-fn header(name: &KeyName, usage: KeyUsage, version: KeyVersion, length: usize) -> [u8; HEADER_LEN] {
+fn header(
+    name: &KeyName,
+    usage: StoredUsage,
+    version: KeyVersion,
+    length: usize,
+) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
-    h[0] = usage_code(usage);
+    h[0] = usage.code();
     h[1] = length as u8;
     h[2..6].copy_from_slice(&version.to_be_bytes());
     h[8..16].copy_from_slice(&Sha256::digest(name.as_str().as_bytes())[..8]);
@@ -154,6 +259,23 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// Whether two of `components` are the same DES key (parity bits ignored), compared in constant
+/// time.
+fn any_identical(components: &[Component]) -> bool {
+    let same = |a: &[u8], b: &[u8]| {
+        let diff = a
+            .iter()
+            .zip(b)
+            .fold(0u8, |acc, (x, y)| acc | ((x ^ y) & 0xFE));
+        diff == 0
+    };
+    components.iter().enumerate().any(|(i, a)| {
+        components[i + 1..]
+            .iter()
+            .any(|b| same(a.expose(), b.expose()))
+    })
 }
 
 fn check_usage(key: &KeyRef, actual: KeyUsage, needed: KeyUsage) -> Result<()> {
@@ -176,15 +298,20 @@ impl SoftwareKeyStore {
             path: path.to_owned(),
             kek,
             records: Mutex::new(Vec::new()),
+            high_water: Mutex::new(BTreeMap::new()),
             _lock: lock,
         };
         match std::fs::read(path) {
             Ok(bytes) => {
-                let records = store.parse(&bytes)?;
+                let (records, high_water) = store.parse(&bytes)?;
                 *store.records.get_mut().unwrap_or_else(|e| e.into_inner()) = records;
+                *store
+                    .high_water
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner()) = high_water;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                store.persist(&[])?;
+                store.persist(&[], &BTreeMap::new())?;
                 info!(path = %path.display(), "created an empty key store");
             }
             Err(e) => return Err(store.storage(format!("cannot read: {e}"))),
@@ -221,8 +348,9 @@ impl SoftwareKeyStore {
     }
 
     /// Parses the file and checks every record: unique, and opened by the KEK with a matching
-    /// header and check value.
-    fn parse(&self, bytes: &[u8]) -> Result<Vec<Record>> {
+    /// header and check value. Returns the records and the high-water marks (at least the newest
+    /// version of each name).
+    fn parse(&self, bytes: &[u8]) -> Result<(Vec<Record>, BTreeMap<KeyName, KeyVersion>)> {
         let file: StoreFile = serde_json::from_slice(bytes)
             .map_err(|e| self.storage(format!("not a key store file: {e}")))?;
         if file.format != FORMAT {
@@ -239,10 +367,18 @@ impl SoftwareKeyStore {
         {
             return Err(self.storage(format!("key {} appears twice", w[0].key_ref())));
         }
+        let mut high_water = file.high_water;
         for record in &records {
             self.unwrap_record(record)?;
+            let mark = high_water.entry(record.name.clone()).or_insert(0);
+            *mark = (*mark).max(record.version);
         }
-        Ok(records)
+        Ok((records, high_water))
+    }
+
+    fn high_water(&self) -> MutexGuard<'_, BTreeMap<KeyName, KeyVersion>> {
+        // Replaced whole after the file write, like `records`.
+        self.high_water.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn storage(&self, reason: String) -> KeyStoreError {
@@ -274,7 +410,7 @@ impl SoftwareKeyStore {
             )),
             _ => tampered("wrapped has a bad length"),
         })?;
-        if check_length(record.usage, record.length).is_err()
+        if check_length(record.usage(), record.length).is_err()
             || plain.len() != HEADER_LEN + record.length
         {
             return Err(tampered("length"));
@@ -298,6 +434,7 @@ impl SoftwareKeyStore {
         version: KeyVersion,
         key: &[u8],
     ) -> Result<Record> {
+        let usage = StoredUsage::Current(usage);
         let mut plain = Zeroizing::new(Vec::with_capacity(HEADER_LEN + key.len()));
         plain.extend_from_slice(&header(name, usage, version, key.len()));
         plain.extend_from_slice(key);
@@ -322,7 +459,7 @@ impl SoftwareKeyStore {
             .cloned()
             .ok_or_else(|| KeyStoreError::NotFound(key.to_string()))?;
         if let Some(needed) = needed {
-            check_usage(key, record.usage, needed)?;
+            check_usage(key, record.usage(), needed)?;
         }
         let clear = self.unwrap_record(&record)?;
         Ok((record, clear))
@@ -331,8 +468,13 @@ impl SoftwareKeyStore {
     /// Writes `records` to the file atomically: `<path>.tmp` (mode 0600), fsync, rename over the
     /// file, fsync the directory so the rename itself survives a power cut. On error the old file
     /// is left as it was.
-    fn persist(&self, records: &[Record]) -> Result<()> {
-        let doc = serde_json::json!({ "format": FORMAT, "keys": records });
+    fn persist(
+        &self,
+        records: &[Record],
+        high_water: &BTreeMap<KeyName, KeyVersion>,
+    ) -> Result<()> {
+        let doc =
+            serde_json::json!({ "format": FORMAT, "keys": records, "high_water": high_water });
         let mut text = serde_json::to_vec_pretty(&doc)
             .map_err(|e| self.storage(format!("cannot encode: {e}")))?;
         text.push(b'\n');
@@ -382,30 +524,98 @@ impl SoftwareKeyStore {
             .binary_search_by(|r| (&r.name, r.version).cmp(&(&record.name, record.version)))
             .unwrap_or_else(|i| i);
         next.insert(at, record.clone());
-        self.persist(&next)?;
+        let mut high_water = self.high_water();
+        let mut marks = high_water.clone();
+        let mark = marks.entry(record.name.clone()).or_insert(0);
+        *mark = (*mark).max(record.version);
+        self.persist(&next, &marks)?;
         **records = next;
+        *high_water = marks;
         Ok(record.info())
     }
 
-    fn next_version(records: &[Record], name: &KeyName) -> Result<KeyVersion> {
-        let current = records
-            .iter()
-            .filter(|r| &r.name == name)
-            .map(|r| r.version)
-            .max()
-            .unwrap_or(0);
-        current
+    /// The version after the newest ever stored under `name` (destroyed ones included).
+    fn next_version(&self, name: &KeyName) -> Result<KeyVersion> {
+        let newest = self.high_water().get(name).copied().unwrap_or(0);
+        newest
             .checked_add(1)
             .ok_or_else(|| KeyStoreError::Invalid(format!("key {name} has no version left")))
     }
 
-    /// Stores `key` as the next version of `name`.
+    /// Stores `key` as the next version of `name`. A new version keeps the usage of the one it
+    /// follows and is at least as long.
     fn store_next(&self, name: &KeyName, usage: KeyUsage, key: &[u8]) -> Result<KeyInfo> {
-        check_length(usage, key.len())?;
+        check_name(name, usage)?;
+        check_new_key(usage, name, key)?;
         let mut records = self.records();
-        let version = Self::next_version(&records, name)?;
+        if let Some(current) = records.iter().rfind(|r| &r.name == name) {
+            Self::check_successor(current, usage, key.len())?;
+        }
+        let version = self.next_version(name)?;
         let record = self.seal(name, usage, version, key)?;
         self.insert(&mut records, record)
+    }
+
+    /// A new version of `current`'s name must keep its usage and be no shorter.
+    fn check_successor(current: &Record, usage: KeyUsage, length: usize) -> Result<()> {
+        let current_usage = current.usage();
+        if current_usage != usage {
+            return Err(KeyStoreError::Invalid(format!(
+                "{} has usage {current_usage}: a new version cannot be {usage}",
+                current.key_ref()
+            )));
+        }
+        if length < current.length {
+            return Err(KeyStoreError::Invalid(format!(
+                "{} is {} bytes: a new version of {length} bytes would be shorter (enter \
+                 components as long as the key)",
+                current.key_ref(),
+                current.length
+            )));
+        }
+        Ok(())
+    }
+
+    /// The usage a key named `name` arriving under `kek` takes (from the pair, not the caller):
+    /// `tpk/<t>` under `tmk/<t>` is a terminal PIN key, any other name under a zone master key a
+    /// zone PIN key.
+    fn import_usage(name: &KeyName, version: KeyVersion, kek: &Record) -> Result<KeyUsage> {
+        let usage = if name.as_str().starts_with("tpk/") {
+            KeyUsage::TerminalPin
+        } else {
+            KeyUsage::ZonePin
+        };
+        let needed = usage.exported_under().unwrap_or(KeyUsage::ZoneMaster);
+        check_usage(&kek.key_ref(), kek.usage(), needed)?;
+        check_name(name, usage)?;
+        Self::check_pair(
+            &KeyRef::new(name.clone(), version),
+            usage,
+            &kek.key_ref(),
+            kek.usage(),
+        )?;
+        Ok(usage)
+    }
+
+    /// The named pairs: a zone PIN key under a zone master key, `tpk/<t>` under `tmk/<t>`.
+    fn check_pair(key: &KeyRef, usage: KeyUsage, kek: &KeyRef, kek_usage: KeyUsage) -> Result<()> {
+        let refused = |rule| KeyStoreError::NotExportable {
+            key: key.to_string(),
+            usage,
+            kek: kek.to_string(),
+            kek_usage,
+            rule,
+        };
+        match usage.exported_under() {
+            None => Err(refused("keys of this usage never leave the store")),
+            Some(needed) if needed != kek_usage => Err(refused(
+                "a zone PIN key travels under a zone master key, a terminal PIN key under its terminal's master key",
+            )),
+            Some(_) if key.name.terminal() != kek.name.terminal() => Err(refused(
+                "a terminal PIN key travels only under its own terminal's master key",
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     /// Deciphers a PIN block under a Pin key and extracts the PIN for `pan`.
@@ -415,7 +625,14 @@ impl SoftwareKeyStore {
         block: &EncryptedPinBlock,
         pan: &Pan,
     ) -> Result<Zeroizing<String>> {
-        let (_, clear_key) = self.key(key, Some(KeyUsage::Pin))?;
+        let (record, clear_key) = self.key(key, None)?;
+        if !record.usage().is_pin() {
+            return Err(KeyStoreError::WrongUsage {
+                key: key.to_string(),
+                actual: record.usage(),
+                needed: KeyUsage::ZonePin,
+            });
+        }
         let mut clear = Zeroizing::new(block.0);
         crypto::tdes_decrypt_ecb(&clear_key, &mut clear[..])?;
         crypto::pin_from_format0(&clear, pan).inspect_err(|e| {
@@ -472,19 +689,32 @@ impl KeyStore for SoftwareKeyStore {
                 "key components must all have the same length".into(),
             ));
         }
+        check_name(name, usage)?;
+        // A component is as long as the key it makes: a short one is a single-DES key part.
+        if usage.is_strict() && length == 8 {
+            return Err(KeyStoreError::WeakKey {
+                what: format!("components of {name}"),
+                weakness: crypto::Weakness::SingleDes,
+            });
+        }
+        check_length(usage, length)?;
         let mut key = Zeroizing::new(vec![0u8; length]);
         for (i, (component, expected)) in components.iter().zip(kcvs).enumerate() {
             let computed = crypto::kcv(component.expose())?;
             if !computed.ct_eq(expected) {
-                return Err(KeyStoreError::KcvMismatch {
-                    what: format!("component {}", i + 1),
-                    expected: *expected,
-                    computed,
-                });
+                return Err(KeyStoreError::ComponentKcvMismatch { component: i + 1 });
             }
             for (k, c) in key.iter_mut().zip(component.expose()) {
                 *k ^= c;
             }
+        }
+        // Two equal components cancel out (XOR): the key would be the others' alone, known to
+        // fewer custodians than the ceremony says. Compared without parity bits, as DES does.
+        if usage.is_strict() && any_identical(components) {
+            return Err(KeyStoreError::WeakKey {
+                what: format!("components of {name}"),
+                weakness: crypto::Weakness::IdenticalComponents,
+            });
         }
         // The XOR of two odd-parity components has even parity; DES ignores parity bits, so
         // fixing them does not change the key or its check value.
@@ -499,11 +729,18 @@ impl KeyStore for SoftwareKeyStore {
 
     fn generate(&self, name: &KeyName, usage: KeyUsage, length: KeyLength) -> Result<KeyInfo> {
         let mut key = Zeroizing::new(vec![0u8; length.bytes()]);
-        getrandom::getrandom(&mut key).map_err(|e| {
-            KeyStoreError::Invalid(format!("no randomness from the operating system: {e}"))
-        })?;
-        if usage.is_des() {
-            crypto::set_odd_parity(&mut key);
+        // A random key with equal parts or a DES weak part is a 2^-56 event, drawn again rather
+        // than refused.
+        for _ in 0..4 {
+            getrandom::getrandom(&mut key).map_err(|e| {
+                KeyStoreError::Invalid(format!("no randomness from the operating system: {e}"))
+            })?;
+            if usage.is_des() {
+                crypto::set_odd_parity(&mut key);
+            }
+            if !usage.is_strict() || crypto::des_key_weakness(&key).is_none() {
+                break;
+            }
         }
         let info = self.store_next(name, usage, &key)?;
         info!(key = %name, version = info.version, kcv = %info.kcv, usage = %usage, "generated key");
@@ -511,12 +748,14 @@ impl KeyStore for SoftwareKeyStore {
     }
 
     fn export_under(&self, key: &KeyRef, kek: &KeyRef) -> Result<Cryptogram> {
-        let (_, wrapping) = self.key(kek, Some(KeyUsage::Master))?;
+        let (kek_record, wrapping) = self.key(kek, None)?;
         let (record, clear) = self.key(key, None)?;
-        if record.usage == KeyUsage::Master {
-            return Err(KeyStoreError::Invalid(format!(
-                "key {key} is a master key: master keys are never exported"
-            )));
+        Self::check_pair(key, record.usage(), kek, kek_record.usage())?;
+        if wrapping.len() < clear.len() {
+            return Err(KeyStoreError::WeakKey {
+                what: format!("export of {key} under {kek}"),
+                weakness: crypto::Weakness::ShorterWrappingKey,
+            });
         }
         let mut out = clear.to_vec();
         crypto::tdes_encrypt_ecb(&wrapping, &mut out)?;
@@ -526,7 +765,6 @@ impl KeyStore for SoftwareKeyStore {
     fn import_under(
         &self,
         name: &KeyName,
-        usage: KeyUsage,
         version: KeyVersion,
         kek: &KeyRef,
         cryptogram: &Cryptogram,
@@ -541,11 +779,18 @@ impl KeyStore for SoftwareKeyStore {
                 cryptogram.0.len()
             )));
         }
-        let (_, wrapping) = self.key(kek, Some(KeyUsage::Master))?;
+        let key_ref = KeyRef::new(name.clone(), version);
+        let (kek_record, wrapping) = self.key(kek, None)?;
+        let usage = Self::import_usage(name, version, &kek_record)?;
+        if wrapping.len() < cryptogram.0.len() {
+            return Err(KeyStoreError::WeakKey {
+                what: format!("import of {key_ref} under {kek}"),
+                weakness: crypto::Weakness::ShorterWrappingKey,
+            });
+        }
         let mut clear = Zeroizing::new(cryptogram.0.clone());
         crypto::tdes_decrypt_ecb(&wrapping, &mut clear)?;
         let computed = crypto::kcv(&clear)?;
-        let key_ref = KeyRef::new(name.clone(), version);
         if !computed.ct_eq(kcv) {
             return Err(KeyStoreError::KcvMismatch {
                 what: format!("imported key {key_ref}"),
@@ -553,6 +798,7 @@ impl KeyStore for SoftwareKeyStore {
                 computed,
             });
         }
+        check_new_key(usage, &key_ref, &clear)?;
         let mut records = self.records();
         if let Some(existing) = records
             .iter()
@@ -562,14 +808,80 @@ impl KeyStore for SoftwareKeyStore {
             if !existing.kcv.ct_eq(kcv) {
                 return Err(KeyStoreError::Conflict(key_ref.to_string()));
             }
-            check_usage(&key_ref, existing.usage, usage)?;
+            check_usage(&key_ref, existing.usage(), usage)?;
             return Ok(existing.info());
         }
-        // Versions may arrive out of order (a delayed older key): any unused version is accepted.
+        // Versions only go forward: an older version arriving late, or a delivery replayed after
+        // its key was destroyed, must not (re)install a key the sender has moved on from.
+        let newest = self.high_water().get(name).copied().unwrap_or(0);
+        if version <= newest {
+            return Err(KeyStoreError::VersionNotNewer {
+                key: key_ref.to_string(),
+                newest,
+            });
+        }
+        if let Some(current) = records.iter().rfind(|r| &r.name == name) {
+            Self::check_successor(current, usage, clear.len())?;
+        }
         let record = self.seal(name, usage, version, &clear)?;
         let info = self.insert(&mut records, record)?;
         info!(key = %name, version, kcv = %info.kcv, usage = %usage, under = %kek, "imported key");
         Ok(info)
+    }
+
+    fn export_delivery(&self, key: &KeyRef, kek: &KeyRef) -> Result<KeyDelivery> {
+        let cryptogram = self.export_under(key, kek)?;
+        let (_, wrapping) = self.key(kek, None)?;
+        let kcv = self.info(key)?.kcv;
+        let mac = crypto::key_delivery_mac(
+            &wrapping,
+            key.name.as_str(),
+            key.version,
+            &cryptogram.0,
+            &kcv,
+        )?;
+        Ok(KeyDelivery {
+            version: key.version,
+            cryptogram,
+            kcv,
+            mac,
+        })
+    }
+
+    fn import_delivery(
+        &self,
+        name: &KeyName,
+        kek: &KeyRef,
+        delivery: &KeyDelivery,
+    ) -> Result<KeyInfo> {
+        let (kek_record, wrapping) = self.key(kek, None)?;
+        // The pair first: no MAC is computed under a key that is not a master key of the pair.
+        Self::import_usage(name, delivery.version, &kek_record)?;
+        let expected = crypto::key_delivery_mac(
+            &wrapping,
+            name.as_str(),
+            delivery.version,
+            &delivery.cryptogram.0,
+            &delivery.kcv,
+        )?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..],
+            &delivery.mac[..],
+        )) {
+            let key = KeyRef::new(name.clone(), delivery.version);
+            warn!(key = %key, under = %kek, "key delivery refused: its MAC does not verify");
+            return Err(KeyStoreError::DeliveryMac {
+                key: key.to_string(),
+                kek: kek.to_string(),
+            });
+        }
+        self.import_under(
+            name,
+            delivery.version,
+            kek,
+            &delivery.cryptogram,
+            &delivery.kcv,
+        )
     }
 
     fn destroy(&self, key: &KeyRef) -> Result<()> {
@@ -580,9 +892,10 @@ impl KeyStore for SoftwareKeyStore {
             .ok_or_else(|| KeyStoreError::NotFound(key.to_string()))?;
         let mut next = records.clone();
         let gone = next.remove(at);
-        self.persist(&next)?;
+        // The high-water mark stays: a destroyed version is never made or imported again.
+        self.persist(&next, &self.high_water())?;
         *records = next;
-        info!(key = %gone.name, version = gone.version, kcv = %gone.kcv, usage = %gone.usage, "destroyed key");
+        info!(key = %gone.name, version = gone.version, kcv = %gone.kcv, usage = %gone.usage(), "destroyed key");
         Ok(())
     }
 
@@ -593,7 +906,8 @@ impl KeyStore for SoftwareKeyStore {
         block: &EncryptedPinBlock,
         pan: &Pan,
     ) -> Result<EncryptedPinBlock> {
-        let (_, to_key) = self.key(to, Some(KeyUsage::Pin))?;
+        // PINs leave the agent under the zone PIN key only.
+        let (_, to_key) = self.key(to, Some(KeyUsage::ZonePin))?;
         let pin = self.open_pin_block(from, block, pan)?;
         crypto::encrypt_pin(&to_key, &pin, pan)
     }
@@ -607,6 +921,7 @@ impl KeyStore for SoftwareKeyStore {
         method: &PinVerification,
     ) -> Result<PinVerdict> {
         let (_, pvk_key) = self.key(pvk, Some(KeyUsage::PinVerification))?;
+        check_usage(zpk, self.info(zpk)?.usage, KeyUsage::ZonePin)?;
         let pin = self.open_pin_block(zpk, block, pan)?;
         match method {
             PinVerification::VisaPvv { pvki, pvv } => {

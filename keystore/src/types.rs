@@ -11,16 +11,25 @@ use zeroize::Zeroizing;
 use crate::KeyStoreError;
 
 /// What a key may be used for. The store refuses an operation with a key of the wrong usage.
+///
+/// Terminal and zone keys have usages of their own so that one kind can never stand in for the
+/// other: a zone master key cannot wrap a terminal PIN key for a terminal, nor a terminal master
+/// key receive the zone PIN key. Export and import follow named pairs only (see
+/// [`KeyUsage::exported_under`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyUsage {
-    /// Key-encrypting key: terminal master key (TMK), zone master key (ZMK). Only wraps other keys.
-    Master,
-    /// PIN-encrypting key: terminal PIN key (TPK), zone PIN key (ZPK).
-    Pin,
+    /// Terminal master key (TMK), `tmk/<terminal>`: wraps that terminal's PIN key, nothing else.
+    TerminalMaster,
+    /// Zone master key (ZMK), shared with the peer (agent ↔ switch): wraps zone PIN keys.
+    ZoneMaster,
+    /// Terminal PIN key (TPK), `tpk/<terminal>`: PIN blocks from that terminal's PIN pad.
+    TerminalPin,
+    /// Zone PIN key (ZPK): PIN blocks between the agent and the switch.
+    ZonePin,
     /// MAC key.
     Mac,
-    /// PIN verification key (PVK): Visa PVV or IBM 3624 natural PIN.
+    /// PIN verification key (PVK): Visa PVV or IBM 3624 natural PIN. Never exported.
     PinVerification,
     /// Card reference key (32 bytes, HMAC-SHA-256): derives the token a card is known by, so that
     /// a masked PAN (first 6, last 4) cannot be completed by hashing the 10^5 candidates.
@@ -33,8 +42,10 @@ pub enum KeyUsage {
 impl KeyUsage {
     pub fn as_str(self) -> &'static str {
         match self {
-            KeyUsage::Master => "master",
-            KeyUsage::Pin => "pin",
+            KeyUsage::TerminalMaster => "terminal_master",
+            KeyUsage::ZoneMaster => "zone_master",
+            KeyUsage::TerminalPin => "terminal_pin",
+            KeyUsage::ZonePin => "zone_pin",
             KeyUsage::Mac => "mac",
             KeyUsage::PinVerification => "pin_verification",
             KeyUsage::CardReference => "card_reference",
@@ -47,7 +58,63 @@ impl KeyUsage {
     pub fn is_des(self) -> bool {
         !matches!(self, KeyUsage::CardReference | KeyUsage::DataProtection)
     }
+
+    /// A key-encrypting key (terminal or zone master key).
+    pub fn is_master(self) -> bool {
+        matches!(self, KeyUsage::TerminalMaster | KeyUsage::ZoneMaster)
+    }
+
+    /// A PIN-encrypting key (terminal or zone PIN key).
+    pub fn is_pin(self) -> bool {
+        matches!(self, KeyUsage::TerminalPin | KeyUsage::ZonePin)
+    }
+
+    /// Keys held to the weak-key rules (no single DES, no equal halves, no identical components):
+    /// master, PIN and PIN verification keys, which protect PINs directly or through other keys.
+    pub fn is_strict(self) -> bool {
+        self.is_master() || self.is_pin() || self == KeyUsage::PinVerification
+    }
+
+    /// The usage of the key a master key of this usage wraps: the named pairs, and nothing else.
+    /// A PIN verification key, a card reference key and a data protection key are under none, so
+    /// they never leave the store; a master key is never wrapped either.
+    pub fn exported_under(self) -> Option<KeyUsage> {
+        match self {
+            KeyUsage::ZonePin => Some(KeyUsage::ZoneMaster),
+            KeyUsage::TerminalPin => Some(KeyUsage::TerminalMaster),
+            // NDC MAC mode: the terminal MAC key `tak/<t>` travels under its own `tmk/<t>` (the
+            // key change `45`). It is only ever exported: `wraps` stays one-to-one.
+            KeyUsage::Mac => Some(KeyUsage::TerminalMaster),
+            _ => None,
+        }
+    }
+
+    /// The usage of a key received under a master key of this usage (the inverse of
+    /// [`exported_under`](KeyUsage::exported_under)): an import's usage follows from its wrapping
+    /// key, the caller does not choose it.
+    pub fn wraps(self) -> Option<KeyUsage> {
+        match self {
+            KeyUsage::ZoneMaster => Some(KeyUsage::ZonePin),
+            KeyUsage::TerminalMaster => Some(KeyUsage::TerminalPin),
+            _ => None,
+        }
+    }
+
+    /// The name prefix a key of this usage must carry, for the usages whose pair is per
+    /// terminal (`tmk/<terminal>` wraps only `tpk/<terminal>` and `tak/<terminal>`).
+    pub fn name_prefix(self) -> Option<&'static str> {
+        match self {
+            KeyUsage::TerminalMaster => Some(TMK_PREFIX),
+            KeyUsage::TerminalPin => Some(TPK_PREFIX),
+            KeyUsage::Mac => Some(TAK_PREFIX),
+            _ => None,
+        }
+    }
 }
+
+const TMK_PREFIX: &str = "tmk/";
+const TPK_PREFIX: &str = "tpk/";
+const TAK_PREFIX: &str = "tak/";
 
 impl fmt::Display for KeyUsage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -59,14 +126,21 @@ impl FromStr for KeyUsage {
     type Err = KeyStoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "master" => Ok(KeyUsage::Master),
-            "pin" => Ok(KeyUsage::Pin),
+            "terminal_master" | "terminal-master" | "tmk" => Ok(KeyUsage::TerminalMaster),
+            "zone_master" | "zone-master" | "zmk" => Ok(KeyUsage::ZoneMaster),
+            "terminal_pin" | "terminal-pin" | "tpk" => Ok(KeyUsage::TerminalPin),
+            "zone_pin" | "zone-pin" | "zpk" => Ok(KeyUsage::ZonePin),
             "mac" => Ok(KeyUsage::Mac),
             "pin_verification" | "pin-verification" | "pvk" => Ok(KeyUsage::PinVerification),
             "card_reference" | "card-reference" => Ok(KeyUsage::CardReference),
             "data_protection" | "data-protection" => Ok(KeyUsage::DataProtection),
+            // The old usages named two kinds of key each: which one is meant is not a guess.
+            "master" | "pin" => Err(KeyStoreError::Invalid(format!(
+                "key usage {s:?} is no longer used: say terminal_{s} or zone_{s}"
+            ))),
             other => Err(KeyStoreError::Invalid(format!(
-                "unknown key usage {other:?}: use master, pin, mac, pin_verification, card_reference or data_protection"
+                "unknown key usage {other:?}: use terminal_master, zone_master, terminal_pin, \
+                 zone_pin, mac, pin_verification, card_reference or data_protection"
             ))),
         }
     }
@@ -111,6 +185,13 @@ impl KeyName {
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// The terminal a `tmk/<terminal>`, `tpk/<terminal>` or `tak/<terminal>` name is for.
+    pub fn terminal(&self) -> Option<&str> {
+        self.0
+            .strip_prefix(TMK_PREFIX)
+            .or_else(|| self.0.strip_prefix(TPK_PREFIX))
+            .or_else(|| self.0.strip_prefix(TAK_PREFIX))
     }
 }
 
@@ -197,7 +278,14 @@ impl FromStr for Kcv {
     type Err = KeyStoreError;
     /// 6 hex digits.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || KeyStoreError::Invalid(format!("bad key check value {s:?}: 6 hex digits"));
+        // What was typed is not quoted: a custodian may have put a component where the check
+        // value goes.
+        let bad = || {
+            KeyStoreError::Invalid(format!(
+                "a key check value is 6 hex digits, got {} characters",
+                s.chars().count()
+            ))
+        };
         if s.len() != 6 {
             return Err(bad());
         }
@@ -329,6 +417,74 @@ impl Cryptogram {
 impl fmt::Debug for Cryptogram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Cryptogram({} bytes)", self.0.len())
+    }
+}
+
+/// A key sent to a peer under a shared master key (the zone PIN key under the zone master key),
+/// bound to the version the sender stored it as. The MAC is made under a key derived from the
+/// master key over the key's name, version, cryptogram and check value (see
+/// [`crypto::key_delivery_mac`](crate::crypto::key_delivery_mac)), so that a version edited in
+/// transit, or a cryptogram moved under another version, does not verify; the receiver's store
+/// also refuses any version not newer than the newest it ever held, so an old delivery replayed
+/// does not bring back a destroyed key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyDelivery {
+    pub version: KeyVersion,
+    pub cryptogram: Cryptogram,
+    pub kcv: Kcv,
+    pub mac: [u8; DELIVERY_MAC_LEN],
+}
+
+/// Bytes of a [`KeyDelivery`] MAC (16 hex digits on the wire).
+pub const DELIVERY_MAC_LEN: usize = 8;
+
+impl KeyDelivery {
+    /// What travels beside the version: the cryptogram in hex, the 6-hex check value, then the
+    /// MAC in 16 hex digits.
+    pub fn body(&self) -> String {
+        format!(
+            "{}{}{}",
+            self.cryptogram.to_hex(),
+            self.kcv,
+            hex::encode_upper(self.mac)
+        )
+    }
+
+    /// Reads [`body`](KeyDelivery::body) for `version`. A body without a MAC (a switch from before
+    /// the binding) is refused: an unbound key is not installed.
+    pub fn from_body(version: KeyVersion, body: &str) -> Result<Self, KeyStoreError> {
+        let mac_hex = 2 * DELIVERY_MAC_LEN;
+        // A double- or triple-length key's cryptogram (32 or 48 hex digits): so a body from
+        // before the MAC (cryptogram and check value only) cannot read as a shorter key plus MAC.
+        let cryptogram_hex = body.len().checked_sub(6 + mac_hex);
+        if !body.is_ascii() || !matches!(cryptogram_hex, Some(32 | 48)) {
+            return Err(KeyStoreError::Invalid(format!(
+                "a key delivery is a cryptogram of 32 or 48 hex digits, a 6-hex check value and \
+                 a {mac_hex}-hex MAC, got {} characters",
+                body.len()
+            )));
+        }
+        let (rest, mac_text) = body.split_at(body.len() - mac_hex);
+        let (cryptogram, kcv) = rest.split_at(rest.len() - 6);
+        let mut mac = [0u8; DELIVERY_MAC_LEN];
+        hex::decode_to_slice(mac_text, &mut mac)
+            .map_err(|_| KeyStoreError::Invalid("a key delivery's MAC is hex digits".into()))?;
+        Ok(Self {
+            version,
+            cryptogram: Cryptogram::from_hex(cryptogram)?,
+            kcv: kcv.parse()?,
+            mac,
+        })
+    }
+}
+
+impl fmt::Debug for KeyDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyDelivery")
+            .field("version", &self.version)
+            .field("cryptogram", &self.cryptogram)
+            .field("kcv", &self.kcv)
+            .finish_non_exhaustive()
     }
 }
 
