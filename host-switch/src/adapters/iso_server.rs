@@ -9,6 +9,12 @@
 //! - field 41 not covered by the client certificate: answered 58, logged on the `security` target,
 //!   connection closed.
 //!
+//! Connections still in the TLS handshake are capped ([`EndpointLimits::max_handshakes`]) and
+//! timed out ([`EndpointLimits::handshake_timeout`]): a peer that opens TCP connections and never
+//! sends a ClientHello holds a handshake slot for the timeout at most, and while every slot is
+//! held new connections wait in the kernel's accept queue (a warning on the `security` target
+//! says so) instead of each getting a task, a buffer and a connection slot.
+//!
 //! Requests on one connection are served concurrently (an agent multiplexes many terminals) up to
 //! a bound; responses go back in completion order and are matched by the agent on MTI/41/11.
 
@@ -23,7 +29,7 @@ use protocols::framing::{FrameCodec, FramingError};
 use protocols::iso8583::{Message, Mti, Spec};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
@@ -36,7 +42,6 @@ use crate::ports::{Journal, Ledger};
 
 /// Consecutive malformed messages after which a connection is closed.
 const MAX_MALFORMED_IN_A_ROW: u32 = 3;
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct EndpointLimits {
@@ -44,6 +49,10 @@ pub struct EndpointLimits {
     pub max_in_flight_per_connection: usize,
     pub max_frame_bytes: usize,
     pub idle_timeout: Duration,
+    /// Connections in the TLS handshake at once; more wait in the accept queue.
+    pub max_handshakes: usize,
+    /// A handshake not finished after this long is abandoned and the connection closed.
+    pub handshake_timeout: Duration,
 }
 
 pub struct AcquirerEndpoint<L, J> {
@@ -71,6 +80,8 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
     /// caller bounds that wait; connections still open when it gives up are aborted with it.
     pub async fn run(self: Arc<Self>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let connections = Arc::new(Semaphore::new(self.limits.max_connections));
+        let handshakes = Arc::new(Semaphore::new(self.limits.max_handshakes));
+        let mut at_handshake_cap = false;
         let mut open = JoinSet::new();
         loop {
             // Finished connections leave the set as we go, so it holds only open ones.
@@ -82,6 +93,13 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                 },
                 _ = shutdown.changed() => break,
             };
+            let handshake = match self
+                .handshake_slot(&handshakes, &mut at_handshake_cap, &mut shutdown)
+                .await
+            {
+                Some(h) => h,
+                None => break,
+            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = shutdown.changed() => break,
@@ -91,7 +109,7 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
                     let this = self.clone();
                     let shutdown = shutdown.clone();
                     open.spawn(async move {
-                        this.connection(stream, peer, shutdown).await;
+                        this.connection(stream, peer, handshake, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -112,10 +130,42 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
         while open.join_next().await.is_some() {}
     }
 
+    /// A handshake slot for the next connection (`None`: shutting down). The plain-TCP lab mode
+    /// has no handshake and takes none. Reaching the cap is logged once per episode, not once
+    /// per waiting connection.
+    async fn handshake_slot(
+        &self,
+        handshakes: &Arc<Semaphore>,
+        at_cap: &mut bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Option<OwnedSemaphorePermit>> {
+        if self.tls.is_none() {
+            return Some(None);
+        }
+        if let Ok(p) = handshakes.clone().try_acquire_owned() {
+            *at_cap = false;
+            return Some(Some(p));
+        }
+        if !*at_cap {
+            *at_cap = true;
+            tracing::warn!(
+                target: "security",
+                max_handshakes = self.limits.max_handshakes,
+                handshake_timeout_ms = self.limits.handshake_timeout.as_millis() as u64,
+                "TLS handshakes at the cap: new connections wait in the accept queue until a handshake finishes or times out (many peers that connect and never finish a handshake: a scan or a flood)"
+            );
+        }
+        tokio::select! {
+            p = handshakes.clone().acquire_owned() => p.ok().map(Some),
+            _ = shutdown.changed() => None,
+        }
+    }
+
     async fn connection(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
+        handshake: Option<OwnedSemaphorePermit>,
         shutdown: watch::Receiver<bool>,
     ) {
         let _ = stream.set_nodelay(true);
@@ -124,14 +174,19 @@ impl<L: Ledger, J: Journal> AcquirerEndpoint<L, J> {
             match &self.tls {
                 None => self.serve(stream, None, shutdown).await,
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let handshake_timeout = self.limits.handshake_timeout;
+                    let accepted = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+                    // The slot is freed once the handshake is over, whatever its outcome (a
+                    // timed-out connection is closed first: its stream went with the future).
+                    drop(handshake);
+                    let tls = match accepted {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::warn!(target: "security", error = %e, "TLS handshake refused");
                             return;
                         }
                         Err(_) => {
-                            tracing::warn!(target: "security", "TLS handshake timed out");
+                            tracing::warn!(target: "security", timeout_ms = handshake_timeout.as_millis() as u64, "TLS handshake timed out: connection closed");
                             return;
                         }
                     };
