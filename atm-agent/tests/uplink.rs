@@ -24,6 +24,8 @@ async fn signed_on_is_reported_even_when_nobody_watches_the_link() {
             [[routes]]
             prefix = "476173"
             route = "wallet"
+            [pin]
+            exempt = ["476173"]
             "#,
             dir.path().join("journal").display()
         ),

@@ -193,7 +193,12 @@ impl Agent {
         let store =
             SoftwareKeyStore::open(&dir.path().join("agent-keys.json"), kek_value()).unwrap();
         load(&store, "zmk", KeyUsage::ZoneMaster, ZMK_COMPONENTS);
-        load(&store, "tpk/ATM00001", KeyUsage::TerminalPin, TPK_COMPONENTS);
+        load(
+            &store,
+            "tpk/ATM00001",
+            KeyUsage::TerminalPin,
+            TPK_COMPONENTS,
+        );
         Agent {
             _dir: dir,
             store,

@@ -26,19 +26,17 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             return Ok(reply);
         }
         let account = self.account(pan)?;
-        Ok(
-            match self.ledger.balance(account.as_str()).await {
-                Ok(b) if b.currency == currency || currency.numeric == 0 => RecordedReply {
-                    balances: Some(Balances {
-                        currency: b.currency,
-                        ledger_minor: b.balance_minor,
-                        available_minor: b.available_minor,
-                    }),
-                    ..RecordedReply::code(ResponseCode::Approved)
-                },
-                Ok(_) => RecordedReply::code(ResponseCode::InvalidTransaction),
-                Err(e) => RecordedReply::code(decline_code(&e)),
+        Ok(match self.ledger.balance(account.as_str()).await {
+            Ok(b) if b.currency == currency || currency.numeric == 0 => RecordedReply {
+                balances: Some(Balances {
+                    currency: b.currency,
+                    ledger_minor: b.balance_minor,
+                    available_minor: b.available_minor,
+                }),
+                ..RecordedReply::code(ResponseCode::Approved)
             },
-        )
+            Ok(_) => RecordedReply::code(ResponseCode::InvalidTransaction),
+            Err(e) => RecordedReply::code(decline_code(&e)),
+        })
     }
 }
