@@ -4,6 +4,9 @@
 //! Requests: `crate::control_api::Request` (typed once for this server and its clients).
 //! Answers: `{"ok":true,"data":…}` or `{"ok":false,"error":"…"}`.
 //!
+//! Every key entry, dispense settlement and requeue is logged on the `audit` target with the
+//! connecting process's uid and pid from the kernel (`SO_PEERCRED`), beside any name typed.
+//!
 //! Key components arrive in clear over this socket (it is the custodians' keyboard, through
 //! `atmctl`): the request line is zeroized after parsing, components are kept in zeroizing buffers,
 //! and neither requests nor parse errors (which could quote a value) are ever logged or echoed
@@ -27,7 +30,7 @@ use crate::ports::TerminalStore;
 use crate::runtime::AgentServices as Services;
 use protocols::types::TerminalId;
 
-/// Binds the socket (replacing a stale one) with mode 0600.
+/// Binds the socket with mode 0600 (replacing a stale socket, never anything else).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     control_socket::bind(path)
 }
@@ -108,22 +111,24 @@ async fn answer(svc: &Services, req: Request, peer: control_socket::Peer) -> Val
             let info = keys
                 .load_master(&terminal, &c, &k)
                 .map_err(|e| e.to_string())?;
-            tracing::info!(terminal = %terminal, version = info.version, kcv = %info.kcv, components = c.len(), "terminal master key entered by custodians");
+            tracing::warn!(target: "audit", terminal = %terminal, version = info.version, kcv = %info.kcv, components = c.len(), peer_uid = peer.uid, peer_pid = peer.pid, "terminal master key entered by custodians");
             // A connected terminal gets its PIN key now; otherwise at its next start-up.
             let pin_key = match svc.registry.command(&terminal, TerminalCommand::LoadPinKey) {
                 Ok(()) => "loading".to_owned(),
                 Err(e) => format!("at next start-up ({e})"),
             };
             Ok(
-                json!({"name": info.name, "version": info.version, "kcv": info.kcv, "pin_key": pin_key}),
+                json!({"name": info.name, "version": info.version, "kcv": info.kcv, "pin_key": pin_key, "peer_uid": peer.uid}),
             )
         }),
         Request::KeysLoadZoneMaster { components } => keys_answer(svc, |keys| {
             let (c, k) = parse_components(&components)?;
             let info = keys.load_zone_master(&c, &k).map_err(|e| e.to_string())?;
-            tracing::info!(version = info.version, kcv = %info.kcv, components = c.len(), "zone master key entered by custodians");
+            tracing::warn!(target: "audit", version = info.version, kcv = %info.kcv, components = c.len(), peer_uid = peer.uid, peer_pid = peer.pid, "zone master key entered by custodians");
             svc.zone_master_loaded.notify_one();
-            Ok(json!({"name": info.name, "version": info.version, "kcv": info.kcv}))
+            Ok(
+                json!({"name": info.name, "version": info.version, "kcv": info.kcv, "peer_uid": peer.uid}),
+            )
         }),
         Request::KeysRotate { terminal } => keys_answer(svc, |_| {
             svc.registry
@@ -212,7 +217,7 @@ async fn requeue(
         crate::queue::QueueError::NotFound(_) => format!("not found: no parked advice {id}"),
         other => other.to_string(),
     })?;
-    tracing::warn!(target: "audit", entry = %id, %reason, by = by.as_deref().unwrap_or(""), peer_uid = ?peer.uid, "parked advice requeued by an operator");
+    tracing::warn!(target: "audit", entry = %id, %reason, by = by.as_deref().unwrap_or(""), peer_uid = peer.uid, peer_pid = peer.pid, "parked advice requeued by an operator");
     svc.forwarder.notify_one();
     Ok(json!({"requeued": id.to_string(), "by": by, "peer_uid": peer.uid, "reason": reason}))
 }
