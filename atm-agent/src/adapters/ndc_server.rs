@@ -1,6 +1,13 @@
 //! Where ATMs connect: a TCP listener, one session per connection. The first message names the
 //! terminal (its LUNO, the second field of every NDC message); a LUNO this agent does not serve is
 //! logged and the connection closed.
+//!
+//! NDC itself authenticates nothing: whoever reaches the port and sends a terminal's LUNO would
+//! speak for that terminal (take its customers' transactions, its PIN key loads). So each terminal
+//! is bound to the address(es) it connects from (`[[terminals]] address`), and a LUNO claimed from
+//! any other address is refused: the connection is closed before anything is sent, and the claim
+//! is logged on the `security` target with the peer's address. A terminal configured with
+//! `any_address = true` is accepted from anywhere (warned about at every start).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +46,11 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
         terminals: HashMap<String, (TerminalConfig, Profile)>,
         codec: FrameCodec,
     ) -> Arc<Self> {
+        for (t, _) in terminals.values() {
+            if t.any_address {
+                tracing::warn!(target: "security", terminal = %t.terminal_id, luno = %t.luno, "terminal accepted from ANY address (any_address = true): whoever reaches the NDC port can speak for it");
+            }
+        }
         Arc::new(Self {
             svc,
             terminals,
@@ -114,6 +126,10 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> NdcServer<L, S, Q> {
             tracing::warn!(luno = %luno, "unknown LUNO: closing the connection");
             return;
         };
+        if !terminal.admits(peer.ip()) {
+            tracing::warn!(target: "security", terminal = %terminal.terminal_id, luno = %luno, %peer, allowed = %terminal.address, "terminal claimed from an address it is not bound to: connection refused");
+            return;
+        }
         let msg = match TerminalMessage::parse(&first.payload, &profile.dialect) {
             Ok(m) => m,
             Err(e) => {

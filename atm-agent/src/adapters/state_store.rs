@@ -15,6 +15,16 @@
 //! becomes one record, in one transaction. A technician's settlement is journaled in
 //! `dispense_settlements` (`<terminal> <TSN> <ms>`), kept.
 //!
+//! **Card vault.** An offline deposit's card number is kept under its reference
+//! (`<terminal>:<STAN>`) in the tree `card_vault` until its advice is answered. With a key store
+//! (`[keys]`), it is sealed (AES-256-GCM) under the data protection key [`VAULT_KEY_NAME`], with
+//! the reference as associated data (a sealed value copied under another reference does not
+//! open) and the key version stored beside it ([`SealedCard`]). Entries an earlier agent wrote in
+//! clear are sealed when the store opens; sled never overwrites bytes in place, so their clear
+//! bytes can stay in its segment files until it rewrites them (docs/OPERATIONS.md says what an
+//! operator does). Without a key store (a lab without `[keys]`) the vault stays in clear, and the
+//! agent says so at start.
+//!
 //! **Stored form.** The records are the JSON written by earlier agents, unchanged
 //! ([`PendingRecord`], [`PinKeyRecord`]: strings and plain numbers); they are converted to and
 //! from the typed domain values here. A store written by a running agent therefore opens as it
@@ -23,8 +33,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use group_commit::GroupCommitter;
+use keystore::{KeyLength, KeyName, KeyRef, KeyStore, KeyStoreError, KeyUsage, KeyVersion};
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
@@ -216,6 +228,124 @@ impl From<&LoadedPinKey> for PinKeyRecord {
     }
 }
 
+/// Name of the data protection key the card vault is sealed under, in the agent's key store.
+pub const VAULT_KEY_NAME: &str = "dpk/card-vault";
+
+/// The card vault's data protection key: the agent's key store and the version new entries are
+/// sealed under (older versions still open the entries sealed under them).
+#[derive(Clone)]
+pub struct VaultKey {
+    store: Arc<dyn KeyStore>,
+    current: KeyRef,
+}
+
+impl VaultKey {
+    /// The newest version of [`VAULT_KEY_NAME`] in `store`, generated (version 1) when the store
+    /// has none: the key protects data this agent alone reads, so it never has to leave the
+    /// host and no custodian enters it.
+    pub fn open_or_generate(store: Arc<dyn KeyStore>) -> Result<Self, KeyStoreError> {
+        let name = KeyName::new(VAULT_KEY_NAME)?;
+        let info = match store.current(&name)? {
+            Some(info) => info,
+            None => {
+                let info = store.generate(&name, KeyUsage::DataProtection, KeyLength::Bytes32)?;
+                tracing::info!(key = %info.key_ref(), kcv = %info.kcv, "card vault: data protection key generated");
+                info
+            }
+        };
+        if info.usage != KeyUsage::DataProtection {
+            return Err(KeyStoreError::WrongUsage {
+                key: info.key_ref().to_string(),
+                actual: info.usage,
+                needed: KeyUsage::DataProtection,
+            });
+        }
+        Ok(Self {
+            current: info.key_ref(),
+            store,
+        })
+    }
+
+    fn seal(&self, reference: &str, pan: &Pan) -> Result<SealedCard, StoreError> {
+        let sealed = self
+            .store
+            .seal_data(&self.current, pan.expose().as_bytes(), reference.as_bytes())
+            .map_err(storage)?;
+        Ok(SealedCard {
+            key_version: self.current.version,
+            sealed: hex::encode(sealed),
+        })
+    }
+
+    fn open(&self, reference: &str, card: &SealedCard) -> Result<Pan, StoreError> {
+        let key = KeyRef::new(self.current.name.clone(), card.key_version);
+        let sealed = hex::decode(&card.sealed).map_err(|e| corrupt(reference, e))?;
+        let clear = self
+            .store
+            .open_data(&key, &sealed, reference.as_bytes())
+            .map_err(|e| corrupt(reference, e))?;
+        let digits = std::str::from_utf8(&clear).map_err(|e| corrupt(reference, e))?;
+        Pan::parse(digits).map_err(|e| corrupt(reference, e))
+    }
+}
+
+/// A card vault entry as stored with a key store: the sealed card number (hex) and the version
+/// of [`VAULT_KEY_NAME`] that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedCard {
+    pub key_version: KeyVersion,
+    pub sealed: String,
+}
+
+/// A card vault value: sealed (a JSON object) or, as earlier agents and agents without a key
+/// store wrote it, the card number's digits.
+enum VaultValue {
+    Sealed(SealedCard),
+    Clear(Pan),
+}
+
+fn read_vault_value(reference: &str, bytes: &[u8]) -> Result<VaultValue, StoreError> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes)
+            .map(VaultValue::Sealed)
+            .map_err(|e| corrupt(reference, e));
+    }
+    let digits = std::str::from_utf8(bytes).map_err(|e| corrupt(reference, e))?;
+    Pan::parse(digits)
+        .map(VaultValue::Clear)
+        .map_err(|e| corrupt(reference, e))
+}
+
+/// Seals every clear entry of the vault (written by an earlier agent), each replaced only if it
+/// is still the value read. Returns how many were sealed.
+fn seal_clear_cards(cards: &sled::Tree, vault: &VaultKey) -> Result<usize, StoreError> {
+    let mut sealed = 0;
+    for kv in cards.iter() {
+        let (key, value) = kv.map_err(storage)?;
+        let reference = String::from_utf8_lossy(&key).into_owned();
+        let pan = match read_vault_value(&reference, &value) {
+            Ok(VaultValue::Clear(pan)) => pan,
+            Ok(VaultValue::Sealed(_)) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "card vault entry unreadable: left for an operator");
+                continue;
+            }
+        };
+        let record = serde_json::to_vec(&vault.seal(&reference, &pan)?).map_err(storage)?;
+        cards
+            .compare_and_swap(&key, Some(value), Some(record))
+            .map_err(storage)?
+            .map_err(|_| {
+                StoreError::Storage(
+                    format!("card vault entry {reference} changed while it was sealed").into(),
+                )
+            })?;
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
 #[derive(Default)]
 struct Counter {
     next: u32,
@@ -227,13 +357,23 @@ pub struct StateStore {
     pending: sled::Tree,
     operator_settlements: sled::Tree,
     cards: sled::Tree,
+    /// None: no key store, the vault keeps card numbers in clear (a lab without `[keys]`).
+    vault: Option<VaultKey>,
     pin_keys: sled::Tree,
     commits: GroupCommitter,
     live: Mutex<HashMap<String, Counter>>,
 }
 
 impl StateStore {
+    /// Opens the store without a vault key: card numbers are kept in clear (tests, a lab
+    /// without `[keys]`).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_vault(path, None)
+    }
+
+    /// Opens the store; with `vault`, every card number is sealed under it, those an earlier
+    /// agent kept in clear included (sealed here, before anything else reads the vault).
+    pub fn open_with_vault(path: &Path, vault: Option<VaultKey>) -> Result<Self, StoreError> {
         let db = crate::queue::open_sled(path).map_err(|e| StoreError::Open {
             path: path.display().to_string(),
             source: Box::new(e),
@@ -246,6 +386,18 @@ impl StateStore {
         }
         let operator_settlements = db.open_tree(OPERATOR_SETTLEMENTS).map_err(storage)?;
         let cards = db.open_tree("card_vault").map_err(storage)?;
+        match &vault {
+            Some(key) => {
+                let sealed = seal_clear_cards(&cards, key)?;
+                if sealed > 0 {
+                    db.flush().map_err(storage)?;
+                    tracing::warn!(target: "security", entries = sealed, "card vault: card numbers an earlier agent kept in clear are sealed now; sled's files may still hold the clear bytes until it rewrites them (docs/OPERATIONS.md, \"Card data at rest\")");
+                }
+            }
+            None => {
+                tracing::warn!(target: "security", "card vault in clear: without a key store ([keys]) offline deposits' card numbers are stored unencrypted; for a lab only");
+            }
+        }
         let pin_keys = db.open_tree("terminal_pin_keys").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self {
@@ -253,6 +405,7 @@ impl StateStore {
             pending,
             operator_settlements,
             cards,
+            vault,
             pin_keys,
             commits,
             live: Mutex::new(HashMap::new()),
@@ -417,18 +570,27 @@ impl TerminalStore for StateStore {
     }
 
     async fn put_card(&self, reference: &str, pan: &Pan) -> Result<(), StoreError> {
+        let value = match &self.vault {
+            Some(key) => serde_json::to_vec(&key.seal(reference, pan)?).map_err(storage)?,
+            None => pan.expose().as_bytes().to_vec(),
+        };
         self.cards
-            .insert(reference.as_bytes(), pan.expose().as_bytes())
+            .insert(reference.as_bytes(), value)
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
     }
 
     fn card(&self, reference: &str) -> Result<Option<Pan>, StoreError> {
-        match self.cards.get(reference.as_bytes()).map_err(storage)? {
-            Some(v) => Pan::parse(&String::from_utf8_lossy(&v))
-                .map(Some)
-                .map_err(|e| corrupt(reference, e)),
-            None => Ok(None),
+        let Some(v) = self.cards.get(reference.as_bytes()).map_err(storage)? else {
+            return Ok(None);
+        };
+        match (read_vault_value(reference, &v)?, &self.vault) {
+            (VaultValue::Clear(pan), _) => Ok(Some(pan)),
+            (VaultValue::Sealed(card), Some(key)) => key.open(reference, &card).map(Some),
+            (VaultValue::Sealed(_), None) => Err(corrupt(
+                reference,
+                "the card number is sealed and no key store is configured ([keys])",
+            )),
         }
     }
 
@@ -647,5 +809,89 @@ mod tests {
             matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1 0003"),
             "{e}"
         );
+    }
+
+    const PAN: &str = "4761739001010010";
+
+    fn vault_key(dir: &Path) -> VaultKey {
+        let (kek, _) = keystore::Kek::generate().unwrap();
+        let store = keystore::SoftwareKeyStore::open(&dir.join("keys.json"), kek).unwrap();
+        VaultKey::open_or_generate(Arc::new(store)).unwrap()
+    }
+
+    /// Every byte of every file under `dir`, read raw (sled's segments and snapshots included).
+    fn raw_bytes(dir: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(raw_bytes(&path));
+            } else {
+                out.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        out
+    }
+
+    fn holds(haystack: &[u8], needle: &str) -> bool {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn the_vault_seals_card_numbers_and_opens_them_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = vault_key(dir.path());
+        let state = dir.path().join("state");
+        {
+            let s = StateStore::open_with_vault(&state, Some(key.clone())).unwrap();
+            s.put_card("ATM1:000004", &Pan::parse(PAN).unwrap())
+                .await
+                .unwrap();
+        }
+        assert!(
+            !holds(&raw_bytes(&state), PAN),
+            "the card number is on disk in clear"
+        );
+        let s = StateStore::open_with_vault(&state, Some(key)).unwrap();
+        assert_eq!(s.card("ATM1:000004").unwrap().unwrap().expose(), PAN);
+    }
+
+    #[tokio::test]
+    async fn a_sealed_card_copied_under_another_reference_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open_with_vault(&dir.path().join("state"), Some(vault_key(dir.path())))
+            .unwrap();
+        s.put_card("ATM1:000004", &Pan::parse(PAN).unwrap())
+            .await
+            .unwrap();
+        let sealed = s.cards.get("ATM1:000004").unwrap().unwrap();
+        s.cards.insert("ATM1:000005", sealed).unwrap();
+        let e = s.card("ATM1:000005").unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Corrupt { key, .. } if key == "ATM1:000005"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn card_numbers_an_earlier_agent_kept_in_clear_are_sealed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let db = sled::open(&state).unwrap();
+            let cards = db.open_tree("card_vault").unwrap();
+            cards.insert("ATM1:000004", PAN.as_bytes()).unwrap();
+            db.flush().unwrap();
+        }
+        let s = StateStore::open_with_vault(&state, Some(vault_key(dir.path()))).unwrap();
+        let value = s.cards.get("ATM1:000004").unwrap().unwrap();
+        assert!(!holds(&value, PAN), "the entry is sealed in place");
+        assert!(matches!(
+            read_vault_value("ATM1:000004", &value).unwrap(),
+            VaultValue::Sealed(SealedCard { key_version: 1, .. })
+        ));
+        assert_eq!(s.card("ATM1:000004").unwrap().unwrap().expose(), PAN);
     }
 }

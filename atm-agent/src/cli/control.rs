@@ -46,6 +46,15 @@ pub fn render_status(data: &Value) -> String {
             }
         ));
     }
+    for t in data["terminals"].as_array().into_iter().flatten() {
+        if let Some(reason) = t["out_of_service_reason"].as_str() {
+            out.push_str(&format!(
+                "{} held out of service: {reason} (`atmctl terminal {} in-service` after a check)\n",
+                t["terminal_id"].as_str().unwrap_or(""),
+                t["terminal_id"].as_str().unwrap_or(""),
+            ));
+        }
+    }
     let in_doubt = data["dispenses_in_doubt"].as_array().map_or(0, Vec::len);
     if in_doubt > 0 {
         out.push_str(&format!("\ndispenses in doubt: {in_doubt}\n"));
