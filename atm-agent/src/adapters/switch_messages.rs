@@ -7,7 +7,6 @@
 //! [`LinkError::Unreadable`]: its outcome is unknown, so a withdrawal or deposit in that state is
 //! reversed like one that timed out (docs/ARCHITECTURE.md, the ambiguity rule).
 
-use keystore::{Cryptogram, Kcv};
 use protocols::dialect::{
     self, Answer, MessageKey, NetworkCode, NetworkRequest, OriginalKey, PinField, Request,
     StatusAdvice,
@@ -160,8 +159,9 @@ pub fn announced_zone_key(resp: &Message) -> Option<u32> {
     Answer::from_message(resp).ok()?.zone_key_version
 }
 
-/// The zone PIN key in an 0810 key change answer: its version, and field 48's cryptogram (hex)
-/// followed by the 6-hex check value.
+/// The zone PIN key in an 0810 key change answer: its version (field 53), and field 48's
+/// cryptogram (hex), 6-hex check value and 16-hex MAC ([`keystore::KeyDelivery::body`]). Only the
+/// layout is read here: the MAC is the key store's to check.
 pub fn zone_pin_key_delivery(resp: &Message) -> Result<ZonePinKeyDelivery, LinkError> {
     let answer = read_answer(resp)?;
     let wrong = |why: &str| LinkError::Answer(why.to_owned());
@@ -177,20 +177,8 @@ pub fn zone_pin_key_delivery(resp: &Message) -> Result<ZonePinKeyDelivery, LinkE
     let data = answer
         .zone_key_under_zmk
         .ok_or_else(|| wrong("0810 key change without field 48"))?;
-    if data.len() < 6 || !data.is_ascii() {
-        return Err(wrong("field 48 too short for a key and its check value"));
-    }
-    let (cryptogram, kcv) = data.split_at(data.len() - 6);
-    let cryptogram = Cryptogram::from_hex(cryptogram)
-        .map_err(|e| LinkError::Answer(format!("field 48 key: {e}")))?;
-    let kcv: Kcv = kcv
-        .parse()
-        .map_err(|e| LinkError::Answer(format!("field 48 check value: {e}")))?;
-    Ok(ZonePinKeyDelivery {
-        version,
-        cryptogram,
-        kcv,
-    })
+    ZonePinKeyDelivery::from_body(version, &data)
+        .map_err(|e| LinkError::Answer(format!("field 48: {e}")))
 }
 
 #[cfg(test)]

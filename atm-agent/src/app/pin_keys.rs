@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keystore::{
-    Component, EncryptedPinBlock, Kcv, KeyInfo, KeyName, KeyRef, KeyStore, KeyStoreError, KeyUsage,
-    KeyVersion, SoftwareKeyStore,
+    Component, EncryptedPinBlock, Kcv, KeyDelivery, KeyInfo, KeyName, KeyRef, KeyStore,
+    KeyStoreError, KeyUsage, KeyVersion, SoftwareKeyStore,
 };
 use protocols::types::Pan;
 
@@ -80,7 +80,7 @@ impl PinKeys {
     ) -> Result<KeyInfo, KeyStoreError> {
         let name = KeyName::terminal_master(terminal)?;
         self.store
-            .load_components(&name, KeyUsage::Master, components, kcvs)
+            .load_components(&name, KeyUsage::TerminalMaster, components, kcvs)
     }
 
     /// Zone master key entry (the same key the switch's custodians load).
@@ -89,8 +89,12 @@ impl PinKeys {
         components: &[Component],
         kcvs: &[Kcv],
     ) -> Result<KeyInfo, KeyStoreError> {
-        self.store
-            .load_components(&KeyName::zone_master(), KeyUsage::Master, components, kcvs)
+        self.store.load_components(
+            &KeyName::zone_master(),
+            KeyUsage::ZoneMaster,
+            components,
+            kcvs,
+        )
     }
 
     pub fn master_key(&self, terminal: &str) -> Result<Option<KeyInfo>, KeyStoreError> {
@@ -116,7 +120,7 @@ impl PinKeys {
         };
         let info = self.store.generate(
             &KeyName::terminal_pin(terminal)?,
-            KeyUsage::Pin,
+            KeyUsage::TerminalPin,
             keystore::KeyLength::Double,
         )?;
         match self.store.export_under(&info.key_ref(), &master.key_ref()) {
@@ -135,26 +139,17 @@ impl PinKeys {
         }
     }
 
-    /// Stores the zone PIN key the switch sent under the zone master key.
-    pub fn import_zone_pin_key(
-        &self,
-        version: KeyVersion,
-        cryptogram: &keystore::Cryptogram,
-        kcv: &Kcv,
-    ) -> Result<KeyInfo, KeyStoreError> {
+    /// Stores the zone PIN key the switch sent under the zone master key, once its MAC shows the
+    /// version is the one the switch stored it as; a version not newer than the newest ever held
+    /// (an old answer replayed) is refused by the store.
+    pub fn import_zone_pin_key(&self, delivery: &KeyDelivery) -> Result<KeyInfo, KeyStoreError> {
         let zmk = self.zone_master_key()?.ok_or_else(|| {
             KeyStoreError::NotFound(
                 "zmk: load the zone master key with `atmctl keys load-zone-master`".into(),
             )
         })?;
-        self.store.import_under(
-            &KeyName::zone_pin(),
-            KeyUsage::Pin,
-            version,
-            &zmk.key_ref(),
-            cryptogram,
-            kcv,
-        )
+        self.store
+            .import_delivery(&KeyName::zone_pin(), &zmk.key_ref(), delivery)
     }
 
     /// Translates the terminal's PIN block (under its confirmed PIN key `tpk_version`) to the

@@ -3,9 +3,12 @@
 //! The switch announces its current zone PIN key version in field 53 of every sign-on and echo
 //! answer. When that differs from the newest version in the agent's store (or the zone master key
 //! was just entered), the agent asks for the key with a key change request (0800, network code
-//! 161); the answer carries the key under the zone master key and its version, which the link port
-//! reads out of the 0810. The switch keeps accepting the previous version for a grace window,
-//! so PINs translated just before the change still verify.
+//! 161); the answer carries the key under the zone master key, its version and a MAC binding the
+//! two, which the link port reads out of the 0810. The key store checks the MAC before it
+//! deciphers anything and refuses a version not newer than the newest it ever held, so an 0810
+//! replayed after its key was destroyed, or one whose version was edited, installs nothing. The
+//! switch keeps accepting the previous version for a grace window, so PINs translated just before
+//! the change still verify.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +68,7 @@ fn needs(keys: &PinKeys, announced: u32) -> bool {
 /// Asks the switch for its zone PIN key and stores it.
 async fn fetch<L: SwitchLink>(keys: &PinKeys, uplink: &L) -> Result<(), FetchError> {
     let delivery = uplink.zone_pin_key().await?;
-    let info = keys.import_zone_pin_key(delivery.version, &delivery.cryptogram, &delivery.kcv)?;
+    let info = keys.import_zone_pin_key(&delivery)?;
     tracing::info!(version = info.version, kcv = %info.kcv, "zone PIN key received from the switch");
     // Old versions are of no use to the agent once a newer one is here (it translates to the
     // newest); keep one for a PIN in flight.

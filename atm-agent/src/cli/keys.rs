@@ -26,6 +26,11 @@ fn entries(components: &[Component], kcvs: &[Kcv]) -> Vec<ComponentEntry> {
         .collect()
 }
 
+/// Master keys are double or triple length: a component is as long as the key it makes.
+const MASTER_KEY_MIN_BYTES: usize = 16;
+
+/// The count and lengths of the components, checked before anything is sent. Errors name counts
+/// and lengths only, never what was typed.
 fn check_count(components: &[Component], kcvs: &[Kcv]) -> Result<(), CliError> {
     if components.len() != kcvs.len() {
         return Err(CliError::new("one check value per component"));
@@ -34,6 +39,19 @@ fn check_count(components: &[Component], kcvs: &[Kcv]) -> Result<(), CliError> {
         return Err(CliError::new(format!(
             "a key is entered as 2 to {} components",
             keystore::ceremony::MAX_COMPONENTS
+        )));
+    }
+    let length = components[0].expose().len();
+    if components.iter().any(|c| c.expose().len() != length) {
+        return Err(CliError::new(
+            "the components are of different lengths: each is as long as the key",
+        ));
+    }
+    if length < MASTER_KEY_MIN_BYTES {
+        return Err(CliError::new(format!(
+            "components of {} hex digits make a single-DES key: a master key is entered in \
+             components of 32 or 48 hex digits",
+            2 * length
         )));
     }
     Ok(())
@@ -128,5 +146,29 @@ mod tests {
             check_count(&one, &[k]).is_err(),
             "one component is not a key entry"
         );
+    }
+
+    #[test]
+    fn single_des_or_ragged_components_are_refused_before_sending_without_quoting_them() {
+        let short = ["0123456789ABCDEF", "FEDCBA9876543210"];
+        let components: Vec<Component> = short
+            .iter()
+            .map(|h| Component::from_hex(h).unwrap())
+            .collect();
+        let kcvs: Vec<Kcv> = components
+            .iter()
+            .map(|c| keystore::crypto::kcv(c.expose()).unwrap())
+            .collect();
+        let err = check_count(&components, &kcvs).unwrap_err().to_string();
+        assert!(err.contains("single-DES"), "{err}");
+        for typed in short {
+            assert!(!err.contains(typed), "{err}");
+        }
+        let ragged = [
+            Component::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap(),
+            Component::from_hex("0123456789ABCDEFFEDCBA98765432100123456789ABCDEF").unwrap(),
+        ];
+        let err = check_count(&ragged, &kcvs).unwrap_err().to_string();
+        assert!(err.contains("different lengths"), "{err}");
     }
 }

@@ -6,7 +6,6 @@
 //! number; the uplink adapter writes them as ISO 8583 (`adapters::switch_messages`). They map one to one
 //! onto the messages of `protocols::dialect`.
 
-use keystore::{Cryptogram, Kcv, KeyVersion};
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Pan, Stan, TerminalId};
 
@@ -65,13 +64,9 @@ impl SwitchAnswer {
     }
 }
 
-/// The zone PIN key as the switch sends it: under the zone master key, with its check value.
-#[derive(Debug, Clone)]
-pub struct ZonePinKeyDelivery {
-    pub version: KeyVersion,
-    pub cryptogram: Cryptogram,
-    pub kcv: Kcv,
-}
+/// The zone PIN key as the switch sends it: under the zone master key, with its version, check
+/// value and the MAC that binds them (checked by the key store before import).
+pub type ZonePinKeyDelivery = keystore::KeyDelivery;
 
 #[cfg(test)]
 mod tests {

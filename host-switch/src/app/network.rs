@@ -3,11 +3,13 @@
 //!
 //! Answers to sign-on and echo carry the current ZPK version (field 53) when there is one, so an
 //! agent notices a rotation and asks again. A key change request is answered with the version
-//! (53) and the ZPK enciphered under the zone master key followed by its check value (48).
+//! (53) and the ZPK enciphered under the zone master key followed by its check value and the MAC
+//! that binds them to the version (48, see `zone_keys::key_change_reply`).
 
 use keystore::KeyVersion;
 use protocols::dialect::NetworkCode;
 
+use super::zone_keys::key_change_reply;
 use super::Switch;
 use crate::domain::{RecordedReply, ResponseCode};
 use crate::ports::{Journal, Ledger};
@@ -35,17 +37,13 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
 
     fn key_change(&self, terminal: &str) -> RecordedReply {
         let Some(zone) = &self.zone else {
-            tracing::warn!(terminal, "key change request (161) refused 96: no key store is configured; add a [keys] section and load the zone master key with `host-switch keys load-components --config FILE zmk --usage master`");
+            tracing::warn!(terminal, "key change request (161) refused 96: no key store is configured; add a [keys] section and load the zone master key with `host-switch keys load-components --config FILE zmk --usage zone_master`");
             return RecordedReply::code(ResponseCode::SystemError);
         };
         match zone.export() {
             Ok(zpk) => {
                 tracing::info!(terminal, zpk_version = zpk.version, kcv = %zpk.kcv, "zone PIN key sent under the zone master key");
-                RecordedReply {
-                    zpk_version: Some(zpk.version),
-                    zpk_under_zmk: Some(format!("{}{}", zpk.cryptogram.to_hex(), zpk.kcv)),
-                    ..RecordedReply::code(ResponseCode::Approved)
-                }
+                key_change_reply(&zpk)
             }
             Err(e) => {
                 tracing::warn!(terminal, error = %e, "key change request (161) refused 96");

@@ -7,20 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keystore::{
-    Cryptogram, Kcv, KeyInfo, KeyLength, KeyName, KeyRef, KeyStore, KeyStoreError, KeyUsage,
-    KeyVersion,
+    KeyDelivery, KeyInfo, KeyLength, KeyName, KeyRef, KeyStore, KeyStoreError, KeyUsage, KeyVersion,
 };
 use tokio::sync::{watch, Mutex};
 
 use super::now_unix;
 use crate::domain::zone_key::{self, ZpkRejected, ZpkVersion};
+use crate::domain::{RecordedReply, ResponseCode};
 
 /// How often the schedule and the grace windows are looked at.
 const TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneKeyError {
-    #[error("no zone master key `zmk` in the key store: load it with `host-switch keys load-components --config FILE zmk --usage master` while the switch is stopped")]
+    #[error("no zone master key `zmk` in the key store: load it with `host-switch keys load-components --config FILE zmk --usage zone_master` while the switch is stopped")]
     NoZmk,
     #[error("no zone PIN key `zpk` in the key store: the switch generates it at start once `zmk` is loaded, or `switchctl keys rotate-zpk` makes one now")]
     NoZpk,
@@ -32,12 +32,20 @@ pub enum ZoneKeyError {
     Task(String),
 }
 
-/// The current ZPK as an agent receives it.
-#[derive(Debug, Clone)]
-pub struct ZpkExport {
-    pub version: KeyVersion,
-    pub cryptogram: Cryptogram,
-    pub kcv: Kcv,
+/// The current ZPK as an agent receives it: under the ZMK, with its version and check value
+/// bound to the cryptogram by a MAC under a key derived from the ZMK (see [`KeyDelivery`]), so an
+/// agent refuses a version edited in transit, and (its store keeping the newest version it ever
+/// held) an old answer replayed.
+pub type ZpkExport = KeyDelivery;
+
+/// The key change answer (0810, network code 161) for `export`: field 53 the version, field 48
+/// the cryptogram, check value and MAC ([`KeyDelivery::body`]).
+pub fn key_change_reply(export: &ZpkExport) -> RecordedReply {
+    RecordedReply {
+        zpk_version: Some(export.version),
+        zpk_under_zmk: Some(export.body()),
+        ..RecordedReply::code(ResponseCode::Approved)
+    }
 }
 
 pub struct ZoneKeys {
@@ -88,7 +96,8 @@ impl ZoneKeys {
         }
     }
 
-    /// The current ZPK under the current ZMK (answer to a key change request).
+    /// The current ZPK under the current ZMK, bound to its version (answer to a key change
+    /// request).
     pub fn export(&self) -> Result<ZpkExport, ZoneKeyError> {
         let zmk = self
             .store
@@ -98,12 +107,7 @@ impl ZoneKeys {
             .store
             .current(&KeyName::zone_pin())?
             .ok_or(ZoneKeyError::NoZpk)?;
-        let cryptogram = self.store.export_under(&zpk.key_ref(), &zmk.key_ref())?;
-        Ok(ZpkExport {
-            version: zpk.version,
-            cryptogram,
-            kcv: zpk.kcv,
-        })
+        Ok(self.store.export_delivery(&zpk.key_ref(), &zmk.key_ref())?)
     }
 
     /// The ZPK version a PIN block says it is under, if it is still accepted.
@@ -178,7 +182,7 @@ impl ZoneKeys {
     async fn generate(&self, why: &str) -> Result<KeyInfo, ZoneKeyError> {
         let info = self
             .blocking(|store| {
-                store.generate(&KeyName::zone_pin(), KeyUsage::Pin, KeyLength::Double)
+                store.generate(&KeyName::zone_pin(), KeyUsage::ZonePin, KeyLength::Double)
             })
             .await?;
         tracing::info!(zpk_version = info.version, kcv = %info.kcv, reason = why, "new zone PIN key version");

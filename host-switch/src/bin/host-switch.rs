@@ -44,7 +44,9 @@ enum KeysCommand {
     LoadComponents {
         /// Key name: `zmk` for the zone master key, `pvk/<name>` for a PIN verification key.
         name: String,
-        #[arg(long, value_parser = ["master", "pin_verification"])]
+        /// `zone_master` for `zmk`, `pin_verification` for a PVK (the usages of before, `master`
+        /// and `pin`, named terminal and zone keys alike and are no longer taken).
+        #[arg(long, value_parser = ["zone_master", "pin_verification"])]
         usage: String,
     },
     /// Every key version: name, version, usage, check value (never a key).
