@@ -617,6 +617,59 @@ pub fn aes_key_unwrap(kek: &[u8; 32], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8
     Ok(r)
 }
 
+/// Length of a retail MAC: one DES block.
+pub const RETAIL_MAC_LEN: usize = 8;
+
+/// ANSI X9.19 retail MAC, i.e. ISO/IEC 9797-1 MAC algorithm 3 with padding method 1: `data` is
+/// padded with zero bytes to a multiple of 8 (nothing is added when it already is one; empty
+/// data is one block of zeros), chained through single DES under K1 (CBC, zero IV), and the last
+/// block is then deciphered under K2 and enciphered under K1 again, which makes the final step
+/// 3DES (K1, K2, K1). `key` is a double-length key K1 ‖ K2 (16 bytes); the whole 8-byte result is
+/// returned and the caller keeps its leftmost bytes (NDC sends 4, as 8 hex digits).
+///
+/// Padding method 1 cannot tell `data` from `data ‖ 00`: the caller MACs data whose length is
+/// fixed by its format, or whose last byte is never zero (NDC messages end with a separator).
+pub fn retail_mac(key: &[u8], data: &[u8]) -> Result<[u8; RETAIL_MAC_LEN], KeyStoreError> {
+    if key.len() != 16 {
+        return Err(KeyStoreError::Invalid(format!(
+            "a retail MAC key is double length (16 bytes), got {}",
+            key.len()
+        )));
+    }
+    let k1 = Des::new_from_slice(&key[..8])
+        .map_err(|_| KeyStoreError::Invalid("retail MAC key K1".into()))?;
+    let k2 = Des::new_from_slice(&key[8..])
+        .map_err(|_| KeyStoreError::Invalid("retail MAC key K2".into()))?;
+    let mut mac = [0u8; RETAIL_MAC_LEN];
+    let blocks = data.len().div_ceil(RETAIL_MAC_LEN).max(1);
+    for i in 0..blocks {
+        let start = i * RETAIL_MAC_LEN;
+        let end = (start + RETAIL_MAC_LEN).min(data.len());
+        // Bytes past the end of `data` stay as they are: XOR with the zero padding.
+        for (c, d) in mac.iter_mut().zip(data.get(start..end).unwrap_or_default()) {
+            *c ^= d;
+        }
+        k1.encrypt_block(GenericArray::from_mut_slice(&mut mac));
+    }
+    k2.decrypt_block(GenericArray::from_mut_slice(&mut mac));
+    k1.encrypt_block(GenericArray::from_mut_slice(&mut mac));
+    Ok(mac)
+}
+
+/// Whether `mac` (the leftmost 4 to 8 bytes of a retail MAC, as received) is the MAC of `data`
+/// under `key`, compared in constant time. A `mac` of another length is an error, not a mismatch,
+/// so a caller cannot weaken the check by sending fewer bytes.
+pub fn retail_mac_verify(key: &[u8], data: &[u8], mac: &[u8]) -> Result<bool, KeyStoreError> {
+    if !(4..=RETAIL_MAC_LEN).contains(&mac.len()) {
+        return Err(KeyStoreError::Invalid(format!(
+            "a retail MAC to verify is 4 to 8 bytes, got {}",
+            mac.len()
+        )));
+    }
+    let computed = retail_mac(key, data)?;
+    Ok(computed[..mac.len()].ct_eq(mac).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -924,5 +977,43 @@ mod tests {
             wrapped[bit / 8] ^= 1 << (bit % 8);
             prop_assert!(matches!(aes_key_unwrap(&kek, &wrapped), Err(KeyStoreError::Kek(_))));
         }
+    }
+
+    /// ISO/IEC 9797-1 MAC algorithm 3 (ANSI X9.19 retail MAC) known answer published with
+    /// Bouncy Castle's `ISO9797Alg3MacTest`: key `7CA110454A1A6E570131D9619DC1376E`, the 16 ASCII
+    /// bytes `Hello World !!!!` (two full blocks, so no padding), MAC `F09B856213BAB83B`.
+    #[test]
+    fn retail_mac_matches_the_published_iso9797_alg3_vector() {
+        let key = h("7CA110454A1A6E570131D9619DC1376E");
+        let mac = retail_mac(&key, b"Hello World !!!!").unwrap();
+        assert_eq!(hex::encode_upper(mac), "F09B856213BAB83B");
+        assert!(retail_mac_verify(&key, b"Hello World !!!!", &mac[..4]).unwrap());
+        assert!(!retail_mac_verify(&key, b"Hello World !!!?", &mac[..4]).unwrap());
+        assert!(retail_mac_verify(&key, b"Hello World !!!!", &mac[..3]).is_err());
+    }
+
+    #[test]
+    fn retail_mac_is_cbc_des_then_a_3des_final_block_with_zero_padding() {
+        let key = h("0123456789ABCDEFFEDCBA9876543210");
+        let data = b"11\x1c001000001\x1c\x1c01A468E4\x1c"; // 23 bytes: one zero of padding
+        let mut padded = data.to_vec();
+        padded.push(0);
+        assert_eq!(
+            retail_mac(&key, data).unwrap(),
+            retail_mac(&key, &padded).unwrap()
+        );
+        // The same computation from the primitives: single DES CBC under K1, then the last block
+        // through 3DES (K1, K2, K1).
+        let mut chain = [0u8; 8];
+        for block in padded.chunks(8) {
+            for (c, d) in chain.iter_mut().zip(block) {
+                *c ^= d;
+            }
+            tdes_encrypt_ecb(&key[..8], &mut chain).unwrap();
+        }
+        tdes_decrypt_ecb(&key[..8], &mut chain).unwrap();
+        tdes_encrypt_ecb(&key, &mut chain).unwrap();
+        assert_eq!(retail_mac(&key, data).unwrap(), chain);
+        assert!(retail_mac(&key[..8], data).is_err(), "single length key");
     }
 }

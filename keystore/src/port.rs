@@ -191,4 +191,14 @@ pub trait KeyStore: Send + Sync + 'static {
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+
+    /// The NDC message authentication code of `data` under `key` (usage [`KeyUsage::Mac`], a
+    /// double-length DES key): ANSI X9.19 / ISO/IEC 9797-1 MAC algorithm 3 with zero padding
+    /// (see `crypto::retail_mac`), all 8 bytes. The caller sends the leftmost bytes it needs.
+    fn generate_mac(&self, key: &KeyRef, data: &[u8]) -> Result<[u8; 8]>;
+
+    /// Whether `mac` (the leftmost 4 to 8 bytes of a MAC, as received) is the MAC of `data` under
+    /// `key`, compared in constant time. `Ok(false)` is a mismatch; a key that is missing or of
+    /// another usage, or a `mac` of another length, is an error.
+    fn verify_mac(&self, key: &KeyRef, data: &[u8], mac: &[u8]) -> Result<bool>;
 }

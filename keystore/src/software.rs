@@ -960,6 +960,16 @@ impl KeyStore for SoftwareKeyStore {
         let (_, clear) = self.key(key, Some(KeyUsage::DataProtection))?;
         crypto::aead_open(&clear, sealed, aad)
     }
+
+    fn generate_mac(&self, key: &KeyRef, data: &[u8]) -> Result<[u8; 8]> {
+        let (_, clear) = self.key(key, Some(KeyUsage::Mac))?;
+        crypto::retail_mac(&clear, data)
+    }
+
+    fn verify_mac(&self, key: &KeyRef, data: &[u8], mac: &[u8]) -> Result<bool> {
+        let (_, clear) = self.key(key, Some(KeyUsage::Mac))?;
+        crypto::retail_mac_verify(&clear, data, mac)
+    }
 }
 
 impl std::fmt::Debug for SoftwareKeyStore {
