@@ -9,6 +9,7 @@
 //!   config, date/time, other key changes) → stored, `9`; only out of service (in service →
 //!   reject `C03`, as a terminal accepts customisation only in out-of-service or supervisor
 //!   mode); unknown identifiers → reject `B04`.
+//! - `3 … 45` extended key change of the MAC key (NDC MAC mode): as `42`, into the MAC key slot.
 //! - `3 … 42` extended key change of the PIN key, in any mode (the agent takes the terminal out
 //!   of service first, but a terminal does not insist): the key field is deciphered under the
 //!   master key and becomes the PIN key → `23 FS luno FS FS 3 FS <KVV>` when the dialect has
@@ -76,8 +77,10 @@ pub fn data_command(t: &mut Terminal, cmd: &DataCommand) -> TerminalMessage {
         tracing::warn!(luno = %cmd.luno, ours = %t.luno, "data command for another LUNO");
         return rejected(t, reason::BAD_COMMAND);
     }
-    if let Some((Some(KeyChangeModifier::CommsPin), key)) = cmd.data.extended_key_load() {
-        return load_pin_key(t, key);
+    match cmd.data.extended_key_load() {
+        Some((Some(KeyChangeModifier::CommsPin), key)) => return load_key(t, key, KeyKind::Pin),
+        Some((Some(KeyChangeModifier::Mac), key)) => return load_key(t, key, KeyKind::Mac),
+        _ => {}
     }
     if t.mode == ServiceMode::InService && !t.supervisor {
         tracing::warn!(luno = %t.luno, "customisation data while in service");
@@ -119,15 +122,29 @@ pub fn data_command(t: &mut Terminal, cmd: &DataCommand) -> TerminalMessage {
     messages::ready(&t.luno)
 }
 
-/// Extended key change `42`: the PIN key, enciphered under the master key.
-fn load_pin_key(t: &mut Terminal, key: Result<KeyLoad, KeyLoadError>) -> TerminalMessage {
-    let loaded = key
-        .map_err(EppError::from)
-        .and_then(|k| t.epp.load_pin_key(&k));
+/// Which key an extended key change loads.
+#[derive(Debug, Clone, Copy)]
+enum KeyKind {
+    /// `42`: the PIN key.
+    Pin,
+    /// `45`: the MAC key (NDC MAC mode).
+    Mac,
+}
+
+/// Extended key change `42` (PIN key) or `45` (MAC key), enciphered under the master key.
+fn load_key(
+    t: &mut Terminal,
+    key: Result<KeyLoad, KeyLoadError>,
+    kind: KeyKind,
+) -> TerminalMessage {
+    let loaded = key.map_err(EppError::from).and_then(|k| match kind {
+        KeyKind::Pin => t.epp.load_pin_key(&k),
+        KeyKind::Mac => t.epp.load_mac_key(&k),
+    });
     match loaded {
         Ok(kcv) => {
             t.config.key_changes = t.config.key_changes.saturating_add(1);
-            tracing::info!(luno = %t.luno, kcv = %kcv, "PIN key loaded");
+            tracing::info!(luno = %t.luno, kcv = %kcv, key = ?kind, "key loaded");
             if t.dialect.key_kvv_reply {
                 messages::new_key_verification(&t.luno, kcv.to_string())
             } else {
@@ -135,7 +152,7 @@ fn load_pin_key(t: &mut Terminal, key: Result<KeyLoad, KeyLoadError>) -> Termina
             }
         }
         Err(e) => {
-            tracing::warn!(luno = %t.luno, error = %e, "PIN key load refused");
+            tracing::warn!(luno = %t.luno, error = %e, key = ?kind, "key load refused");
             let why = match e {
                 EppError::NoMasterKey => reason::NO_MASTER_KEY,
                 _ => reason::BAD_COMMAND,

@@ -81,6 +81,8 @@ enum Outbound {
 #[derive(Debug)]
 pub(crate) struct Link {
     out: mpsc::Sender<Outbound>,
+    /// For the MAC of solicited statuses (MAC mode), made with the PIN pad's key when sent.
+    shared: Arc<Shared>,
     pub(crate) replies: mpsc::Receiver<TransactionReply>,
     task: JoinHandle<()>,
 }
@@ -126,11 +128,16 @@ impl Link {
             framed,
             header: Bytes::from(vec![b'0'; f.header_len]),
             dialect: profile.dialect.clone(),
-            shared,
+            shared: shared.clone(),
             reply_tx,
         };
         let task = tokio::spawn(conn.run(out_rx));
-        Ok(Self { out, replies, task })
+        Ok(Self {
+            out,
+            shared,
+            replies,
+            task,
+        })
     }
 
     /// Queues a message for the agent.
@@ -139,6 +146,8 @@ impl Link {
         msg: &TerminalMessage,
         dialect: &Dialect,
     ) -> Result<(), AtmError> {
+        let mut msg = msg.clone();
+        self.shared.with(|t| t.authenticate_status(&mut msg)).await;
         let bytes = msg.encode(dialect)?;
         self.out
             .send(Outbound::Message(bytes))
@@ -186,7 +195,8 @@ impl Connection {
                 },
                 frame = self.framed.next() => match frame {
                     Some(Ok(frame)) => {
-                        if let Some(answer) = self.handle(&frame.payload).await {
+                        if let Some(mut answer) = self.handle(&frame.payload).await {
+                            self.shared.with(|t| t.authenticate_status(&mut answer)).await;
                             match answer.encode(&self.dialect) {
                                 Ok(bytes) => {
                                     if !self.write(bytes).await {

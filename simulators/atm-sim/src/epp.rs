@@ -7,6 +7,11 @@
 //! enciphers it under the TPK: that is PIN buffer A of the transaction request `11`. The PIN and
 //! the clear keys never leave it.
 //!
+//! In NDC MAC mode the host also sends a terminal MAC key (TAK) under the TMK, in the key change
+//! `3 … 45`; the EPP keeps it and computes the MACs of the terminal's messages and checks those
+//! of the host's replies with it (ANSI X9.19 retail MAC, `keystore::crypto::retail_mac`, over the
+//! bytes `protocols::ndc::mac` fixes).
+//!
 //! Here the TMK is given in clear at construction ([`ClearKey`], from `AtmOptions::master_key`
 //! or `atm-sim --master-key-file`). Without a TMK the terminal rejects key loads; without a TPK
 //! it sends PIN buffer A empty. Keys survive a power cycle (EPP memory is non-volatile).
@@ -69,14 +74,15 @@ pub struct Epp {
     master_key: Option<ClearKey>,
     pin_key: Option<ClearKey>,
     pin_key_kcv: Option<Kcv>,
+    mac_key: Option<ClearKey>,
+    mac_key_kcv: Option<Kcv>,
 }
 
 impl Epp {
     pub fn new(master_key: Option<ClearKey>) -> Self {
         Self {
             master_key,
-            pin_key: None,
-            pin_key_kcv: None,
+            ..Self::default()
         }
     }
 
@@ -116,6 +122,43 @@ impl Epp {
         Ok(Some(PinBuffer::from_bytes(&block.0)))
     }
 
+    /// Deciphers a MAC key sent under the master key (`3 … 45`) and keeps it; returns its check
+    /// value. The old MAC key stays in place when anything fails.
+    pub fn load_mac_key(&mut self, key: &KeyLoad) -> Result<Kcv, EppError> {
+        let tmk = self.master_key.as_ref().ok_or(EppError::NoMasterKey)?;
+        let mut clear = Zeroizing::new(key.key_bytes().to_vec());
+        crypto::tdes_decrypt_ecb(tmk.expose(), &mut clear)?;
+        if clear.len() != 16 {
+            // The retail MAC takes a double-length key; refuse anything else at load time.
+            return Err(EppError::BadClearKey);
+        }
+        let kcv = crypto::kcv(&clear)?;
+        self.mac_key = Some(ClearKey(clear));
+        self.mac_key_kcv = Some(kcv);
+        Ok(kcv)
+    }
+
+    /// The check value of the loaded MAC key.
+    pub fn mac_key_kcv(&self) -> Option<Kcv> {
+        self.mac_key_kcv
+    }
+
+    /// The retail MAC of `data` under the MAC key; `None` without one.
+    pub fn mac(&self, data: &[u8]) -> Result<Option<[u8; 8]>, EppError> {
+        let Some(tak) = &self.mac_key else {
+            return Ok(None);
+        };
+        Ok(Some(crypto::retail_mac(tak.expose(), data)?))
+    }
+
+    /// Whether `mac` (the 4 bytes of a MAC field) is the MAC of `data`; false without a MAC key.
+    pub fn verify_mac(&self, data: &[u8], mac: &[u8]) -> Result<bool, EppError> {
+        let Some(tak) = &self.mac_key else {
+            return Ok(false);
+        };
+        Ok(crypto::retail_mac_verify(tak.expose(), data, mac)?)
+    }
+
     /// The clear PIN key, for tests and audits that check it never left the system (a leak scan
     /// greps logs and files for it). Not for the terminal's own work.
     pub fn pin_key_for_audit(&self) -> Option<Zeroizing<Vec<u8>>> {
@@ -130,6 +173,7 @@ impl fmt::Debug for Epp {
         f.debug_struct("Epp")
             .field("master_key", &self.master_key.as_ref().map(|_| "****"))
             .field("pin_key_kcv", &self.pin_key_kcv)
+            .field("mac_key_kcv", &self.mac_key_kcv)
             .finish()
     }
 }
@@ -205,5 +249,26 @@ mod tests {
             buffer.to_bytes().unwrap(),
             crypto::encrypt_pin(&TPK, "1234", &pan).unwrap().0
         );
+    }
+
+    #[test]
+    fn loaded_mac_key_macs_and_verifies() {
+        let tmk = ClearKey::from_hex(TMK_HEX).unwrap();
+        let mut epp = Epp::new(Some(tmk.clone()));
+        assert!(epp.mac(b"11\x1c").unwrap().is_none(), "no MAC key yet");
+        let tak = [0x5Bu8; 16];
+        let kcv = epp.load_mac_key(&key_load(&tmk, &tak)).unwrap();
+        assert_eq!(epp.mac_key_kcv(), Some(kcv));
+        let mac = epp.mac(b"11\x1c").unwrap().unwrap();
+        assert_eq!(mac, crypto::retail_mac(&tak, b"11\x1c").unwrap());
+        assert!(epp.verify_mac(b"11\x1c", &mac[..4]).unwrap());
+        assert!(!epp.verify_mac(b"12\x1c", &mac[..4]).unwrap());
+        assert!(!format!("{epp:?}").contains("5B5B"));
+        let single = key_load(&tmk, &[0x5B; 8]);
+        assert!(
+            epp.load_mac_key(&single).is_err(),
+            "a MAC key is double length"
+        );
+        assert_eq!(epp.mac_key_kcv(), Some(kcv), "the old key stays");
     }
 }

@@ -24,6 +24,8 @@ pub enum AtmError {
     CustomerCard(#[source] protocols::types::ValueError),
     #[error("bad customer: PIN entry")]
     PinEntry(#[source] crate::epp::EppError),
+    #[error("cannot MAC the transaction request")]
+    Mac(#[source] crate::epp::EppError),
     #[error("cannot build an NDC message: {0}")]
     Encode(#[from] NdcError),
 }

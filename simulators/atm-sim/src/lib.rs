@@ -17,7 +17,11 @@
 //!    [`AtmOptions::master_key`]. An extended key change `3 … 42` (any mode, in service too) is
 //!    deciphered under it and becomes the PIN key → `23 FS luno FS FS 3 FS <KVV>` when the
 //!    dialect has `key_kvv_reply` (ncr_advance), else `9` (basic); without a master key → reject
-//!    `C FS E02` (`A`); a bad key field → `B04` (`A`). Other key changes are acknowledged blind.
+//!    `C FS E02` (`A`); a bad key field → `B04` (`A`). The MAC key change `3 … 45` is answered
+//!    alike and installs the MAC key. Other key changes are acknowledged blind.
+//!    MAC mode (the profile's `[mac]`, see [`mac`]): the `11` and the `22`s carry a fresh TVN and
+//!    a MAC; a reply whose MAC does not verify is rejected `C FS 1` (`2`: TVN not echoed) before
+//!    anything else in it is looked at.
 //! 3. A customer: `11` with LUNO, top-of-receipt `1` + MCN (`1`..`?`, cycling), track 2
 //!    `;PAN=YYMM101…?`, the profile's operation code, the amount (zero for an inquiry), PIN
 //!    buffer A (the PIN the customer typed — the card's, or a wrong one — as an ISO 9564 format 0
@@ -61,7 +65,8 @@
 //! - [`commands`]: answers to terminal commands `1` and data commands `3` (pure);
 //! - [`messages`]: the terminal's messages, built with the codec's types;
 //! - [`terminal`]: the terminal's state, [`TerminalCounters`] and [`TerminalStatus`];
-//! - [`epp`]: the PIN pad, its keys and PIN blocks;
+//! - [`epp`]: the PIN pad, its keys, PIN blocks and MACs; [`mac`]: NDC MAC mode (what is MACed,
+//!   what is checked, [`RequestTamper`]);
 //! - [`cash`]: cassettes and dispensing; [`customer`]: cards, customers and their behaviour;
 //! - [`faults`]: terminal fault modes and plans; [`truth`]: the truth ledger;
 //! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
@@ -75,6 +80,9 @@ pub mod customer;
 pub mod epp;
 pub mod error;
 pub mod faults;
+pub mod mac;
+#[cfg(test)]
+mod mac_tests;
 pub mod messages;
 pub mod outcome;
 #[cfg(test)]
@@ -91,6 +99,7 @@ pub use customer::{
 pub use epp::{ClearKey, Epp, EppError};
 pub use error::AtmError;
 pub use faults::{FaultMode, FaultPlan, TerminalFault};
+pub use mac::RequestTamper;
 pub use outcome::{CustomerOutcome, DeclineReason, Outcome, OutcomeCounts};
 pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID, NO_STATUS_GRACE_MS};
 pub use terminal::{ServiceMode, StoredConfig, TerminalCounters, TerminalStatus};

@@ -2,8 +2,8 @@
 //! every dialect difference (LUNO length, TVN slot, amount width, cassette layout, `9`/`B`,
 //! `A`/`C` rejects, last transaction status) comes from the codec.
 //!
-//! The simulator does not compute MACs or TVNs: in a MAC dialect the TVN slot is sent empty
-//! (as \[UT\] terminals do) and no MAC is appended.
+//! Messages are built without TVN or MAC: in a MAC dialect the TVN slot is sent empty (as \[UT\]
+//! terminals do). In the profile's MAC mode `mac.rs` adds the TVN and the MAC before sending.
 
 use protocols::ndc::{CardTrack, TrackKind};
 use protocols::ndc::{
@@ -32,6 +32,10 @@ pub mod reason {
     /// A key load the PIN pad cannot take: it has no master key to decipher it with ("device
     /// not configured").
     pub const NO_MASTER_KEY: &str = "E02";
+    /// A transaction reply whose MAC is missing or does not verify (MAC mode).
+    pub const MAC: &str = "1";
+    /// A transaction reply that does not echo the request's time-variant number (MAC mode).
+    pub const TVN: &str = "2";
 }
 
 /// `22 … <info>` with the dialect's TVN slot (left empty).

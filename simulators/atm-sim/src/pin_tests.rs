@@ -20,21 +20,21 @@ use tokio_util::codec::Framed;
 
 use super::{AtmOptions, AtmSim, ClearKey, Customer, DeclineReason, Outcome, ServiceMode};
 
-const WAIT: Duration = Duration::from_secs(5);
-const TMK_HEX: &str = "0123456789ABCDEFFEDCBA9876543210";
-const TPK: [u8; 16] = [
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const TMK_HEX: &str = "0123456789ABCDEFFEDCBA9876543210";
+pub(crate) const TPK: [u8; 16] = [
     0x13, 0x34, 0x57, 0x79, 0x9B, 0xBC, 0xDF, 0xF1, 0x1F, 0x1E, 0x1D, 0x1C, 0x1B, 0x1A, 0x19, 0x18,
 ];
-const PAN: &str = "4761739001010010";
+pub(crate) const PAN: &str = "4761739001010010";
 
-struct Host {
-    framed: Framed<TcpStream, FrameCodec>,
-    profile: Profile,
-    luno: String,
+pub(crate) struct Host {
+    pub(crate) framed: Framed<TcpStream, FrameCodec>,
+    pub(crate) profile: Profile,
+    pub(crate) luno: String,
 }
 
 impl Host {
-    async fn send(&mut self, msg: HostMessage) {
+    pub(crate) async fn send(&mut self, msg: HostMessage) {
         let payload = msg.encode(&self.profile.dialect).expect("encode");
         let frame = Frame {
             header: Bytes::from(vec![b'0'; self.profile.framing.header_len]),
@@ -43,7 +43,7 @@ impl Host {
         self.framed.send(frame).await.expect("send");
     }
 
-    async fn recv(&mut self) -> TerminalMessage {
+    pub(crate) async fn recv(&mut self) -> TerminalMessage {
         let frame = tokio::time::timeout(WAIT, self.framed.next())
             .await
             .expect("the terminal sent nothing in time")
@@ -52,7 +52,7 @@ impl Host {
         TerminalMessage::parse(&frame.payload, &self.profile.dialect).expect("parse")
     }
 
-    async fn solicited(&mut self) -> SolicitedStatusInfo {
+    pub(crate) async fn solicited(&mut self) -> SolicitedStatusInfo {
         match self.recv().await {
             TerminalMessage::SolicitedStatus(s) => s.info,
             other => panic!("expected a solicited status, got {other:?}"),
@@ -75,7 +75,7 @@ impl Host {
         assert_eq!(self.solicited().await, SolicitedStatusInfo::Ready);
     }
 
-    async fn request(&mut self) -> TransactionRequest {
+    pub(crate) async fn request(&mut self) -> TransactionRequest {
         match self.recv().await {
             TerminalMessage::TransactionRequest(r) => r,
             other => panic!("expected a transaction request, got {other:?}"),
@@ -83,7 +83,7 @@ impl Host {
     }
 
     /// A display-and-print reply on `screen`, and the terminal's ready after it.
-    async fn display(&mut self, req: &TransactionRequest, tsn: u16, screen: &str) {
+    pub(crate) async fn display(&mut self, req: &TransactionRequest, tsn: u16, screen: &str) {
         let reply = TransactionReply {
             response_flag: None,
             luno: self.luno.clone(),
@@ -107,7 +107,7 @@ impl Host {
 
 /// A terminal (with the TMK or not) whose host loads the PIN key at start-up; returns the
 /// terminal, the host and the host's view of the key load answer.
-async fn start(profile_name: &str, with_tmk: bool) -> (AtmSim, Host, TerminalMessage) {
+pub(crate) async fn start(profile_name: &str, with_tmk: bool) -> (AtmSim, Host, TerminalMessage) {
     let profile = Profile::builtin(profile_name).expect("builtin profile");
     let luno = if profile.dialect.luno_len == 9 {
         "001000001"

@@ -10,6 +10,8 @@
 //! terminal back and the next `11` carries the last transaction status. A customer's
 //! [`Behaviour::TerminalFault`] strikes where it says (`terminal_faults.rs`), and every
 //! withdrawal or deposit leaves a [`TruthRecord`] of what really happened ([`AtmSim::truth`]).
+//! In the profile's MAC mode the request and the statuses are MACed and the reply checked first
+//! (`mac.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use super::customer::{Behaviour, Customer, Kind, Partial};
 use super::epp::ClearKey;
 use super::error::AtmError;
 use super::faults::TerminalFault;
+use super::mac::RequestTamper;
 use super::messages::{self, reason, RequestFields};
 use super::outcome::{CustomerOutcome, DeclineReason, Outcome};
 use super::terminal::{ServiceMode, StoredConfig, Terminal, TerminalCounters, TerminalStatus};
@@ -100,6 +103,8 @@ pub struct AtmSim {
     counters: watch::Receiver<TerminalCounters>,
     status: watch::Receiver<TerminalStatus>,
     link: Option<Link>,
+    /// A change to make to the next transaction request after it was MACed (a test's attacker).
+    tamper: Option<RequestTamper>,
 }
 
 /// What the terminal did with an accepted reply.
@@ -173,6 +178,7 @@ impl AtmSim {
             options,
             shared,
             link: None,
+            tamper: None,
         };
         sim.start_up().await?;
         Ok(sim)
@@ -401,6 +407,7 @@ impl AtmSim {
             .for_kind(customer.kind.transaction_kind());
         let track2 = messages::track2(pan.expose(), &self.options.card_expiry_yymm);
         let dialect = &profile.dialect;
+        let tamper = self.tamper.take();
         let (mcn, msg, pin_block_sent) = self
             .shared
             .with(|t| {
@@ -408,7 +415,7 @@ impl AtmSim {
                 let pin_buffer = t.epp.pin_buffer(&pin, pan).map_err(AtmError::PinEntry)?;
                 let pin_block_sent = pin_buffer.is_some();
                 let mcn = t.next_mcn();
-                let msg = messages::transaction_request(RequestFields {
+                let mut msg = messages::transaction_request(RequestFields {
                     luno: &t.luno,
                     mcn,
                     track2,
@@ -417,6 +424,20 @@ impl AtmSim {
                     pin_buffer,
                     last_txn: dialect.last_txn_status.then(|| t.last_txn.clone()),
                 });
+                let mut mcn = mcn;
+                if let TerminalMessage::TransactionRequest(req) = &mut msg {
+                    t.authenticate_request(req).map_err(AtmError::Mac)?;
+                    if let Some(change) = &tamper {
+                        tracing::warn!(change = ?change, "request changed after it was MACed");
+                        change.apply(req, t.last_request.as_ref());
+                        // A replayed request is answered as the old one was: its MCN and TVN.
+                        mcn = req.mcn;
+                        if req.tvn.is_some() && t.awaiting_tvn.is_some() {
+                            t.awaiting_tvn = req.tvn.clone();
+                        }
+                    }
+                    t.last_request = Some(req.clone());
+                }
                 t.awaiting = Some(mcn);
                 Ok::<_, AtmError>((mcn, msg, pin_block_sent))
             })
@@ -465,7 +486,14 @@ impl AtmSim {
         mcn: char,
         kind: Kind,
     ) -> Result<(), &'static str> {
-        let reason = if r.mcn != mcn {
+        // In MAC mode nothing in a reply is believed before its MAC and TVN are.
+        let mac = self.shared.with(|t| t.check_reply_mac(r)).await;
+        let reason = if let Err(why) = mac {
+            self.shared
+                .with(|t| t.replies_rejected_for_mac = t.replies_rejected_for_mac.saturating_add(1))
+                .await;
+            Some(why)
+        } else if r.mcn != mcn {
             Some(reason::BAD_MCN)
         } else {
             match (r.function, kind) {
@@ -752,6 +780,31 @@ impl AtmSim {
         .await
         .is_ok_and(|r| r.is_ok());
         waited
+    }
+
+    /// Changes the next transaction request after the terminal MACed it, as an attacker on the
+    /// line would (tests of the host's MAC check).
+    pub fn tamper_next_request(&mut self, change: RequestTamper) {
+        self.tamper = Some(change);
+    }
+
+    /// The check value of the MAC key the host loaded, never the key (a snapshot; cheap).
+    pub fn mac_key_kcv(&self) -> Option<Kcv> {
+        self.status.borrow().mac_key_kcv
+    }
+
+    /// Waits until the host loaded a MAC key (or `timeout_ms` passed); its check value.
+    pub async fn wait_for_mac_key(&self, timeout_ms: u64) -> Option<Kcv> {
+        let mut status = self.status.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            status.wait_for(|s| s.mac_key_kcv.is_some()),
+        )
+        .await;
+        match waited {
+            Ok(Ok(s)) => s.mac_key_kcv,
+            _ => None,
+        }
     }
 
     /// Whether the PIN pad holds a PIN key loaded by the host (a snapshot; cheap).

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use firmware_profiles::Profile;
+use firmware_profiles::{MacSelection, Profile};
 use keystore::Kcv;
 use protocols::ndc::{
     Dialect, LastStatus, LastTransactionStatus, NumberedValue, State, SupplyCounters,
@@ -65,6 +65,10 @@ pub struct TerminalStatus {
     pub master_key_loaded: bool,
     /// Check value of the PIN key the host loaded (`None`: no PIN key, PIN buffer A goes empty).
     pub pin_key_kcv: Option<Kcv>,
+    /// Check value of the MAC key the host loaded (NDC MAC mode).
+    pub mac_key_kcv: Option<Kcv>,
+    /// Transaction replies rejected because their MAC or echoed TVN was wrong (reason `1`/`2`).
+    pub replies_rejected_for_mac: u32,
 }
 
 /// Snapshot of the money and the customers: compare it with the switch's journal and the ledger.
@@ -104,8 +108,17 @@ pub struct Terminal {
     pub awaiting: Option<char>,
     /// What the next transaction request reports as the last transaction status.
     pub last_txn: LastTransactionStatus,
-    /// The encrypting PIN pad: master key, PIN key.
+    /// The encrypting PIN pad: master key, PIN key, MAC key.
     pub epp: Epp,
+    /// Which messages carry a MAC (the profile's `[mac]`).
+    pub mac: MacSelection,
+    /// The last time-variant number used; each MACed message takes the next one.
+    pub(crate) tvn: u32,
+    /// The TVN of the request waiting for its reply (MAC mode): the reply must echo it.
+    pub(crate) awaiting_tvn: Option<String>,
+    pub(crate) replies_rejected_for_mac: u32,
+    /// The last transaction request sent, as sent (what a recording on the line would hold).
+    pub(crate) last_request: Option<protocols::ndc::TransactionRequest>,
     mcn: u8,
     dispensed_minor: u64,
     deposited_minor: u64,
@@ -139,6 +152,11 @@ impl Terminal {
                 tail: String::new(),
             },
             epp: Epp::default(),
+            mac: profile.mac,
+            tvn: 0,
+            awaiting_tvn: None,
+            replies_rejected_for_mac: 0,
+            last_request: None,
             mcn: MCN_LAST,
             dispensed_minor: 0,
             deposited_minor: 0,
@@ -288,6 +306,8 @@ impl Terminal {
             commands_rejected: self.commands_rejected,
             master_key_loaded: self.epp.has_master_key(),
             pin_key_kcv: self.epp.pin_key_kcv(),
+            mac_key_kcv: self.epp.mac_key_kcv(),
+            replies_rejected_for_mac: self.replies_rejected_for_mac,
         }
     }
 }
