@@ -86,6 +86,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         let (stan, _) = self.next_key(terminal).await?;
         let reference = format!("{terminal}:{stan}");
         self.state.put_card(&reference, &req.pan).await?;
+        tracing::info!(%stan, "switch unreachable: deposit taken offline, its card sealed in the vault until it is advised");
         self.record_pending(
             terminal,
             Purpose::StoredDeposit,

@@ -12,10 +12,16 @@
 //!   format 0, enciphered under each terminal PIN key (raw, hex, and the NDC `:;<=>?` form) and
 //!   under the zone PIN key (raw, hex);
 //! - clear PINs next to a `pin` label;
-//! - unmasked card numbers.
+//! - unmasked card numbers (and so track 2, which starts with one);
+//! - legacy card references (an unkeyed SHA-256 of the card number: `card-…`), which must no
+//!   longer be made anywhere;
+//! - a card reference (`cref-…`) beside a masked card number: on the same log line, or within
+//!   a record's reach (256 bytes) in the stores, since the two together let anyone holding the
+//!   reference key test the 10^5 candidates; without it the reference is only an opaque token.
 //!
-//! Not searched: the agent's state database (its card vault holds the card number of a deposit
-//! taken offline until it is advised, by design) and the KEK files themselves.
+//! Every file the run left is read raw (sled files included): the logs, the switch's journal and
+//! card store, the agent's queue, state and card vault (sealed), the ledger's books, both key
+//! stores, the configurations and the issuer's cards file. Not searched: the KEK files themselves.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,6 +104,47 @@ fn find(hay: &[u8], needle: &Needle) -> bool {
     }
 }
 
+/// Whether a `cref-` reference sits beside an occurrence of `masked`: on the same line in a log,
+/// within 256 bytes either side elsewhere.
+fn reference_beside(hay: &[u8], masked: &[u8], is_log: bool) -> bool {
+    const REACH: usize = 256;
+    let mut at = 0;
+    while let Some(i) = hay[at..]
+        .windows(masked.len())
+        .position(|w| w == masked)
+        .map(|i| i + at)
+    {
+        let (start, end) = if is_log {
+            let start = hay[..i]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            let end = hay[i..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(hay.len(), |p| i + p);
+            (start, end)
+        } else {
+            (
+                i.saturating_sub(REACH),
+                (i + masked.len() + REACH).min(hay.len()),
+            )
+        };
+        if hay[start..end].windows(5).any(|w| w == b"cref-") {
+            return true;
+        }
+        at = i + masked.len();
+    }
+    false
+}
+
+/// The lab's KEK files (`*kek*`): the keys that open the stores, searched for everywhere else.
+fn is_kek_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.contains("kek"))
+}
+
 fn files_under(p: &Path, out: &mut Vec<PathBuf>) {
     if p.is_file() {
         out.push(p.to_owned());
@@ -122,7 +169,9 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
     let mut opts = LabOptions::new(env!("CARGO_BIN_EXE_atm-lab"));
     opts.atms = 2;
     opts.customers = 60;
-    opts.scenario = Scenario::None;
+    // The link to the switch is cut a few times: deposits are taken offline and their card
+    // numbers wait in the agent's vault until they are advised.
+    opts.scenario = Scenario::LinkFlap;
     opts.progress = false;
     opts.think = Duration::from_millis(5);
     opts.pins = true;
@@ -191,14 +240,43 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
         }
     }
 
-    // Where to look.
+    // The legacy, unkeyed references of the run's cards, and their masked numbers.
+    let mut masked = Vec::new();
+    for (n, (pan_text, _)) in secrets.cards.iter().enumerate() {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(pan_text.as_bytes());
+        needles.push(Needle {
+            label: format!("card {n} legacy (unkeyed) reference"),
+            bytes: format!("card-{}", hex::encode(&digest[..12])).into_bytes(),
+            fold_case: false,
+        });
+        masked.push(Pan::parse(pan_text).unwrap().masked().into_bytes());
+    }
+
+    // Where to look: every file the run left but the KEKs.
     let mut haystacks: Vec<(String, Vec<u8>)> = Vec::new();
     let mut files = Vec::new();
-    files_under(&secrets.logs, &mut files);
-    files_under(&secrets.switch_journal, &mut files);
-    files_under(&secrets.agent_dir.join("queue"), &mut files);
-    files.push(secrets.agent_key_store.clone());
-    files.push(secrets.dir.join("switch-keys.json"));
+    files_under(&secrets.dir, &mut files);
+    files.retain(|f| !is_kek_file(f));
+    for f in [
+        &secrets.logs,
+        &secrets.switch_journal,
+        &secrets.agent_dir,
+        &secrets.agent_key_store,
+    ] {
+        assert!(
+            f.starts_with(&secrets.dir),
+            "{} is inside the lab directory",
+            f.display()
+        );
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with(secrets.agent_dir.join("state"))
+                || f.starts_with(&secrets.agent_dir) && f.to_string_lossy().contains("state")),
+        "the agent's state database (with its card vault) is searched: {files:?}"
+    );
     for f in &files {
         haystacks.push((f.display().to_string(), std::fs::read(f).unwrap()));
     }
@@ -218,6 +296,15 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
         assert!(text.contains("DEBUG"), "{name} has debug lines");
         assert!(text.contains("******"), "{name} shows masked card numbers");
     }
+    let agent_log = logs
+        .iter()
+        .find(|(n, _)| n.ends_with("agent.log"))
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    assert!(
+        agent_log.contains("deposit taken offline"),
+        "the run stored deposits in the agent's vault (the link cuts came too late?)"
+    );
     let total: usize = haystacks.iter().map(|(_, b)| b.len()).sum();
     assert!(total > 100_000, "only {total} bytes to search");
 
@@ -226,6 +313,14 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
         for n in &needles {
             if find(hay, n) {
                 findings.push(format!("{}: {name}", n.label));
+            }
+        }
+        let is_log = name.ends_with(".log") || name.starts_with("this process");
+        for (n, m) in masked.iter().enumerate() {
+            if reference_beside(hay, m, is_log) {
+                findings.push(format!(
+                    "a card reference beside card {n}'s masked number: {name}"
+                ));
             }
         }
     }
@@ -253,4 +348,24 @@ fn the_search_finds_what_it_looks_for() {
     assert!(find(&[9, 0xAB, 0xCD, 0x01, 0x23, 9], &needles[0]));
     assert!(!find(b"abcd012", &needles[1]));
     assert_eq!(wrong("1909"), "2010");
+
+    let m = b"476173******0010";
+    assert!(reference_beside(
+        b"a 476173******0010 b cref-0a1b\n",
+        m,
+        true
+    ));
+    assert!(!reference_beside(
+        b"a 476173******0010 b\nc cref-0a1b\n",
+        m,
+        true
+    ));
+    assert!(reference_beside(
+        b"cref-0a1b\x00\x01476173******0010",
+        m,
+        false
+    ));
+    let far = [b"cref-0a1b".as_slice(), &[0u8; 300], m].concat();
+    assert!(!reference_beside(&far, m, false));
+    assert!(is_kek_file(Path::new("/x/agent-kek")) && !is_kek_file(Path::new("/x/agent.toml")));
 }
