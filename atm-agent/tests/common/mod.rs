@@ -42,10 +42,13 @@ pub const ALICE: &str = "4761739001010010";
 pub const BOB: &str = "4761739001010028";
 pub const START: u64 = 1_000_000;
 
+/// The card's wallet account (its keyed reference) under the tests' card reference key, which
+/// every lab's switch holds.
 pub fn account(pan: &str) -> String {
-    WalletAccount::for_card(&Pan::parse(pan).unwrap())
-        .as_str()
-        .to_owned()
+    let mac = CustodianKey::test_card_reference()
+        .card_reference_mac(&Pan::parse(pan).unwrap())
+        .unwrap();
+    WalletAccount::from_mac(&mac).as_str().to_owned()
 }
 
 /// A terminal the agent serves: its LUNO, id and firmware profile.
@@ -165,8 +168,19 @@ impl Lab {
             prefix: "476173".into(),
             route: Route::Wallet,
         }];
-        if let Some(p) = &pins {
-            Self::add_switch_pins(&mut switch_cfg, dir.path(), p);
+        match &pins {
+            Some(p) => Self::add_switch_pins(&mut switch_cfg, dir.path(), p),
+            // Every switch needs its card reference key: a store holding only that key.
+            // The switch refuses a wallet route that is neither PIN-checked nor exempt.
+            None => {
+                let (kek, store) = testkit::custodian_keys::prepare_card_ref_store(
+                    dir.path(),
+                    &CustodianKey::test_card_reference(),
+                )
+                .unwrap();
+                switch_cfg.keys = Some(SwitchKeys::with_kek_file(store, kek));
+                switch_cfg.pin = Some(PinConfig::exempt(["476173"]));
+            }
         }
         let switch_cfg =
             SwitchConfig::parse(&toml::to_string(&switch_cfg).unwrap(), "test switch").unwrap();
@@ -190,7 +204,9 @@ impl Lab {
     /// Keys for the run; the switch's ZMK and PVK go straight into its store (it is not running
     /// yet and would hold the store's lock), the issuer's PVVs into its cards file.
     fn prepare_pins(dir: &std::path::Path, terminals: usize) -> Pins {
-        let keys = LabKeys::generate(terminals).unwrap();
+        let mut keys = LabKeys::generate(terminals).unwrap();
+        // The tests' card reference key, so `account(pan)` agrees with the switch.
+        keys.card_reference = CustodianKey::test_card_reference();
         keys.prepare_switch(dir).unwrap();
         let cards: Vec<IssuedCard> = [ALICE, BOB]
             .iter()

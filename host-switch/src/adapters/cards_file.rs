@@ -16,7 +16,7 @@
 //! legacy `card-…` references is refused with the command that rewrites it
 //! ([`rewrite_refs`], `host-switch cards rewrite-file`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -152,7 +152,6 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 /// reference), so a rewritten file never keeps one.
 pub fn rewrite_refs(text: &str, map: &BTreeMap<CardRef, CardRef>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
-    let mut replaced = BTreeSet::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let Some((key, value)) = line.split_once('=') else {
             out.push_str(line);
@@ -171,7 +170,6 @@ pub fn rewrite_refs(text: &str, map: &BTreeMap<CardRef, CardRef>) -> Result<Stri
                         i + 1
                     )
                 })?;
-                replaced.insert(keyed.clone());
                 out.push_str(&line.replacen(written, keyed.as_str(), 1));
             }
             _ => out.push_str(line),

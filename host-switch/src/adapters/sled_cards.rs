@@ -466,7 +466,8 @@ mod tests {
             .await
             .unwrap();
         let stored = store.cards.get(a.as_str().as_bytes()).unwrap().unwrap();
-        assert!(store.decode(a.as_str().as_bytes(), &stored).unwrap().1 == false);
+        let (_, stale) = store.decode(a.as_str().as_bytes(), &stored).unwrap();
+        assert!(!stale, "sealed under the current version");
         assert!(contains(&stored, "\"version\":2"));
         // Sealed data moved under another card does not open.
         let b = card(2);

@@ -19,9 +19,9 @@ use host_switch::config::{
 use host_switch::domain::routing::{Route, RouteEntry};
 use host_switch::domain::WalletAccount;
 use host_switch::runtime::{self, RunningSwitch};
+use keystore::{KeyName, KeyStore};
 use ledger_sim::RunningLedger;
 use mtls::{PkiFiles, TestPki};
-use keystore::{KeyName, KeyStore};
 use protocols::types::Pan;
 use testkit::custodian_keys::{CustodianKey, CARD_REF_KEY};
 
