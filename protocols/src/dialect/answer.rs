@@ -68,8 +68,9 @@ impl Balances {
     }
 }
 
-/// An answer of the switch to a request of the dialect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An answer of the switch to a request of the dialect. `Debug` shows field 48's key only by its
+/// length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Answer {
     pub code: ResponseCode,
     /// Field 38, when approved.
@@ -78,8 +79,8 @@ pub struct Answer {
     pub balances: Option<Balances>,
     /// Field 53: the zone PIN key version in use (answers to sign-on, echo and key change).
     pub zone_key_version: Option<u32>,
-    /// Field 48 of a key change answer: the zone PIN key under the zone master key (hex) and its
-    /// check value.
+    /// Field 48 of a key change answer: the zone PIN key under the zone master key (hex), its
+    /// check value and the MAC binding them to the version (`keystore::KeyDelivery::body`).
     pub zone_key_under_zmk: Option<String>,
     /// Field 63 of a sign-on or echo answer: which cards' deposits may be taken offline.
     pub offline_deposits: Option<OfflineDeposits>,
@@ -142,6 +143,23 @@ impl OfflineDeposits {
             })
             .collect::<Option<Vec<_>>>()?;
         Self::new(ranges)
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = self
+            .zone_key_under_zmk
+            .as_ref()
+            .map(|k| format!("**** (key, {} characters)", k.len()));
+        f.debug_struct("Answer")
+            .field("code", &self.code)
+            .field("approval_code", &self.approval_code)
+            .field("balances", &self.balances)
+            .field("zone_key_version", &self.zone_key_version)
+            .field("zone_key_under_zmk", &key)
+            .field("offline_deposits", &self.offline_deposits)
+            .finish()
     }
 }
 
@@ -307,6 +325,9 @@ mod tests {
         assert_eq!(m.get_str(53), Some("0000000000000003"));
         assert_eq!(m.get_str(70), Some("161"));
         assert_eq!(Answer::from_message(&m).unwrap(), answer);
+        for text in [format!("{answer:?}"), format!("{m:?}")] {
+            assert!(!text.contains(&"00".repeat(16)), "key in {text}");
+        }
     }
 
     #[test]

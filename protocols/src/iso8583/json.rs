@@ -9,13 +9,14 @@
 use serde_json::{Map, Value};
 
 use super::error::JsonError;
-use super::message::{masked_value, Message};
+use super::message::Message;
 use super::mti::Mti;
 use super::spec::{Encoding, Spec};
 
 impl Message {
     /// The pyiso8583 `decode` dictionary of this message, without bitmaps. With `reveal == false`,
-    /// fields 2 and 34 show first 6 / last 4, 35 and 36 the masked PAN only, 45, 52 and 55 `"****"`.
+    /// fields 2 and 34 show first 6 / last 4, 35 and 36 the masked PAN only, 45, 52 and 55 `"****"`,
+    /// and so does field 48 of a key change answer (70 = 161), which carries a key.
     pub fn to_json(&self, spec: &Spec, reveal: bool) -> Map<String, Value> {
         let mut map = Map::new();
         map.insert(
@@ -23,10 +24,10 @@ impl Message {
             Value::String(self.mti().as_str().to_owned()),
         );
         for (n, v) in self.iter() {
-            let text = if !reveal && masked_value(n, v).is_some() {
+            let text = if !reveal && self.masked_field(n, v).is_some() {
                 match n {
-                    45 | 52 | 55 => "****".to_owned(),
-                    _ => masked_value(n, v).unwrap_or_default(),
+                    45 | 48 | 52 | 55 => "****".to_owned(),
+                    _ => self.masked_field(n, v).unwrap_or_default(),
                 }
             } else if spec.field(n).map(|f| f.data_enc) == Some(Encoding::Binary) {
                 hex::encode_upper(v)

@@ -219,12 +219,41 @@ impl Message {
                 out,
                 "  {n:03} {:<40} {}",
                 names.description(n),
-                display_value(n, v)
+                self.display_field(n, v)
             );
         }
         out
     }
+
+    /// Whether field 48 of this message carries a key: a key change answer (network management
+    /// code 161 in field 70) holds the zone PIN key under the zone master key there.
+    fn carries_key(&self, n: u8) -> bool {
+        n == KEY_DATA_FIELD && self.get(70) == Some(KEY_CHANGE_CODE)
+    }
+
+    /// The masked form of field `n` of this message: card data (any message), and the key of a
+    /// key change answer. Enciphered, but a logged key cryptogram helps whoever later gets the
+    /// master key, so only its length shows.
+    pub(crate) fn masked_field(&self, n: u8, v: &[u8]) -> Option<String> {
+        if self.carries_key(n) {
+            return Some(format!("**** (key, {} characters)", v.len()));
+        }
+        masked_value(n, v)
+    }
+
+    /// [`display_value`] with this message's context (see [`Message::masked_field`]).
+    fn display_field<'a>(&self, n: u8, v: &'a [u8]) -> Cow<'a, str> {
+        match self.masked_field(n, v) {
+            Some(masked) => Cow::Owned(masked),
+            None => display_value(n, v),
+        }
+    }
 }
+
+/// Field 48, additional data: where the dialect's key change answer carries the key.
+const KEY_DATA_FIELD: u8 = 48;
+/// Field 70's network management code of a key change.
+const KEY_CHANGE_CODE: &[u8] = b"161";
 
 /// How field `n` may be shown to a human: masked card data, text, or hex for binary values.
 pub(crate) fn display_value(n: u8, v: &[u8]) -> Cow<'_, str> {
@@ -261,7 +290,7 @@ impl fmt::Debug for Message {
         impl fmt::Debug for Fields<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_map()
-                    .entries(self.0.iter().map(|(n, v)| (n, display_value(n, v))))
+                    .entries(self.0.iter().map(|(n, v)| (n, self.0.display_field(n, v))))
                     .finish()
             }
         }
@@ -328,6 +357,28 @@ mod tests {
         assert_eq!(a, b);
         b.set_str(4, "000000000101").unwrap();
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn field_48_of_a_key_change_answer_is_masked_in_debug_describe_and_json() {
+        let key = "8A1B2C3D4E5F60718293A4B5C6D7E8F908D7B41122334455667788";
+        let mut m = Message::new("0810").unwrap();
+        m.set_str(39, "00").unwrap();
+        m.set_str(48, key).unwrap();
+        m.set_str(53, "0000000000000003").unwrap();
+        m.set_str(70, "161").unwrap();
+        let spec = Spec::iso87_ascii();
+        let json = serde_json::Value::Object(m.to_json(spec, false)).to_string();
+        for text in [format!("{m:?}"), m.describe(), json] {
+            assert!(!text.contains(&key[..16]), "key leaked in {text}");
+            assert!(text.contains("****"), "{text}");
+        }
+        assert_eq!(m.to_json(spec, true)["48"], key, "--reveal shows it");
+        // Field 48 of other messages (a status advice's detail) is left as it is.
+        let mut status = Message::new("0820").unwrap();
+        status.set_str(48, "cassette 2 low").unwrap();
+        status.set_str(70, "301").unwrap();
+        assert!(format!("{status:?}").contains("cassette 2 low"));
     }
 
     #[test]

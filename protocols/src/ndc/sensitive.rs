@@ -5,6 +5,11 @@
 //! (first 6 / last 4 digits), `****`, or a key field's length prefix, and the clear value is
 //! reachable only through an explicit `expose()`. `atmctl ndc decode` prints `serde_json` of a parsed
 //! message, so masking in `Serialize` is what keeps that tool safe to use on live traffic.
+//!
+//! Buffers B and C and a transaction request's id buffers stay plain `String`s (encoders and
+//! simulators fill them), but their holders show them through [`masked_buffer`] only: they carry
+//! what a screen collected or a card reader read (a new PIN's block at a PIN change, an account
+//! number typed in, smart card data).
 
 use std::fmt;
 
@@ -213,6 +218,21 @@ impl Serialize for KeyField {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.masked())
     }
+}
+
+/// How buffer B or C or an id buffer shows in `Debug`/`Serialize`: `****` and its length in
+/// characters, or nothing when it is empty (so an absent buffer still reads as absent).
+pub fn masked_buffer(raw: &str) -> String {
+    if raw.is_empty() {
+        String::new()
+    } else {
+        format!("**** ({} characters)", raw.chars().count())
+    }
+}
+
+/// `serialize_with` for a buffer field: [`masked_buffer`].
+pub(crate) fn serialize_masked_buffer<S: Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&masked_buffer(raw))
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //! MAC. Slots 12/13 stay (empty) when a later field follows; the encoder writes the shortest
 //! form, so a request that ended early comes back with the same fields.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::ser::SerializeSeq;
+use serde::{Serialize, Serializer};
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
 use super::fields::{counts, fixed_digits, latin1, Reader, Writer};
-use super::sensitive::{CardTrack, PinBuffer, TrackKind};
+use super::sensitive::{masked_buffer, serialize_masked_buffer, CardTrack, PinBuffer, TrackKind};
 
 const CLASS: &str = "11";
 
@@ -62,14 +65,50 @@ pub struct LastTransactionStatus {
 }
 
 /// An id-tagged buffer after the fixed fields (`U`/`V` CSP, `5` smart card, `w` cash acceptor …).
+/// In a transaction request these carry new-PIN blocks and smart card data, so the request shows
+/// them masked (see [`TransactionRequest`]'s `Debug` and `Serialize`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IdBuffer {
     pub id: char,
     pub data: String,
 }
 
-/// Transaction request `11`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An id buffer as a request shows it: its id, its data masked.
+struct MaskedIdBuffer<'a>(&'a IdBuffer);
+
+impl fmt::Debug for MaskedIdBuffer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdBuffer")
+            .field("id", &self.0.id)
+            .field("data", &masked_buffer(&self.0.data))
+            .finish()
+    }
+}
+
+impl Serialize for MaskedIdBuffer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("IdBuffer", 2)?;
+        st.serialize_field("id", &self.0.id)?;
+        st.serialize_field("data", &masked_buffer(&self.0.data))?;
+        st.end()
+    }
+}
+
+fn serialize_masked_id_buffers<S: Serializer>(
+    buffers: &[IdBuffer],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(buffers.len()))?;
+    for b in buffers {
+        seq.serialize_element(&MaskedIdBuffer(b))?;
+    }
+    seq.end()
+}
+
+/// Transaction request `11`. `Debug` and `Serialize` mask the tracks, PIN buffer A, buffers B and
+/// C and the id buffers' data (`atmctl ndc decode --reveal` shows the buffers).
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TransactionRequest {
     pub luno: String,
     /// Time-variant number (MAC mode), 8 hex digits.
@@ -85,12 +124,40 @@ pub struct TransactionRequest {
     /// Amount in minor units; `None` when the field is empty.
     pub amount: Option<u64>,
     pub pin_buffer_a: Option<PinBuffer>,
+    /// General purpose buffer B: what a screen collected (a new PIN's block, an account number).
+    #[serde(serialize_with = "serialize_masked_buffer")]
     pub buffer_b: String,
+    /// General purpose buffer C, like B.
+    #[serde(serialize_with = "serialize_masked_buffer")]
     pub buffer_c: String,
     pub track1: Option<CardTrack>,
     pub last_transaction_status: Option<LastTransactionStatus>,
+    #[serde(serialize_with = "serialize_masked_id_buffers")]
     pub buffers: Vec<IdBuffer>,
     pub mac: Option<String>,
+}
+
+impl fmt::Debug for TransactionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buffers: Vec<_> = self.buffers.iter().map(MaskedIdBuffer).collect();
+        f.debug_struct("TransactionRequest")
+            .field("luno", &self.luno)
+            .field("tvn", &self.tvn)
+            .field("top_of_receipt", &self.top_of_receipt)
+            .field("mcn", &self.mcn)
+            .field("track2", &self.track2)
+            .field("track3", &self.track3)
+            .field("operation_code", &self.operation_code)
+            .field("amount", &self.amount)
+            .field("pin_buffer_a", &self.pin_buffer_a)
+            .field("buffer_b", &masked_buffer(&self.buffer_b))
+            .field("buffer_c", &masked_buffer(&self.buffer_c))
+            .field("track1", &self.track1)
+            .field("last_transaction_status", &self.last_transaction_status)
+            .field("buffers", &buffers)
+            .field("mac", &self.mac)
+            .finish()
+    }
 }
 
 fn track(kind: TrackKind, f: Option<&[u8]>) -> Option<CardTrack> {
@@ -371,6 +438,48 @@ mod tests {
             b"11\x1c000\x1c\x1c\x1c11\x1c;4761739001010010=2212?\x1c\x1cA       \x1c000000002000\x1c0412:<89:;<=>?12\x1c\x1c"
         );
         assert_eq!(TransactionRequest::parse(&bytes, &d).unwrap(), minimal(&d));
+    }
+
+    #[test]
+    fn buffers_b_and_c_and_id_buffers_are_masked_in_debug_and_json() {
+        let d = Dialect::basic();
+        let mut r = minimal(&d);
+        // A PIN change: the new PIN's block in buffer B, the confirmation in C; smart card data.
+        r.buffer_b = "3;1=07>9:0<4=2?8".into();
+        r.buffer_c = "9876543210123456".into();
+        r.buffers = vec![
+            IdBuffer {
+                id: '5',
+                data: "CAM5A0847617390010100105F24032212319F2608A1B2C3D4".into(),
+            },
+            IdBuffer {
+                id: 'U',
+                data: String::new(),
+            },
+        ];
+        let debug = format!("{r:?}");
+        let json = serde_json::to_string(&r).unwrap();
+        for text in [&debug, &json] {
+            for secret in [
+                "3;1=07>9:0<4=2?8",
+                "9876543210123456",
+                "4761739001010010",
+                "9F2608A1B2C3D4",
+            ] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(text.contains("**** (16 characters)"), "{text}");
+            assert!(text.contains("**** (49 characters)"), "{text}");
+        }
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["buffers"][0]["id"], "5");
+        assert_eq!(
+            v["buffers"][1]["data"], "",
+            "an empty buffer reads as empty"
+        );
+        // The wire form keeps them.
+        let bytes = r.encode(&d).unwrap();
+        assert_eq!(TransactionRequest::parse(&bytes, &d).unwrap(), r);
     }
 
     #[test]
