@@ -56,6 +56,26 @@ fn decode_masks_card_data_unless_revealed() {
     assert_eq!(clear["52"], "0123456789ABCDEF");
 }
 
+/// A key change answer (0810, 70 = 161) carries the zone PIN key under the ZMK in field 48.
+#[test]
+fn decode_masks_the_key_of_a_key_change_answer_unless_revealed() {
+    let key = "8A1B2C3D4E5F60718293A4B5C6D7E8F908D7B41122334455667788";
+    let input =
+        format!(r#"{{"t":"0810","39":"00","48":"{key}","53":"0000000000000003","70":"161"}}"#);
+    let out = atmctl(&["iso8583", "encode"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let masked = json(&atmctl(&["iso8583", "decode", hex.trim()], ""));
+    assert_eq!(masked["48"], "****");
+    assert_eq!(masked["53"], "0000000000000003");
+    let clear = json(&atmctl(&["iso8583", "decode", "--reveal", hex.trim()], ""));
+    assert_eq!(clear["48"], key);
+}
+
 #[test]
 fn encode_reverses_decode_for_both_builtin_specs() {
     for spec in ["iso87-ascii", "iso87-binary"] {
@@ -110,6 +130,28 @@ fn bad_input_exits_2_with_one_line() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("atmctl: "), "{err}");
+    }
+}
+
+/// A PIN change request: the new PIN's block in buffer B, its confirmation in C, smart card data
+/// in id buffer `5`. Masked unless `--reveal`.
+#[test]
+fn ndc_decode_masks_buffers_b_and_c_and_id_buffers_unless_revealed() {
+    let msg = b"11\x1C777\x1C\x1C\x1C1?\x1C;4761739001010010=2812201?\x1C\x1CA       \x1C000000000000\x1C;>:>:=>:>:>:>:>:\x1C3;1=07>9:0<4=2?8\x1C9876543210123456\x1C\x1C5CAM9F2608A1B2C3D4E5F60718";
+    let hex: String = msg.iter().map(|b| format!("{b:02X}")).collect();
+    let secrets = ["3;1=07>9:0<4=2?8", "9876543210123456", "9F2608A1B2C3D4"];
+    let masked = json(&atmctl(&["ndc", "decode", "--dialect", "basic", &hex], "")).to_string();
+    for s in secrets {
+        assert!(!masked.contains(s), "{s} in {masked}");
+    }
+    assert!(masked.contains("**** (16 characters)"), "{masked}");
+    let revealed = json(&atmctl(
+        &["ndc", "decode", "--dialect", "basic", "--reveal", &hex],
+        "",
+    ))
+    .to_string();
+    for s in secrets.iter().chain(&["4761739001010010"]) {
+        assert!(revealed.contains(s), "{s} not in {revealed}");
     }
 }
 

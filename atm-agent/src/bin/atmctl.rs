@@ -200,6 +200,10 @@ enum NdcCommand {
         /// Dialect name (see the firmware profiles).
         #[arg(long, default_value = "basic")]
         dialect: String,
+        /// Show a transaction request's tracks, PIN buffer A, buffers B and C and id buffers in
+        /// clear.
+        #[arg(long)]
+        reveal: bool,
         /// The message in hex; "-" reads stdin.
         hex: String,
     },
@@ -231,9 +235,13 @@ fn run(args: Args) -> Result<String, CliError> {
             let spec = cli::iso8583::resolve_spec(&spec)?;
             cli::iso8583::encode(&spec, &read_stdin()?)
         }
-        Command::Ndc(NdcCommand::Decode { dialect, hex }) => {
+        Command::Ndc(NdcCommand::Decode {
+            dialect,
+            reveal,
+            hex,
+        }) => {
             let dialect = cli::ndc::resolve_dialect(&dialect)?;
-            cli::ndc::decode(&dialect, &arg_or_stdin(hex)?)
+            cli::ndc::decode(&dialect, &arg_or_stdin(hex)?, reveal)
         }
         Command::Status { socket, json } => {
             let data = cli::control::send(&socket.socket, &Request::Status)?;
