@@ -167,6 +167,15 @@ pub trait TerminalStore: Send + Sync + 'static {
         key: &LoadedPinKey,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn pin_key(&self, terminal: &TerminalId) -> Result<Option<LoadedPinKey>, StoreError>;
+    /// Records why the agent holds the terminal out of service (`None`: the hold is released),
+    /// durably: a restart of the agent must not put a suspect terminal back in service.
+    fn put_hold(
+        &self,
+        terminal: &TerminalId,
+        reason: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every terminal held out of service, with the reason.
+    fn holds(&self) -> Result<Vec<(String, String)>, StoreError>;
 }
 
 /// The store-and-forward queue of advices: durable, FIFO per terminal, one in flight per

@@ -194,7 +194,53 @@ async fn a_luno_claimed_from_an_address_it_is_not_bound_to_is_refused() {
 
 #[tokio::test]
 async fn repeated_pin_blocks_that_do_not_decode_take_the_terminal_out_of_service() {
-    let lab = &Lab::start_with_pins(&BASIC_PAIR).await;
+    let mut lab = Lab::start_with_pins(&BASIC_PAIR).await;
+    held_after_pin_format_errors(&lab).await;
+
+    // The hold is durable: after a restart of the agent, the terminal powers up and stays out.
+    lab.agent.take().unwrap().shutdown().await;
+    lab.start_agent().await;
+    let lab = &lab;
+    assert!(
+        lab.terminal_status("ATM00001").await["out_of_service_reason"].is_string(),
+        "the hold survived the restart"
+    );
+    let connecting = lab.spawn_pin_atm(0, Lab::foreign_master_key());
+    lab.wait_until(
+        "the terminal back, held out of service",
+        10,
+        || async move {
+            let s = lab.terminal_status("ATM00001").await;
+            s["state"] == "out_of_service" && !s["cassettes"].as_array().unwrap().is_empty()
+        },
+    )
+    .await;
+    assert!(!connecting.is_finished(), "the terminal went in service");
+
+    // The operator puts it back.
+    lab.agent_request(AgentRequest::Terminal {
+        terminal: "ATM00001".into(),
+        action: Action::InService,
+    })
+    .await
+    .unwrap();
+    let atm = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .expect("the terminal in service after the operator's command")
+        .unwrap()
+        .unwrap();
+    assert!(atm.wait_for_mode(ServiceMode::InService, 10_000).await);
+    lab.wait_until("the hold released", 10, || async move {
+        let s = lab.terminal_status("ATM00001").await;
+        s["state"] == "in_service" && s["out_of_service_reason"].is_null()
+    })
+    .await;
+    lab.assert_books().await;
+}
+
+/// Enters the first terminal's master key and connects it with a PIN pad holding another one;
+/// its PIN blocks fail to decode until the agent holds it out of service.
+async fn held_after_pin_format_errors(lab: &Lab) {
     lab.load_master(0).await;
     // A basic-dialect PIN pad answers a key load without a check value: installed with a master
     // key the custodians did not enter, it goes in service with another PIN key than the agent's,
@@ -235,19 +281,5 @@ async fn repeated_pin_blocks_that_do_not_decode_take_the_terminal_out_of_service
         lab.switch.switch.journal().txns().unwrap().is_empty(),
         "no PIN block reached the switch"
     );
-
-    // The operator puts it back.
-    lab.agent_request(AgentRequest::Terminal {
-        terminal: "ATM00001".into(),
-        action: Action::InService,
-    })
-    .await
-    .unwrap();
-    assert!(atm.wait_for_mode(ServiceMode::InService, 10_000).await);
-    lab.wait_until("the hold released", 10, || async move {
-        let s = lab.terminal_status("ATM00001").await;
-        s["state"] == "in_service" && s["out_of_service_reason"].is_null()
-    })
-    .await;
-    lab.assert_books().await;
+    drop(atm);
 }

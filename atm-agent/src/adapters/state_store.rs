@@ -25,6 +25,10 @@
 //! operator does). Without a key store (a lab without `[keys]`) the vault stays in clear, and the
 //! agent says so at start.
 //!
+//! **Holds.** A terminal the agent holds out of service (too many PIN blocks that did not
+//! decode) is kept in the tree `terminal_holds` (terminal id → the reason, UTF-8) until an
+//! operator releases it, so a restart does not release it.
+//!
 //! **Stored form.** The records are the JSON written by earlier agents, unchanged
 //! ([`PendingRecord`], [`PinKeyRecord`]: strings and plain numbers); they are converted to and
 //! from the typed domain values here. A store written by a running agent therefore opens as it
@@ -360,6 +364,7 @@ pub struct StateStore {
     /// None: no key store, the vault keeps card numbers in clear (a lab without `[keys]`).
     vault: Option<VaultKey>,
     pin_keys: sled::Tree,
+    holds: sled::Tree,
     commits: GroupCommitter,
     live: Mutex<HashMap<String, Counter>>,
 }
@@ -399,6 +404,7 @@ impl StateStore {
             }
         }
         let pin_keys = db.open_tree("terminal_pin_keys").map_err(storage)?;
+        let holds = db.open_tree("terminal_holds").map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self {
             counters,
@@ -407,6 +413,7 @@ impl StateStore {
             cards,
             vault,
             pin_keys,
+            holds,
             commits,
             live: Mutex::new(HashMap::new()),
         })
@@ -609,6 +616,33 @@ impl TerminalStore for StateStore {
             .insert(terminal.as_str().as_bytes(), v)
             .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
+    }
+
+    async fn put_hold(
+        &self,
+        terminal: &TerminalId,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = terminal.as_str().as_bytes();
+        match reason {
+            Some(r) => self.holds.insert(key, r.as_bytes()).map(|_| ()),
+            None => self.holds.remove(key).map(|_| ()),
+        }
+        .map_err(storage)?;
+        self.commits.durable().await.map_err(storage)
+    }
+
+    fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.holds
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(storage)?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
     }
 
     fn pin_key(&self, terminal: &TerminalId) -> Result<Option<LoadedPinKey>, StoreError> {
@@ -893,5 +927,26 @@ mod tests {
             VaultValue::Sealed(SealedCard { key_version: 1, .. })
         ));
         assert_eq!(s.card("ATM1:000004").unwrap().unwrap().expose(), PAN);
+    }
+
+    #[tokio::test]
+    async fn a_hold_survives_a_reopen_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = StateStore::open(dir.path()).unwrap();
+            s.put_hold(&tid("ATM1"), Some("5 PIN blocks that did not decode"))
+                .await
+                .unwrap();
+        }
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.holds().unwrap(),
+            vec![(
+                "ATM1".to_owned(),
+                "5 PIN blocks that did not decode".to_owned()
+            )]
+        );
+        s.put_hold(&tid("ATM1"), None).await.unwrap();
+        assert!(s.holds().unwrap().is_empty());
     }
 }

@@ -227,6 +227,12 @@ impl TerminalStore for FakeStore {
     fn pin_key(&self, _: &TerminalId) -> Result<Option<LoadedPinKey>, StoreError> {
         Ok(None)
     }
+    async fn put_hold(&self, _: &TerminalId, _: Option<&str>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Default)]
