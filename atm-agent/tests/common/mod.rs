@@ -51,13 +51,18 @@ pub fn account(pan: &str) -> String {
     WalletAccount::from_mac(&mac).as_str().to_owned()
 }
 
-/// A terminal the agent serves: its LUNO, id and firmware profile.
+/// A terminal the agent serves: its LUNO, id and firmware profile, and the address it is bound
+/// to (the simulators connect from 127.0.0.1).
 #[derive(Debug, Clone, Copy)]
 pub struct TerminalSpec {
     pub luno: &'static str,
     pub terminal_id: &'static str,
     pub profile: &'static str,
+    pub address: std::net::Ipv4Addr,
 }
+
+/// Where the simulated terminals connect from.
+pub const LOCALHOST: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
 
 /// Two NCR SelfServ terminals in the basic NDC dialect (key loads answered with a plain ready).
 pub const BASIC_PAIR: [TerminalSpec; 2] = [
@@ -65,11 +70,13 @@ pub const BASIC_PAIR: [TerminalSpec; 2] = [
         luno: "001",
         terminal_id: "ATM00001",
         profile: "ncr-selfserv-basic",
+        address: LOCALHOST,
     },
     TerminalSpec {
         luno: "002",
         terminal_id: "ATM00002",
         profile: "ncr-selfserv-basic",
+        address: LOCALHOST,
     },
 ];
 
@@ -81,6 +88,7 @@ pub const BASIC_AND_ADVANCE: [TerminalSpec; 2] = [
         luno: "000000002",
         terminal_id: "ATM00002",
         profile: "ncr-advance-ndc",
+        address: LOCALHOST,
     },
 ];
 
@@ -114,6 +122,11 @@ pub struct Lab {
 impl Lab {
     pub async fn start() -> Lab {
         Self::start_lab(&BASIC_PAIR, false).await
+    }
+
+    /// A lab without PIN security serving `terminals`.
+    pub async fn start_with(terminals: &[TerminalSpec]) -> Lab {
+        Self::start_lab(terminals, false).await
     }
 
     /// A lab with PIN security for `terminals`: the agent holds the zone master key and the
@@ -270,11 +283,7 @@ impl Lab {
         let terminals = self
             .terminals
             .iter()
-            .map(|t| TerminalConfig {
-                luno: t.luno.into(),
-                terminal_id: t.terminal_id.into(),
-                profile: t.profile.into(),
-            })
+            .map(|t| TerminalConfig::bound_to(t.luno, t.terminal_id, t.profile, t.address.into()))
             .collect();
         let mut uplink = agent_config::uplink_to(self.relay.addr.to_string());
         uplink.server_name = "localhost".into();

@@ -89,10 +89,14 @@ pub fn agent_config(
     kek_file: Option<&Path>,
 ) -> AgentConfig {
     let terminals = (0..atms)
-        .map(|i| TerminalConfig {
-            luno: luno(i),
-            terminal_id: terminal_id(i),
-            profile: PROFILE.into(),
+        // The simulated terminals connect from this host: each is bound to 127.0.0.1.
+        .map(|i| {
+            TerminalConfig::bound_to(
+                luno(i),
+                terminal_id(i),
+                PROFILE,
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            )
         })
         .collect();
     let mut link = agent::uplink_to(uplink.to_string());
