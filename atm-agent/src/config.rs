@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::uplink::UplinkConfig;
+use crate::domain::terminal::AddressRange;
 use crate::queue::QueueConfig;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -71,6 +72,14 @@ pub struct NdcConfig {
     /// Notes one dispense may hold (the dispenser's limit, default 40).
     #[serde(default = "default_max_notes")]
     pub max_notes_per_dispense: u32,
+    /// PIN blocks from one terminal that do not decode (under its PIN key, for the card's PAN)
+    /// within `pin_format_window_secs` after which the terminal is taken out of service until an
+    /// operator puts it back (`atmctl in-service`). Default 5; at least 1.
+    #[serde(default = "default_pin_format_errors")]
+    pub max_pin_format_errors: u32,
+    /// The sliding window of `max_pin_format_errors`, in seconds (default 3600).
+    #[serde(default = "default_pin_format_window")]
+    pub pin_format_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -82,6 +91,86 @@ pub struct TerminalConfig {
     pub terminal_id: String,
     /// A built-in firmware profile name or a path to a profile TOML file.
     pub profile: String,
+    /// Where the terminal may connect from: an IP address or a CIDR range, or a list of them
+    /// (`address = "10.1.2.3"`, `address = ["10.1.2.3", "10.9.0.0/16"]`). A connection from
+    /// anywhere else that names this terminal's LUNO is closed. Required unless `any_address`.
+    #[serde(default, skip_serializing_if = "TerminalAddresses::is_empty")]
+    pub address: TerminalAddresses,
+    /// Accept this terminal from any address (no `address`): an explicit opt-out, warned about at
+    /// every start. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_address: bool,
+}
+
+impl TerminalConfig {
+    /// A terminal allowed to connect from `address` only.
+    pub fn bound_to(
+        luno: impl Into<String>,
+        terminal_id: impl Into<String>,
+        profile: impl Into<String>,
+        address: std::net::IpAddr,
+    ) -> Self {
+        TerminalConfig {
+            luno: luno.into(),
+            terminal_id: terminal_id.into(),
+            profile: profile.into(),
+            address: TerminalAddresses(vec![AddressRange::from(address)]),
+            any_address: false,
+        }
+    }
+
+    /// Whether a connection from `peer` may speak for this terminal.
+    pub fn admits(&self, peer: std::net::IpAddr) -> bool {
+        self.any_address || self.address.0.iter().any(|r| r.contains(peer))
+    }
+}
+
+/// The `address` of a `[[terminals]]` entry: one address or range, or a list of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TerminalAddresses(pub Vec<AddressRange>);
+
+impl TerminalAddresses {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for TerminalAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for TerminalAddresses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let texts = match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("an IP address or CIDR range, or a list of them")
+        })? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        texts
+            .iter()
+            .map(|s| s.trim().parse().map_err(serde::de::Error::custom))
+            .collect::<Result<Vec<_>, _>>()
+            .map(TerminalAddresses)
+    }
+}
+
+impl Serialize for TerminalAddresses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => s.serialize_str(&one.to_string()),
+            many => s.collect_seq(many.iter().map(ToString::to_string)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -142,6 +231,12 @@ fn default_malformed() -> u32 {
 fn default_max_notes() -> u32 {
     40
 }
+fn default_pin_format_errors() -> u32 {
+    5
+}
+fn default_pin_format_window() -> u64 {
+    3_600
+}
 fn default_dir() -> PathBuf {
     PathBuf::from("./agent-data")
 }
@@ -183,6 +278,8 @@ impl NdcConfig {
             listen,
             max_malformed_in_a_row: default_malformed(),
             max_notes_per_dispense: default_max_notes(),
+            max_pin_format_errors: default_pin_format_errors(),
+            pin_format_window_secs: default_pin_format_window(),
         }
     }
 }
@@ -209,6 +306,18 @@ pub fn uplink_to(address: impl Into<String>) -> UplinkConfig {
         .expect("an [uplink] section needs nothing but its address")
 }
 
+/// Whether `host:port` names this machine: a loopback IP address or `localhost`.
+fn is_loopback(address: &str) -> bool {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _port)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The serializer of the `[uplink]` section, whose type lives with the uplink adapter: written
 /// field by field, with every field named, so a field added there fails to compile here instead
 /// of vanishing from written files.
@@ -222,6 +331,8 @@ mod ser {
         address: &'a str,
         server_name: &'a str,
         tls: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server_crl: Option<&'a std::path::Path>,
         echo_interval_ms: u64,
         connect_timeout_ms: u64,
         backoff_min_ms: u64,
@@ -234,6 +345,7 @@ mod ser {
             address,
             server_name,
             tls,
+            server_crl,
             echo_interval_ms,
             connect_timeout_ms,
             backoff_min_ms,
@@ -244,6 +356,7 @@ mod ser {
             address,
             server_name,
             tls: *tls,
+            server_crl: server_crl.as_deref(),
             echo_interval_ms: *echo_interval_ms,
             connect_timeout_ms: *connect_timeout_ms,
             backoff_min_ms: *backoff_min_ms,
@@ -279,6 +392,21 @@ impl Config {
         for t in &self.terminals {
             protocols::types::TerminalId::parse(&t.terminal_id)
                 .map_err(|e| format!("terminals.terminal_id: {e}"))?;
+            match (t.address.is_empty(), t.any_address) {
+                (true, false) => {
+                    return Err(format!(
+                        "terminals.address: terminal {} (luno {}) has no address: give the address(es) it connects from (an IP, a CIDR range or a list), or any_address = true to accept it from anywhere",
+                        t.terminal_id, t.luno
+                    ))
+                }
+                (false, true) => {
+                    return Err(format!(
+                        "terminals.any_address: terminal {} (luno {}) has an address and any_address = true: give one of them",
+                        t.terminal_id, t.luno
+                    ))
+                }
+                _ => {}
+            }
             firmware_profiles::Profile::resolve(&t.profile)
                 .map_err(|e| format!("terminals.profile: {e}"))?;
         }
@@ -296,8 +424,36 @@ impl Config {
                 _ => {}
             }
         }
+        self.validate_transport()?;
+        if self.ndc.max_pin_format_errors == 0 || self.ndc.pin_format_window_secs == 0 {
+            return Err(
+                "ndc.max_pin_format_errors, ndc.pin_format_window_secs: must be at least 1".into(),
+            );
+        }
         if self.timeouts.authorization_ms == 0 || self.timeouts.advice_ms == 0 {
             return Err("timeouts: values must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Plain TCP to the switch carries card data (and PIN blocks when keys are configured) in
+    /// clear: only to a loopback address (the lab), and never with `[keys]`. Also checked at
+    /// start, for a configuration built in code.
+    pub(crate) fn validate_transport(&self) -> Result<(), String> {
+        if self.uplink.tls {
+            return Ok(());
+        }
+        if !is_loopback(&self.uplink.address) {
+            return Err(format!(
+                "uplink.tls = false is allowed to a loopback address only (127.0.0.1, ::1, localhost), not {}: set uplink.tls = true and a [tls] section",
+                self.uplink.address
+            ));
+        }
+        if self.keys.is_some() {
+            return Err("uplink.tls = false with a [keys] section would send PIN blocks over an unauthenticated link: set uplink.tls = true".into());
+        }
+        if self.uplink.server_crl.is_some() {
+            return Err("uplink.server_crl applies to uplink.tls = true only".into());
         }
         Ok(())
     }
@@ -331,6 +487,7 @@ mod tests {
         luno = "001"
         terminal_id = "ATM00001"
         profile = "ncr-selfserv-basic"
+        address = "127.0.0.1"
         [uplink]
         address = "127.0.0.1:8583"
         tls = false
@@ -376,15 +533,43 @@ mod tests {
         uplink.tls = false;
         let built = Config::new(
             NdcConfig::new("127.0.0.1:0".parse().unwrap()),
-            vec![TerminalConfig {
-                luno: "001".into(),
-                terminal_id: "ATM00001".into(),
-                profile: "ncr-selfserv-basic".into(),
-            }],
+            vec![TerminalConfig::bound_to(
+                "001",
+                "ATM00001",
+                "ncr-selfserv-basic",
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            )],
             uplink,
         );
         let from_file = Config::parse(GOOD, "a.toml").unwrap();
         assert_eq!(built.to_toml().unwrap(), from_file.to_toml().unwrap());
+    }
+
+    #[test]
+    fn plain_uplink_is_refused_off_loopback_and_with_keys() {
+        for far in [
+            "10.0.0.5:8583",
+            "switch.example.net:8583",
+            "[2001:db8::1]:8583",
+        ] {
+            let e = Config::parse(&GOOD.replace("127.0.0.1:8583", far), "a.toml").unwrap_err();
+            assert!(e.reason().contains("uplink.tls = false"), "{far}: {e}");
+            assert!(e.reason().contains("loopback"), "{far}: {e}");
+        }
+        for near in ["localhost:8583", "[::1]:8583", "127.0.0.2:8583"] {
+            Config::parse(&GOOD.replace("127.0.0.1:8583", near), "a.toml").unwrap();
+        }
+        let e = Config::parse(&format!("{GOOD}\n[keys]\nkek_env = \"K\"\n"), "a.toml").unwrap_err();
+        assert!(
+            e.reason().contains("uplink.tls = false") && e.reason().contains("[keys]"),
+            "{e}"
+        );
+        let e = Config::parse(
+            &GOOD.replace("tls = false", "tls = false\nserver_crl = \"/c.pem\""),
+            "a.toml",
+        )
+        .unwrap_err();
+        assert!(e.reason().contains("uplink.server_crl"), "{e}");
     }
 
     #[test]
@@ -402,10 +587,53 @@ mod tests {
         let e =
             Config::parse(&format!("{GOOD}\n[keys]\ntpk_rotate_secs = 5\n"), "a.toml").unwrap_err();
         assert!(e.reason().contains("kek_file or kek_env"), "{e}");
-        let c = Config::parse(&format!("{GOOD}\n[keys]\nkek_env = \"K\"\n"), "a.toml").unwrap();
+        let with_keys = GOOD.replace(
+            "tls = false",
+            "tls = true\n[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\nserver_ca = \"ca.pem\"",
+        );
+        let c =
+            Config::parse(&format!("{with_keys}\n[keys]\nkek_env = \"K\"\n"), "a.toml").unwrap();
         assert_eq!(
             c.key_store_path(),
             Some(PathBuf::from("./agent-data/keys.json"))
+        );
+    }
+
+    #[test]
+    fn a_terminal_is_bound_to_its_addresses_or_explicitly_to_any() {
+        let c = Config::parse(GOOD, "a.toml").unwrap();
+        assert!(c.terminals[0].admits("127.0.0.1".parse().unwrap()));
+        assert!(!c.terminals[0].admits("127.0.0.2".parse().unwrap()));
+        let list = GOOD.replace(
+            "address = \"127.0.0.1\"",
+            "address = [\"10.1.2.3\", \"10.9.0.0/16\"]",
+        );
+        let c = Config::parse(&list, "a.toml").unwrap();
+        assert!(c.terminals[0].admits("10.9.200.1".parse().unwrap()));
+        assert!(!c.terminals[0].admits("10.1.2.4".parse().unwrap()));
+        let again = Config::parse(&c.to_toml().unwrap(), "serialized").unwrap();
+        assert_eq!(again.terminals[0].address, c.terminals[0].address);
+
+        let none = GOOD.replace("address = \"127.0.0.1\"", "");
+        let e = Config::parse(&none, "a.toml").unwrap_err();
+        assert!(e.reason().contains("terminals.address"), "{e}");
+        assert!(e.reason().contains("any_address = true"), "{e}");
+        let any = GOOD.replace("address = \"127.0.0.1\"", "any_address = true");
+        let c = Config::parse(&any, "a.toml").unwrap();
+        assert!(c.terminals[0].admits("192.0.2.7".parse().unwrap()));
+        let both = GOOD.replace(
+            "address = \"127.0.0.1\"",
+            "address = \"127.0.0.1\"\nany_address = true",
+        );
+        let e = Config::parse(&both, "a.toml").unwrap_err();
+        assert!(e.reason().contains("terminals.any_address"), "{e}");
+        let bad = GOOD.replace("address = \"127.0.0.1\"", "address = \"10.1.2.3/24\"");
+        let e = Config::parse(&bad, "a.toml").unwrap_err();
+        assert!(e.reason().contains("address"), "{}", e.report());
+        assert!(
+            e.reason().contains("past the prefix length"),
+            "{}",
+            e.report()
         );
     }
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::control;
 use crate::adapters::ndc_server::NdcServer;
-use crate::adapters::state_store::StateStore;
+use crate::adapters::state_store::{StateStore, VaultKey};
 use crate::adapters::uplink::{Connector, Uplink};
 use crate::app::pin_keys::PinKeys;
 use crate::app::registry::Registry;
@@ -35,11 +35,8 @@ pub enum StartError {
     Config(String),
     #[error("terminal profile")]
     Profile(#[source] crate::ports::Cause),
-    #[error("cannot create the storage directory {path}")]
-    StorageDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("storage directory")]
+    StorageDir(#[from] daemon::DataDirError),
     #[error("storage")]
     Storage(#[source] crate::ports::Cause),
     #[error("TLS")]
@@ -100,18 +97,38 @@ impl RunningAgent {
 }
 
 pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
+    config.validate_transport().map_err(StartError::Config)?;
     let dir = &config.storage.dir;
-    std::fs::create_dir_all(dir).map_err(|source| StartError::StorageDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    // Private whatever the umask: 0700, or refused when another user owns it or others may
+    // write into it (the queue, the state and the key store live here).
+    if let daemon::DirState::Tightened { mode_before } = daemon::secure_dir(dir)? {
+        tracing::warn!(target: "security", dir = %dir.display(), mode_before = format!("{mode_before:04o}"), "storage directory was open to other users: now 0700");
+    }
     let queue = Arc::new(
         SafQueue::open(dir.join("queue"), config.queue.clone())
             .map_err(|e| StartError::Storage(Box::new(e)))?,
     );
+    // The key store is opened before the state: the card vault seals card numbers under its
+    // data protection key (generated at the first start), those of earlier agents included.
+    let keys = match &config.keys {
+        Some(k) => Some(Arc::new(PinKeys::open(config, k)?)),
+        None => None,
+    };
+    let vault = match &keys {
+        Some(k) => Some(VaultKey::open_or_generate(k.shared_store())?),
+        None => None,
+    };
     let state = Arc::new(
-        StateStore::open(&dir.join("state")).map_err(|e| StartError::Storage(Box::new(e)))?,
+        StateStore::open_with_vault(&dir.join("state"), vault)
+            .map_err(|e| StartError::Storage(Box::new(e)))?,
     );
+    // sled made its files with the umask's mode: 0600 (the directory is 0700 anyway), and the
+    // key store too when it lives outside the storage directory.
+    daemon::tighten_files(dir)?;
+    if let Some(store) = config.key_store_path() {
+        daemon::secure_file(&store)?;
+    }
+    forget_kek_env(config);
 
     let mut terminals = HashMap::new();
     let registry = Arc::new(Registry::default());
@@ -140,12 +157,18 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
 
     let tls = match (&config.tls, config.uplink.tls) {
         (Some(files), true) => Some(
-            mtls::client_config(mtls::ClientTlsFiles {
-                cert: files.cert.clone(),
-                key: files.key.clone(),
-                server_ca: files.server_ca.clone(),
-            })
-            .map_err(|e| StartError::Tls(Box::new(e)))?,
+            mtls::Crls::load_optional(config.uplink.server_crl.as_deref())
+                .and_then(|crls| {
+                    mtls::client_config_with_crls(
+                        mtls::ClientTlsFiles {
+                            cert: files.cert.clone(),
+                            key: files.key.clone(),
+                            server_ca: files.server_ca.clone(),
+                        },
+                        crls,
+                    )
+                })
+                .map_err(|e| StartError::Tls(Box::new(e)))?,
         ),
         (None, true) => {
             return Err(StartError::Config(
@@ -165,10 +188,6 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         connect_timeout: Duration::from_millis(config.uplink.connect_timeout_ms),
     };
     let (uplink, mut late) = Uplink::start(&config.uplink, connector, shutdown_rx.clone());
-    let keys = match &config.keys {
-        Some(k) => Some(Arc::new(PinKeys::open(config, k)?)),
-        None => None,
-    };
 
     let svc = Arc::new(Services {
         uplink,
@@ -191,6 +210,16 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         if let Ok(id) = protocols::types::TerminalId::parse(&t.terminal_id) {
             svc.count_in_doubt(&id);
         }
+    }
+    // A terminal held out of service stays so across restarts, until an operator releases it.
+    for (terminal, reason) in svc
+        .state
+        .holds()
+        .map_err(|e| StartError::Storage(Box::new(e)))?
+    {
+        tracing::warn!(target: "security", %terminal, reason, "terminal held out of service since before the restart: `atmctl terminal ID in-service` after a check");
+        svc.registry
+            .update(&terminal, |v| v.out_of_service_reason = Some(reason));
     }
 
     let listener = TcpListener::bind(config.ndc.listen)
@@ -254,4 +283,13 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         shutdown,
         tasks,
     })
+}
+
+/// A KEK read from an environment variable is removed from the environment once the key store
+/// is open, so no child process inherits it. Start-up runs this before any task that could read
+/// the environment concurrently.
+fn forget_kek_env(config: &Config) {
+    if let Some(var) = config.keys.as_ref().and_then(|k| k.kek_env.as_deref()) {
+        std::env::remove_var(var);
+    }
 }

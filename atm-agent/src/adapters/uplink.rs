@@ -43,9 +43,15 @@ pub struct UplinkConfig {
     /// The name the switch's certificate must carry (default `localhost`).
     #[serde(default = "default_server_name")]
     pub server_name: String,
-    /// `false` only in the lab, against a switch in plain mode.
+    /// `false` only in the lab, against a switch in plain mode: refused unless `address` is a
+    /// loopback address and there is no `[keys]` section (no PIN block may cross in clear).
     #[serde(default = "default_true")]
     pub tls: bool,
+    /// Certificate revocation list(s) of the switch's CA, PEM (optional; `tls = true` only). A
+    /// switch certificate listed is refused at the handshake, and so is one whose CA has no CRL
+    /// in the file. Read at start: a new CRL takes a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_crl: Option<std::path::PathBuf>,
     #[serde(default = "default_echo_ms")]
     pub echo_interval_ms: u64,
     #[serde(default = "default_connect_ms")]
