@@ -14,7 +14,8 @@
 //! a request) and rejects every reply in MAC mode.
 //!
 //! [`RequestTamper`] lets a test play a man in the middle: the request is changed after it was
-//! MACed, as an attacker on the line would change it.
+//! MACed, as an attacker on the line would change it; `AtmSim::tamper_next_status_mac` does the
+//! same to the next solicited status.
 
 use protocols::ndc::{
     mac_field, parse_mac_field, TerminalMessage, TransactionReply, TransactionRequest,
@@ -111,6 +112,10 @@ impl Terminal {
             .ok()
             .and_then(|input| self.epp.mac(&input).ok().flatten());
         s.mac = mac.map(|m| mac_field(&m));
+        if let Some(forged) = self.tamper_status_mac.take() {
+            tracing::warn!("status MAC replaced after it was made");
+            s.mac = Some(forged);
+        }
     }
 
     /// Checks a transaction reply's MAC and echoed TVN (MAC mode); the reject reason if bad.

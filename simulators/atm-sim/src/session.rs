@@ -788,6 +788,13 @@ impl AtmSim {
         self.tamper = Some(change);
     }
 
+    /// Sends the next solicited status (in MAC mode) with `mac` instead of its own MAC, as an
+    /// attacker on the line would forge a report (tests of the host's MAC check).
+    pub async fn tamper_next_status_mac(&self, mac: &str) {
+        let mac = mac.to_owned();
+        self.shared.with(|t| t.tamper_status_mac = Some(mac)).await;
+    }
+
     /// The check value of the MAC key the host loaded, never the key (a snapshot; cheap).
     pub fn mac_key_kcv(&self) -> Option<Kcv> {
         self.status.borrow().mac_key_kcv

@@ -119,6 +119,8 @@ pub struct Terminal {
     pub(crate) replies_rejected_for_mac: u32,
     /// The last transaction request sent, as sent (what a recording on the line would hold).
     pub(crate) last_request: Option<protocols::ndc::TransactionRequest>,
+    /// The next solicited status goes out with this MAC instead of its own (a test's attacker).
+    pub(crate) tamper_status_mac: Option<String>,
     mcn: u8,
     dispensed_minor: u64,
     deposited_minor: u64,
@@ -157,6 +159,7 @@ impl Terminal {
             awaiting_tvn: None,
             replies_rejected_for_mac: 0,
             last_request: None,
+            tamper_status_mac: None,
             mcn: MCN_LAST,
             dispensed_minor: 0,
             deposited_minor: 0,
