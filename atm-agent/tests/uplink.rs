@@ -11,6 +11,12 @@ use tokio::sync::watch;
 #[tokio::test]
 async fn signed_on_is_reported_even_when_nobody_watches_the_link() {
     let dir = tempfile::tempdir().unwrap();
+    // Every switch holds its card reference key.
+    let (kek, store) = testkit::custodian_keys::prepare_card_ref_store(
+        dir.path(),
+        &testkit::custodian_keys::CustodianKey::test_card_reference(),
+    )
+    .unwrap();
     let cfg = host_switch::config::Config::parse(
         &format!(
             r#"
@@ -26,8 +32,13 @@ async fn signed_on_is_reported_even_when_nobody_watches_the_link() {
             route = "wallet"
             [pin]
             exempt = ["476173"]
+            [keys]
+            store = "{}"
+            kek_file = "{}"
             "#,
-            dir.path().join("journal").display()
+            dir.path().join("journal").display(),
+            store.display(),
+            kek.display()
         ),
         "test switch",
     )
