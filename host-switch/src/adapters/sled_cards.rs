@@ -12,7 +12,7 @@
 //! Records written before sealing, with `data` in clear, are still read; provisioning (at every
 //! start) rewrites them sealed, and any record sealed under an older key version under the
 //! current one. Sled does not erase the old bytes in place: they go when sled reclaims the
-//! segment, which is why OPERATIONS.md says to move an old database's records to a fresh one.
+//! segment, so OPERATIONS.md has a database that once held clear data treated as card data.
 
 use std::collections::BTreeMap;
 
