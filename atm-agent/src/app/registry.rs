@@ -36,6 +36,11 @@ pub struct TerminalView {
     /// Terminal PIN key state (`pin key loaded`, `awaiting master key` …); None without `[keys]`.
     pub pin_key: Option<String>,
     pub pin_key_version: Option<u32>,
+    /// NDC messages whose MAC was missing, wrong or replayed (MAC mode; `security` log lines).
+    pub mac_failures: u64,
+    /// Why the agent holds the terminal out of service until an operator puts it back
+    /// (`atmctl terminal ID in-service`), e.g. too many PIN blocks that did not decode.
+    pub out_of_service_reason: Option<String>,
 }
 
 struct Entry {
@@ -64,6 +69,8 @@ impl Registry {
             last_status: None,
             pin_key: None,
             pin_key_version: None,
+            mac_failures: 0,
+            out_of_service_reason: None,
         };
         if let Ok(mut t) = self.terminals.lock() {
             t.insert(

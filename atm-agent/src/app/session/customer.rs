@@ -4,7 +4,8 @@
 //!
 //! The session is the flows' [`Conversation`]: it turns their [`CustomerReply`] into the
 //! profile's screens, receipts and next states, and the terminal's status into a
-//! [`TerminalReport`] valued with the profile's denominations.
+//! [`TerminalReport`] valued with the profile's denominations. In the profile's MAC mode the
+//! request's MAC is checked first, the reply MACed, and the status after it checked (`mac.rs`).
 
 use std::time::Duration;
 
@@ -42,8 +43,14 @@ where
     Q: AdviceQueue,
 {
     pub(super) async fn customer(&mut self, req: TransactionRequest) -> Result<(), SessionEnd> {
-        self.svc.registry.update(self.tid(), |v| v.customers += 1);
         self.answering = Some((req.tvn.clone().unwrap_or_default(), req.mcn));
+        // In MAC mode nothing in a request is believed before its MAC (not even its last
+        // transaction status, which settles money): a refused one gets the decline, card
+        // returned, and goes nowhere else (`mac.rs` logs and counts it).
+        if self.check_request_mac(&req).is_err() {
+            return self.reply(CustomerReply::Decline(Decline::Declined)).await;
+        }
+        self.svc.registry.update(self.tid(), |v| v.customers += 1);
         // After a power failure the terminal's word on its last transaction (status `0` when it
         // could not send one) settles a dispense still in doubt with that TSN.
         if let Some(last) = &req.last_transaction_status {
@@ -182,7 +189,13 @@ where
         let wait = Duration::from_millis(self.profile.timers.status_after_reply_ms);
         let info = loop {
             match self.next_message(Some(wait)).await? {
-                TerminalMessage::SolicitedStatus(s) => break s.info,
+                TerminalMessage::SolicitedStatus(s) => {
+                    // An unauthenticated report settles nothing: the dispense stays in doubt.
+                    if self.check_status_mac(&s).is_err() {
+                        return Ok(Some(TerminalReport::Unclear));
+                    }
+                    break s.info;
+                }
                 TerminalMessage::UnsolicitedStatus(u)
                     if !matches!(u.device.state, DeviceState::PowerUp { .. }) =>
                 {
@@ -230,7 +243,7 @@ where
             &self.profile.next_states.declined
         };
         let (sequence, mcn) = self.answering.clone().unwrap_or_default();
-        let msg = TransactionReply {
+        let mut msg = TransactionReply {
             response_flag: None,
             luno: self.terminal.luno.clone(),
             sequence,
@@ -249,6 +262,7 @@ where
             buffers: Vec::new(),
             mac: None,
         };
+        self.sign_reply(&mut msg);
         self.send(HostMessage::TransactionReply(msg)).await
     }
 }

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
 mod customer;
+mod mac;
 mod pin_key_load;
 
 pub use super::conversation::SessionEnd;
@@ -63,6 +64,8 @@ pub struct Session<IO, L, S, Q> {
     answering: Option<(String, char)>,
     /// Turns true when the agent stops: the session ends once no customer is in flight.
     stopping: Option<watch::Receiver<bool>>,
+    /// NDC MAC mode: the MAC key confirmed on this connection, TVNs seen (`mac.rs`).
+    mac: mac::MacState,
 }
 
 impl<IO, L, S, Q> Session<IO, L, S, Q>
@@ -108,6 +111,7 @@ where
             deferred: VecDeque::new(),
             answering: None,
             stopping: None,
+            mac: mac::MacState::default(),
         }
     }
 
@@ -195,7 +199,18 @@ where
     async fn handle(&mut self, msg: TerminalMessage) -> Result<(), SessionEnd> {
         match msg {
             TerminalMessage::UnsolicitedStatus(u) => self.unsolicited(u).await,
-            TerminalMessage::TransactionRequest(req) => self.customer(req).await,
+            TerminalMessage::TransactionRequest(req) => {
+                if let Some(reason) = self.held_out_of_service() {
+                    // A terminal out of service sends no requests; one that does is not obeying
+                    // the agent, and its PIN blocks are not translated any more.
+                    tracing::warn!(target: "security", terminal = self.tid(), reason, "transaction request from a terminal held out of service: closing");
+                    return Err(SessionEnd::Refused(
+                        "transaction request while held out of service",
+                    ));
+                }
+                self.customer(req).await?;
+                self.guard_pin_format().await
+            }
             TerminalMessage::SolicitedStatus(s) => {
                 tracing::info!(terminal = self.tid(), status = ?s.info, "solicited status outside an exchange: ignored");
                 Ok(())
@@ -409,7 +424,49 @@ where
         Ok(())
     }
 
+    /// Why the agent holds this terminal out of service, if it does.
+    fn held_out_of_service(&self) -> Option<String> {
+        self.svc
+            .registry
+            .view(self.tid())
+            .and_then(|v| v.out_of_service_reason)
+    }
+
+    /// Takes the terminal out of service, and holds it there until an operator puts it back,
+    /// once too many of its PIN blocks did not decode under its PIN key: the ISO 9564 format 0
+    /// PAN-substitution attack (one PIN block sent with many PANs, reading which decode) needs
+    /// many of them, a customer's mistyped PIN none.
+    async fn guard_pin_format(&mut self) -> Result<(), SessionEnd> {
+        let Some(keys) = &self.svc.keys else {
+            return Ok(());
+        };
+        let errors = keys.pin_format_errors(self.tid());
+        let (max, window) = keys.pin_format_limit();
+        if errors < max as usize || self.held_out_of_service().is_some() {
+            return Ok(());
+        }
+        let reason = format!(
+            "{errors} PIN blocks that did not decode within {} s",
+            window.as_secs()
+        );
+        tracing::error!(target: "security", terminal = self.tid(), errors, window_secs = window.as_secs(), "PIN blocks that do not decode (a PAN-substitution attack, or a PIN pad with another key): terminal held out of service until an operator runs `atmctl terminal {} in-service`", self.tid());
+        self.svc
+            .state
+            .put_hold(&self.terminal_id, Some(&reason))
+            .await?;
+        self.svc
+            .registry
+            .update(self.tid(), |v| v.out_of_service_reason = Some(reason));
+        self.go_out_of_service().await
+    }
+
+    /// Puts the terminal in service, unless the agent holds it out of service (then it stays
+    /// out, whatever asked: a start-up, a supervisor exit, a PIN key load).
     async fn go_in_service(&mut self) -> Result<(), SessionEnd> {
+        if let Some(reason) = self.held_out_of_service() {
+            tracing::warn!(target: "security", terminal = self.tid(), reason, "terminal held out of service: not put in service");
+            return self.go_out_of_service().await;
+        }
         let cmd = NdcCommand::new(self.terminal.luno.clone(), Command::GoInService);
         let ack = self.exchange(HostMessage::TerminalCommand(cmd)).await?;
         if !Self::ready(&ack) {
@@ -427,6 +484,10 @@ where
             Command::SendSupplyCounters { modifier: None },
         );
         let answer = self.exchange(HostMessage::TerminalCommand(cmd)).await?;
+        // The counters settle a dispense in doubt: in MAC mode only authenticated ones count.
+        if self.check_status_mac(&answer).is_err() {
+            return Ok(());
+        }
         let SolicitedStatusInfo::TerminalState(NdcTerminalState::SupplyCounters(c)) = answer.info
         else {
             tracing::warn!(terminal = self.tid(), status = ?answer.info, "supply counters not given");
@@ -446,7 +507,20 @@ where
     async fn technician(&mut self, cmd: TerminalCommand) -> Result<(), SessionEnd> {
         tracing::info!(terminal = self.tid(), command = ?cmd, "technician command");
         match cmd {
-            TerminalCommand::GoInService => self.go_in_service().await,
+            TerminalCommand::GoInService => {
+                // The operator's word releases a hold (and forgets the count that caused it).
+                if let Some(reason) = self.held_out_of_service() {
+                    tracing::warn!(target: "security", terminal = self.tid(), reason, "hold released by an operator");
+                    self.svc.state.put_hold(&self.terminal_id, None).await?;
+                    self.svc
+                        .registry
+                        .update(self.tid(), |v| v.out_of_service_reason = None);
+                    if let Some(keys) = &self.svc.keys {
+                        keys.forget_pin_format_errors(self.tid());
+                    }
+                }
+                self.go_in_service().await
+            }
             TerminalCommand::GoOutOfService => self.go_out_of_service().await,
             TerminalCommand::SendSupplyCounters => self.supply_counters().await,
             TerminalCommand::LoadPinKey => self.rotate_pin_key(true).await,

@@ -8,6 +8,10 @@
 //! then is the new version recorded as the terminal's (durably), and PINs translated from it.
 //! A refused or mismatching load destroys the new version; the terminal stays out of service.
 //!
+//! In NDC MAC mode (the profile's `[mac]`) the terminal MAC key follows the PIN key, with the
+//! key change `45` and the same confirmation (`load_mac_key`); it is loaded at every start-up
+//! (a connection's MACs are under a key the terminal confirmed on it) and with every PIN key.
+//!
 //! When: at start-up when the terminal has no confirmed key, or its key is older than
 //! `keys.tpk_rotate_secs`; on `atmctl keys rotate ID`; after `atmctl keys load-master ID`; and by
 //! schedule while idle (the terminal goes out of service for the load, then back in service).
@@ -70,12 +74,34 @@ where
     /// Loads a new PIN key if one is due (or `force`), with the terminal out of service.
     pub(super) async fn ensure_pin_key(&mut self, force: bool) -> Result<PinKeyStatus, SessionEnd> {
         if self.svc.keys.is_none() {
+            if self.profile.mac.enabled() {
+                tracing::error!(target: "security", terminal = self.tid(), profile = %self.profile.name, "the profile is in MAC mode but the agent has no [keys]: every transaction request is refused");
+            }
             return Ok(PinKeyStatus::Disabled);
         }
         if !force && !self.pin_key_due() {
+            return self.ensure_mac_key().await;
+        }
+        self.load_keys().await
+    }
+
+    /// The PIN key, then (MAC mode) the MAC key.
+    async fn load_keys(&mut self) -> Result<PinKeyStatus, SessionEnd> {
+        match self.load_pin_key().await? {
+            PinKeyStatus::Ready => {
+                self.mac.key = None;
+                self.ensure_mac_key().await
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// In MAC mode, loads a MAC key unless the terminal confirmed one on this connection.
+    async fn ensure_mac_key(&mut self) -> Result<PinKeyStatus, SessionEnd> {
+        if !self.profile.mac.enabled() || self.mac.key.is_some() {
             return Ok(PinKeyStatus::Ready);
         }
-        self.load_pin_key().await
+        self.load_mac_key().await
     }
 
     async fn load_pin_key(&mut self) -> Result<PinKeyStatus, SessionEnd> {
@@ -115,28 +141,7 @@ where
             },
             mac: None,
         });
-        let verdict = match self.exchange_key(load).await? {
-            KeyAnswer::Kvv(kvv) if self.profile.dialect.key_kvv_reply => {
-                match kvv.trim().to_ascii_uppercase().parse::<Kcv>() {
-                    Ok(k) if k.ct_eq(&info.kcv) => Ok(()),
-                    Ok(k) => Err(format!(
-                        "terminal reports check value {k}, the key's is {}",
-                        info.kcv
-                    )),
-                    Err(_) => Err("terminal reports an unreadable check value".to_owned()),
-                }
-            }
-            KeyAnswer::Kvv(_) => Ok(()),
-            KeyAnswer::Status(SolicitedStatusInfo::Ready)
-                if !self.profile.dialect.key_kvv_reply =>
-            {
-                Ok(())
-            }
-            KeyAnswer::Status(SolicitedStatusInfo::Ready) => {
-                Err("terminal answered ready without the check value its dialect reports".into())
-            }
-            KeyAnswer::Status(other) => Err(format!("terminal refused the key: {other:?}")),
-        };
+        let verdict = self.confirm_key_load(load, &info.kcv).await?;
         if let Err(why) = verdict {
             tracing::error!(terminal = %tid, key = %info.key_ref(), reason = %why, "terminal PIN key load failed: the terminal stays out of service");
             keys.discard(&info.key_ref());
@@ -181,12 +186,101 @@ where
         if was_in_service {
             self.go_out_of_service().await?;
         }
-        match self.load_pin_key().await? {
+        match self.load_keys().await? {
             PinKeyStatus::Ready | PinKeyStatus::Disabled if was_in_service || waited_for_key => {
                 self.go_in_service().await
             }
             _ => Ok(()),
         }
+    }
+
+    /// Sends a key change and checks the terminal's answer: the key verification value its
+    /// dialect reports (equal to `kcv`), or a plain ready. `Err` says why the load failed.
+    async fn confirm_key_load(
+        &mut self,
+        load: HostMessage,
+        kcv: &Kcv,
+    ) -> Result<Result<(), String>, SessionEnd> {
+        Ok(match self.exchange_key(load).await? {
+            KeyAnswer::Kvv(kvv) if self.profile.dialect.key_kvv_reply => {
+                match kvv.trim().to_ascii_uppercase().parse::<Kcv>() {
+                    Ok(k) if k.ct_eq(kcv) => Ok(()),
+                    Ok(k) => Err(format!(
+                        "terminal reports check value {k}, the key's is {kcv}"
+                    )),
+                    Err(_) => Err("terminal reports an unreadable check value".to_owned()),
+                }
+            }
+            KeyAnswer::Kvv(_) => Ok(()),
+            KeyAnswer::Status(SolicitedStatusInfo::Ready)
+                if !self.profile.dialect.key_kvv_reply =>
+            {
+                Ok(())
+            }
+            KeyAnswer::Status(SolicitedStatusInfo::Ready) => {
+                Err("terminal answered ready without the check value its dialect reports".into())
+            }
+            KeyAnswer::Status(other) => Err(format!("terminal refused the key: {other:?}")),
+        })
+    }
+
+    /// Loads a new terminal MAC key (`tak/<terminal>`) with the key change `45`, under the
+    /// terminal master key, and keeps it for this connection once the terminal confirmed it.
+    /// The version it replaces is destroyed; a refused one too (the terminal stays out of
+    /// service: in MAC mode it cannot serve a customer without it).
+    async fn load_mac_key(&mut self) -> Result<PinKeyStatus, SessionEnd> {
+        let Some(keys) = self.svc.keys.clone() else {
+            return Ok(PinKeyStatus::Disabled);
+        };
+        let tid = self.tid().to_owned();
+        let previous = keys.terminal_mac_key(&tid).ok().flatten();
+        let (info, cryptogram) = match keys.new_terminal_mac_key(&tid) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                tracing::error!(terminal = %tid, "no terminal master key: no MAC key can be loaded, the terminal stays out of service");
+                self.set_key_status("awaiting master key");
+                return Ok(PinKeyStatus::NoMasterKey);
+            }
+            Err(e) => {
+                tracing::error!(terminal = %tid, error = %e, "cannot make a terminal MAC key");
+                self.set_key_status("mac key store error");
+                return Ok(PinKeyStatus::Refused);
+            }
+        };
+        let field = match KeyLoad::new(cryptogram.0.clone()) {
+            Ok(k) => k.encode_field(),
+            Err(e) => {
+                tracing::error!(terminal = %tid, error = %e, "cannot encode the MAC key load");
+                keys.discard(&info.key_ref());
+                return Ok(PinKeyStatus::Refused);
+            }
+        };
+        let load = HostMessage::DataCommand(DataCommand {
+            response_flag: None,
+            luno: self.terminal.luno.clone(),
+            sequence: String::new(),
+            data: DataCommandData::KeyChange {
+                subclass: '4',
+                modifier: "5".into(),
+                data: KeyField::new(field),
+            },
+            mac: None,
+        });
+        if let Err(why) = self.confirm_key_load(load, &info.kcv).await? {
+            tracing::error!(target: "security", terminal = %tid, key = %info.key_ref(), reason = %why, "terminal MAC key load failed: the terminal stays out of service");
+            keys.discard(&info.key_ref());
+            self.set_key_status("mac key refused");
+            return Ok(PinKeyStatus::Refused);
+        }
+        self.mac.key = Some(info.version);
+        if let Some(old) = previous.filter(|p| p.version != info.version) {
+            keys.discard(&old.key_ref());
+        }
+        tracing::info!(terminal = %tid, version = info.version, kcv = %info.kcv, "terminal MAC key loaded and confirmed");
+        // Reached only with a confirmed PIN key: both keys are in place (this also clears a
+        // `mac key refused` left by an earlier connection).
+        self.set_key_status("pin key loaded");
+        Ok(PinKeyStatus::Ready)
     }
 
     fn set_key_status(&self, status: &str) {
