@@ -8,7 +8,7 @@
 //! input. On a terminal, typing is not echoed and a prompt goes to stderr. A component never
 //! appears in an error or on the screen.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 
 use zeroize::Zeroizing;
 
@@ -16,6 +16,8 @@ use crate::{crypto, Component, Kcv, KeyStoreError};
 
 /// Most components one key may be entered in.
 pub const MAX_COMPONENTS: usize = 9;
+/// The longest line a custodian may type: 64 hex digits, a space, 6 hex digits and some slack.
+const LINE_MAX: usize = 255;
 
 /// Reads components until an empty line or the end of input. `prompt`, when given (a terminal),
 /// is asked before each line and told what was accepted.
@@ -34,10 +36,18 @@ pub fn read_components(
             );
             let _ = p.flush();
         }
-        let mut line = Zeroizing::new(String::new());
-        let read = input
+        // Sized once and read through `take`, so the buffer never grows: a reallocation would
+        // leave a copy of the component behind in freed memory that nothing wipes.
+        let mut line = Zeroizing::new(String::with_capacity(LINE_MAX + 1));
+        let read = (&mut input)
+            .take(LINE_MAX as u64)
             .read_line(&mut line)
             .map_err(|e| format!("cannot read component {n}: {e}"))?;
+        if read == LINE_MAX && !line.ends_with('\n') {
+            return Err(format!(
+                "component {n}: the line is longer than {LINE_MAX} characters"
+            ));
+        }
         if let Some(p) = prompt.as_deref_mut() {
             let _ = writeln!(p);
         }
@@ -118,6 +128,9 @@ impl EchoOff {
     pub fn new() -> Result<Self, String> {
         let ok = std::process::Command::new("stty")
             .arg("-echo")
+            // stty needs nothing from the environment: a KEK given there must not reach it.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(std::process::Stdio::inherit())
             .status()
             .map(|s| s.success())
@@ -137,6 +150,9 @@ impl Drop for EchoOff {
     fn drop(&mut self) {
         let _ = std::process::Command::new("stty")
             .arg("echo")
+            // stty needs nothing from the environment: a KEK given there must not reach it.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(std::process::Stdio::inherit())
             .status();
     }
@@ -156,6 +172,14 @@ mod tests {
         let (c, k) = read_components(input.as_bytes(), None).unwrap();
         assert_eq!(c.len(), 2);
         assert_eq!(k[0].to_string(), "08D7B4");
+    }
+
+    #[test]
+    fn an_overlong_line_is_refused_without_quoting_it() {
+        let line = format!("{}\n", "AB".repeat(200));
+        let err = read_components(line.as_bytes(), None).err().unwrap();
+        assert!(err.contains("longer than 255"), "{err}");
+        assert!(!err.contains("ABAB"), "{err}");
     }
 
     #[test]

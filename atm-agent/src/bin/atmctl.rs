@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use atm_agent::cli::{self, CliError};
 use atm_agent::control_api::{Action, Request, SettleOutcome};
 use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(name = "atmctl", version, about = "Technician CLI for the ATM agent")]
@@ -209,19 +210,30 @@ enum NdcCommand {
     },
 }
 
-fn read_stdin() -> Result<String, CliError> {
-    let mut s = String::new();
-    std::io::stdin()
+/// The most `atmctl` reads from stdin: a message to decode or encode, never more.
+const STDIN_MAX: usize = 64 * 1024;
+
+/// Stdin (a message with card data) in a buffer sized once and wiped when dropped: it never
+/// grows, so no copy is left behind in freed memory.
+fn read_stdin() -> Result<Zeroizing<String>, CliError> {
+    let mut s = Zeroizing::new(String::with_capacity(STDIN_MAX + 1));
+    let read = std::io::stdin()
+        .take(STDIN_MAX as u64 + 1)
         .read_to_string(&mut s)
         .map_err(|e| CliError::new(format!("cannot read stdin: {e}")))?;
+    if read > STDIN_MAX {
+        return Err(CliError::new(format!(
+            "stdin holds more than {STDIN_MAX} bytes: one message at a time"
+        )));
+    }
     Ok(s)
 }
 
-fn arg_or_stdin(arg: String) -> Result<String, CliError> {
+fn arg_or_stdin(arg: String) -> Result<Zeroizing<String>, CliError> {
     if arg == "-" {
         read_stdin()
     } else {
-        Ok(arg)
+        Ok(Zeroizing::new(arg))
     }
 }
 
