@@ -407,8 +407,16 @@ impl Config {
                 }
                 _ => {}
             }
-            firmware_profiles::Profile::resolve(&t.profile)
+            let profile = firmware_profiles::Profile::resolve(&t.profile)
                 .map_err(|e| format!("terminals.profile: {e}"))?;
+            // MAC mode needs the terminal's MAC key, made and loaded through the key store: without
+            // one every request of this terminal would be refused, so say it now.
+            if profile.mac.enabled() && self.keys.is_none() {
+                return Err(format!(
+                    "terminals.profile: terminal {} uses profile {} with NDC MAC mode, which needs a [keys] section (the terminal's MAC key is loaded under its master key)",
+                    t.terminal_id, t.profile
+                ));
+            }
         }
         if self.uplink.tls && self.tls.is_none() {
             return Err(
@@ -582,6 +590,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.reason().contains("terminals.profile"), "{e}");
+        let e = Config::parse(
+            &GOOD.replace("ncr-selfserv-basic", "ncr-advance-ndc-mac"),
+            "a.toml",
+        )
+        .unwrap_err();
+        assert!(e.reason().contains("NDC MAC mode"), "{e}");
         let e = Config::parse(&GOOD.replace("[ndc]", "[ndc]\nport = 1"), "a.toml").unwrap_err();
         assert!(e.reason().contains("port"), "{e}");
         let e =
