@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atm_agent::control_api::Action;
@@ -20,28 +17,7 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use host_switch::ports::Journal;
 use protocols::framing::FrameCodec;
-
-/// Every byte of every regular file under `dir` (sled's segments and snapshots, the queue, the
-/// key store), read raw.
-fn raw_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            out.extend(raw_bytes(&entry.path()));
-        } else if kind.is_file() {
-            out.extend(std::fs::read(entry.path()).unwrap());
-        }
-    }
-    out
-}
-
-fn holds(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
+use testkit::evidence::{bytes_under, holds, CapturedLogs};
 
 #[tokio::test]
 async fn an_offline_deposits_card_number_is_sealed_on_disk_and_advised_after_a_restart() {
@@ -66,7 +42,7 @@ async fn an_offline_deposits_card_number_is_sealed_on_disk_and_advised_after_a_r
     })
     .await;
 
-    let raw = raw_bytes(&lab.agent_dir());
+    let raw = bytes_under(&lab.agent_dir());
     assert!(!raw.is_empty());
     assert!(
         !holds(&raw, BOB),
@@ -84,39 +60,16 @@ async fn an_offline_deposits_card_number_is_sealed_on_disk_and_advised_after_a_r
     lab.assert_books().await;
 }
 
-/// A tracing subscriber's output, for the lines a test expects on the `security` target.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Routes this thread's warn-and-above events here until the guard drops (a `tokio::test`
-    /// runs the agent's tasks on this thread).
-    fn start(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
+/// Routes this thread's warn-and-above events to `logs` until the guard drops (a `tokio::test`
+/// runs the agent's tasks on this thread).
+fn capture_warnings(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_default(subscriber)
 }
 
 /// Connects to the agent from `from` and powers up as `luno` (configuration id `0022`, the
@@ -150,8 +103,8 @@ async fn a_luno_claimed_from_an_address_it_is_not_bound_to_is_refused() {
     ];
     let lab = Lab::start_with(&terminals).await;
     let agent = lab.agent().ndc_addr;
-    let log = Captured::default();
-    let guard = log.start();
+    let log = CapturedLogs::default();
+    let guard = capture_warnings(&log);
 
     assert!(
         !claim(agent, Ipv4Addr::LOCALHOST, "002").await,
@@ -164,7 +117,7 @@ async fn a_luno_claimed_from_an_address_it_is_not_bound_to_is_refused() {
     let view = lab.agent().services.registry.view("ATM00002").unwrap();
     assert_eq!(view.state, TerminalState::Disconnected, "{view:?}");
     let refused: Vec<String> = log
-        .lines()
+        .lines_with("")
         .into_iter()
         .filter(|l| l.contains("security") && l.contains("not bound to"))
         .collect();

@@ -17,26 +17,7 @@ use host_switch::runtime;
 use keystore::{KeyName, KeyStore, KeyUsage};
 use protocols::types::Pan;
 use testkit::custodian_keys::CustodianKey;
-
-/// Every byte of every file under `dir` (sled's files read raw).
-fn raw_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(raw_bytes(&path));
-        } else {
-            out.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    out
-}
-
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
-}
+use testkit::evidence::{bytes_under, holds};
 
 /// A key store in `dir/name` (with its own KEK file) holding no card reference key.
 fn empty_store(dir: &Path, name: &str) -> KeysConfig {
@@ -92,11 +73,11 @@ async fn the_journal_knows_a_card_by_its_keyed_reference_only() {
     lab.assert_books().await;
     let mut lab = lab;
     lab.stop_switch().await;
-    let raw = raw_bytes(&lab.journal_path());
-    assert!(contains(&raw, &account(ALICE)));
+    let raw = bytes_under(&lab.journal_path());
+    assert!(holds(&raw, account(ALICE)));
     let (masked, legacy) = (pan.masked(), CardRef::legacy_for_card(&pan));
     for clear in [ALICE, masked.as_str(), "pan_masked", legacy.as_str()] {
-        assert!(!contains(&raw, clear), "{clear} is in the journal");
+        assert!(!holds(&raw, clear), "{clear} is in the journal");
     }
 }
 
@@ -157,13 +138,10 @@ async fn pin_data_is_sealed_in_the_database_and_opens_after_a_restart() {
     .await;
     lab.stop_switch().await;
 
-    let raw = raw_bytes(&lab.journal_path());
-    assert!(contains(&raw, &account(ALICE)), "the PIN record is there");
+    let raw = bytes_under(&lab.journal_path());
+    assert!(holds(&raw, account(ALICE)), "the PIN record is there");
     for clear in [format!("\"pvv\":\"{}\"", files.pvv), "visa_pvv".to_owned()] {
-        assert!(
-            !contains(&raw, &clear),
-            "{clear} is in the database in clear"
-        );
+        assert!(!holds(&raw, &clear), "{clear} is in the database in clear");
     }
     // The data protection key was made at the first start, in the switch's store.
     let store = runtime::open_key_store(&files.keys).unwrap();

@@ -919,35 +919,9 @@ async fn a_card_past_its_wrong_pin_limit_is_refused_75_even_after_right_pins() {
     lab.assert_books().await;
 }
 
-/// Captures what the switch logs in this test (a current-thread runtime: the switch's tasks run
-/// on the test's thread, so a thread-local subscriber sees them and no other test's).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn security_lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(" security:"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn wrong_pins_and_refusals_are_security_events_with_the_terminal_and_no_card_data() {
-    let logs = Captured::default();
+    let logs = testkit::evidence::CapturedLogs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -965,7 +939,7 @@ async fn wrong_pins_and_refusals_are_security_events_with_the_terminal_and_no_ca
         c.request(&with_pin(balance_inquiry(stan, ALICE), &wrong, v))
             .await;
     }
-    let lines = logs.security_lines();
+    let lines = logs.lines_with(" security:");
     let find = |what: &str| {
         lines
             .iter()
@@ -978,7 +952,7 @@ async fn wrong_pins_and_refusals_are_security_events_with_the_terminal_and_no_ca
         assert!(line.contains(&format!("terminal={TERMINAL}")), "{line}");
     }
     let pan = Pan::parse(ALICE).unwrap();
-    let everything = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let everything = logs.text();
     for secret in [ALICE.to_owned(), pan.masked().to_string(), wrong.clone()] {
         assert!(!everything.contains(&secret), "{secret} in the logs");
     }

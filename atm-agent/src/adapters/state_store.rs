@@ -660,6 +660,7 @@ impl TerminalStore for StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::evidence::{bytes_under, holds};
 
     fn tid(s: &str) -> TerminalId {
         TerminalId::parse(s).unwrap()
@@ -853,26 +854,6 @@ mod tests {
         VaultKey::open_or_generate(Arc::new(store)).unwrap()
     }
 
-    /// Every byte of every file under `dir`, read raw (sled's segments and snapshots included).
-    fn raw_bytes(dir: &Path) -> Vec<u8> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(raw_bytes(&path));
-            } else {
-                out.extend(std::fs::read(&path).unwrap());
-            }
-        }
-        out
-    }
-
-    fn holds(haystack: &[u8], needle: &str) -> bool {
-        haystack
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-    }
-
     #[tokio::test]
     async fn the_vault_seals_card_numbers_and_opens_them_after_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -885,7 +866,7 @@ mod tests {
                 .unwrap();
         }
         assert!(
-            !holds(&raw_bytes(&state), PAN),
+            !holds(&bytes_under(&state), PAN),
             "the card number is on disk in clear"
         );
         let s = StateStore::open_with_vault(&state, Some(key)).unwrap();

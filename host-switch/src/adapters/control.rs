@@ -179,9 +179,6 @@ fn card_json(record: &CardPinRecord, max_tries: u8) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::Mutex;
-
     use futures::future::BoxFuture;
     use protocols::types::{Amount, Currency, Stan, TerminalId};
 
@@ -227,23 +224,9 @@ mod tests {
         }
     }
 
-    /// Log lines written while `f` runs on this thread.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn a_resolved_exception_is_audited_with_the_peers_uid_and_pid() {
-        let logs = Captured::default();
+        let logs = testkit::evidence::CapturedLogs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
@@ -267,7 +250,7 @@ mod tests {
         };
         let data = answer(&target, request, peer).await.unwrap();
         assert_eq!(data["peer_uid"], 1042);
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         let line = text
             .lines()
             .find(|l| l.contains("exception resolved by an operator"))

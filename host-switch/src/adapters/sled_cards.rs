@@ -354,6 +354,7 @@ mod tests {
     use super::*;
     use keystore::{Kek, SoftwareKeyStore};
     use std::path::Path;
+    use testkit::evidence::{bytes_under, holds};
 
     fn card(n: u8) -> CardRef {
         CardRef::for_tests(n)
@@ -368,26 +369,6 @@ mod tests {
         CardDataSeal::open_or_generate(keys.clone(), &KeyName::new("carddata").unwrap())
             .unwrap()
             .0
-    }
-
-    /// Every byte of every file under `dir`.
-    fn raw_bytes(dir: &Path) -> Vec<u8> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(raw_bytes(&path));
-            } else {
-                out.extend(std::fs::read(&path).unwrap());
-            }
-        }
-        out
-    }
-
-    fn contains(haystack: &[u8], needle: &str) -> bool {
-        haystack
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
     }
 
     #[tokio::test]
@@ -440,13 +421,10 @@ mod tests {
                 .unwrap();
             db.db.flush().unwrap();
         }
-        let raw = raw_bytes(&db_dir);
-        assert!(contains(&raw, a.as_str()), "the reference is the store key");
+        let raw = bytes_under(&db_dir);
+        assert!(holds(&raw, a.as_str()), "the reference is the store key");
         for clear in ["\"pvv\":\"4821\"", "visa_pvv", "\"pvv\""] {
-            assert!(
-                !contains(&raw, clear),
-                "{clear} is in the db files in clear"
-            );
+            assert!(!holds(&raw, clear), "{clear} is in the db files in clear");
         }
         // A new version of the data protection key: old records still open, and provisioning
         // seals them again under it.
@@ -468,7 +446,7 @@ mod tests {
         let stored = store.cards.get(a.as_str().as_bytes()).unwrap().unwrap();
         let (_, stale) = store.decode(a.as_str().as_bytes(), &stored).unwrap();
         assert!(!stale, "sealed under the current version");
-        assert!(contains(&stored, "\"version\":2"));
+        assert!(holds(&stored, "\"version\":2"));
         // Sealed data moved under another card does not open.
         let b = card(2);
         store.cards.insert(b.as_str().as_bytes(), stored).unwrap();
@@ -493,7 +471,7 @@ mod tests {
             .await
             .unwrap();
         let stored = store.cards.get(a.as_str().as_bytes()).unwrap().unwrap();
-        assert!(!contains(&stored, "7710") && contains(&stored, "sealed_data"));
+        assert!(!holds(&stored, "7710") && holds(&stored, "sealed_data"));
         assert_eq!(store.card(&a).unwrap().unwrap(), old);
     }
 

@@ -23,28 +23,13 @@
 //! card store, the agent's queue, state and card vault (sealed), the ledger's books, both key
 //! stores, the configurations and the issuer's cards file. Not searched: the KEK files themselves.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use atm_lab::{self as lab, LabOptions, Scenario};
 use protocols::ndc::PinBuffer;
 use protocols::types::Pan;
-
-/// Log lines of this process, kept in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use testkit::evidence::CapturedLogs;
 
 /// One thing that must not appear, and how to name it in a failure (never the value).
 struct Needle {
@@ -157,7 +142,7 @@ fn files_under(p: &Path, out: &mut Vec<PathBuf>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_env_filter("debug")
@@ -280,10 +265,7 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
     for f in &files {
         haystacks.push((f.display().to_string(), std::fs::read(f).unwrap()));
     }
-    haystacks.push((
-        "this process's log".into(),
-        captured.0.lock().unwrap().clone(),
-    ));
+    haystacks.push(("this process's log".into(), captured.bytes()));
 
     // The audit looked at real material: debug logs of both daemons, with masked card numbers.
     let logs: Vec<&(String, Vec<u8>)> = haystacks

@@ -18,9 +18,12 @@
 //! - [`relay`]: a TCP relay that can be cut and restored (a network outage on demand).
 //! - [`wait`]: polling for a condition with a deadline, waiting for a listener.
 //! - [`terminals`]: the lab's terminal ids and LUNOs.
+//! - [`evidence`]: what security tests look at afterwards: captured log lines, every byte a
+//!   store left on disk.
 #![forbid(unsafe_code)]
 
 pub mod custodian_keys;
+pub mod evidence;
 pub mod iso_client;
 pub mod iso_messages;
 pub mod ledger;
