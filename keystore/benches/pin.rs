@@ -2,6 +2,10 @@
 //! key) and the switch's verify (Visa PVV, IBM 3624), each one `KeyStore` call on the software
 //! store, beside the same run's baselines: one 3DES block with a key already in hand (the floor of
 //! any call that deciphers a block), and a key unwrap (what the store does per key it names).
+//!
+//! The `card data` group: what every request pays for its keyed card reference (HMAC-SHA-256
+//! inside the store) beside the unkeyed SHA-256 it replaced, and sealing/opening a card number
+//! (AES-256-GCM) as the agent's vault and the switch's PIN records do.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use keystore::{
@@ -161,6 +165,53 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
     let _: EncryptedPinBlock = to_switch;
+
+    let cref = store
+        .generate(
+            &KeyName::new("cardref").unwrap(),
+            KeyUsage::CardReference,
+            KeyLength::Bytes32,
+        )
+        .unwrap()
+        .key_ref();
+    let dpk = store
+        .generate(
+            &KeyName::new("carddata").unwrap(),
+            KeyUsage::DataProtection,
+            KeyLength::Bytes32,
+        )
+        .unwrap()
+        .key_ref();
+    let sealed = store
+        .seal_data(&dpk, PAN.as_bytes(), b"ATM00001:000123")
+        .unwrap();
+    let mut g = c.benchmark_group("card data");
+    g.bench_function(
+        "baseline: unkeyed SHA-256 of the PAN (the old reference)",
+        |b| {
+            use sha2::Digest;
+            b.iter(|| sha2::Sha256::digest(black_box(PAN).as_bytes()))
+        },
+    );
+    g.bench_function(
+        "switch: keyed card reference (HMAC-SHA-256 in the store)",
+        |b| b.iter(|| store.card_reference(&cref, black_box(&pan)).unwrap()),
+    );
+    g.bench_function("agent/switch: seal a card number (AES-256-GCM)", |b| {
+        b.iter(|| {
+            store
+                .seal_data(&dpk, black_box(PAN.as_bytes()), b"ATM00001:000123")
+                .unwrap()
+        })
+    });
+    g.bench_function("agent/switch: open a sealed card number", |b| {
+        b.iter(|| {
+            store
+                .open_data(&dpk, black_box(&sealed), b"ATM00001:000123")
+                .unwrap()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);
