@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use keystore::{Kcv, KeyName, KeyRef};
 use protocols::ndc::{
-    DataCommand, DataCommandData, HostMessage, KeyField, KeyLoad, SolicitedStatusInfo,
+    DataCommand, HostMessage, KeyChangeModifier, KeyLoad, KeyLoadError, SolicitedStatusInfo,
     TerminalMessage,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -122,25 +122,14 @@ where
                 return Ok(PinKeyStatus::Refused);
             }
         };
-        let field = match KeyLoad::new(cryptogram.0.clone()) {
-            Ok(k) => k.encode_field(),
+        let load = match self.key_change(KeyChangeModifier::CommsPin, &cryptogram) {
+            Ok(load) => load,
             Err(e) => {
                 tracing::error!(terminal = %tid, error = %e, "cannot encode the key load");
                 keys.discard(&info.key_ref());
                 return Ok(PinKeyStatus::Refused);
             }
         };
-        let load = HostMessage::DataCommand(DataCommand {
-            response_flag: None,
-            luno: self.terminal.luno.clone(),
-            sequence: String::new(),
-            data: DataCommandData::KeyChange {
-                subclass: '4',
-                modifier: "2".into(),
-                data: KeyField::new(field),
-            },
-            mac: None,
-        });
         let verdict = self.confirm_key_load(load, &info.kcv).await?;
         if let Err(why) = verdict {
             tracing::error!(terminal = %tid, key = %info.key_ref(), reason = %why, "terminal PIN key load failed: the terminal stays out of service");
@@ -247,25 +236,14 @@ where
                 return Ok(PinKeyStatus::Refused);
             }
         };
-        let field = match KeyLoad::new(cryptogram.0.clone()) {
-            Ok(k) => k.encode_field(),
+        let load = match self.key_change(KeyChangeModifier::Mac, &cryptogram) {
+            Ok(load) => load,
             Err(e) => {
                 tracing::error!(terminal = %tid, error = %e, "cannot encode the MAC key load");
                 keys.discard(&info.key_ref());
                 return Ok(PinKeyStatus::Refused);
             }
         };
-        let load = HostMessage::DataCommand(DataCommand {
-            response_flag: None,
-            luno: self.terminal.luno.clone(),
-            sequence: String::new(),
-            data: DataCommandData::KeyChange {
-                subclass: '4',
-                modifier: "5".into(),
-                data: KeyField::new(field),
-            },
-            mac: None,
-        });
         if let Err(why) = self.confirm_key_load(load, &info.kcv).await? {
             tracing::error!(target: "security", terminal = %tid, key = %info.key_ref(), reason = %why, "terminal MAC key load failed: the terminal stays out of service");
             keys.discard(&info.key_ref());
@@ -281,6 +259,22 @@ where
         // `mac key refused` left by an earlier connection).
         self.set_key_status("pin key loaded");
         Ok(PinKeyStatus::Ready)
+    }
+
+    /// The extended key change that loads `cryptogram` (a key under the terminal master key) as
+    /// the key `modifier` names.
+    fn key_change(
+        &self,
+        modifier: KeyChangeModifier,
+        cryptogram: &keystore::Cryptogram,
+    ) -> Result<HostMessage, KeyLoadError> {
+        Ok(HostMessage::DataCommand(DataCommand {
+            response_flag: None,
+            luno: self.terminal.luno.clone(),
+            sequence: String::new(),
+            data: KeyLoad::new(cryptogram.0.clone())?.data(modifier),
+            mac: None,
+        }))
     }
 
     fn set_key_status(&self, status: &str) {
