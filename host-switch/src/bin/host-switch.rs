@@ -144,13 +144,7 @@ async fn run_switch(config: PathBuf, log_json: bool) -> anyhow::Result<()> {
 }
 
 fn keys(config: &std::path::Path, cmd: KeysCommand) -> Result<String, CliError> {
-    let config = Config::load(config).map_err(|e| CliError::new(e.report()))?;
-    let keys = config
-        .keys
-        .as_ref()
-        .ok_or_else(|| CliError::new("the configuration has no [keys] section"))?;
-    let store = host_switch::runtime::open_key_store(keys)
-        .map_err(|e| CliError::new(format!("{e} (is the switch running? it locks the store)")))?;
+    let (_, store) = open_store(config)?;
     match cmd {
         KeysCommand::Generate { name, usage } => {
             let info = keys_cli::generate(&store, &name, &usage)?;
