@@ -183,14 +183,27 @@ impl PinKeys {
         &self,
         terminal: &str,
     ) -> Result<Option<(KeyInfo, keystore::Cryptogram)>, KeyStoreError> {
+        self.new_key_under_master(
+            terminal,
+            &KeyName::terminal_pin(terminal)?,
+            KeyUsage::TerminalPin,
+        )
+    }
+
+    /// A new double-length key `name` of `usage` and its value under `terminal`'s master key;
+    /// `None` without a master key. A key that cannot be exported is destroyed at once.
+    fn new_key_under_master(
+        &self,
+        terminal: &str,
+        name: &KeyName,
+        usage: KeyUsage,
+    ) -> Result<Option<(KeyInfo, keystore::Cryptogram)>, KeyStoreError> {
         let Some(master) = self.master_key(terminal)? else {
             return Ok(None);
         };
-        let info = self.store.generate(
-            &KeyName::terminal_pin(terminal)?,
-            KeyUsage::TerminalPin,
-            keystore::KeyLength::Double,
-        )?;
+        let info = self
+            .store
+            .generate(name, usage, keystore::KeyLength::Double)?;
         match self.store.export_under(&info.key_ref(), &master.key_ref()) {
             Ok(c) => Ok(Some((info, c))),
             Err(e) => {
@@ -255,21 +268,7 @@ impl PinKeys {
         &self,
         terminal: &str,
     ) -> Result<Option<(KeyInfo, keystore::Cryptogram)>, KeyStoreError> {
-        let Some(master) = self.master_key(terminal)? else {
-            return Ok(None);
-        };
-        let info = self.store.generate(
-            &terminal_mac_key_name(terminal)?,
-            KeyUsage::Mac,
-            keystore::KeyLength::Double,
-        )?;
-        match self.store.export_under(&info.key_ref(), &master.key_ref()) {
-            Ok(c) => Ok(Some((info, c))),
-            Err(e) => {
-                let _ = self.store.destroy(&info.key_ref());
-                Err(e)
-            }
-        }
+        self.new_key_under_master(terminal, &terminal_mac_key_name(terminal)?, KeyUsage::Mac)
     }
 
     /// The newest terminal MAC key version of `terminal` in the store.
