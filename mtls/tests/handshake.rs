@@ -1,16 +1,18 @@
 //! Real handshakes over TCP on 127.0.0.1: who gets in, who does not, and what the switch learns
 //! about the agent that got in.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use mtls::rustls::{self, ClientConfig, ServerConfig};
 use mtls::{
-    client_config, client_config_from_pem, server_config, server_config_from_pem, server_name,
-    CertifiedKeyPem, PeerIdentity, TestPki, TlsAcceptor, TlsConnector,
+    client_config, client_config_from_pem, server_config, server_config_from_pem, CertifiedKeyPem,
+    PeerIdentity, TestPki, TlsAcceptor,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -52,25 +54,6 @@ async fn serve_one(listener: TcpListener, config: Arc<ServerConfig>) -> ServerOu
     Ok((identity, buf.to_vec()))
 }
 
-/// Connects, sends "0800", reads the 4-byte answer. Err if any step fails.
-async fn exchange(
-    addr: std::net::SocketAddr,
-    config: Arc<ClientConfig>,
-) -> Result<Vec<u8>, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = server_name("localhost").map_err(|e| e.to_string())?;
-    let mut tls = TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    // With TLS 1.3 the client finishes its side of the handshake before the server has judged
-    // the client certificate, so a refusal may only show up on the first read.
-    tls.write_all(b"0800").await.map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 4];
-    tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Ok(buf.to_vec())
-}
-
 async fn run(
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
@@ -78,7 +61,7 @@ async fn run(
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server_task = tokio::spawn(serve_one(listener, server));
-    let client_result = timeout(STEP, exchange(addr, client))
+    let client_result = timeout(STEP, common::exchange(addr, client))
         .await
         .expect("client timed out");
     let server_result = timeout(STEP, server_task)

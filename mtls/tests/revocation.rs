@@ -2,17 +2,18 @@
 //! by the switch, a revoked switch certificate is refused by the agent, and certificates the CRL
 //! does not list still get in. Real handshakes over TCP on 127.0.0.1.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use mtls::rustls::{ClientConfig, ServerConfig};
 use mtls::{
     client_config_from_pem_with_crls, client_config_with_crls, server_config_from_pem_with_crls,
-    server_config_with_crls, server_name, CertifiedKeyPem, Crls, TestPki, TlsAcceptor,
-    TlsConnector, TlsError,
+    server_config_with_crls, CertifiedKeyPem, Crls, TestPki, TlsAcceptor, TlsError,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::timeout;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -60,21 +61,9 @@ async fn exchange(
         tls.write_all(b"0810").await.map_err(|e| e.to_string())?;
         tls.shutdown().await.map_err(|e| e.to_string())
     });
-    let client_side = timeout(STEP, async move {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let name = server_name("localhost").map_err(|e| e.to_string())?;
-        let mut tls = TlsConnector::from(client)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| e.to_string())?;
-        // TLS 1.3: a refused client certificate shows on the first read.
-        tls.write_all(b"0800").await.map_err(|e| e.to_string())?;
-        let mut buf = [0u8; 4];
-        tls.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        Ok(buf.to_vec())
-    })
-    .await
-    .expect("client timed out");
+    let client_side = timeout(STEP, common::exchange(addr, client))
+        .await
+        .expect("client timed out");
     let server_side = timeout(STEP, server_side)
         .await
         .expect("server timed out")
