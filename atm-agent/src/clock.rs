@@ -16,23 +16,13 @@ pub struct Civil {
 }
 
 pub fn civil(unix_secs: u64) -> Civil {
-    let days = (unix_secs / 86_400) as i64;
-    let rem = unix_secs % 86_400;
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let [month, day, hour, minute, second] = protocols::iso8583::utc_fields(unix_secs);
     Civil {
-        month,
-        day,
-        hour: (rem / 3600) as u32,
-        minute: (rem / 60 % 60) as u32,
-        second: (rem % 60) as u32,
+        month: month.into(),
+        day: day.into(),
+        hour: hour.into(),
+        minute: minute.into(),
+        second: second.into(),
     }
 }
 

@@ -628,13 +628,22 @@ mod ser {
     struct Entry<'a> {
         prefix: &'a str,
         route: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<&'a str>,
     }
 
     pub(super) fn routes<S: Serializer>(routes: &[RouteEntry], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(routes.iter().map(|RouteEntry { prefix, route }| Entry {
-            prefix,
-            route: super::route_name(*route),
-        }))
+        s.collect_seq(routes.iter().map(
+            |RouteEntry {
+                 prefix,
+                 route,
+                 host,
+             }| Entry {
+                prefix,
+                route: super::route_name(*route),
+                host: host.as_deref(),
+            },
+        ))
     }
 
     #[derive(Serialize)]
@@ -1087,6 +1096,7 @@ mod tests {
         );
         built.listen.mode = ListenMode::Plain;
         built.routes.push(RouteEntry {
+            host: None,
             prefix: "476173".into(),
             route: Route::Wallet,
         });

@@ -175,3 +175,27 @@ pub trait CardPinStore: Send + Sync + 'static {
         cards: Vec<(CardRef, PinData)>,
     ) -> BoxFuture<'_, Result<ProvisionReport, JournalError>>;
 }
+
+/// Another bank's host, reached over ISO 8583 (the bank host route). Object-safe: the switch
+/// holds one per `[[bank_hosts]]` entry.
+pub trait IssuerHost: Send + Sync + 'static {
+    /// The `[[bank_hosts]] name`.
+    fn name(&self) -> &str;
+    /// A new trace (STAN, RRN, transmission time) for a request to this host. Unique among the
+    /// host's requests for at least a day, across restarts.
+    fn trace(
+        &self,
+        txn: crate::domain::issuer::HostTxn,
+    ) -> Result<crate::domain::issuer::HostTrace, crate::domain::issuer::IssuerError>;
+    /// Sends a request and waits for its answer, within the host's timeout and behind its breaker.
+    fn request(
+        &self,
+        request: crate::domain::issuer::HostRequest,
+    ) -> BoxFuture<'_, Result<crate::domain::issuer::HostAnswer, crate::domain::issuer::IssuerError>>;
+    /// Queues an advice durably (once per id) and waits, up to the host's timeout, for the host's
+    /// acknowledgement. `Err(Queued)` leaves it queued: it is repeated until acknowledged.
+    fn advise(
+        &self,
+        advice: crate::domain::issuer::HostAdvice,
+    ) -> BoxFuture<'_, Result<(), crate::domain::issuer::IssuerError>>;
+}

@@ -115,10 +115,12 @@ impl Bench {
         });
         let routes = RouteTable::new(vec![
             RouteEntry {
+                host: None,
                 prefix: "476173".into(),
                 route: Route::Wallet,
             },
             RouteEntry {
+                host: None,
                 prefix: "5".into(),
                 route: Route::BankHost,
             },
@@ -189,6 +191,7 @@ fn eur(minor: u64) -> Amount {
 
 fn withdrawal(stan: u32, minor: u64) -> Request {
     Request::Withdrawal {
+        acceptance: Default::default(),
         key: key(stan),
         pan: Pan::parse(ALICE).unwrap(),
         amount: eur(minor),
@@ -198,6 +201,7 @@ fn withdrawal(stan: u32, minor: u64) -> Request {
 
 fn deposit(stan: u32, minor: u64) -> Request {
     Request::Deposit {
+        acceptance: Default::default(),
         key: key(stan),
         pan: Pan::parse(ALICE).unwrap(),
         amount: eur(minor),

@@ -36,6 +36,7 @@ fn config(dir: &Path, files: &PkiFiles, listen: ListenConfig) -> Config {
     cfg.keys = Some(KeysConfig::with_kek_file(store, kek));
     // A bank-host route only: nothing here needs the wallet (or a decision about its PINs).
     cfg.routes = vec![RouteEntry {
+        host: None,
         prefix: "5".into(),
         route: Route::BankHost,
     }];

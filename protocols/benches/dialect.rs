@@ -10,6 +10,7 @@ use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 
 fn request() -> Request {
     Request::Withdrawal(CardRequest {
+        acceptance: Default::default(),
         key: MessageKey {
             terminal: TerminalId::parse("ATM00001").unwrap(),
             stan: Stan::new(123).unwrap(),

@@ -62,6 +62,7 @@ fn pin() -> impl Strategy<Value = PinField> {
 fn card_request() -> impl Strategy<Value = CardRequest> {
     (key(), pan(), amount(), option::of(pin()), any::<bool>()).prop_map(
         |(key, pan, amount, pin, repeat)| CardRequest {
+            acceptance: Default::default(),
             key,
             pan,
             amount,
@@ -87,6 +88,7 @@ fn advice() -> impl Strategy<Value = Advice> {
     )
         .prop_map(
             |(key, (mti, ostan, at), transaction, amount, dispensed_minor, pan, repeat)| Advice {
+                acceptance: Default::default(),
                 key,
                 original: OriginalKey {
                     mti: Mti::parse(mti).unwrap(),

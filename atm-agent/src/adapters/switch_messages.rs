@@ -48,6 +48,7 @@ fn message_key(r: &CardRequest) -> MessageKey {
 /// A customer's request: 0100 for a withdrawal or an inquiry, 0200 for a deposit.
 pub fn card_request(r: &CardRequest) -> Result<Message, LinkError> {
     let request = dialect::CardRequest {
+        acceptance: Default::default(),
         key: message_key(r),
         pan: r.pan.clone(),
         amount: r.amount,
@@ -95,6 +96,7 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
         // blocks the terminal's queue. Never a PIN block: PIN blocks are never stored.
         let pan = card.cloned().ok_or_else(|| missing("card number"))?;
         return Ok(Request::DepositAdvice(dialect::CardRequest {
+            acceptance: Default::default(),
             key,
             pan,
             amount: a.amount,
@@ -107,6 +109,7 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
         .as_ref()
         .ok_or_else(|| missing("original transaction"))?;
     let advice = dialect::Advice {
+        acceptance: Default::default(),
         key,
         original: OriginalKey {
             mti: original.mti,

@@ -178,6 +178,7 @@ impl Lab {
             resume_interval_ms: 200,
         };
         switch_cfg.routes = vec![RouteEntry {
+            host: None,
             prefix: "476173".into(),
             route: Route::Wallet,
         }];

@@ -76,18 +76,21 @@ pub fn to_request(msg: &Message) -> Result<Request, MappingError> {
             pan: r.pan,
             amount: r.amount,
             pin: pin_entry(r.pin),
+            acceptance: r.acceptance,
         },
         dialect::Request::BalanceInquiry(r) => Request::BalanceInquiry {
             key: txn_key(&r.key),
             pan: r.pan,
             currency: r.amount.currency,
             pin: pin_entry(r.pin),
+            acceptance: r.acceptance,
         },
         dialect::Request::Deposit(r) => Request::Deposit {
             key: txn_key(&r.key),
             pan: r.pan,
             amount: r.amount,
             pin: pin_entry(r.pin),
+            acceptance: r.acceptance,
         },
         dialect::Request::DepositAdvice(r) => Request::DepositAdvice {
             key: txn_key(&r.key),
@@ -169,6 +172,7 @@ mod tests {
             pan,
             amount,
             pin,
+            ..
         } = to_request(&withdrawal()).unwrap()
         else {
             panic!("not a withdrawal")

@@ -188,6 +188,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 pan,
                 currency,
                 pin,
+                acceptance: _,
             } => {
                 self.balance_inquiry(&key, &pan, currency, pin.as_ref())
                     .await
@@ -197,12 +198,14 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 pan,
                 amount,
                 pin,
+                acceptance: _,
             } => self.withdrawal(key, pan, amount, pin).await,
             Request::Deposit {
                 key,
                 pan,
                 amount,
                 pin,
+                acceptance: _,
             } => self.deposit(key, pan, amount, pin).await,
             Request::Completion {
                 key,

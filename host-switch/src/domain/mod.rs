@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod card_ref;
+pub mod issuer;
 pub mod pin;
 pub mod reconcile;
 pub mod request;

@@ -2,7 +2,7 @@
 //! these (and answers into messages), so the application never touches a field number.
 
 use keystore::{EncryptedPinBlock, KeyVersion};
-use protocols::dialect::NetworkCode;
+use protocols::dialect::{Acceptance, NetworkCode};
 use protocols::types::{Amount, Currency, Pan, TerminalId};
 
 use super::{TxnKey, TxnKind};
@@ -21,6 +21,8 @@ pub enum Request {
         pan: Pan,
         amount: Amount,
         pin: Option<PinEntry>,
+        /// Where and how the card was accepted: forwarded to a bank host, unused on the wallet.
+        acceptance: Acceptance,
     },
     /// 0100 with processing code 31.
     BalanceInquiry {
@@ -28,6 +30,8 @@ pub enum Request {
         pan: Pan,
         currency: Currency,
         pin: Option<PinEntry>,
+        /// Where and how the card was accepted: forwarded to a bank host, unused on the wallet.
+        acceptance: Acceptance,
     },
     /// 0200 with processing code 21: credit at once.
     Deposit {
@@ -35,6 +39,8 @@ pub enum Request {
         pan: Pan,
         amount: Amount,
         pin: Option<PinEntry>,
+        /// Where and how the card was accepted: forwarded to a bank host, unused on the wallet.
+        acceptance: Acceptance,
     },
     /// 0220/0221 with processing code 21 and no original: a deposit the terminal took while the
     /// switch was unreachable. Journaled, answered at once, credited by the resumer.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 pub enum Route {
     /// The mobile wallet's ledger (REST).
     Wallet,
-    /// Another bank's host over ISO 8583 (not connected in this release: declined with 14).
+    /// Another bank's host over ISO 8583 (`host` names its `[[bank_hosts]]` entry).
     BankHost,
 }
 
@@ -18,6 +18,9 @@ pub struct RouteEntry {
     /// 1 to 11 leading digits of the PAN.
     pub prefix: String,
     pub route: Route,
+    /// The `[[bank_hosts]] name` of a `bank-host` route; may be left out when one host is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,10 +63,19 @@ impl RouteTable {
     }
 
     pub fn route(&self, pan: &Pan) -> Option<Route> {
+        self.entry(pan).map(|e| e.route)
+    }
+
+    /// The entry that routes `pan`: the longest prefix it starts with.
+    pub fn entry(&self, pan: &Pan) -> Option<&RouteEntry> {
         self.entries
             .iter()
             .find(|e| pan.expose().starts_with(&e.prefix))
-            .map(|e| e.route)
+    }
+
+    /// Every entry, longest prefix first.
+    pub fn entries(&self) -> &[RouteEntry] {
+        &self.entries
     }
 }
 
@@ -77,10 +89,12 @@ mod tests {
             RouteEntry {
                 prefix: "4".into(),
                 route: Route::BankHost,
+                host: None,
             },
             RouteEntry {
                 prefix: "476173".into(),
                 route: Route::Wallet,
+                host: None,
             },
         ])
         .unwrap();
@@ -100,6 +114,7 @@ mod tests {
         let err = RouteTable::new(vec![RouteEntry {
             prefix: "47x".into(),
             route: Route::Wallet,
+            host: None,
         }])
         .unwrap_err();
         assert_eq!(err.prefix, "47x");

@@ -180,6 +180,9 @@ pub struct TxnRecord {
     /// What operators decided about this transaction (who, when, what and why), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operator_notes: Vec<OperatorNote>,
+    /// A card on the bank host route: the request as the host knows it. `None`: the wallet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<super::issuer::HostTrace>,
 }
 
 /// One operator decision, journaled with the transaction it is about.
@@ -207,6 +210,7 @@ impl TxnRecord {
             updated_at_ms: now_ms,
             answer: None,
             operator_notes: Vec::new(),
+            issuer: None,
         }
     }
 

@@ -141,10 +141,12 @@ impl Lab {
         };
         cfg.routes = vec![
             RouteEntry {
+                host: None,
                 prefix: "476173".into(),
                 route: Route::Wallet,
             },
             RouteEntry {
+                host: None,
                 prefix: "5".into(),
                 route: Route::BankHost,
             },

@@ -200,6 +200,7 @@ impl Terminal {
         let pan = cards[card].pan.clone();
         let (kind, request) = if withdrawal {
             let r = Request::Withdrawal {
+                acceptance: Default::default(),
                 key: key.clone(),
                 pan,
                 amount,
@@ -208,6 +209,7 @@ impl Terminal {
             (TxnKind::Withdrawal, r)
         } else {
             let r = Request::Deposit {
+                acceptance: Default::default(),
                 key: key.clone(),
                 pan,
                 amount,

@@ -107,10 +107,12 @@ pub struct Sim {
 fn routes() -> RouteTable {
     RouteTable::new(vec![
         RouteEntry {
+            host: None,
             prefix: "476173".into(),
             route: Route::Wallet,
         },
         RouteEntry {
+            host: None,
             prefix: "5".into(),
             route: Route::BankHost,
         },

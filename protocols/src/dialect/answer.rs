@@ -252,6 +252,7 @@ mod tests {
 
     fn inquiry() -> Message {
         Request::BalanceInquiry(CardRequest {
+            acceptance: Default::default(),
             key: MessageKey {
                 terminal: TerminalId::parse("ATM00001").unwrap(),
                 stan: Stan::new(7).unwrap(),

@@ -19,11 +19,13 @@
 //! - [`error`]: why a message is not a request or answer of the dialect, with the response code to
 //!   answer it with.
 
+pub mod acceptance;
 pub mod answer;
 pub mod codes;
 pub mod error;
 pub mod request;
 
+pub use acceptance::{Acceptance, EntryMode, Expiry, MERCHANT_TYPE_ATM};
 pub use answer::{Answer, Balances, OfflineDeposits};
 pub use codes::{NetworkCode, ResponseCode, TransactionType};
 pub use error::DialectError;

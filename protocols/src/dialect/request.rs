@@ -21,6 +21,7 @@ use crate::iso8583::{
 };
 use crate::types::{Amount, Currency, Pan, Stan, TerminalId};
 
+use super::acceptance::Acceptance;
 use super::codes::{NetworkCode, TransactionType};
 use super::error::DialectError;
 use super::{key_version_field, parse_key_version_field};
@@ -70,6 +71,8 @@ pub struct CardRequest {
     /// The amount asked for (zero for a balance inquiry) in the terminal's currency.
     pub amount: Amount,
     pub pin: Option<PinField>,
+    /// Where and how the card was accepted (fields 12, 13, 14, 18, 22, 32, 35, 37, 42, 43).
+    pub acceptance: Acceptance,
     /// Sent as 0101/0201: the acquirer repeats a request it got no answer to.
     pub repeat: bool,
 }
@@ -88,6 +91,9 @@ pub struct Advice {
     pub dispensed_minor: Option<u64>,
     /// Field 2, when the advice must name the card (the switch finds the original without it).
     pub pan: Option<Pan>,
+    /// The original's acceptance context, without track 2 (advices are stored): its RRN (37),
+    /// acquirer (32, also in field 90), local time and date, acceptor (42, 43), expiry (14).
+    pub acceptance: Acceptance,
     /// Sent as 0221/0421: every resend after the first.
     pub repeat: bool,
 }
@@ -410,6 +416,7 @@ fn read_card(
         pan: read_pan(msg)?,
         amount: read_amount(msg, amount_required)?,
         pin: read_pin(msg),
+        acceptance: Acceptance::default(),
         repeat,
     })
 }
@@ -434,6 +441,7 @@ fn read_advice(msg: &Message, repeat: bool) -> Result<Advice, DialectError> {
         amount: read_amount(msg, true)?,
         dispensed_minor,
         pan,
+        acceptance: Acceptance::default(),
         repeat,
     })
 }
@@ -453,6 +461,7 @@ mod tests {
 
     fn withdrawal() -> CardRequest {
         CardRequest {
+            acceptance: Default::default(),
             key: key(),
             pan: Pan::parse("4761739001010010").unwrap(),
             amount: Amount::new(2000, Currency::EUR),
@@ -482,6 +491,7 @@ mod tests {
     #[test]
     fn a_completion_names_its_original_and_what_was_dispensed() {
         let a = Advice {
+            acceptance: Default::default(),
             key: MessageKey {
                 stan: Stan::new(124).unwrap(),
                 ..key()

@@ -121,6 +121,42 @@ impl TransmissionDateTime {
     }
 }
 
+impl TransmissionDateTime {
+    /// The UTC transmission date-time of a Unix time.
+    pub fn from_unix_secs(unix_secs: u64) -> TransmissionDateTime {
+        let [month, day, hour, minute, second] = utc_fields(unix_secs);
+        TransmissionDateTime {
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
+    }
+}
+
+/// Month, day, hour, minute and second (UTC) of a Unix time: fields 7, 12 and 13 need no more
+/// than that, so no calendar crate (Howard Hinnant's civil-from-days).
+pub fn utc_fields(unix_secs: u64) -> [u8; 5] {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    [
+        month,
+        day,
+        (rem / 3600) as u8,
+        (rem / 60 % 60) as u8,
+        (rem % 60) as u8,
+    ]
+}
+
 impl fmt::Display for TransmissionDateTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

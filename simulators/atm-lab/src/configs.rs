@@ -57,6 +57,7 @@ pub fn switch_config(
         resume_interval_ms: 200,
     };
     config.routes = vec![RouteEntry {
+        host: None,
         prefix: "476173".into(),
         route: Route::Wallet,
     }];

@@ -158,6 +158,7 @@ fn switch_config(
         ..JournalConfig::default()
     };
     config.routes = vec![RouteEntry {
+        host: None,
         prefix: "476173".into(),
         route: Route::Wallet,
     }];

@@ -27,6 +27,7 @@ fn transmission(at: &str) -> Result<TransmissionDateTime, LoadError> {
 /// 0100, processing code 011000: a wallet withdrawal of `minor` on `pan`.
 pub fn withdrawal(id: &TxnId, terminal: &str, pan: &str, minor: u64) -> Result<Message, LoadError> {
     Ok(Request::Withdrawal(CardRequest {
+        acceptance: Default::default(),
         key: key(id, terminal)?,
         pan: Pan::parse(pan)?,
         amount: Amount::new(minor, CURRENCY),
@@ -45,6 +46,7 @@ pub fn completion(
     minor: u64,
 ) -> Result<Message, LoadError> {
     Ok(Request::Completion(Advice {
+        acceptance: Default::default(),
         key: key(id, terminal)?,
         original: OriginalKey {
             mti: TransactionType::Withdrawal.request_mti(),

@@ -23,6 +23,7 @@ fn key(stan: u32) -> MessageKey {
 
 fn card(stan: u32, pan: &str, minor: u64) -> CardRequest {
     CardRequest {
+        acceptance: Default::default(),
         key: key(stan),
         pan: Pan::parse(pan).unwrap(),
         amount: Amount::new(minor, Currency::EUR),
@@ -33,6 +34,7 @@ fn card(stan: u32, pan: &str, minor: u64) -> CardRequest {
 
 fn advice(stan: u32, orig_stan: u32, pan: &str, requested: u64, t: TransactionType) -> Advice {
     Advice {
+        acceptance: Default::default(),
         key: key(stan),
         original: OriginalKey {
             mti: t.request_mti(),
