@@ -373,3 +373,46 @@ impl Host {
         Ok(answer(request, codes::APPROVED))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CardConfig;
+
+    fn host() -> Host {
+        let mut book = Book::new();
+        book.add_card(CardConfig::new("5413330089020011", 1_000))
+            .unwrap();
+        Host {
+            book,
+            rules: Vec::new(),
+            zpk: None,
+            deposits: true,
+            drops: Drops::default(),
+        }
+    }
+
+    #[test]
+    fn responses_are_not_answered_and_unknown_requests_get_12() {
+        let mut h = host();
+        let d = h.decide(&Message::new("0110").unwrap());
+        assert_eq!((d.delivery, d.answer.is_none()), (Delivery::Swallow, true));
+        let d = h.decide(&Message::new("0120").unwrap());
+        let answer = d.answer.unwrap();
+        assert_eq!(answer.mti().as_str(), "0130");
+        assert_eq!(answer.get_str(39), Some("12"));
+    }
+
+    #[test]
+    fn prefix_drops_come_before_global_ones_and_spare_network_management() {
+        let mut drops = Drops {
+            global: 1,
+            by_prefix: vec![("5413".into(), 1)],
+        };
+        assert!(!drops.take(None, true));
+        assert!(drops.take(Some("5413330089020011"), false));
+        assert_eq!((drops.global, drops.by_prefix[0].1), (1, 0));
+        assert!(drops.take(Some("5413330089020011"), false));
+        assert!(!drops.take(None, false));
+    }
+}

@@ -88,7 +88,7 @@ pub enum StartError {
 }
 
 /// What the lock guards: the decisions and the record, changed together.
-pub(crate) struct State {
+pub(crate) struct Inner {
     pub(crate) host: host::Host,
     pub(crate) recorder: record::Recorder,
 }
@@ -99,13 +99,13 @@ pub(crate) struct Shared {
     pub(crate) length_prefix: LengthPrefix,
     pub(crate) latency_ms: AtomicU64,
     pub(crate) outage: watch::Sender<Outage>,
-    state: Mutex<State>,
+    state: Mutex<Inner>,
 }
 
 impl Shared {
     /// The state; never held across an `.await`. A panic while it was held (a bug) does not take
     /// the simulator down with it: the state is used as it is.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -140,7 +140,7 @@ pub async fn start(config: BankHostConfig) -> Result<RunningBankHost, StartError
         length_prefix: config.length_prefix,
         latency_ms: AtomicU64::new(config.latency_ms),
         outage: watch::Sender::new(Outage::None),
-        state: Mutex::new(State {
+        state: Mutex::new(Inner {
             host: host::Host {
                 book,
                 rules: config.rules,
