@@ -6,11 +6,14 @@
 use proptest::option;
 use proptest::prelude::*;
 use protocols::dialect::{
-    Advice, Answer, Balances, CardRequest, MessageKey, NetworkCode, NetworkRequest,
-    OfflineDeposits, OriginalKey, PinField, Request, ResponseCode, StatusAdvice, TransactionType,
+    Acceptance, Advice, Answer, Balances, CardRequest, EntryMode, Expiry, MessageKey, NetworkCode,
+    NetworkRequest, OfflineDeposits, OriginalKey, PinField, Request, ResponseCode, StatusAdvice,
+    TransactionType,
 };
-use protocols::iso8583::{Message, Mti, PinBlock, Spec, TransmissionDateTime};
-use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+use protocols::iso8583::{
+    LocalDate, LocalTime, Message, Mti, PinBlock, Spec, TransmissionDateTime,
+};
+use protocols::types::{Amount, Currency, Pan, Rrn, Stan, TerminalId, Track2};
 
 fn wire(m: &Message) -> Message {
     let spec = Spec::iso87_ascii();
@@ -59,20 +62,102 @@ fn pin() -> impl Strategy<Value = PinField> {
     })
 }
 
-fn card_request() -> impl Strategy<Value = CardRequest> {
-    (key(), pan(), amount(), option::of(pin()), any::<bool>()).prop_map(
-        |(key, pan, amount, pin, repeat)| CardRequest {
-            acceptance: Default::default(),
+/// Track 2 of `pan` as a terminal reads it: separator, expiry, service code and discretionary
+/// data, with or without the start and end sentinels, within field 35's 37 characters.
+fn track2_of(pan: &Pan) -> impl Strategy<Value = Track2> {
+    let pan = pan.expose().to_owned();
+    (
+        prop::sample::select(vec!["=", "D"]),
+        "[0-9]{2}(0[1-9]|1[0-2])",
+        "[0-9]{0,14}",
+        any::<bool>(),
+    )
+        .prop_map(move |(sep, expiry, rest, sentinels)| {
+            let body = format!("{pan}{sep}{expiry}{rest}");
+            let body: String = body.chars().take(if sentinels { 35 } else { 37 }).collect();
+            let raw = if sentinels { format!(";{body}?") } else { body };
+            Track2::parse(&raw).unwrap()
+        })
+}
+
+/// Printable text that fits a space-padded field: no trailing space (trimmed when read).
+fn padded_text(max: usize) -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[ -~]{{0,{}}}[!-~]", max - 1)).unwrap()
+}
+
+/// Any acceptance context, with track 2 (of `pan`) only when `with_track2`.
+fn acceptance(pan: &Pan, with_track2: bool) -> BoxedStrategy<Acceptance> {
+    let track = if with_track2 {
+        option::of(track2_of(pan)).boxed()
+    } else {
+        Just(None).boxed()
+    };
+    (
+        track,
+        option::of((0u8..=99, 1u8..=12)),
+        option::of(prop::sample::select(vec![
+            EntryMode::MAGSTRIPE,
+            EntryMode::CHIP,
+            EntryMode::KEYED,
+        ])),
+        option::of((0u8..24, 0u8..60, 0u8..60)),
+        option::of((1u8..=12, 1u8..=31)),
+        option::of("[0-9]{1,11}"),
+        option::of("[A-Za-z0-9]{1,12}"),
+        option::of(padded_text(15)),
+        option::of(padded_text(40)),
+    )
+        .prop_map(
+            |(track2, expiry, entry_mode, time, date, acquirer_id, rrn, acceptor_id, location)| {
+                Acceptance {
+                    track2,
+                    expiry: expiry.and_then(|(y, m)| Expiry::parse(&format!("{y:02}{m:02}"))),
+                    entry_mode,
+                    local_time: time.map(|(hour, minute, second)| LocalTime {
+                        hour,
+                        minute,
+                        second,
+                    }),
+                    local_date: date.map(|(month, day)| LocalDate { month, day }),
+                    acquirer_id,
+                    rrn: rrn.map(|r| Rrn::parse(&r).unwrap()),
+                    acceptor_id,
+                    acceptor_location: location,
+                }
+            },
+        )
+        .boxed()
+}
+
+fn card_request() -> BoxedStrategy<CardRequest> {
+    card_request_with(true)
+}
+
+fn card_request_with(with_track2: bool) -> BoxedStrategy<CardRequest> {
+    pan()
+        .prop_flat_map(move |pan| (Just(pan.clone()), acceptance(&pan, with_track2)))
+        .prop_flat_map(|(pan, acceptance)| {
+            (
+                key(),
+                Just(pan),
+                Just(acceptance),
+                amount(),
+                option::of(pin()),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(key, pan, acceptance, amount, pin, repeat)| CardRequest {
+            acceptance,
             key,
             pan,
             amount,
             pin,
             repeat,
-        },
-    )
+        })
+        .boxed()
 }
 
-fn advice() -> impl Strategy<Value = Advice> {
+fn advice() -> BoxedStrategy<Advice> {
     (
         key(),
         (
@@ -85,10 +170,20 @@ fn advice() -> impl Strategy<Value = Advice> {
         option::of(0..=Amount::MAX_MINOR),
         option::of(pan()),
         any::<bool>(),
+        pan().prop_flat_map(|p| acceptance(&p, false)),
     )
         .prop_map(
-            |(key, (mti, ostan, at), transaction, amount, dispensed_minor, pan, repeat)| Advice {
-                acceptance: Default::default(),
+            |(
+                key,
+                (mti, ostan, at),
+                transaction,
+                amount,
+                dispensed_minor,
+                pan,
+                repeat,
+                acceptance,
+            )| Advice {
+                acceptance,
                 key,
                 original: OriginalKey {
                     mti: Mti::parse(mti).unwrap(),
@@ -102,6 +197,7 @@ fn advice() -> impl Strategy<Value = Advice> {
                 repeat,
             },
         )
+        .boxed()
 }
 
 fn network() -> impl Strategy<Value = NetworkRequest> {
@@ -119,18 +215,20 @@ fn network() -> impl Strategy<Value = NetworkRequest> {
         })
 }
 
-fn request() -> impl Strategy<Value = Request> {
+fn request() -> BoxedStrategy<Request> {
     prop_oneof![
         network().prop_map(Request::Network),
         card_request().prop_map(Request::Withdrawal),
         card_request().prop_map(Request::BalanceInquiry),
         card_request().prop_map(Request::Deposit),
-        card_request().prop_map(|r| Request::DepositAdvice(CardRequest { pin: None, ..r })),
+        card_request_with(false)
+            .prop_map(|r| Request::DepositAdvice(CardRequest { pin: None, ..r })),
         advice().prop_map(Request::Completion),
         advice().prop_map(Request::Reversal),
         (key(), "[ -~]{0,200}")
             .prop_map(|(key, detail)| Request::Status(StatusAdvice { key, detail })),
     ]
+    .boxed()
 }
 
 fn answer() -> impl Strategy<Value = Answer> {

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::iso8583::{LocalDate, LocalTime};
+use crate::iso8583::{FieldError, LocalDate, LocalTime, Message};
 use crate::types::{Rrn, Track2};
 
 /// Field 18 of every ATM transaction: merchant type 6011, "financial institution, automated cash
@@ -107,4 +107,208 @@ pub struct Acceptance {
     /// Field 43: card acceptor name and location, 40 characters (name and street 25, city 13,
     /// country 2).
     pub acceptor_location: Option<String>,
+}
+
+/// Field 32 as the dialect accepts it: 1 to 11 digits.
+pub fn valid_acquirer_id(s: &str) -> bool {
+    (1..=11).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Field 42 as the dialect accepts it: 1 to 15 printable characters, no trailing space (it is
+/// space-padded to 15 on the wire and trimmed when read).
+pub fn valid_acceptor_id(s: &str) -> bool {
+    (1..=15).contains(&s.len()) && printable(s) && !s.ends_with(' ')
+}
+
+/// Field 43 as the dialect accepts it: 1 to 40 printable characters, no trailing space (padded to
+/// 40 on the wire and trimmed when read).
+pub fn valid_acceptor_location(s: &str) -> bool {
+    (1..=40).contains(&s.len()) && printable(s) && !s.ends_with(' ')
+}
+
+/// Field 35 as the `iso87-ascii` layout carries it: at most 37 characters of the track 2 set
+/// (`0-9 : ; < = > ?` and `D`).
+pub fn valid_track2_field(s: &str) -> bool {
+    s.len() <= 37 && s.bytes().all(|b| (0x30..=0x3F).contains(&b) || b == b'D')
+}
+
+fn printable(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..=0x7E).contains(&b))
+}
+
+fn malformed(field: u8, reason: &'static str) -> FieldError {
+    FieldError::Malformed { field, reason }
+}
+
+impl Acceptance {
+    /// The acceptance of an advice: everything but track 2 (advices are stored; track 2 never is).
+    pub fn without_track2(&self) -> Acceptance {
+        Acceptance {
+            track2: None,
+            ..self.clone()
+        }
+    }
+
+    /// Field 32 as a number, for field 90's acquiring institution id (0 when absent).
+    pub fn acquirer_number(&self) -> u64 {
+        self.acquirer_id
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Writes the fields that are present (field 18 is the caller's: card requests only). A value
+    /// the field cannot carry is refused, never cut: a host must see what the terminal saw.
+    pub(crate) fn write(&self, m: &mut Message) -> Result<(), FieldError> {
+        if let Some(t) = self.local_time {
+            m.set_local_time(t);
+        }
+        if let Some(d) = self.local_date {
+            m.set_local_date(d);
+        }
+        if let Some(e) = self.expiry {
+            m.set_str(14, &e.to_string())?;
+        }
+        if let Some(mode) = self.entry_mode {
+            m.set_str(22, mode.as_str())?;
+        }
+        if let Some(id) = &self.acquirer_id {
+            if !valid_acquirer_id(id) {
+                return Err(malformed(32, "acquirer id: 1 to 11 digits"));
+            }
+            m.set_str(32, id)?;
+        }
+        if let Some(t) = &self.track2 {
+            if !valid_track2_field(t.expose()) {
+                return Err(malformed(
+                    35,
+                    "track 2: at most 37 characters of 0-9 : ; < = > ? D",
+                ));
+            }
+            m.set_track2(t);
+        }
+        if let Some(rrn) = &self.rrn {
+            m.set_rrn(rrn);
+        }
+        if let Some(id) = &self.acceptor_id {
+            if !valid_acceptor_id(id) {
+                return Err(malformed(
+                    42,
+                    "card acceptor id: 1 to 15 printable characters",
+                ));
+            }
+            m.set_str(42, &format!("{id:<15}"))?;
+        }
+        if let Some(loc) = &self.acceptor_location {
+            if !valid_acceptor_location(loc) {
+                return Err(malformed(
+                    43,
+                    "card acceptor location: 1 to 40 printable characters",
+                ));
+            }
+            m.set_str(43, &format!("{loc:<40}"))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the fields that are present. Each error names the field; the caller turns it into
+    /// the dialect's error (answered 30).
+    pub(crate) fn read(m: &Message) -> Result<Acceptance, FieldError> {
+        Ok(Acceptance {
+            track2: m.track2()?,
+            expiry: text(m, 14)?
+                .map(|s| Expiry::parse(s).ok_or(malformed(14, "expiry: expected YYMM")))
+                .transpose()?,
+            entry_mode: text(m, 22)?
+                .map(|s| EntryMode::parse(s).ok_or(malformed(22, "entry mode: expected 3 digits")))
+                .transpose()?,
+            local_time: m.local_time()?,
+            local_date: m.local_date()?,
+            acquirer_id: text(m, 32)?
+                .map(|s| {
+                    valid_acquirer_id(s)
+                        .then(|| s.to_owned())
+                        .ok_or(malformed(32, "acquirer id: 1 to 11 digits"))
+                })
+                .transpose()?,
+            rrn: m.rrn()?,
+            acceptor_id: padded(m, 42, 15, "card acceptor id: up to 15 printable characters")?,
+            acceptor_location: padded(
+                m,
+                43,
+                40,
+                "card acceptor location: up to 40 printable characters",
+            )?,
+        })
+    }
+}
+
+fn text(m: &Message, n: u8) -> Result<Option<&str>, FieldError> {
+    m.get(n)
+        .map(|v| std::str::from_utf8(v).map_err(|_| malformed(n, "not text")))
+        .transpose()
+}
+
+/// A space-padded text field, trimmed; all spaces reads as absent.
+fn padded(
+    m: &Message,
+    n: u8,
+    max: usize,
+    reason: &'static str,
+) -> Result<Option<String>, FieldError> {
+    let Some(s) = text(m, n)? else {
+        return Ok(None);
+    };
+    if s.len() > max || !printable(s) {
+        return Err(malformed(n, reason));
+    }
+    let t = s.trim_end();
+    Ok((!t.is_empty()).then(|| t.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_track_2_or_the_expiry() {
+        let a = Acceptance {
+            track2: Some(Track2::parse("4761739001010010=28122011143804400000").unwrap()),
+            expiry: Expiry::parse("2812"),
+            entry_mode: Some(EntryMode::MAGSTRIPE),
+            ..Acceptance::default()
+        };
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("2812"), "{shown}");
+        assert!(!shown.contains("22011143804400000"), "{shown}");
+        assert!(!shown.contains("4761739001010010"), "{shown}");
+        assert!(shown.contains("901"), "{shown}");
+    }
+
+    #[test]
+    fn field_limits() {
+        assert!(valid_acquirer_id("12345678901") && !valid_acquirer_id("123456789012"));
+        assert!(!valid_acquirer_id("") && !valid_acquirer_id("12a"));
+        assert!(valid_acceptor_id("ATM00001") && !valid_acceptor_id(&"A".repeat(16)));
+        assert!(!valid_acceptor_id("ATM ") && !valid_acceptor_id(""));
+        assert!(valid_acceptor_location(&"L".repeat(40)));
+        assert!(!valid_acceptor_location(&"L".repeat(41)));
+        assert!(!valid_acceptor_location("caf\u{e9}"));
+        assert!(valid_track2_field(";4761739001010010=2812201?"));
+        assert!(!valid_track2_field(&format!("{}=", "4".repeat(37))));
+    }
+
+    #[test]
+    fn advices_keep_everything_but_the_track_and_name_the_acquirer() {
+        let a = Acceptance {
+            track2: Some(Track2::parse("4761739001010010=2812").unwrap()),
+            acquirer_id: Some("00042".into()),
+            ..Acceptance::default()
+        };
+        let b = a.without_track2();
+        assert_eq!(b.track2, None);
+        assert_eq!(b.acquirer_id, a.acquirer_id);
+        assert_eq!(b.acquirer_number(), 42);
+        assert_eq!(Acceptance::default().acquirer_number(), 0);
+    }
 }

@@ -4,16 +4,25 @@
 //! | request | MTI | fields |
 //! |---|---|---|
 //! | [`Request::Network`] | 0800 | 7, 11, 41 when present; 70 |
-//! | [`Request::Withdrawal`] | 0100 (0101 repeat) | 2, 3 = 011000, 4, 7, 11, 41, 49; 52 + 53 with a PIN |
+//! | [`Request::Withdrawal`] | 0100 (0101 repeat) | 2, 3 = 011000, 4, 7, 11, 18 = 6011, 41, 49; 52 + 53 with a PIN; the acceptance fields present: 12, 13, 14, 22, 32, 35, 37, 42, 43 |
 //! | [`Request::BalanceInquiry`] | 0100 (0101) | as a withdrawal, 3 = 311000, 4 zero |
 //! | [`Request::Deposit`] | 0200 (0201) | as a withdrawal, 3 = 210010 |
-//! | [`Request::Completion`] | 0220 (0221) | 3, 4 = amount held, 7, 11, 41, 49, 90 = the original, 95 = dispensed; 2 optional |
-//! | [`Request::DepositAdvice`] | 0220 (0221) | as a deposit, no 90, no 52: a deposit taken while the switch was unreachable |
+//! | [`Request::Completion`] | 0220 (0221) | 3, 4 = amount held, 7, 11, 41, 49, 90 = the original (acquirer id = field 32, else 0), 95 = dispensed; 2 optional; the original's acceptance fields present: 12, 13, 14, 22, 32, 37, 42, 43, never 35 |
+//! | [`Request::DepositAdvice`] | 0220 (0221) | as a deposit, no 90, no 52, no 35: a deposit taken while the switch was unreachable |
 //! | [`Request::Reversal`] | 0420 (0421) | as a completion; 95 only for a partial reversal |
 //! | [`Request::Status`] | 0820 | 7, 11, 41, 48 = what the terminal reported |
 //!
+//! Every acceptance field is optional when read (a missing one is `None`); one that is present
+//! but malformed is refused with the field's number (answered 30). Field 18 is written as 6011
+//! on every card request and not read back. 42 and 43 are space-padded to 15 and 40 on the wire
+//! and trimmed when read. An advice's field 32, when absent, is read from field 90's acquiring
+//! institution id (when not zero). Track 2 (35) travels in online requests only: advices are
+//! stored, track 2 never is, so writing an advice with one is refused (like a PIN block in a
+//! deposit advice) and one read in an advice is dropped.
+//!
 //! The switch reads field 35 (track 2) when field 2 is absent, and field 63 when an 0820 carries
-//! no 48, so requests from other acquirers' habits still read.
+//! no 48, so requests from other acquirers' habits still read. When both 2 and 35 are present
+//! they must name the same card.
 
 use crate::iso8583::{
     FieldError, Message, Mti, OriginalData, PinBlock, ReplacementAmounts, Sign, SignedAmount,
@@ -21,7 +30,7 @@ use crate::iso8583::{
 };
 use crate::types::{Amount, Currency, Pan, Stan, TerminalId};
 
-use super::acceptance::Acceptance;
+use super::acceptance::{Acceptance, MERCHANT_TYPE_ATM};
 use super::codes::{NetworkCode, TransactionType};
 use super::error::DialectError;
 use super::{key_version_field, parse_key_version_field};
@@ -196,6 +205,13 @@ impl Request {
                         reason: "a deposit advice carries no PIN block",
                     });
                 }
+                if r.acceptance.track2.is_some() {
+                    // Track 2 is never stored: an advice names the card by field 2 (and 14).
+                    return Err(FieldError::Malformed {
+                        field: 35,
+                        reason: "a deposit advice carries no track 2",
+                    });
+                }
                 write_card(m, r, TransactionType::Deposit)?
             }
             Request::Completion(a) | Request::Reversal(a) => write_advice(m, a)?,
@@ -252,6 +268,7 @@ impl Request {
                     Some(TransactionType::Deposit) => {
                         let mut r = read_card(msg, key, repeat, true)?;
                         r.pin = None;
+                        r.acceptance.track2 = None;
                         Ok(Request::DepositAdvice(r))
                     }
                     // Any other 0220 is a completion without its original: refused by name.
@@ -283,6 +300,8 @@ fn write_card(m: &mut Message, r: &CardRequest, t: TransactionType) -> Result<()
     m.set_amount(r.amount.minor)?;
     write_key(m, &r.key);
     m.set_currency(r.amount.currency)?;
+    m.set_str(18, MERCHANT_TYPE_ATM)?;
+    r.acceptance.write(m)?;
     if let Some(pin) = &r.pin {
         m.set_pin_block(&pin.block);
         if let Some(v) = pin.key_version {
@@ -293,6 +312,13 @@ fn write_card(m: &mut Message, r: &CardRequest, t: TransactionType) -> Result<()
 }
 
 fn write_advice(m: &mut Message, a: &Advice) -> Result<(), FieldError> {
+    if a.acceptance.track2.is_some() {
+        // Advices are stored and repeated; track 2 is never stored.
+        return Err(FieldError::Malformed {
+            field: 35,
+            reason: "an advice carries no track 2",
+        });
+    }
     if let Some(pan) = &a.pan {
         m.set_pan(pan);
     }
@@ -300,11 +326,12 @@ fn write_advice(m: &mut Message, a: &Advice) -> Result<(), FieldError> {
     m.set_amount(a.amount.minor)?;
     write_key(m, &a.key);
     m.set_currency(a.amount.currency)?;
+    a.acceptance.write(m)?;
     m.set_original_data(&OriginalData {
         mti: a.original.mti,
         stan: a.original.stan,
         transmission: Some(a.original.transmitted_at),
-        acquirer_id: 0,
+        acquirer_id: a.acceptance.acquirer_number(),
         forwarding_id: 0,
     })?;
     if let Some(actual) = a.dispensed_minor {
@@ -411,13 +438,53 @@ fn read_card(
     repeat: bool,
     amount_required: bool,
 ) -> Result<CardRequest, DialectError> {
+    let pan = read_pan(msg)?;
+    let acceptance = read_acceptance(msg)?;
+    if acceptance.track2.as_ref().is_some_and(|t| t.pan() != &pan) {
+        return Err(DialectError::Malformed {
+            field: 35,
+            name: "track 2",
+            source: FieldError::Malformed {
+                field: 35,
+                reason: "track 2 names another card than field 2",
+            },
+        });
+    }
     Ok(CardRequest {
         key,
-        pan: read_pan(msg)?,
+        pan,
         amount: read_amount(msg, amount_required)?,
         pin: read_pin(msg),
-        acceptance: Acceptance::default(),
+        acceptance,
         repeat,
+    })
+}
+
+/// The acceptance fields, each optional; a malformed one is refused by its number and name.
+fn read_acceptance(msg: &Message) -> Result<Acceptance, DialectError> {
+    Acceptance::read(msg).map_err(|source| {
+        let field = match &source {
+            FieldError::Malformed { field, .. } | FieldError::Value { field, .. } => *field,
+            FieldError::NotSettable(n) => *n,
+            FieldError::BadMti(_) => 0,
+        };
+        let name = match field {
+            12 => "local transaction time",
+            13 => "local transaction date",
+            14 => "expiry date",
+            22 => "POS entry mode",
+            32 => "acquiring institution id",
+            35 => "track 2",
+            37 => "retrieval reference number",
+            42 => "card acceptor id",
+            43 => "card acceptor name/location",
+            _ => "acceptance data",
+        };
+        DialectError::Malformed {
+            field,
+            name,
+            source,
+        }
     })
 }
 
@@ -430,6 +497,11 @@ fn read_advice(msg: &Message, repeat: bool) -> Result<Advice, DialectError> {
     // An advice settles money already moved: the switch finds the original by field 90, so a
     // card number it cannot read is left out rather than the advice refused.
     let pan = read_pan(msg).ok();
+    let mut acceptance = read_acceptance(msg)?;
+    acceptance.track2 = None;
+    if acceptance.acquirer_id.is_none() && original.acquirer_id != 0 {
+        acceptance.acquirer_id = Some(original.acquirer_id.to_string());
+    }
     Ok(Advice {
         key,
         original: OriginalKey {
@@ -441,7 +513,7 @@ fn read_advice(msg: &Message, repeat: bool) -> Result<Advice, DialectError> {
         amount: read_amount(msg, true)?,
         dispensed_minor,
         pan,
-        acceptance: Acceptance::default(),
+        acceptance,
         repeat,
     })
 }
@@ -480,12 +552,194 @@ mod tests {
             (4, "000000002000"),
             (7, "1125114000"),
             (11, "000123"),
+            (18, "6011"),
             (41, "ATM00001"),
             (49, "978"),
         ] {
             assert_eq!(m.get_str(n), Some(v), "field {n}");
         }
-        assert_eq!(m.field_numbers().count(), 7);
+        assert_eq!(
+            m.field_numbers().count(),
+            8,
+            "no acceptance field it was not given"
+        );
+    }
+
+    fn acceptance() -> Acceptance {
+        use crate::dialect::{EntryMode, Expiry};
+        use crate::iso8583::{LocalDate, LocalTime};
+        use crate::types::{Rrn, Track2};
+        Acceptance {
+            track2: Some(Track2::parse("4761739001010010=28122011143804400000").unwrap()),
+            expiry: Expiry::parse("2812"),
+            entry_mode: Some(EntryMode::MAGSTRIPE),
+            local_time: Some(LocalTime {
+                hour: 11,
+                minute: 40,
+                second: 0,
+            }),
+            local_date: Some(LocalDate { month: 11, day: 25 }),
+            acquirer_id: Some("12345678901".into()),
+            rrn: Some(Rrn::parse("632911000123").unwrap()),
+            acceptor_id: Some("ATM00001".into()),
+            acceptor_location: Some("1 MAIN STREET            SPRINGFIELD  US".into()),
+        }
+    }
+
+    fn completion() -> Advice {
+        Advice {
+            acceptance: acceptance().without_track2(),
+            key: MessageKey {
+                stan: Stan::new(124).unwrap(),
+                ..key()
+            },
+            original: OriginalKey {
+                mti: Mti::parse("0100").unwrap(),
+                stan: Stan::new(123).unwrap(),
+                transmitted_at: TransmissionDateTime::parse("1125114000").unwrap(),
+            },
+            transaction: TransactionType::Withdrawal,
+            amount: Amount::new(2000, Currency::EUR),
+            dispensed_minor: None,
+            pan: None,
+            repeat: false,
+        }
+    }
+
+    #[test]
+    fn a_card_request_carries_the_card_present_context() {
+        let r = CardRequest {
+            acceptance: acceptance(),
+            ..withdrawal()
+        };
+        let m = Request::Withdrawal(r.clone()).to_message().unwrap();
+        for (n, v) in [
+            (12, "114000"),
+            (13, "1125"),
+            (14, "2812"),
+            (18, "6011"),
+            (22, "901"),
+            (32, "12345678901"),
+            (35, "4761739001010010=28122011143804400000"),
+            (37, "632911000123"),
+            (42, "ATM00001       "),
+            (43, "1 MAIN STREET            SPRINGFIELD  US"),
+        ] {
+            assert_eq!(m.get_str(n), Some(v), "field {n}");
+        }
+        assert_eq!(Request::from_message(&m).unwrap(), Request::Withdrawal(r));
+    }
+
+    #[test]
+    fn an_advice_never_carries_track_2() {
+        let with_track = Advice {
+            acceptance: acceptance(),
+            ..completion()
+        };
+        assert!(Request::Completion(with_track.clone())
+            .to_message()
+            .is_err());
+        assert!(Request::Reversal(with_track).to_message().is_err());
+        let deposit = CardRequest {
+            acceptance: acceptance(),
+            ..withdrawal()
+        };
+        let e = Request::DepositAdvice(deposit).to_message().unwrap_err();
+        assert!(e.to_string().contains("written"), "{e}");
+        let m = Request::Reversal(completion()).to_message().unwrap();
+        assert!(!m.contains(35) && !m.contains(52));
+        for n in [12, 13, 14, 32, 37, 42, 43] {
+            assert!(m.contains(n), "field {n}");
+        }
+        // A track 2 someone else put in an advice is dropped when read, never kept.
+        let mut m = m;
+        m.set_str(35, "4761739001010010=28122011143804400000")
+            .unwrap();
+        let Request::Reversal(read) = Request::from_message(&m).unwrap() else {
+            panic!("not a reversal")
+        };
+        assert_eq!(read.acceptance.track2, None);
+    }
+
+    #[test]
+    fn field_90_names_the_real_acquirer() {
+        let m = Request::Completion(completion()).to_message().unwrap();
+        assert_eq!(
+            m.get_str(90),
+            Some("010000012311251140001234567890100000000000")
+        );
+        assert_eq!(
+            Request::from_message(&m).unwrap(),
+            Request::Completion(completion())
+        );
+        // Without field 32 the acquirer is read from field 90.
+        let mut m = m;
+        m.remove(32);
+        let Request::Completion(read) = Request::from_message(&m).unwrap() else {
+            panic!("not a completion")
+        };
+        assert_eq!(read.acceptance.acquirer_id.as_deref(), Some("12345678901"));
+        // No acquirer: zero, as before.
+        let none = Advice {
+            acceptance: Acceptance::default(),
+            ..completion()
+        };
+        let m = Request::Completion(none).to_message().unwrap();
+        assert!(m.get_str(90).unwrap().ends_with(&"0".repeat(22)));
+    }
+
+    #[test]
+    fn a_malformed_acceptance_field_is_a_format_error_naming_it() {
+        for (n, bad) in [
+            (12, "256100"),
+            (13, "1340"),
+            (14, "2813"),
+            (22, "9X1"),
+            (32, "12A"),
+            (35, "4761739001010010"),
+            (37, "!!"),
+            (42, "\u{7f}"),
+        ] {
+            let mut m = Request::Withdrawal(withdrawal()).to_message().unwrap();
+            m.set_str(n, bad).unwrap();
+            let e = Request::from_message(&m).unwrap_err();
+            assert_eq!(e.answer_code(), ResponseCode::FormatError, "field {n}");
+            assert!(
+                matches!(e, DialectError::Malformed { field, .. } if field == n),
+                "field {n}: {e:?}"
+            );
+        }
+        let mut m = Request::Withdrawal(withdrawal()).to_message().unwrap();
+        m.set_str(35, "5500000000000004=28122011143804400000")
+            .unwrap();
+        assert!(matches!(
+            Request::from_message(&m).unwrap_err(),
+            DialectError::Malformed { field: 35, .. }
+        ));
+    }
+
+    #[test]
+    fn values_a_field_cannot_carry_are_refused_not_cut() {
+        for a in [
+            Acceptance {
+                acquirer_id: Some("123456789012".into()),
+                ..Acceptance::default()
+            },
+            Acceptance {
+                acceptor_id: Some("A".repeat(16)),
+                ..Acceptance::default()
+            },
+            Acceptance {
+                acceptor_location: Some("L".repeat(41)),
+                ..Acceptance::default()
+            },
+        ] {
+            let r = CardRequest {
+                acceptance: a,
+                ..withdrawal()
+            };
+            assert!(Request::Withdrawal(r).to_message().is_err());
+        }
     }
 
     #[test]
