@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use keystore::{Kek, KekSource, KeyStore, SoftwareKeyStore};
 
+use crate::adapters::bank_host::BankHost;
 use crate::adapters::cards_file;
 use crate::adapters::control::{self, ControlTarget};
 use crate::adapters::iso_server::{AcquirerEndpoint, EndpointLimits};
@@ -24,6 +25,7 @@ use crate::app::zone_keys::{ZoneKeyError, ZoneKeys};
 use crate::app::Switch;
 use crate::breaker::CircuitBreaker;
 use crate::config::{Config, KeysConfig, ListenMode};
+use crate::ports::IssuerHost;
 
 pub type WalletSwitch = Switch<HttpLedger, SledJournal>;
 
@@ -119,9 +121,12 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         }
         _ => None,
     };
+    let (shutdown, rx) = watch::channel(false);
+    let (issuers, mut tasks) = start_bank_hosts(config, &db, &zone, rx.clone())?;
     let switch = Arc::new(
         Switch::new(ledger, journal, routes, card_refs.clone())
-            .with_security(zone.clone(), pins.clone()),
+            .with_security(zone.clone(), pins.clone())
+            .with_issuers(issuers),
     );
 
     let tls = match (config.listen.mode, &config.tls) {
@@ -175,17 +180,14 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         max_handshakes: config.listen.max_handshakes,
         handshake_timeout: Duration::from_millis(config.listen.handshake_timeout_ms),
     };
-    let (shutdown, rx) = watch::channel(false);
     let endpoint = AcquirerEndpoint::new(switch.clone(), tls, limits);
     let resumer = switch.clone().run_resumer(
         Duration::from_millis(config.recovery.resume_interval_ms),
         Duration::from_secs(config.journal.retention_secs),
         rx.clone(),
     );
-    let mut tasks = vec![
-        tokio::spawn(endpoint.run(listener, rx.clone())),
-        tokio::spawn(resumer),
-    ];
+    tasks.push(tokio::spawn(endpoint.run(listener, rx.clone())));
+    tasks.push(tokio::spawn(resumer));
     if let Some(zone) = &zone {
         tasks.push(tokio::spawn(zone.clone().run(rx.clone())));
     }
@@ -214,6 +216,39 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
         shutdown,
         tasks,
     })
+}
+
+/// Starts every `[[bank_hosts]]` entry's connections and advice queue. Their card data is sealed
+/// under `[card_data] key` (made now if missing).
+fn start_bank_hosts(
+    config: &Config,
+    db: &SledDb,
+    zone: &Option<Arc<ZoneKeys>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Vec<Arc<dyn IssuerHost>>, Vec<tokio::task::JoinHandle<()>>), StartError> {
+    let mut issuers: Vec<Arc<dyn IssuerHost>> = Vec::new();
+    let mut tasks = Vec::new();
+    if config.bank_hosts.is_empty() {
+        return Ok((issuers, tasks));
+    }
+    let seal = match zone {
+        Some(zone) => {
+            let name = config.card_data.key_name().map_err(StartError::Config)?;
+            let (seal, made) = CardDataSeal::open_or_generate(zone.store().clone(), &name)?;
+            if made {
+                tracing::info!(key = %seal.current(), "data protection key generated");
+            }
+            Some(Arc::new(seal))
+        }
+        None => None,
+    };
+    for host in &config.bank_hosts {
+        let (issuer, host_tasks) = BankHost::start(host, db, seal.clone(), shutdown.clone())
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        issuers.push(issuer);
+        tasks.extend(host_tasks);
+    }
+    Ok((issuers, tasks))
 }
 
 /// Reads the key-encryption key as configured (a 0600 file or an environment variable). A KEK

@@ -48,7 +48,7 @@ pub struct CardDataSeal {
 
 /// Sealed verification data as stored: which key version sealed it, and the sealed bytes (hex).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct SealedData {
+pub struct SealedData {
     key: String,
     version: KeyVersion,
     sealed_hex: String,
@@ -96,15 +96,8 @@ impl CardDataSeal {
 
     fn seal(&self, store_key: &[u8], data: &PinData) -> Result<SealedData, JournalError> {
         let clear = zeroize::Zeroizing::new(serde_json::to_vec(data).map_err(encode_failed)?);
-        let sealed = self
-            .keys
-            .seal_data(&self.current, &clear, store_key)
-            .map_err(|e| key_failed("seal a card's PIN data", e))?;
-        Ok(SealedData {
-            key: self.current.name.to_string(),
-            version: self.current.version,
-            sealed_hex: sealed.iter().map(|b| format!("{b:02x}")).collect(),
-        })
+        self.seal_bytes(&clear, store_key)
+            .map_err(|e| key_failed("seal a card's PIN data", e))
     }
 
     fn open(&self, store_key: &[u8], sealed: &SealedData) -> Result<PinData, JournalError> {
@@ -112,16 +105,46 @@ impl CardDataSeal {
             key: String::from_utf8_lossy(store_key).into_owned(),
             source: reason.into(),
         };
-        let bytes =
-            from_hex(&sealed.sealed_hex).ok_or_else(|| corrupt("sealed_data is not hex"))?;
-        let name = KeyName::new(sealed.key.clone())
-            .map_err(|_| corrupt("sealed_data names no valid key"))?;
-        let clear = self
-            .keys
-            .open_data(&KeyRef::new(name, sealed.version), &bytes, store_key)
-            .map_err(|e| key_failed("open a card's PIN data", e))?;
+        let clear = self.open_bytes(sealed, store_key).map_err(|e| match e {
+            OpenError::Corrupt(reason) => corrupt(reason),
+            OpenError::Key(e) => key_failed("open a card's PIN data", e),
+        })?;
         serde_json::from_slice(&clear).map_err(|_| corrupt("sealed_data does not hold PIN data"))
     }
+
+    /// Seals `clear` under the current version, bound to `aad` (the record's store key).
+    pub fn seal_bytes(&self, clear: &[u8], aad: &[u8]) -> Result<SealedData, KeyStoreError> {
+        let sealed = self.keys.seal_data(&self.current, clear, aad)?;
+        Ok(SealedData {
+            key: self.current.name.to_string(),
+            version: self.current.version,
+            sealed_hex: sealed.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// Opens what [`seal_bytes`](Self::seal_bytes) made with the same `aad`.
+    pub fn open_bytes(
+        &self,
+        sealed: &SealedData,
+        aad: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, OpenError> {
+        let bytes =
+            from_hex(&sealed.sealed_hex).ok_or(OpenError::Corrupt("sealed_data is not hex"))?;
+        let name = KeyName::new(sealed.key.clone())
+            .map_err(|_| OpenError::Corrupt("sealed_data names no valid key"))?;
+        self.keys
+            .open_data(&KeyRef::new(name, sealed.version), &bytes, aad)
+            .map_err(OpenError::Key)
+    }
+}
+
+/// Why sealed bytes did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Corrupt(&'static str),
+    #[error(transparent)]
+    Key(KeyStoreError),
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {

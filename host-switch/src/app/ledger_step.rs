@@ -19,12 +19,33 @@ pub enum DriveError {
     Journal(#[from] crate::ports::JournalError),
     #[error(transparent)]
     Transition(#[from] crate::domain::txn::InvalidTransition),
+    #[error(transparent)]
+    Issuer(#[from] crate::domain::issuer::IssuerError),
+}
+
+impl DriveError {
+    /// The work may get done if tried again later (the agent is told 91 and repeats its advice).
+    pub fn is_transient(&self) -> bool {
+        use crate::domain::issuer::IssuerError as I;
+        match self {
+            Self::Ledger(e) => e.is_transient(),
+            Self::Issuer(I::UnknownHost(_) | I::Storage { .. } | I::Pin { .. }) => false,
+            Self::Issuer(_) => true,
+            Self::Journal(_) | Self::Transition(_) => false,
+        }
+    }
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     /// Drives `rec` from a pending state to its settled state, journaling durably.
     /// A non-pending record is left as it is.
     pub async fn drive(&self, rec: &mut TxnRecord) -> Result<(), DriveError> {
+        if let Some(trace) = rec.issuer.clone() {
+            let Some(next) = self.drive_bank(rec, &trace).await? else {
+                return Ok(());
+            };
+            return self.settled(rec, next, "bank host acknowledged").await;
+        }
         let next = match rec.state.clone() {
             TxnState::CapturePending {
                 hold_id,
@@ -58,6 +79,16 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             },
             _ => return Ok(()),
         };
+        self.settled(rec, next, "ledger confirmed").await
+    }
+
+    /// Journals the state the ledger or the host confirmed.
+    async fn settled(
+        &self,
+        rec: &mut TxnRecord,
+        next: TxnState,
+        what: &'static str,
+    ) -> Result<(), DriveError> {
         let from = rec.state.name();
         rec.advance(next, now_ms())?;
         self.journal
@@ -66,7 +97,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 reply: None,
             })
             .await?;
-        tracing::info!(txn = %rec.key, from, to = rec.state.name(), "ledger confirmed");
+        tracing::info!(txn = %rec.key, from, to = rec.state.name(), "{what}");
         Ok(())
     }
 
@@ -81,8 +112,8 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     ) -> Result<RecordedReply, JournalError> {
         match self.drive(rec).await {
             Ok(()) => self.answer_code(class, key, ResponseCode::Approved).await,
-            Err(DriveError::Ledger(e)) if e.is_transient() => {
-                tracing::warn!(error = %e, state = rec.state.name(), "ledger work not confirmed yet: 91, the advice will be repeated");
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, state = rec.state.name(), "work not confirmed yet: 91, the advice will be repeated");
                 Ok(RecordedReply::code(ResponseCode::IssuerUnavailable))
             }
             Err(DriveError::Journal(e)) => Err(e),

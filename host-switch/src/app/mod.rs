@@ -14,6 +14,7 @@
 //! Concurrency: requests about one transaction (its original, advices, reversals, replays) are
 //! serialized by a striped lock on the original's key; everything else runs in parallel.
 
+mod bank;
 pub mod card_refs;
 mod completion;
 mod deposit;
@@ -37,11 +38,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument;
 
+use crate::domain::issuer::HostTxn;
 use crate::domain::{
     CardRef, MessageKey, PinEntry, RecordedReply, Request, ResponseCode, RouteTable, TxnKey,
     WalletAccount,
 };
-use crate::ports::{Journal, JournalError, JournalWrite, Ledger};
+use crate::ports::{IssuerHost, Journal, JournalError, JournalWrite, Ledger};
 use card_refs::CardReferences;
 use pin::PinGuard;
 use zone_keys::ZoneKeys;
@@ -61,6 +63,8 @@ pub struct Switch<L, J> {
     pins: Option<Arc<PinGuard>>,
     /// Wakes the resumer before its interval: work was journaled that only it performs.
     resume_now: tokio::sync::Notify,
+    /// Other banks' hosts (the bank host route), by name.
+    issuers: Vec<Arc<dyn IssuerHost>>,
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
@@ -79,7 +83,14 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             zone: None,
             pins: None,
             resume_now: tokio::sync::Notify::new(),
+            issuers: Vec::new(),
         }
+    }
+
+    /// Adds the bank hosts cards routed `bank-host` are forwarded to.
+    pub fn with_issuers(mut self, issuers: Vec<Arc<dyn IssuerHost>>) -> Self {
+        self.issuers = issuers;
+        self
     }
 
     /// Asks the resumer for a pass now (a deposit advice owes a credit).
@@ -188,8 +199,14 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 pan,
                 currency,
                 pin,
-                acceptance: _,
+                acceptance,
             } => {
+                if let Some(issuer) = self.issuer_for(&pan) {
+                    let amount = protocols::types::Amount::new(0, currency);
+                    return Ok(self
+                        .bank_inquiry(issuer, &key, &pan, amount, pin.as_ref(), &acceptance)
+                        .await);
+                }
                 self.balance_inquiry(&key, &pan, currency, pin.as_ref())
                     .await
             }
@@ -198,15 +215,49 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 pan,
                 amount,
                 pin,
-                acceptance: _,
-            } => self.withdrawal(key, pan, amount, pin).await,
+                acceptance,
+            } => match self.issuer_for(&pan) {
+                Some(issuer) => {
+                    self.bank_transaction(
+                        issuer,
+                        bank::BankCall {
+                            class: "0100",
+                            txn: HostTxn::Withdrawal,
+                            key: &key,
+                            pan: &pan,
+                            amount,
+                            pin: pin.as_ref(),
+                            acceptance: &acceptance,
+                        },
+                    )
+                    .await
+                }
+                None => self.withdrawal(key, pan, amount, pin).await,
+            },
             Request::Deposit {
                 key,
                 pan,
                 amount,
                 pin,
-                acceptance: _,
-            } => self.deposit(key, pan, amount, pin).await,
+                acceptance,
+            } => match self.issuer_for(&pan) {
+                Some(issuer) => {
+                    self.bank_transaction(
+                        issuer,
+                        bank::BankCall {
+                            class: "0200",
+                            txn: HostTxn::Deposit,
+                            key: &key,
+                            pan: &pan,
+                            amount,
+                            pin: pin.as_ref(),
+                            acceptance: &acceptance,
+                        },
+                    )
+                    .await
+                }
+                None => self.deposit(key, pan, amount, pin).await,
+            },
             Request::Completion {
                 key,
                 original,
