@@ -187,6 +187,8 @@ pub trait IssuerHost: Send + Sync + 'static {
         &self,
         txn: crate::domain::issuer::HostTxn,
     ) -> Result<crate::domain::issuer::HostTrace, crate::domain::issuer::IssuerError>;
+    /// Whether it is reachable, its breaker, and the advices it has not acknowledged yet.
+    fn status(&self) -> crate::domain::issuer::IssuerStatus;
     /// The host's zone PIN key (PIN blocks are translated to it); `None`: PINs cannot be sent.
     fn zpk(&self) -> Option<&keystore::KeyName>;
     /// Sends a request and waits for its answer, within the host's timeout and behind its breaker.

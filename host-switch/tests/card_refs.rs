@@ -134,6 +134,7 @@ async fn pin_data_is_sealed_in_the_database_and_opens_after_a_restart() {
         control_socket: Some(files.socket.clone()),
         keys: Some(files.keys.clone()),
         pin: Some(pin),
+        bank: None,
     })
     .await;
     lab.stop_switch().await;

@@ -126,6 +126,7 @@ impl Fixture {
             control_socket: Some(self.socket()),
             keys: Some(keys),
             pin: Some(pin),
+            bank: None,
         }
     }
 

@@ -46,6 +46,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         }
     }
 
+    /// The bank host `name`'s status, if it is configured.
+    pub fn issuer_status(&self, name: &str) -> Option<crate::domain::issuer::IssuerStatus> {
+        self.issuer(name).map(|i| i.status())
+    }
+
     fn issuer(&self, name: &str) -> Option<Arc<dyn IssuerHost>> {
         self.issuers.iter().find(|i| i.name() == name).cloned()
     }

@@ -1,4 +1,5 @@
 //! Reconciliation as an operator use case: fetch both sides, compare (see `domain::reconcile`).
+//! The wallet's transactions against the ledger; the bank host route's are the host's business.
 
 use super::Switch;
 use crate::domain::reconcile::{reconcile, Reconciliation};
@@ -14,7 +15,13 @@ pub enum ReconcileError {
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     pub async fn reconcile(&self) -> Result<Reconciliation, ReconcileError> {
-        let journal = self.journal.txns()?;
+        // Cards of other banks' hosts moved no wallet money: they reconcile against their host.
+        let journal: Vec<_> = self
+            .journal
+            .txns()?
+            .into_iter()
+            .filter(|t| t.issuer.is_none())
+            .collect();
         let movements = self.ledger.movements().await?;
         Ok(reconcile(&journal, &movements))
     }

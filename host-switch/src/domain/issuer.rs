@@ -106,6 +106,16 @@ pub struct HostAdvice {
     pub actual_minor: Option<u64>,
 }
 
+/// A bank host as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerStatus {
+    /// A connection is signed on.
+    pub connected: bool,
+    pub breaker: crate::breaker::BreakerState,
+    /// Advices (0220, 0420) queued and not acknowledged yet.
+    pub queued_advices: usize,
+}
+
 /// Why a call to a bank host did not get an answer. [`may_have_applied`](Self::may_have_applied)
 /// says whether the host may hold the transaction although it did not say so.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -81,6 +81,8 @@ pub struct ExtraConfig {
     pub control_socket: Option<PathBuf>,
     pub keys: Option<KeysConfig>,
     pub pin: Option<PinConfig>,
+    /// The bank host cards starting with 5 are routed to.
+    pub bank: Option<host_switch::config::BankHostConfig>,
 }
 
 impl Lab {
@@ -157,6 +159,7 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(|| self.default_keys()),
         );
+        cfg.bank_hosts = self.extra.bank.iter().cloned().collect();
         // Without PIN rules the lab says so: its wallet route is exempt (the switch refuses to
         // start with a wallet route that is neither PIN-checked nor exempt).
         cfg.pin = Some(

@@ -166,20 +166,6 @@ impl BankHost {
         ))
     }
 
-    pub fn breaker(&self) -> &Arc<CircuitBreaker> {
-        &self.breaker
-    }
-
-    /// Advices waiting for the host's acknowledgement.
-    pub fn queued_advices(&self) -> usize {
-        self.saf.depth()
-    }
-
-    /// Whether a connection is signed on.
-    pub fn is_connected(&self) -> bool {
-        self.pool.is_up()
-    }
-
     fn error(&self, e: LinkError) -> IssuerError {
         let host = self.name.clone();
         match e {
@@ -328,6 +314,14 @@ impl IssuerHost for BankHost {
             host: self.name.clone(),
             reason: e.to_string(),
         })
+    }
+
+    fn status(&self) -> crate::domain::issuer::IssuerStatus {
+        crate::domain::issuer::IssuerStatus {
+            connected: self.pool.is_up(),
+            breaker: self.breaker.state(),
+            queued_advices: self.saf.depth(),
+        }
     }
 
     fn zpk(&self) -> Option<&keystore::KeyName> {
