@@ -36,6 +36,24 @@ pub struct Config {
     /// Keys and PINs. Without it the agent sends no PIN data (a lab without PIN security).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeysConfig>,
+    /// Who this agent acquires for (field 32 of every request). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquirer: Option<AcquirerConfig>,
+}
+
+/// `[acquirer]`: the acquiring institution, as bank hosts know it.
+///
+/// ```toml
+/// [acquirer]
+/// id = "12345678901"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcquirerConfig {
+    /// Field 32, the acquiring institution id: 1 to 11 digits. Left out of requests when absent
+    /// (the switch then names its own acquirer to bank hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// `[keys]`: the software key store and the terminal PIN key schedule.
@@ -100,6 +118,14 @@ pub struct TerminalConfig {
     /// every start. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub any_address: bool,
+    /// Field 42, the card acceptor id: 1 to 15 printable characters. Default: the terminal id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptor_id: Option<String>,
+    /// Field 43, the card acceptor's name and location as a cardholder's statement shows it: up
+    /// to 40 printable characters (by convention name and street 25, city 13, country 2), padded
+    /// to 40 when sent. Default: left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 impl TerminalConfig {
@@ -116,6 +142,8 @@ impl TerminalConfig {
             profile: profile.into(),
             address: TerminalAddresses(vec![AddressRange::from(address)]),
             any_address: false,
+            acceptor_id: None,
+            location: None,
         }
     }
 
@@ -262,6 +290,7 @@ impl Config {
             timeouts: Timeouts::default(),
             control: ControlConfig::default(),
             keys: None,
+            acquirer: None,
         }
     }
 
@@ -432,6 +461,7 @@ impl Config {
                 _ => {}
             }
         }
+        self.validate_acceptance()?;
         self.validate_transport()?;
         if self.ndc.max_pin_format_errors == 0 || self.ndc.pin_format_window_secs == 0 {
             return Err(
@@ -442,6 +472,58 @@ impl Config {
             return Err("timeouts: values must be positive".into());
         }
         Ok(())
+    }
+
+    /// `[acquirer] id` and each terminal's `acceptor_id` and `location` must fit their fields
+    /// (32, 42, 43): a value a host would refuse is refused here, at start, with its key.
+    fn validate_acceptance(&self) -> Result<(), String> {
+        use protocols::dialect::{valid_acceptor_id, valid_acceptor_location, valid_acquirer_id};
+        if let Some(id) = self.acquirer.as_ref().and_then(|a| a.id.as_deref()) {
+            if !valid_acquirer_id(id) {
+                return Err(format!(
+                    "acquirer.id: {id:?} is not an acquiring institution id: give 1 to 11 digits (ISO 8583 field 32)"
+                ));
+            }
+        }
+        for t in &self.terminals {
+            if let Some(id) = &t.acceptor_id {
+                if !valid_acceptor_id(id) {
+                    return Err(format!(
+                        "terminals.acceptor_id: terminal {} has {id:?}: give 1 to 15 printable ASCII characters without trailing spaces (ISO 8583 field 42)",
+                        t.terminal_id
+                    ));
+                }
+            }
+            if let Some(location) = &t.location {
+                if !valid_acceptor_location(location) {
+                    return Err(format!(
+                        "terminals.location: terminal {} has {location:?} ({} characters): give 1 to 40 printable ASCII characters without trailing spaces, e.g. name and street in 25, city in 13, country in 2 (ISO 8583 field 43)",
+                        t.terminal_id,
+                        location.chars().count()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The acquirer and each terminal's card acceptor, for the acceptance context of requests.
+    pub fn acceptors(&self) -> crate::domain::acceptance::Acceptors {
+        let acquirer = self.acquirer.as_ref().and_then(|a| a.id.clone());
+        self.terminals.iter().fold(
+            crate::domain::acceptance::Acceptors::new(acquirer),
+            |all, t| {
+                let id = protocols::types::TerminalId::parse(&t.terminal_id)
+                    .map_or_else(|_| t.terminal_id.clone(), |id| id.as_str().to_owned());
+                all.with_terminal(
+                    &id,
+                    crate::domain::acceptance::Acceptor {
+                        id: t.acceptor_id.clone(),
+                        location: t.location.clone(),
+                    },
+                )
+            },
+        )
     }
 
     /// Plain TCP to the switch carries card data (and PIN blocks when keys are configured) in
@@ -611,6 +693,63 @@ mod tests {
             c.key_store_path(),
             Some(PathBuf::from("./agent-data/keys.json"))
         );
+    }
+
+    #[test]
+    fn acquirer_and_acceptor_are_optional_and_checked_against_their_fields() {
+        use protocols::types::{Stan, TerminalId};
+        let c = Config::parse(GOOD, "a.toml").unwrap();
+        assert!(c.acquirer.is_none());
+        let id = TerminalId::parse("ATM00001").unwrap();
+        let context = c.acceptors().context(&id, Stan::new(1).unwrap(), 0);
+        assert_eq!(context.acquirer_id, None);
+        assert_eq!(context.acceptor_id.as_deref(), Some("ATM00001"));
+        assert_eq!(context.acceptor_location, None);
+
+        let example = Config::parse(
+            include_str!("../config/atm-agent.example.toml"),
+            "atm-agent.example.toml",
+        )
+        .unwrap();
+        let context = example.acceptors().context(&id, Stan::new(1).unwrap(), 0);
+        assert_eq!(context.acquirer_id.as_deref(), Some("12345678901"));
+        assert_eq!(context.acceptor_id.as_deref(), Some("BRANCH-0001"));
+        assert!(context.acceptor_location.is_some());
+
+        let terminal = |key: &str| {
+            GOOD.replace(
+                "address = \"127.0.0.1\"",
+                &format!("address = \"127.0.0.1\"\n{key}"),
+            )
+        };
+        for (text, key) in [
+            (
+                format!("{GOOD}\n[acquirer]\nid = \"123456789012\"\n"),
+                "acquirer.id",
+            ),
+            (
+                format!("{GOOD}\n[acquirer]\nid = \"12AB\"\n"),
+                "acquirer.id",
+            ),
+            (
+                terminal("acceptor_id = \"THIS-IS-16-CHARS\""),
+                "terminals.acceptor_id",
+            ),
+            (
+                terminal(&format!("location = \"{}\"", "L".repeat(41))),
+                "terminals.location",
+            ),
+            (
+                terminal("location = \"Café de la gare\""),
+                "terminals.location",
+            ),
+        ] {
+            let e = Config::parse(&text, "a.toml").unwrap_err();
+            assert!(e.reason().contains(key), "{key}: {e}");
+        }
+        let e =
+            Config::parse(&format!("{GOOD}\n[acquirer]\nname = \"x\"\n"), "a.toml").unwrap_err();
+        assert!(e.reason().contains("name"), "{e}");
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         keys,
         zone_master_loaded: Arc::new(Notify::new()),
         claims: Default::default(),
+        acceptors: Arc::new(config.acceptors()),
     });
     for (terminal, pending) in svc.state.all_pending() {
         tracing::warn!(%terminal, tsn = pending.tsn, stan = %pending.stan, doubt = ?pending.doubt, "dispense in doubt from before the restart: settled by the terminal's counters or a technician (atmctl dispense ls)");

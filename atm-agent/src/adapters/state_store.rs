@@ -46,6 +46,7 @@ use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::domain::acceptance::AcceptanceRecord;
 use crate::domain::pending::{Doubt, OperatorSettlement, PendingDispense, Purpose};
 use crate::domain::pin::LoadedPinKey;
 use crate::ports::{StoreError, TerminalStore};
@@ -86,6 +87,9 @@ pub struct PendingRecord {
     pub advice_stan: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice_transmitted_at: Option<String>,
+    /// The transaction's acceptance context, no card data (absent in records of earlier agents).
+    #[serde(default, skip_serializing_if = "AcceptanceRecord::is_empty")]
+    pub acceptance: AcceptanceRecord,
 }
 
 impl From<&PendingDispense> for PendingRecord {
@@ -104,6 +108,7 @@ impl From<&PendingDispense> for PendingRecord {
             doubt: p.doubt.clone(),
             advice_stan: p.advice_key.map(|(stan, _)| stan.value()),
             advice_transmitted_at: p.advice_key.map(|(_, at)| at.to_string()),
+            acceptance: AcceptanceRecord::from(&p.acceptance),
         }
     }
 }
@@ -132,7 +137,12 @@ impl PendingRecord {
             )),
             _ => None,
         };
+        let acceptance = self
+            .acceptance
+            .to_acceptance()
+            .map_err(|e| corrupt(key, e))?;
         Ok(PendingDispense {
+            acceptance,
             advice_key,
             purpose: self.purpose,
             card_ref: self.card_ref,
@@ -718,6 +728,11 @@ mod tests {
                 Stan::new(stan + 1).unwrap(),
                 TransmissionDateTime::parse("1125114001").unwrap(),
             )),
+            acceptance: crate::domain::acceptance::Acceptors::new(Some("42".into())).context(
+                &tid("ATM1"),
+                Stan::new(stan).unwrap(),
+                1_795_606_836,
+            ),
         }
     }
 

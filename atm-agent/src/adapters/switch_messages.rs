@@ -3,6 +3,11 @@
 //! `protocols::dialect::Answer`. The field layout lives in `protocols::dialect`, shared with the
 //! switch, so the two daemons cannot drift apart; this module only converts the agent's values.
 //!
+//! Every customer request carries its acceptance context (`domain::acceptance`): 12, 13, 14,
+//! 18 = 6011, 22, 32, 35, 37, 42, 43. A queued advice carries its original's, stored with it,
+//! without card data: 12, 13, 32, 37, 42, 43, and field 90 names the acquirer; a stored
+//! deposit's advice adds entry mode 011 (its card number comes from the vault, not a read).
+//!
 //! An answer the agent cannot read (a response code outside the dialect, a malformed field) is
 //! [`LinkError::Unreadable`]: its outcome is unknown, so a withdrawal or deposit in that state is
 //! reversed like one that timed out (docs/ARCHITECTURE.md, the ambiguity rule).
@@ -48,7 +53,7 @@ fn message_key(r: &CardRequest) -> MessageKey {
 /// A customer's request: 0100 for a withdrawal or an inquiry, 0200 for a deposit.
 pub fn card_request(r: &CardRequest) -> Result<Message, LinkError> {
     let request = dialect::CardRequest {
-        acceptance: Default::default(),
+        acceptance: r.acceptance.clone(),
         key: message_key(r),
         pan: r.pan.clone(),
         amount: r.amount,
@@ -96,7 +101,10 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
         // blocks the terminal's queue. Never a PIN block: PIN blocks are never stored.
         let pan = card.cloned().ok_or_else(|| missing("card number"))?;
         return Ok(Request::DepositAdvice(dialect::CardRequest {
-            acceptance: Default::default(),
+            acceptance: dialect::Acceptance {
+                entry_mode: Some(dialect::EntryMode::KEYED),
+                ..a.acceptance.without_track2()
+            },
             key,
             pan,
             amount: a.amount,
@@ -109,7 +117,7 @@ pub fn advice_request(a: &Advice, repeat: bool, card: Option<&Pan>) -> Result<Re
         .as_ref()
         .ok_or_else(|| missing("original transaction"))?;
     let advice = dialect::Advice {
-        acceptance: Default::default(),
+        acceptance: a.acceptance.without_track2(),
         key,
         original: OriginalKey {
             mti: original.mti,
@@ -201,6 +209,7 @@ mod tests {
             pan: Pan::parse("4761739001010010").unwrap(),
             amount: Amount::new(5000, Currency::EUR),
             pin: None,
+            acceptance: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::future::Future;
 
 use protocols::framing::FramingError;
 use protocols::ndc::NdcError;
-use protocols::types::{Amount, Currency, Pan, TerminalId};
+use protocols::types::{Amount, Currency, Pan, TerminalId, Track2};
 
 use crate::domain::dispense::TerminalReport;
 use crate::domain::exchange::ResponseCode;
@@ -66,6 +66,9 @@ impl std::fmt::Debug for PinEntry {
 #[derive(Debug, Clone)]
 pub struct CustomerRequest {
     pub pan: Pan,
+    /// Track 2 exactly as the terminal read it (field 35 of the online request; never stored).
+    /// `None` when the card number came another way.
+    pub track2: Option<Track2>,
     /// Zero when the request carries no amount.
     pub amount_minor: u64,
     pub pin: PinEntry,

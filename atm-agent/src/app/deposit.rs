@@ -38,7 +38,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
                 .authorize(
                     &terminal,
                     Purpose::OnlineDeposit,
-                    &req.pan,
+                    req,
                     amount,
                     Vec::new(),
                     pin,

@@ -5,12 +5,16 @@
 //! They are methods of [`Services`] over the ports, so the flows in `withdrawal`, `deposit`,
 //! `inquiry` and `settlement` read as the saga of ARCHITECTURE.md and nothing else.
 
+use protocols::dialect::Acceptance;
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Pan, Stan, TerminalId};
 
-use super::conversation::{Conversation, CustomerReply, Decline, PinEntry, SessionEnd};
+use super::conversation::{
+    Conversation, CustomerReply, CustomerRequest, Decline, PinEntry, SessionEnd,
+};
 use super::pin_keys::PinPathError;
 use super::Services;
+use crate::domain::acceptance;
 use crate::domain::advice::Advice;
 use crate::domain::dispense::Settlement;
 use crate::domain::exchange::{approval_may_exist, CardRequest, SwitchAnswer, TransactionKey};
@@ -28,6 +32,18 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         Ok((stan, crate::clock::transmission_date_time_now()))
     }
 
+    /// A new STAN for a customer's request, now as its transmission time, and the request's
+    /// acceptance context at that same instant (local time, acquirer, RRN, acceptor).
+    pub(super) async fn next_transaction(
+        &self,
+        terminal: &TerminalId,
+    ) -> Result<(Stan, TransmissionDateTime, Acceptance), SessionEnd> {
+        let stan = self.state.next_stan(terminal).await?;
+        let now = crate::clock::now_unix_secs();
+        let context = self.acceptors.context(terminal, stan, now);
+        Ok((stan, TransmissionDateTime::from_unix_secs(now), context))
+    }
+
     /// Records, durably and *before* the request leaves, what the terminal is about to be asked
     /// to do. If the agent dies anywhere after this, the record survives: when the terminal comes
     /// back, its TSN tells whether it ever processed the reply, and the transaction is settled
@@ -40,7 +56,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         notes: Vec<u32>,
         card_ref: Option<String>,
     ) -> Result<PendingDispense, SessionEnd> {
-        let (stan, transmitted_at) = self.next_key(terminal).await?;
+        let (stan, transmitted_at, context) = self.next_transaction(terminal).await?;
         // The settlement's advice is named now, so settling twice (a crash between queuing the
         // advice and clearing this record) queues the same advice, once.
         let advice_key = self.next_key(terminal).await?;
@@ -56,6 +72,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             since_ms: crate::clock::now_ms(),
             doubt: Doubt::Awaiting,
             advice_key: Some(advice_key),
+            acceptance: context,
         };
         self.state.put_pending(terminal, &pending).await?;
         self.count_in_doubt(terminal);
@@ -78,7 +95,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
         &self,
         terminal: &TerminalId,
         purpose: Purpose,
-        pan: &Pan,
+        req: &CustomerRequest,
         amount: Amount,
         notes: Vec<u32>,
         pin: Option<ZonePinBlock>,
@@ -93,9 +110,10 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
                 stan: pending.stan,
                 transmitted_at: pending.transmitted_at,
             },
-            pan: pan.clone(),
+            pan: req.pan.clone(),
             amount,
             pin,
+            acceptance: acceptance::online(&pending.acceptance, req.track2.as_ref()),
         };
         let outcome = self
             .uplink

@@ -6,6 +6,7 @@ use protocols::types::Amount;
 
 use super::conversation::{Conversation, CustomerReply, CustomerRequest, Decline, SessionEnd};
 use super::Services;
+use crate::domain::acceptance;
 use crate::domain::exchange::{CardRequest, ResponseCode, TransactionKey, TransactionType};
 use crate::ports::{AdviceQueue, SwitchLink, TerminalStore};
 
@@ -25,7 +26,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             Ok(p) => p,
             Err(decline) => return at.reply(CustomerReply::Decline(decline)).await,
         };
-        let (stan, transmitted_at) = self.next_key(&terminal).await?;
+        let (stan, transmitted_at, context) = self.next_transaction(&terminal).await?;
         let request = CardRequest {
             transaction: TransactionType::BalanceInquiry,
             key: TransactionKey {
@@ -36,6 +37,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             pan: req.pan.clone(),
             amount: Amount::new(0, at.currency()),
             pin,
+            acceptance: acceptance::online(&context, req.track2.as_ref()),
         };
         let reply = match self
             .uplink

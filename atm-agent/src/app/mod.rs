@@ -56,4 +56,6 @@ pub struct Services<L, S, Q> {
     /// The records being settled right now, so the terminal's word and a technician's never
     /// settle the same one twice.
     pub claims: settlement::SettlementClaims,
+    /// The acquirer and each terminal's card acceptor: the acceptance context of every request.
+    pub acceptors: Arc<crate::domain::acceptance::Acceptors>,
 }

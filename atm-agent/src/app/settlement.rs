@@ -21,6 +21,7 @@ use protocols::types::{Stan, TerminalId};
 
 use super::conversation::{Conversation, SessionEnd};
 use super::Services;
+use crate::domain::acceptance;
 use crate::domain::advice::{Advice, AdviceKind, Original};
 use crate::domain::dispense::{self, OperatorSettlementError, Settlement, TerminalReport};
 use crate::domain::pending::{Doubt, OperatorSettlement, PendingDispense, Purpose};
@@ -307,8 +308,11 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
     ) -> Result<Option<AdviceKind>, SessionEnd> {
         let transaction = pending.purpose.transaction();
         let original = Original::of(transaction, pending.stan, pending.transmitted_at);
-        let advice =
-            |kind, stan, now| Advice::new(kind, terminal, stan, now, transaction, pending.amount);
+        // Every advice carries its original's context (RRN, local time, acquirer, acceptor).
+        let advice = |kind, stan, now| Advice {
+            acceptance: acceptance::stored_part(&pending.acceptance),
+            ..Advice::new(kind, terminal, stan, now, transaction, pending.amount)
+        };
         let queued = match (pending.purpose, settlement) {
             (_, Settlement::InDoubt) => {
                 let doubt = Doubt::Uncounted {

@@ -15,6 +15,7 @@ use super::conversation::{
 };
 use super::registry::Registry;
 use super::Services;
+use crate::domain::acceptance::{Acceptor, Acceptors};
 use crate::domain::advice::{Advice, AdviceKind};
 use crate::domain::dispense::TerminalReport;
 use crate::domain::exchange::{CardRequest, ResponseCode, SwitchAnswer, ZonePinKeyDelivery};
@@ -346,12 +347,25 @@ fn services_over<Q: AdviceQueue>(link: FakeLink, queue: Q) -> Services<FakeLink,
         keys: None,
         zone_master_loaded: Arc::new(Notify::new()),
         claims: Default::default(),
+        acceptors: Arc::new(Acceptors::new(Some(ACQUIRER.into())).with_terminal(
+            "ATM00001",
+            Acceptor {
+                id: Some("BRANCH-0001".into()),
+                location: Some(LOCATION.into()),
+            },
+        )),
     }
 }
+
+const ACQUIRER: &str = "12345678901";
+const LOCATION: &str = "1 MAIN STREET            SPRINGFIELD  US";
+/// Track 2 as the terminal reads it, sentinels included.
+const TRACK2: &str = ";4761739001010010=28122011143804400000?";
 
 fn customer(amount_minor: u64) -> CustomerRequest {
     CustomerRequest {
         pan: Pan::parse("4761739001010010").unwrap(),
+        track2: Some(protocols::types::Track2::parse(TRACK2).unwrap()),
         amount_minor,
         pin: PinEntry::Absent,
     }
@@ -387,6 +401,75 @@ async fn approved_withdrawal_dispenses_and_queues_a_completion_for_the_full_amou
     let original = completion.original.as_ref().unwrap();
     assert_eq!((original.mti.as_str(), original.stan.value()), ("0100", 1));
     assert!(nothing_pending(&svc));
+}
+
+/// What goes on the wire: the agent's 0100 carries the card-present context; its queued 0220 and
+/// 0420 carry the original's RRN and acquirer, never track 2.
+#[tokio::test]
+async fn requests_carry_the_acceptance_context_and_advices_keep_it_without_track_2() {
+    use crate::adapters::switch_messages;
+    let svc = services(FakeLink::new(
+        true,
+        vec![Script::Answer(approved()), Script::Answer(approved())],
+    ));
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::Ready));
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+    let mut atm = FakeTerminal::reporting(Some(TerminalReport::CashHandlerFault {
+        outcome: DispenseOutcome::NoneDispensed,
+        dispensed_minor: None,
+    }));
+    svc.withdrawal(&mut atm, &customer(8000)).await.unwrap();
+
+    let requests = svc.uplink.requests.lock().unwrap().clone();
+    let m = switch_messages::card_request(&requests[0]).unwrap();
+    assert_eq!(m.mti().as_str(), "0100");
+    for n in [12, 13, 18, 22, 32, 35, 37, 41, 42, 43] {
+        assert!(m.contains(n), "field {n}");
+    }
+    assert_eq!(m.get_str(18), Some("6011"));
+    assert_eq!(m.get_str(22), Some("901"));
+    assert_eq!(m.get_str(32), Some(ACQUIRER));
+    assert_eq!(
+        m.get_str(35),
+        TRACK2.get(1..TRACK2.len() - 1),
+        "track 2 as read, between its sentinels"
+    );
+    assert_eq!(m.get_str(14), Some("2812"));
+    assert_eq!(m.get_str(42), Some("BRANCH-0001    "));
+    assert_eq!(m.get_str(43), Some(LOCATION));
+    // Local time and date are field 7's instant (UTC); the RRN is YDDDhh + STAN.
+    let at = m.get_str(7).unwrap();
+    assert_eq!(m.get_str(13), at.get(..4));
+    assert_eq!(m.get_str(12), at.get(4..));
+    let rrn = m.get_str(37).unwrap();
+    assert_eq!(&rrn[4..6], &at[4..6], "the hour");
+    assert!(rrn.ends_with(m.get_str(11).unwrap()), "{rrn}");
+    let rrn_of = |m: &protocols::iso8583::Message| m.get_str(37).unwrap().to_owned();
+    let second = switch_messages::card_request(&requests[1]).unwrap();
+    assert_ne!(rrn_of(&m), rrn_of(&second), "unique per transaction");
+
+    let advices = svc.queue.advices.lock().unwrap().clone();
+    assert_eq!(
+        advices.iter().map(|a| a.kind).collect::<Vec<_>>(),
+        vec![AdviceKind::Completion, AdviceKind::Reversal]
+    );
+    for (advice, original) in advices.iter().zip([&m, &second]) {
+        let sent = switch_messages::advice(advice, false, None).unwrap();
+        assert!(!sent.contains(35) && !sent.contains(52), "{}", sent.mti());
+        assert_eq!(rrn_of(&sent), rrn_of(original), "the original's RRN");
+        for n in [12, 13, 32, 42, 43] {
+            assert_eq!(sent.get(n), original.get(n), "field {n}");
+        }
+        let field90 = sent.get_str(90).unwrap();
+        assert_eq!(&field90[20..31], ACQUIRER, "{field90}");
+        // Stored and read back (the sled queue's record), it is the same advice.
+        let json = serde_json::to_string(advice).unwrap();
+        assert!(
+            !json.contains("4761739001010010") && !json.contains("2812"),
+            "{json}"
+        );
+        assert_eq!(&serde_json::from_str::<Advice>(&json).unwrap(), advice);
+    }
 }
 
 #[tokio::test]

@@ -50,7 +50,7 @@ impl<L: SwitchLink, S: TerminalStore, Q: AdviceQueue> Services<L, S, Q> {
             .authorize(
                 &terminal,
                 Purpose::Withdrawal,
-                &req.pan,
+                req,
                 amount,
                 notes.clone(),
                 pin,

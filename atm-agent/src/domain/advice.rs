@@ -4,13 +4,17 @@
 //! carries card data (the queue shows advices to technicians): a completion or reversal names the
 //! original by STAN and transmission date-time (field 90), which is how the switch finds it. A
 //! deposit taken while the switch was unreachable must reach it with its card number: the advice
-//! holds only a reference to it in the agent's card vault (`StateStore::put_card`).
+//! holds only a reference to it in the agent's card vault (`StateStore::put_card`). An advice
+//! carries its original's acceptance context (local time, acquirer, RRN, acceptor: fields 12, 13,
+//! 32, 37, 42, 43), which is not card data; never track 2, the expiry or a PIN block.
 
 use protocols::iso8583::{Mti, TransmissionDateTime};
 use protocols::types::{Amount, Currency, Stan, TerminalId};
 use serde::{Deserialize, Serialize};
 
+use super::acceptance::{AcceptanceRecord, AcceptanceRecordError};
 use super::exchange::TransactionType;
+use protocols::dialect::Acceptance;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdviceKind {
@@ -70,6 +74,8 @@ pub struct Advice {
     pub card_ref: Option<String>,
     /// Only for `Status`: what the terminal reported.
     pub detail: Option<String>,
+    /// The original's acceptance context, without card data (`domain::acceptance`).
+    pub acceptance: Acceptance,
 }
 
 impl Advice {
@@ -93,6 +99,7 @@ impl Advice {
             original: None,
             card_ref: None,
             detail: None,
+            acceptance: Acceptance::default(),
         }
     }
 
@@ -115,6 +122,7 @@ impl Advice {
             original: None,
             card_ref: None,
             detail: Some(detail.chars().take(200).collect()),
+            acceptance: Acceptance::default(),
         }
     }
 
@@ -150,6 +158,9 @@ pub struct AdviceRecord {
     pub card_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The original's acceptance context (absent in records of earlier agents).
+    #[serde(default, skip_serializing_if = "AcceptanceRecord::is_empty")]
+    pub acceptance: AcceptanceRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +212,7 @@ impl From<Advice> for AdviceRecord {
             }),
             card_ref: a.card_ref,
             detail: a.detail,
+            acceptance: AcceptanceRecord::from(&a.acceptance),
         }
     }
 }
@@ -243,6 +255,10 @@ impl TryFrom<AdviceRecord> for Advice {
             original,
             card_ref: r.card_ref,
             detail: r.detail,
+            acceptance: r
+                .acceptance
+                .to_acceptance()
+                .map_err(|e: AcceptanceRecordError| invalid(e.field, e.value))?,
         })
     }
 }

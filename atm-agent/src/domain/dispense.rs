@@ -272,6 +272,7 @@ mod tests {
             since_ms: 0,
             doubt,
             advice_key: None,
+            acceptance: Default::default(),
         }
     }
 

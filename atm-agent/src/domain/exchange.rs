@@ -6,6 +6,7 @@
 //! number; the uplink adapter writes them as ISO 8583 (`adapters::switch_messages`). They map one to one
 //! onto the messages of `protocols::dialect`.
 
+use protocols::dialect::Acceptance;
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Pan, Stan, TerminalId};
 
@@ -42,6 +43,9 @@ pub struct CardRequest {
     pub amount: Amount,
     /// The PIN under the zone PIN key, when the terminal sent one and PINs are handled.
     pub pin: Option<ZonePinBlock>,
+    /// Where, when and how the card was accepted (fields 12, 13, 14, 22, 32, 35, 37, 42, 43):
+    /// the transaction's context and the card read (`domain::acceptance`).
+    pub acceptance: Acceptance,
 }
 
 /// The switch's answer to a [`CardRequest`].

@@ -9,6 +9,7 @@
 //! ([`Doubt::Uncounted`]) or did not tell before going on ([`Doubt::Unreported`]) waits for a
 //! technician (`atmctl dispense settle`), whose word is an [`OperatorSettlement`].
 
+use protocols::dialect::Acceptance;
 use protocols::iso8583::TransmissionDateTime;
 use protocols::types::{Amount, Stan};
 
@@ -93,4 +94,7 @@ pub struct PendingDispense {
     /// is made: settling it again after a crash (the advice queued, the record not yet cleared)
     /// produces the same advice, which the queue holds once. `None` in records of earlier agents.
     pub advice_key: Option<(Stan, TransmissionDateTime)>,
+    /// The transaction's acceptance context (local time, acquirer, RRN, acceptor), never card
+    /// data: its advices carry the same. Empty in records of earlier agents.
+    pub acceptance: Acceptance,
 }

@@ -25,7 +25,10 @@ pub mod codes;
 pub mod error;
 pub mod request;
 
-pub use acceptance::{Acceptance, EntryMode, Expiry, MERCHANT_TYPE_ATM};
+pub use acceptance::{
+    valid_acceptor_id, valid_acceptor_location, valid_acquirer_id, valid_track2_field, Acceptance,
+    EntryMode, Expiry, MERCHANT_TYPE_ATM,
+};
 pub use answer::{Answer, Balances, OfflineDeposits};
 pub use codes::{NetworkCode, ResponseCode, TransactionType};
 pub use error::DialectError;

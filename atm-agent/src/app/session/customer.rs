@@ -59,7 +59,7 @@ where
         }
         // A dispense still awaiting its status will not get one now.
         self.svc.next_customer(&self.terminal_id).await?;
-        let Some(pan) = req.card().map(|t| t.pan().clone()) else {
+        let Some(track2) = req.card() else {
             tracing::warn!(
                 terminal = self.tid(),
                 "transaction request without readable track 2: declined"
@@ -73,7 +73,8 @@ where
             Some(b) => b.to_bytes().map_or(PinEntry::Unreadable, PinEntry::Block),
         };
         let request = CustomerRequest {
-            pan,
+            pan: track2.pan().clone(),
+            track2: Some(track2),
             amount_minor: req.amount.unwrap_or(0),
             pin,
         };
