@@ -954,6 +954,53 @@ mod tests {
         assert_eq!(c.listen.max_frame_bytes, 4096);
     }
 
+    const BANK: &str = r#"
+        [[routes]]
+        prefix = "5"
+        route = "bank-host"
+        [[bank_hosts]]
+        name = "acme"
+        address = "127.0.0.1:9400"
+        acquirer_id = "1234567"
+    "#;
+
+    #[test]
+    fn bank_hosts_and_their_routes_are_checked() {
+        let c = Config::parse(&format!("{}{BANK}", good()), "s.toml").unwrap();
+        assert_eq!(c.bank_hosts[0].spec, "iso87-binary");
+        assert_eq!(c.bank_hosts[0].timeout_ms, 5000);
+        let text = format!("{}{BANK}", good());
+        let err = Config::parse(
+            &text.replace(
+                "route = \"bank-host\"",
+                "route = \"bank-host\"\nhost = \"other\"",
+            ),
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(err.reason().contains("not a [[bank_hosts]] name"), "{err}");
+        let err = Config::parse(
+            &text.replace("route = \"wallet\"", "route = \"wallet\"\nhost = \"acme\""),
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(err.reason().contains("bank-host routes only"), "{err}");
+        let two = format!(
+            "{text}[[bank_hosts]]\nname = \"beta\"\naddress = \"127.0.0.1:9401\"\nacquirer_id = \"1\"\n"
+        );
+        let err = Config::parse(&two, "s.toml").unwrap_err();
+        assert!(err.reason().contains("say which"), "{err}");
+        let err = Config::parse(
+            &text.replace("acquirer_id = \"1234567\"", "acquirer_id = \"x\""),
+            "s.toml",
+        )
+        .unwrap_err();
+        assert!(err.reason().contains("bank_hosts[0]"), "{err}");
+        let written = c.to_toml().unwrap();
+        let back = Config::parse(&written, "written").unwrap();
+        assert_eq!(back.bank_hosts, c.bank_hosts);
+    }
+
     #[test]
     fn unknown_key_is_named() {
         let err = Config::parse(

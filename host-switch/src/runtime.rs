@@ -218,6 +218,8 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
     })
 }
 
+type Issuers = Vec<Arc<dyn IssuerHost>>;
+
 /// Starts every `[[bank_hosts]]` entry's connections and advice queue. Their card data is sealed
 /// under `[card_data] key` (made now if missing).
 fn start_bank_hosts(
@@ -225,7 +227,7 @@ fn start_bank_hosts(
     db: &SledDb,
     zone: &Option<Arc<ZoneKeys>>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(Vec<Arc<dyn IssuerHost>>, Vec<tokio::task::JoinHandle<()>>), StartError> {
+) -> Result<(Issuers, Vec<JoinHandle<()>>), StartError> {
     let mut issuers: Vec<Arc<dyn IssuerHost>> = Vec::new();
     let mut tasks = Vec::new();
     if config.bank_hosts.is_empty() {

@@ -337,3 +337,51 @@ async fn the_hosts_breaker_opens_answers_91_at_once_and_closes_after_recovery() 
         "only the last approval stands: {p:?}"
     );
 }
+
+#[tokio::test]
+async fn a_queued_reversal_survives_a_switch_restart_and_is_sent_as_a_repeat() {
+    let mut bl = BankLab::start().await;
+    let handle = bl.host.handle();
+    handle
+        .push_rule(Rule::new(RuleAction::DropAnswer).mti("0100"))
+        .unwrap();
+    let mut atm = bl.lab.client().await;
+    assert_eq!(
+        code(&atm.request(&withdrawal(1, BANK_CARD, 40_000)).await),
+        "91"
+    );
+    // The host hears the reversal but answers nothing: it stays queued in the switch.
+    handle.set_outage(Outage::Silent);
+    wait_until("the first reversal to reach the host", 10, || {
+        let h = handle.clone();
+        async move { h.received().iter().any(|e| e.mti.as_str() == "0420") }
+    })
+    .await;
+    drop(atm);
+    bl.lab.stop_switch().await;
+    let before_restart = handle.received().len();
+    handle.clear_rules();
+    handle.set_outage(Outage::None);
+    bl.lab.start_switch().await;
+    wait_until(
+        "the reversal to be acknowledged after the restart",
+        20,
+        || {
+            let s = bl.state(1);
+            async move { s == TxnState::Voided }
+        },
+    )
+    .await;
+    let after: Vec<_> = handle.received().into_iter().skip(before_restart).collect();
+    let resent = after
+        .iter()
+        .find(|e| e.mti.as_str().starts_with("042"))
+        .expect("a reversal after the restart");
+    assert_eq!(
+        resent.mti.as_str(),
+        "0421",
+        "a resend after a restart is a repeat"
+    );
+    let p = bl.position();
+    assert_eq!((p.held, p.debited, p.net), (0, 0, 0), "{p:?}");
+}

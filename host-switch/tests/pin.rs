@@ -1041,3 +1041,101 @@ async fn a_switch_whose_wallet_route_has_no_pin_rule_refuses_to_start() {
         "{stderr}"
     );
 }
+
+/// The zone PIN key shared with the bank host, by components (the host holds the same clear key).
+const BANK_ZPK_COMPONENTS: [&str; 2] = [
+    "4C4C4C4C3B3B3B3B5D5D5D5D2A2A2A2A",
+    "0101010170707070161616166B6B6B6B",
+];
+const BANK_PIN: &str = "4321";
+
+/// A PIN lab whose cards starting with 5 go to a bankhost-sim that checks PINs under its own
+/// zone PIN key; `with_zpk`: the switch has that key (`zpk/acme`) and translates to it.
+async fn bank_pin_lab(
+    with_zpk: bool,
+) -> (
+    Lab,
+    Fixture,
+    Agent,
+    IsoClient,
+    u32,
+    bankhost_sim::RunningBankHost,
+) {
+    let fixture = Fixture::new(Method::VisaPvv);
+    if with_zpk {
+        let store = SoftwareKeyStore::open(&fixture.path("keys.json"), kek_value()).unwrap();
+        load(&store, "zpk/acme", KeyUsage::ZonePin, BANK_ZPK_COMPONENTS);
+    }
+    let mut sim = bankhost_sim::BankHostConfig::new();
+    sim.cards
+        .push(bankhost_sim::CardConfig::new(BANK_CARD, 100_000).with_pin(BANK_PIN));
+    sim.zpk_hex = Some(
+        clear_key(BANK_ZPK_COMPONENTS)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect(),
+    );
+    let host = bankhost_sim::start(sim).await.unwrap();
+    let mut extra = fixture.config(Method::VisaPvv, 300, 0);
+    let mut bank =
+        host_switch::config::BankHostConfig::new("acme", host.addr().to_string(), "1234567");
+    bank.zpk = with_zpk.then(|| "zpk/acme".to_owned());
+    extra.bank = Some(bank);
+    let lab = Lab::start_with(extra).await;
+    let agent = Agent::new();
+    let mut c = lab.client().await;
+    let version = agent.fetch_zpk(&mut c, 900).await;
+    let handle = host.handle();
+    testkit::wait::wait_until("the switch to sign on at the bank host", 10, || {
+        let h = handle.clone();
+        async move { h.stats().received_by_mti.contains_key("0800") }
+    })
+    .await;
+    (lab, fixture, agent, c, version, host)
+}
+
+#[tokio::test]
+async fn bank_card_pins_are_translated_to_the_hosts_key_and_checked_there() {
+    let (_lab, _fx, agent, mut c, v, host) = bank_pin_lab(true).await;
+    let right = agent.pin_block(BANK_PIN, BANK_CARD, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, BANK_CARD, 10_000), &right, v))
+        .await;
+    assert_eq!(code(&r), "00", "the host read the right PIN under its key");
+    let wrong = agent.pin_block("1111", BANK_CARD, v);
+    let r = c
+        .request(&with_pin(withdrawal(2, BANK_CARD, 10_000), &wrong, v))
+        .await;
+    assert_eq!(code(&r), "55", "the host's verdict reaches the terminal");
+    let sent = host.handle().received();
+    let block = sent
+        .iter()
+        .find(|e| e.mti.as_str() == "0100")
+        .and_then(|e| e.request.get(52))
+        .unwrap()
+        .to_vec();
+    assert_eq!(block.len(), 8, "a binary spec carries 8 bytes");
+    assert_ne!(
+        hex_bytes(&right),
+        block,
+        "never forwarded under our own zone key"
+    );
+}
+
+#[tokio::test]
+async fn a_pin_is_never_sent_to_a_host_without_its_zone_pin_key() {
+    let (_lab, _fx, agent, mut c, v, host) = bank_pin_lab(false).await;
+    let block = agent.pin_block(BANK_PIN, BANK_CARD, v);
+    let r = c
+        .request(&with_pin(withdrawal(1, BANK_CARD, 10_000), &block, v))
+        .await;
+    assert_eq!(code(&r), "96");
+    assert!(
+        !host
+            .handle()
+            .received()
+            .iter()
+            .any(|e| e.mti.as_str() == "0100"),
+        "nothing was sent"
+    );
+}

@@ -163,7 +163,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             }
         };
         let mut rec = fresh;
-        rec.issuer = Some(trace.clone());
+        rec.issuer = Some(Box::new(trace.clone()));
         // Journaled before the host is asked: a crash after the send leaves a record the resumer
         // reverses at the host.
         self.journal

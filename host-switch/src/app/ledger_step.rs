@@ -29,7 +29,7 @@ impl DriveError {
         use crate::domain::issuer::IssuerError as I;
         match self {
             Self::Ledger(e) => e.is_transient(),
-            Self::Issuer(I::UnknownHost(_) | I::Storage { .. } | I::Pin { .. }) => false,
+            Self::Issuer(I::UnknownHost(_) | I::Storage { .. }) => false,
             Self::Issuer(_) => true,
             Self::Journal(_) | Self::Transition(_) => false,
         }

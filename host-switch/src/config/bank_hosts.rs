@@ -226,3 +226,43 @@ pub(super) fn validate(hosts: &[BankHostConfig]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> BankHostConfig {
+        BankHostConfig::new("acme", "127.0.0.1:9400", "1234567")
+    }
+
+    #[test]
+    fn every_bad_key_is_named() {
+        type Breaks = fn(&mut BankHostConfig);
+        let cases: Vec<(Breaks, &str)> = vec![
+            (|h| h.name = "a b".into(), "name"),
+            (|h| h.address = "nowhere".into(), "address"),
+            (|h| h.spec = "no-such-spec".into(), "spec"),
+            (|h| h.length_prefix = "bcd".into(), "length_prefix"),
+            (|h| h.acquirer_id = "12a".into(), "acquirer_id"),
+            (|h| h.acquirer_id = "123456789012".into(), "acquirer_id"),
+            (
+                |h| h.acceptor_location = Some("x".repeat(41)),
+                "acceptor_location",
+            ),
+            (|h| h.connections = 0, "connections"),
+            (|h| h.timeout_ms = 60_000, "timeout_ms"),
+            (|h| h.retry_max_ms = 1, "retry_max_ms"),
+            (|h| h.zpk = Some("bad name!".into()), "zpk"),
+        ];
+        for (break_it, key) in cases {
+            let mut h = host();
+            break_it(&mut h);
+            let err = validate(&[h]).unwrap_err();
+            assert!(err.contains(key), "{key}: {err}");
+            assert!(err.contains("bank_hosts[0]"), "{err}");
+        }
+        assert!(validate(&[host()]).is_ok());
+        let err = validate(&[host(), host()]).unwrap_err();
+        assert!(err.contains("used twice"), "{err}");
+    }
+}

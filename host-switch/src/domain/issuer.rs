@@ -134,8 +134,6 @@ pub enum IssuerError {
     BadAnswer { host: String, reason: String },
     #[error("bank host {host}: advice {id} is queued, not acknowledged yet")]
     Queued { host: String, id: String },
-    #[error("bank host {host}: PIN block cannot be translated to its zone PIN key: {reason}")]
-    Pin { host: String, reason: String },
     #[error("bank host {host}: store-and-forward queue: {reason}")]
     Storage { host: String, reason: String },
 }

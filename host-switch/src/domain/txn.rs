@@ -182,7 +182,7 @@ pub struct TxnRecord {
     pub operator_notes: Vec<OperatorNote>,
     /// A card on the bank host route: the request as the host knows it. `None`: the wallet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<super::issuer::HostTrace>,
+    pub issuer: Option<Box<super::issuer::HostTrace>>,
 }
 
 /// One operator decision, journaled with the transaction it is about.

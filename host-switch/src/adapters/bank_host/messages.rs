@@ -285,3 +285,127 @@ pub fn as_repeat(msg: &mut Message) {
         msg.set_mti(mti);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocols::types::{Currency, Track2};
+
+    fn trace() -> HostTrace {
+        HostTrace {
+            host: "acme".into(),
+            stan: 42,
+            transmitted_at: "1204103000".into(),
+            rrn: "120410000042".into(),
+            mti: "0100".into(),
+            local_time: "103000".into(),
+            local_date: "1204".into(),
+        }
+    }
+
+    fn acquirer() -> Acquirer {
+        Acquirer {
+            id: "1234567".into(),
+            location: Some("OUR ATM NETWORK          LISBON       PT".into()),
+        }
+    }
+
+    fn withdrawal() -> HostRequest {
+        HostRequest {
+            txn: HostTxn::Withdrawal,
+            trace: trace(),
+            terminal: TerminalId::parse("ATM00001").unwrap(),
+            pan: Pan::parse("5413330089020011").unwrap(),
+            acceptance: Acceptance {
+                track2: Some(Track2::parse("5413330089020011=29121010000012300000").unwrap()),
+                ..Acceptance::default()
+            },
+            amount: Amount::new(20_000, Currency::EUR),
+            pin: Some(EncryptedPinBlock([0x11; 8])),
+        }
+    }
+
+    #[test]
+    fn a_withdrawal_packs_and_unpacks_in_both_builtin_specs() {
+        for name in ["iso87-binary", "iso87-ascii"] {
+            let spec = Spec::builtin(name).unwrap();
+            let m = request(spec, &acquirer(), &withdrawal()).unwrap();
+            let back = spec.unpack(&spec.pack(&m).unwrap()).unwrap();
+            assert_eq!(back, m, "{name}");
+            assert_eq!(back.get_str(18), Some("6011"));
+            assert_eq!(back.get_str(22), Some("901"), "swiped: full track read");
+            assert_eq!(back.get_str(14), Some("2912"), "expiry from track 2");
+            assert_eq!(back.get_str(32), Some("1234567"));
+            assert_eq!(back.get_str(37), Some("120410000042"));
+            assert_eq!(back.get_str(42), Some("ATM00001       "));
+            assert_eq!(back.get_str(43).map(str::len), Some(40));
+            assert!(back.contains(35));
+        }
+        let binary = Spec::builtin("iso87-binary").unwrap();
+        let m = request(binary, &acquirer(), &withdrawal()).unwrap();
+        assert_eq!(m.get(52), Some(&[0x11u8; 8][..]));
+        let ascii = Spec::builtin("iso87-ascii").unwrap();
+        let m = request(ascii, &acquirer(), &withdrawal()).unwrap();
+        assert_eq!(m.get_str(52), Some("1111111111111111"));
+    }
+
+    #[test]
+    fn an_advice_names_its_original_and_never_carries_track_2_or_a_pin() {
+        let req = withdrawal();
+        let card = original_card(&req);
+        assert_eq!(format!("{card:?}"), "OriginalCard(****)");
+        let spec = Spec::builtin("iso87-binary").unwrap();
+        let parts = AdviceParts {
+            kind: AdviceKind::Reversal,
+            original: &req.trace,
+            original_txn: HostTxn::Withdrawal,
+            card: &card,
+            terminal: &req.terminal,
+            amount: req.amount,
+            actual_minor: Some(5_000),
+            stan: 43,
+            transmitted_at: "1204103005",
+        };
+        let m = advice(&acquirer(), &parts).unwrap();
+        let back = spec.unpack(&spec.pack(&m).unwrap()).unwrap();
+        assert_eq!(back.mti().as_str(), "0420");
+        assert!(!back.contains(35) && !back.contains(52));
+        assert_eq!(back.get_str(11), Some("000043"), "its own STAN");
+        assert_eq!(back.get_str(37), Some("120410000042"), "the original's RRN");
+        let o = back.original_data().unwrap().unwrap();
+        assert_eq!(o.mti.as_str(), "0100");
+        assert_eq!(o.stan.value(), 42);
+        assert_eq!(o.transmission.unwrap().to_string(), "1204103000");
+        assert_eq!(o.acquirer_id, 1_234_567);
+        assert_eq!(
+            back.replacement_amounts().unwrap().unwrap().actual_amount,
+            5_000
+        );
+        let mut repeat = back.clone();
+        as_repeat(&mut repeat);
+        assert_eq!(repeat.mti().as_str(), "0421");
+        assert_eq!(
+            request_match_key(&repeat),
+            response_match_key(&{
+                let mut r = Message::response_to(&repeat);
+                r.set_str(39, "00").unwrap();
+                r
+            })
+        );
+    }
+
+    #[test]
+    fn an_unknown_answer_code_is_a_decline_and_a_missing_one_is_an_error() {
+        let mut m = Message::new("0110").unwrap();
+        m.set_str(39, "Z9").unwrap();
+        assert_eq!(answer(&m).unwrap().code, ResponseCode::DoNotHonour);
+        m.set_str(39, "00").unwrap();
+        m.set_str(38, "ABC123").unwrap();
+        let a = answer(&m).unwrap();
+        assert_eq!(
+            (a.code, a.approval_code.as_deref()),
+            (ResponseCode::Approved, Some("ABC123"))
+        );
+        assert!(answer(&Message::new("0110").unwrap()).is_err());
+    }
+}

@@ -195,24 +195,20 @@ impl BankHost {
                 reason: format!("the request cannot be written in the host's dialect: {e}"),
             }
         })?;
+        if req.txn != HostTxn::BalanceInquiry {
+            // Durable before anything leaves: a reversal must be able to name this card.
+            self.saf
+                .remember(&req.trace, &messages::original_card(&req))
+                .await
+                .map_err(|e| IssuerError::Storage {
+                    host: self.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         let permit = self
             .breaker
             .try_acquire()
             .map_err(|_| IssuerError::BreakerOpen(self.name.clone()))?;
-        if req.txn != HostTxn::BalanceInquiry {
-            // Durable before anything leaves: a reversal must be able to name this card.
-            if let Err(e) = self
-                .saf
-                .remember(&req.trace, &messages::original_card(&req))
-                .await
-            {
-                permit.success(Duration::ZERO);
-                return Err(IssuerError::Storage {
-                    host: self.name.clone(),
-                    reason: e.to_string(),
-                });
-            }
-        }
         let started = Instant::now();
         let result = self.pool.exchange(msg).await;
         let elapsed = started.elapsed();

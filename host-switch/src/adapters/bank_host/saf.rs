@@ -157,13 +157,12 @@ impl Saf {
 
     /// Whether the advice `id` is known: `Some(true)` acknowledged, `Some(false)` queued.
     pub fn state(&self, id: &str) -> Result<Option<bool>, SafError> {
-        Ok(match self.ids.get(id.as_bytes())? {
-            None => None,
-            Some(v) => Some(matches!(
+        Ok(self.ids.get(id.as_bytes())?.map(|v| {
+            matches!(
                 serde_json::from_slice::<AdviceState>(&v),
                 Ok(AdviceState::Acknowledged { .. })
-            )),
-        })
+            )
+        }))
     }
 
     /// Queues the packed advice `message` under `id` once; durable on return.
