@@ -1156,6 +1156,23 @@ mod tests {
         )
         .unwrap();
         assert!(c.keys.is_some() && c.pin.is_some() && c.control_socket.is_some());
+        // Its commented bank host, uncommented, is valid too (the TLS files are read at start).
+        let text = include_str!("../config/host-switch.example.toml");
+        let start = text.find("# [[bank_hosts]]").unwrap();
+        let end = text.find("# [bank_hosts.breaker]").unwrap();
+        let bank: String = text[start..end]
+            .lines()
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let with_bank = format!("{}{}{bank}", &text[..start], &text[end..]);
+        let c = Config::parse(
+            &with_bank.replace("# host = \"acme\"", "host = \"acme\""),
+            "ex",
+        )
+        .unwrap();
+        assert_eq!(c.bank_hosts[0].zpk.as_deref(), Some("zpk/acme"));
+        assert!(c.bank_hosts[0].tls.is_some());
+        assert_eq!(c.routes.iter().filter(|r| r.host.is_some()).count(), 1);
     }
 
     #[test]
