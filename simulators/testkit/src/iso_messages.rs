@@ -1,17 +1,56 @@
 //! The agent↔switch requests a test sends, built through `protocols::dialect` as the agent builds
 //! them (the switch's tests probe it with exactly these, and with variations of them).
+//!
+//! Every request carries a card-present context as the agent fills it: track 2 of the card (35)
+//! and its expiry (14), entry mode 901, local time and date of [`AT`] (12, 13), acquirer
+//! [`ACQUIRER`] (32), RRN `632911` + STAN (37), acceptor [`TERMINAL`] at [`LOCATION`] (42, 43).
+//! Advices carry their original's, without track 2.
 
 use protocols::dialect::{
-    Advice, CardRequest, MessageKey, NetworkCode, NetworkRequest, OriginalKey, Request,
-    TransactionType,
+    Acceptance, Advice, CardRequest, EntryMode, Expiry, MessageKey, NetworkCode, NetworkRequest,
+    OriginalKey, Request, TransactionType,
 };
-use protocols::iso8583::{Message, TransmissionDateTime};
-use protocols::types::{Amount, Currency, Pan, Stan, TerminalId};
+use protocols::iso8583::{LocalDate, LocalTime, Message, TransmissionDateTime};
+use protocols::types::{Amount, Currency, Pan, Rrn, Stan, TerminalId, Track2};
 
 /// Field 7 (transmission date and time, `MMDDhhmmss`) of every test message.
 pub const AT: &str = "1125114000";
 /// The terminal every test message comes from.
 pub const TERMINAL: &str = "ATM00001";
+/// Field 32 of every test message.
+pub const ACQUIRER: &str = "12345678901";
+/// Field 43 of every test message (40 characters: name and street, city, country).
+pub const LOCATION: &str = "1 MAIN STREET            SPRINGFIELD  US";
+
+/// The context the agent gives a request with `stan` at [`AT`] (2026-11-25 11:40:00 UTC, day
+/// 329): no track 2.
+pub fn acceptance(stan: u32) -> Acceptance {
+    Acceptance {
+        track2: None,
+        expiry: Expiry::parse("2812"),
+        entry_mode: None,
+        local_time: Some(LocalTime {
+            hour: 11,
+            minute: 40,
+            second: 0,
+        }),
+        local_date: Some(LocalDate { month: 11, day: 25 }),
+        acquirer_id: Some(ACQUIRER.into()),
+        rrn: Some(Rrn::parse(&format!("632911{stan:06}")).unwrap()),
+        acceptor_id: Some(TERMINAL.into()),
+        acceptor_location: Some(LOCATION.into()),
+    }
+}
+
+/// Track 2 of `pan` as a terminal reads it (expiry 2812, service code 201), within field 35's
+/// 37 characters.
+pub fn track2(pan: &str) -> Track2 {
+    let raw: String = format!("{pan}=28122011143804400000")
+        .chars()
+        .take(37)
+        .collect();
+    Track2::parse(&raw).unwrap()
+}
 
 fn key(stan: u32) -> MessageKey {
     MessageKey {
@@ -23,7 +62,11 @@ fn key(stan: u32) -> MessageKey {
 
 fn card(stan: u32, pan: &str, minor: u64) -> CardRequest {
     CardRequest {
-        acceptance: Default::default(),
+        acceptance: Acceptance {
+            track2: Some(track2(pan)),
+            entry_mode: Some(EntryMode::MAGSTRIPE),
+            ..acceptance(stan)
+        },
         key: key(stan),
         pan: Pan::parse(pan).unwrap(),
         amount: Amount::new(minor, Currency::EUR),
@@ -34,7 +77,7 @@ fn card(stan: u32, pan: &str, minor: u64) -> CardRequest {
 
 fn advice(stan: u32, orig_stan: u32, pan: &str, requested: u64, t: TransactionType) -> Advice {
     Advice {
-        acceptance: Default::default(),
+        acceptance: acceptance(orig_stan),
         key: key(stan),
         original: OriginalKey {
             mti: t.request_mti(),
