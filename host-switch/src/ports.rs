@@ -196,10 +196,12 @@ pub trait IssuerHost: Send + Sync + 'static {
         &self,
         request: crate::domain::issuer::HostRequest,
     ) -> BoxFuture<'_, Result<crate::domain::issuer::HostAnswer, crate::domain::issuer::IssuerError>>;
-    /// Queues an advice durably (once per id) and waits, up to the host's timeout, for the host's
-    /// acknowledgement. `Err(Queued)` leaves it queued: it is repeated until acknowledged.
+    /// Queues an advice durably (once per id); `Ok` once the host has acknowledged it. With
+    /// `wait`, waits up to the host's timeout for that; without, answers at once. `Err(Queued)`
+    /// leaves it queued: it is repeated until acknowledged.
     fn advise(
         &self,
         advice: crate::domain::issuer::HostAdvice,
+        wait: bool,
     ) -> BoxFuture<'_, Result<(), crate::domain::issuer::IssuerError>>;
 }

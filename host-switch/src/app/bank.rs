@@ -314,6 +314,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         &self,
         rec: &TxnRecord,
         trace: &HostTrace,
+        wait: bool,
     ) -> Result<Option<TxnState>, DriveError> {
         let (kind, actual_minor, operation, next) = match rec.state.clone() {
             TxnState::CapturePending {
@@ -359,15 +360,18 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 reason: format!("journal key {} is malformed", rec.key),
             })?;
         issuer
-            .advise(HostAdvice {
-                id: format!("{operation}:{}", rec.key),
-                kind,
-                original: trace.clone(),
-                original_txn,
-                terminal,
-                amount: rec.amount,
-                actual_minor,
-            })
+            .advise(
+                HostAdvice {
+                    id: format!("{operation}:{}", rec.key),
+                    kind,
+                    original: trace.clone(),
+                    original_txn,
+                    terminal,
+                    amount: rec.amount,
+                    actual_minor,
+                },
+                wait,
+            )
             .await?;
         Ok(Some(next))
     }

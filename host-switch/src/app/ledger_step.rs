@@ -40,8 +40,18 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
     /// Drives `rec` from a pending state to its settled state, journaling durably.
     /// A non-pending record is left as it is.
     pub async fn drive(&self, rec: &mut TxnRecord) -> Result<(), DriveError> {
+        self.drive_waiting(rec, true).await
+    }
+
+    /// As [`drive`](Self::drive); without `wait_for_host`, an advice a bank host has not
+    /// acknowledged yet is left to its queue at once (the resumer must not wait on one host).
+    pub(super) async fn drive_waiting(
+        &self,
+        rec: &mut TxnRecord,
+        wait_for_host: bool,
+    ) -> Result<(), DriveError> {
         if let Some(trace) = rec.issuer.clone() {
-            let Some(next) = self.drive_bank(rec, &trace).await? else {
+            let Some(next) = self.drive_bank(rec, &trace, wait_for_host).await? else {
                 return Ok(());
             };
             return self.settled(rec, next, "bank host acknowledged").await;

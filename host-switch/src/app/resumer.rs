@@ -134,7 +134,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 })
                 .await?;
         }
-        self.drive(rec).await
+        self.drive_waiting(rec, false).await
     }
 }
 

@@ -238,13 +238,22 @@ impl BankHost {
         }
     }
 
-    async fn queue_advice(&self, advice: HostAdvice) -> Result<(), IssuerError> {
+    async fn queue_advice(&self, advice: HostAdvice, wait: bool) -> Result<(), IssuerError> {
         let storage = |e: saf::SafError| IssuerError::Storage {
             host: self.name.clone(),
             reason: e.to_string(),
         };
         if self.saf.state(&advice.id).map_err(storage)?.is_none() {
-            let card = self.saf.original(&advice.original).map_err(storage)?;
+            let card = match self.saf.original(&advice.original) {
+                Ok(card) => card,
+                // Its card data is written before a request leaves: without it, the request
+                // never left (the switch stopped in between), and there is nothing to reverse.
+                Err(saf::SafError::NoOriginal(key)) if advice.kind == AdviceKind::Reversal => {
+                    tracing::info!(host = %self.name, advice = %advice.id, original = %key, "the original never left the switch: nothing to reverse at the host");
+                    return Ok(());
+                }
+                Err(e) => return Err(storage(e)),
+            };
             let (stan, transmitted_at) =
                 self.traces.next_stan().map_err(|e| IssuerError::Storage {
                     host: self.name.clone(),
@@ -284,9 +293,10 @@ impl BankHost {
             };
             tracing::info!(host = %self.name, advice = %advice.id, original_stan = advice.original.stan, what, "advice for the bank host queued");
         }
+        let wait_for = if wait { self.timeout } else { Duration::ZERO };
         if self
             .saf
-            .wait_acknowledged(&advice.id, self.timeout)
+            .wait_acknowledged(&advice.id, wait_for)
             .await
             .map_err(storage)?
         {
@@ -328,7 +338,7 @@ impl IssuerHost for BankHost {
         Box::pin(self.send_request(request))
     }
 
-    fn advise(&self, advice: HostAdvice) -> BoxFuture<'_, Result<(), IssuerError>> {
-        Box::pin(self.queue_advice(advice))
+    fn advise(&self, advice: HostAdvice, wait: bool) -> BoxFuture<'_, Result<(), IssuerError>> {
+        Box::pin(self.queue_advice(advice, wait))
     }
 }

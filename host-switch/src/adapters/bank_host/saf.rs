@@ -69,6 +69,9 @@ pub struct Saf {
     originals: sled::Tree,
     queue: sled::Tree,
     ids: sled::Tree,
+    /// Entries that cannot be read back (a damaged record, a key no longer in the store): kept
+    /// for an operator, out of the way of the rest.
+    parked: sled::Tree,
     seal: Option<Arc<CardDataSeal>>,
     /// Wakes the worker (new advice) and the waiters (an advice acknowledged).
     queued: Notify,
@@ -90,6 +93,7 @@ impl Saf {
             originals: db.db.open_tree(format!("bank_originals:{host}"))?,
             queue: db.db.open_tree(format!("bank_saf:{host}"))?,
             ids: db.db.open_tree(format!("bank_saf_ids:{host}"))?,
+            parked: db.db.open_tree(format!("bank_saf_parked:{host}"))?,
             db: SledDb {
                 db: db.db.clone(),
                 commits: db.commits.clone(),
@@ -212,7 +216,7 @@ impl Saf {
         }
     }
 
-    /// How many advices wait for the host, and the oldest one's age.
+    /// How many advices wait for the host.
     pub fn depth(&self) -> usize {
         self.queue.len()
     }
@@ -270,17 +274,32 @@ impl Saf {
         let Some((seq_bytes, value)) = self.queue.first().map_err(|e| e.to_string())? else {
             return Ok(false);
         };
-        let mut entry: QueuedAdvice =
-            serde_json::from_slice(&value).map_err(|e| format!("queued advice unreadable: {e}"))?;
         if !pool.is_up() {
             return Err("no signed-on connection".into());
         }
-        let clear = self
-            .load(&entry.message, entry.id.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let mut msg = spec
-            .unpack(&clear)
-            .map_err(|e| format!("queued advice does not unpack: {e}"))?;
+        let readable = serde_json::from_slice::<QueuedAdvice>(&value)
+            .map_err(|e| format!("queued advice unreadable: {e}"))
+            .and_then(|entry| {
+                let clear = self
+                    .load(&entry.message, entry.id.as_bytes())
+                    .map_err(|e| e.to_string())?;
+                let msg = spec
+                    .unpack(&clear)
+                    .map_err(|e| format!("queued advice does not unpack: {e}"))?;
+                Ok((entry, msg))
+            });
+        let (mut entry, mut msg) = match readable {
+            Ok(read) => read,
+            Err(reason) => {
+                tracing::error!(host = %self.host, %reason, "queued advice cannot be read back: parked for an operator, the queue goes on");
+                self.parked
+                    .insert(&seq_bytes, value)
+                    .and_then(|_| self.queue.remove(&seq_bytes))
+                    .map_err(|e| e.to_string())?;
+                self.durable().await.map_err(|e| e.to_string())?;
+                return Ok(true);
+            }
+        };
         if entry.attempts > 0 {
             messages::as_repeat(&mut msg);
         }
@@ -322,5 +341,61 @@ impl Saf {
             Err(LinkError::Timeout) => Err(format!("{mti}: no answer in time")),
             Err(e) => Err(format!("{mti}: {e:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(stan: u32) -> HostTrace {
+        HostTrace {
+            host: "acme".into(),
+            stan,
+            transmitted_at: "1204103000".into(),
+            rrn: format!("120410{stan:06}"),
+            mti: "0100".into(),
+            local_time: "103000".into(),
+            local_date: "1204".into(),
+        }
+    }
+
+    fn card() -> OriginalCard {
+        OriginalCard {
+            pan: "5413330089020011".into(),
+            expiry: Some("2912".into()),
+            entry_mode: Some("901".into()),
+            acceptor_id: None,
+            acceptor_location: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_advice_is_queued_once_and_an_original_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SledDb::open(dir.path()).unwrap();
+        let saf = Saf::open(&db, "acme", None).unwrap();
+        assert!(matches!(
+            saf.original(&trace(1)),
+            Err(SafError::NoOriginal(_))
+        ));
+        saf.remember(&trace(1), &card()).await.unwrap();
+        assert_eq!(saf.original(&trace(1)).unwrap().pan, "5413330089020011");
+        assert_eq!(saf.state("reversal:x").unwrap(), None);
+        saf.enqueue("reversal:x", b"first").await.unwrap();
+        saf.enqueue("reversal:x", b"second").await.unwrap();
+        assert_eq!(saf.depth(), 1, "queued once per id");
+        assert_eq!(saf.state("reversal:x").unwrap(), Some(false));
+        assert!(!saf
+            .wait_acknowledged("reversal:x", Duration::ZERO)
+            .await
+            .unwrap());
+        // Reopened (a restart): the queue and the original are still there.
+        drop(saf);
+        let saf = Saf::open(&db, "acme", None).unwrap();
+        assert_eq!(saf.depth(), 1);
+        assert!(saf.original(&trace(1)).is_ok());
+        // Another host's queue is its own.
+        assert_eq!(Saf::open(&db, "beta", None).unwrap().depth(), 0);
     }
 }
