@@ -212,6 +212,19 @@ impl fmt::Debug for TerminalId {
 pub struct Rrn(String);
 
 impl Rrn {
+    /// `YDDDhh` + STAN, twelve digits: the last digit of the UTC year, the day of the year, the
+    /// hour, then the STAN. STANs are unique within a day and the hour narrows it further, so
+    /// the reference is unique per sender for ten years.
+    pub fn julian(unix_secs: u64, stan: Stan) -> Rrn {
+        let (year, day_of_year) = crate::iso8583::utc_year_and_day(unix_secs);
+        let hour = unix_secs % 86_400 / 3600;
+        Rrn(format!(
+            "{}{day_of_year:03}{hour:02}{:06}",
+            year.rem_euclid(10),
+            stan.value()
+        ))
+    }
+
     pub fn parse(s: &str) -> Result<Self, ValueError> {
         let t = s.trim();
         if t.is_empty() || t.len() > 12 || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {

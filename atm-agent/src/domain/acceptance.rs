@@ -85,10 +85,7 @@ impl Acceptors {
 /// Field 37 of a request with `stan` transmitted at `unix_secs`: `YDDDhh` + STAN (module doc).
 /// Always twelve digits, so always `Some`.
 pub fn rrn(unix_secs: u64, stan: Stan) -> Option<Rrn> {
-    let (year, day_of_year) = crate::clock::utc_year_and_day(unix_secs);
-    let hour = unix_secs % 86_400 / 3600;
-    let year_digit = year.rem_euclid(10);
-    Rrn::parse(&format!("{year_digit}{day_of_year:03}{hour:02}{stan}")).ok()
+    Some(Rrn::julian(unix_secs, stan))
 }
 
 /// What the card read adds to an online request: track 2 as the terminal sent it, without its

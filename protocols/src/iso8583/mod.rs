@@ -64,7 +64,7 @@ pub use error::{
 pub use message::Message;
 pub use mti::Mti;
 pub use spec::{ContentClass, Encoding, FieldSpec, LenCount, LenType, Pad, Spec};
-pub use typed::utc_fields;
+pub use typed::{utc_fields, utc_year_and_day};
 pub use typed::{
     AdditionalAmount, LocalDate, LocalTime, OriginalData, PinBlock, ProcessingCode,
     ReplacementAmounts, Sign, SignedAmount, TransmissionDateTime, ECHO_FIELDS,

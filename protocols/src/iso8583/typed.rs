@@ -135,6 +135,36 @@ impl TransmissionDateTime {
     }
 }
 
+/// The UTC year and day of the year (1 to 366) of a Unix time: the `YDDD` of a retrieval
+/// reference number ([`Rrn::julian`](crate::types::Rrn::julian)).
+pub fn utc_year_and_day(unix_secs: u64) -> (i64, u16) {
+    let days = (unix_secs / 86_400) as i64;
+    let year = civil_year(days);
+    (year, (days - days_from_civil(year, 1, 1) + 1) as u16)
+}
+
+/// The proleptic Gregorian year of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_year(days: i64) -> i64 {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    yoe + era * 400 + i64::from(mp >= 10)
+}
+
+/// Days since 1970-01-01 of a date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Month, day, hour, minute and second (UTC) of a Unix time: fields 7, 12 and 13 need no more
 /// than that, so no calendar crate (Howard Hinnant's civil-from-days).
 pub fn utc_fields(unix_secs: u64) -> [u8; 5] {

@@ -3,7 +3,8 @@
 //! A STAN comes from sled's persistent id generator (`generate_id`: monotonic across restarts,
 //! never handed out twice), so two requests in flight, or a request and its reversal after a
 //! restart, never share one. STANs cycle through 000001..=999999; at the ATM volumes of one
-//! switch a STAN is not reused within a day. The RRN (field 37) is `MMDDhh` + STAN, 12 digits.
+//! switch a STAN is not reused within a day. The RRN (field 37) is `YDDDhh` + STAN, 12 digits
+//! (`Rrn::julian`), as the agents make theirs.
 
 use protocols::iso8583::{utc_fields, TransmissionDateTime};
 
@@ -43,7 +44,9 @@ impl Traces {
             host: self.host.clone(),
             stan,
             transmitted_at: TransmissionDateTime::from_unix_secs(secs).to_string(),
-            rrn: format!("{month:02}{day:02}{hour:02}{stan:06}"),
+            rrn: protocols::types::Stan::new(stan)
+                .map(|s| protocols::types::Rrn::julian(secs, s).as_str().to_owned())
+                .unwrap_or_default(),
             mti: txn.mti().to_owned(),
             local_time: format!("{hour:02}{minute:02}{second:02}"),
             local_date: format!("{month:02}{day:02}"),
