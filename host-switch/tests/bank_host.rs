@@ -42,14 +42,8 @@ impl BankLab {
             ..ExtraConfig::default()
         })
         .await;
-        let bl = BankLab { lab, host };
-        let handle = bl.host.handle();
-        wait_until("the switch to sign on at the bank host", 10, || {
-            let h = handle.clone();
-            async move { h.stats().received_by_mti.contains_key("0800") }
-        })
-        .await;
-        bl
+        signed_on(&lab).await;
+        BankLab { lab, host }
     }
 
     fn position(&self) -> bankhost_sim::Position {
@@ -79,6 +73,16 @@ impl BankLab {
 }
 
 use host_switch::ports::Journal;
+
+/// Waits until the switch has a signed-on link to the bank host (its 0810 read, not only sent).
+async fn signed_on(lab: &Lab) {
+    let switch = lab.switch().switch.clone();
+    wait_until("the switch to sign on at the bank host", 10, || {
+        let s = switch.clone();
+        async move { s.issuer_status("acme").is_some_and(|st| st.connected) }
+    })
+    .await;
+}
 
 #[tokio::test]
 async fn approved_withdrawal_is_completed_at_the_host() {
@@ -384,4 +388,60 @@ async fn a_queued_reversal_survives_a_switch_restart_and_is_sent_as_a_repeat() {
     );
     let p = bl.position();
     assert_eq!((p.held, p.debited, p.net), (0, 0, 0), "{p:?}");
+}
+
+/// Terminates TLS (the host's side, client certificates required) in front of the plain sim.
+async fn tls_front(files: &mtls::PkiFiles, backend: std::net::SocketAddr) -> std::net::SocketAddr {
+    let config = mtls::server_config(files.server_files()).unwrap();
+    let acceptor = mtls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_host_is_reached_over_tls_with_our_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_pki, files) = testkit::pki_in(dir.path());
+    let mut sim = bankhost_sim::BankHostConfig::new();
+    sim.cards.push(CardConfig::new(BANK_CARD, BANK_BALANCE));
+    let host = bankhost_sim::start(sim).await.unwrap();
+    let front = tls_front(&files, host.addr()).await;
+    let mut bank = BankHostConfig::new("acme", front.to_string(), "1234567");
+    bank.tls = Some(host_switch::config::BankHostTls {
+        ca: files.ca.clone(),
+        cert: files.agent_cert.clone(),
+        key: files.agent_key.clone(),
+        server_name: Some("localhost".into()),
+    });
+    let lab = Lab::start_with(ExtraConfig {
+        bank: Some(bank),
+        ..ExtraConfig::default()
+    })
+    .await;
+    signed_on(&lab).await;
+    let mut atm = lab.client().await;
+    let resp = atm.request(&withdrawal(1, BANK_CARD, 5_000)).await;
+    assert_eq!(code(&resp), "00");
+    assert_eq!(
+        host.handle().position(&Pan::parse(BANK_CARD).unwrap()).held,
+        5_000
+    );
 }

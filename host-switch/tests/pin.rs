@@ -1085,10 +1085,10 @@ async fn bank_pin_lab(
     let agent = Agent::new();
     let mut c = lab.client().await;
     let version = agent.fetch_zpk(&mut c, 900).await;
-    let handle = host.handle();
+    let switch = lab.switch().switch.clone();
     testkit::wait::wait_until("the switch to sign on at the bank host", 10, || {
-        let h = handle.clone();
-        async move { h.stats().received_by_mti.contains_key("0800") }
+        let s = switch.clone();
+        async move { s.issuer_status("acme").is_some_and(|st| st.connected) }
     })
     .await;
     (lab, fixture, agent, c, version, host)
