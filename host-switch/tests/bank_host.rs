@@ -31,7 +31,8 @@ impl BankLab {
         sim.cards.push(CardConfig::new(BANK_CARD, BANK_BALANCE));
         let host = bankhost_sim::start(sim).await.unwrap();
         let mut bank = BankHostConfig::new("acme", host.addr().to_string(), "1234567");
-        bank.timeout_ms = 700;
+        // Generous: a test that expects an answer must not get 91 because the machine is busy.
+        bank.timeout_ms = 2000;
         bank.retry_min_ms = 50;
         bank.retry_max_ms = 300;
         bank.echo_interval_ms = 500;
