@@ -21,15 +21,33 @@ use crate::domain::{
 };
 use crate::ports::{IssuerHost, Journal, JournalError, JournalWrite, Ledger};
 
-/// A card request on the bank host route, as the dispatcher hands it over.
+/// A withdrawal or deposit on the bank host route, as the dispatcher hands it over.
 pub(crate) struct BankCall<'a> {
-    pub class: &'static str,
-    pub txn: HostTxn,
-    pub key: &'a TxnKey,
-    pub pan: &'a Pan,
-    pub amount: Amount,
-    pub pin: Option<&'a PinEntry>,
-    pub acceptance: &'a Acceptance,
+    class: &'static str,
+    txn: HostTxn,
+    key: &'a TxnKey,
+    pan: &'a Pan,
+    amount: Amount,
+    pin: Option<&'a PinEntry>,
+}
+
+impl<'a> BankCall<'a> {
+    pub(crate) fn new(
+        txn: HostTxn,
+        key: &'a TxnKey,
+        pan: &'a Pan,
+        amount: Amount,
+        pin: Option<&'a PinEntry>,
+    ) -> Self {
+        Self {
+            class: txn.mti(),
+            txn,
+            key,
+            pan,
+            amount,
+            pin,
+        }
+    }
 }
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
@@ -123,6 +141,7 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         &self,
         issuer: Arc<dyn IssuerHost>,
         call: BankCall<'_>,
+        acceptance: &Acceptance,
     ) -> Result<RecordedReply, JournalError> {
         let BankCall {
             class,
@@ -131,7 +150,6 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
             pan,
             amount,
             pin,
-            acceptance,
         } = call;
         if amount.minor == 0 {
             return self

@@ -218,19 +218,9 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 acceptance,
             } => match self.issuer_for(&pan) {
                 Some(issuer) => {
-                    self.bank_transaction(
-                        issuer,
-                        bank::BankCall {
-                            class: "0100",
-                            txn: HostTxn::Withdrawal,
-                            key: &key,
-                            pan: &pan,
-                            amount,
-                            pin: pin.as_ref(),
-                            acceptance: &acceptance,
-                        },
-                    )
-                    .await
+                    let call =
+                        bank::BankCall::new(HostTxn::Withdrawal, &key, &pan, amount, pin.as_ref());
+                    self.bank_transaction(issuer, call, &acceptance).await
                 }
                 None => self.withdrawal(key, pan, amount, pin).await,
             },
@@ -242,19 +232,9 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
                 acceptance,
             } => match self.issuer_for(&pan) {
                 Some(issuer) => {
-                    self.bank_transaction(
-                        issuer,
-                        bank::BankCall {
-                            class: "0200",
-                            txn: HostTxn::Deposit,
-                            key: &key,
-                            pan: &pan,
-                            amount,
-                            pin: pin.as_ref(),
-                            acceptance: &acceptance,
-                        },
-                    )
-                    .await
+                    let call =
+                        bank::BankCall::new(HostTxn::Deposit, &key, &pan, amount, pin.as_ref());
+                    self.bank_transaction(issuer, call, &acceptance).await
                 }
                 None => self.deposit(key, pan, amount, pin).await,
             },

@@ -139,22 +139,24 @@ impl TransmissionDateTime {
 /// reference number ([`Rrn::julian`](crate::types::Rrn::julian)).
 pub fn utc_year_and_day(unix_secs: u64) -> (i64, u16) {
     let days = (unix_secs / 86_400) as i64;
-    let year = civil_year(days);
+    let (year, _, _) = civil_from_days(days);
     (year, (days - days_from_civil(year, 1, 1) + 1) as u16)
 }
 
-/// The proleptic Gregorian year of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_year(days: i64) -> i64 {
+/// Year, month and day of a day count since 1970-01-01 (Howard Hinnant's civil-from-days).
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    yoe + era * 400 + i64::from(mp >= 10)
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
-/// Days since 1970-01-01 of a date (Howard Hinnant's algorithm).
+/// Days since 1970-01-01 of a date (Howard Hinnant's days-from-civil).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -166,18 +168,10 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// Month, day, hour, minute and second (UTC) of a Unix time: fields 7, 12 and 13 need no more
-/// than that, so no calendar crate (Howard Hinnant's civil-from-days).
+/// than that, so no calendar crate.
 pub fn utc_fields(unix_secs: u64) -> [u8; 5] {
-    let days = (unix_secs / 86_400) as i64;
+    let (_, month, day) = civil_from_days((unix_secs / 86_400) as i64);
     let rem = unix_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     [
         month,
         day,
@@ -185,6 +179,27 @@ pub fn utc_fields(unix_secs: u64) -> [u8; 5] {
         (rem / 60 % 60) as u8,
         (rem % 60) as u8,
     ]
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn calendar_fields_of_known_instants() {
+        assert_eq!(utc_fields(0), [1, 1, 0, 0, 0]);
+        assert_eq!(utc_year_and_day(0), (1970, 1));
+        // 2024-02-29 23:59:59 and 2024-12-31 23:59:59 (a leap year), then 2025-01-01.
+        assert_eq!(utc_fields(1_709_251_199), [2, 29, 23, 59, 59]);
+        assert_eq!(utc_year_and_day(1_709_251_199), (2024, 60));
+        assert_eq!(utc_year_and_day(1_735_689_599), (2024, 366));
+        assert_eq!(utc_year_and_day(1_735_689_600), (2025, 1));
+        assert_eq!(utc_fields(1_735_689_600), [1, 1, 0, 0, 0]);
+        assert_eq!(
+            TransmissionDateTime::from_unix_secs(1_795_606_836).to_string(),
+            "1125114036"
+        );
+    }
 }
 
 impl fmt::Display for TransmissionDateTime {

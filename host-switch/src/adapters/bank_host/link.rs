@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec, LengthPrefix};
@@ -166,14 +165,7 @@ async fn run_link(
     traces: Arc<Traces>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let new_backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(s.retry_min)
-            .with_max_delay(s.retry_max)
-            .with_jitter()
-            .without_max_times()
-            .build()
-    };
+    let new_backoff = || super::retry_backoff(s.retry_min, s.retry_max);
     let mut backoff = new_backoff();
     loop {
         if *shutdown.borrow() {

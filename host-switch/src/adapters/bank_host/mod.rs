@@ -37,6 +37,17 @@ use messages::{Acquirer, AdviceParts};
 use saf::Saf;
 use traces::Traces;
 
+/// Exponential backoff with jitter between `min` and `max`, for reconnects and advice repeats.
+fn retry_backoff(min: Duration, max: Duration) -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// Why a bank host cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BankHostError {

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
@@ -230,14 +229,7 @@ impl Saf {
         retry_max: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let new_backoff = || {
-            ExponentialBuilder::default()
-                .with_min_delay(retry_min)
-                .with_max_delay(retry_max)
-                .with_jitter()
-                .without_max_times()
-                .build()
-        };
+        let new_backoff = || super::retry_backoff(retry_min, retry_max);
         let mut backoff = new_backoff();
         loop {
             if *shutdown.borrow() {
