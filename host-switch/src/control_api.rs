@@ -6,6 +6,7 @@
 //! - `{"cmd":"zpk_rotate"}`
 //! - `{"cmd":"keys_list"}`
 //! - `{"cmd":"exceptions_list"}`
+//! - `{"cmd":"bank_hosts"}`
 //! - `{"cmd":"exception_resolve","txn":"<transaction key>","resolution":"retry|write_off","by":"<who>","reason":"<why>"}`
 //!
 //! A card may be named by its PAN: it is held in a zeroizing buffer and never printed.
@@ -25,6 +26,8 @@ pub enum Request {
     ZpkRotate,
     KeysList,
     ExceptionsList,
+    /// Every bank host: link signed on, breaker state, advices queued.
+    BankHosts,
     ExceptionResolve {
         txn: String,
         resolution: crate::app::exceptions::Resolution,
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Request {
             Self::ZpkRotate => "ZpkRotate",
             Self::KeysList => "KeysList",
             Self::ExceptionsList => "ExceptionsList",
+            Self::BankHosts => "BankHosts",
             Self::ExceptionResolve { .. } => "ExceptionResolve",
         })
     }

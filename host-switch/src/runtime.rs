@@ -200,6 +200,7 @@ pub async fn start(config: &Config) -> Result<RunningSwitch, StartError> {
             zone,
             pins,
             exceptions: switch.clone(),
+            bank_hosts: switch.issuers().to_vec(),
         };
         tasks.push(tokio::spawn(control::run(
             target,

@@ -446,3 +446,42 @@ async fn the_host_is_reached_over_tls_with_our_client_certificate() {
         5_000
     );
 }
+
+#[tokio::test]
+async fn switchctl_shows_each_bank_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let mut sim = bankhost_sim::BankHostConfig::new();
+    sim.cards.push(CardConfig::new(BANK_CARD, BANK_BALANCE));
+    let host = bankhost_sim::start(sim).await.unwrap();
+    let lab = Lab::start_with(ExtraConfig {
+        bank: Some(BankHostConfig::new("acme", host.addr().to_string(), "1")),
+        control_socket: Some(socket.clone()),
+        ..ExtraConfig::default()
+    })
+    .await;
+    signed_on(&lab).await;
+    let ask = |socket: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            host_switch::cli::control::send(&socket, &host_switch::control_api::Request::BankHosts)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let data = ask(socket.clone()).await;
+    assert_eq!(data[0]["name"], "acme");
+    assert_eq!(data[0]["connected"], true);
+    assert_eq!(data[0]["breaker"], "closed");
+    let text = host_switch::cli::control::render_bank_hosts(&data);
+    assert_eq!(text, "acme  signed on  breaker closed  0 advices queued");
+    host.shutdown().await;
+    let switch = lab.switch().switch.clone();
+    wait_until("the link to the stopped host to go down", 10, || {
+        let s = switch.clone();
+        async move { s.issuer_status("acme").is_some_and(|st| !st.connected) }
+    })
+    .await;
+    let text = host_switch::cli::control::render_bank_hosts(&ask(socket).await);
+    assert!(text.contains("NOT CONNECTED"), "{text}");
+}

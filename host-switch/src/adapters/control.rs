@@ -46,6 +46,8 @@ pub struct ControlTarget {
     pub zone: Option<Arc<ZoneKeys>>,
     pub pins: Option<Arc<PinGuard>>,
     pub exceptions: Arc<dyn ExceptionDesk>,
+    /// The bank hosts (the bank host route), for their status.
+    pub bank_hosts: Vec<Arc<dyn crate::ports::IssuerHost>>,
 }
 
 /// Binds the socket with mode 0600 (replacing a stale socket, never anything else).
@@ -111,6 +113,21 @@ async fn answer(target: &ControlTarget, req: Request, peer: Peer) -> Result<Valu
             let keys = zone(target)?.list().map_err(|e| e.to_string())?;
             serde_json::to_value(keys).map_err(|e| e.to_string())
         }
+        Request::BankHosts => Ok(Value::Array(
+            target
+                .bank_hosts
+                .iter()
+                .map(|h| {
+                    let st = h.status();
+                    serde_json::json!({
+                        "name": h.name(),
+                        "connected": st.connected,
+                        "breaker": format!("{:?}", st.breaker).to_lowercase(),
+                        "queued_advices": st.queued_advices,
+                    })
+                })
+                .collect(),
+        )),
         Request::ExceptionsList => {
             let list = target.exceptions.exceptions().map_err(|e| e.to_string())?;
             Ok(Value::Array(list.iter().map(exception_json).collect()))
@@ -237,6 +254,7 @@ mod tests {
             zone: None,
             pins: None,
             exceptions: Arc::new(Desk),
+            bank_hosts: Vec::new(),
         };
         let request = Request::ExceptionResolve {
             txn: "ATM00001:000007:1204010203".into(),

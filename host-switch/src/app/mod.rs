@@ -116,6 +116,11 @@ impl<L: Ledger, J: Journal> Switch<L, J> {
         self.pins.as_ref()
     }
 
+    /// The bank hosts, by name.
+    pub fn issuers(&self) -> &[Arc<dyn IssuerHost>] {
+        &self.issuers
+    }
+
     pub fn card_refs(&self) -> &Arc<CardReferences> {
         &self.card_refs
     }

@@ -52,6 +52,8 @@ enum Command {
     /// Money the switch owes that the ledger refused (offline deposits): list and resolve.
     #[command(subcommand)]
     Exceptions(ExceptionsCommand),
+    /// The bank hosts: link signed on, breaker, advices waiting for the host.
+    BankHosts,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +109,7 @@ fn run(args: Args) -> Result<String, CliError> {
         }
         Command::Keys(KeysCommand::RotateZpk) => (Request::ZpkRotate, control::render_key),
         Command::Keys(KeysCommand::Ls) => (Request::KeysList, control::render_keys),
+        Command::BankHosts => (Request::BankHosts, control::render_bank_hosts),
         Command::Exceptions(ExceptionsCommand::Ls) => {
             (Request::ExceptionsList, control::render_exceptions)
         }

@@ -51,6 +51,32 @@ pub fn render_exceptions(data: &Value) -> String {
         .join("\n")
 }
 
+/// `acme  signed on  breaker closed  0 advices queued`, one line per bank host.
+pub fn render_bank_hosts(data: &Value) -> String {
+    let Some(list) = data.as_array() else {
+        return data.to_string();
+    };
+    if list.is_empty() {
+        return "no bank hosts configured".to_owned();
+    }
+    list.iter()
+        .map(|h| {
+            format!(
+                "{}  {}  breaker {}  {} advices queued",
+                h["name"].as_str().unwrap_or("?"),
+                if h["connected"].as_bool() == Some(true) {
+                    "signed on"
+                } else {
+                    "NOT CONNECTED"
+                },
+                h["breaker"].as_str().unwrap_or("?"),
+                h["queued_advices"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `ATM00001:000123:1125114000  deposit 7000 EUR  476173******0010  exception: <reason>`.
 pub fn render_exception(e: &Value) -> String {
     format!(
