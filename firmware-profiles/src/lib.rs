@@ -277,6 +277,126 @@ pub struct Customization {
     pub options: Vec<OptionDef>,
     #[serde(default)]
     pub timers: Vec<OptionDef>,
+    /// The customization messages this terminal takes, in the order they are sent, and which of
+    /// them it may refuse without the load failing. Default [`LoadStep::default_order`].
+    #[serde(default = "LoadStep::default_order")]
+    pub load: Vec<LoadStep>,
+}
+
+/// One customization message a profile carries (`[customization] load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomizationMessage {
+    /// Data command `11`: `customization.screens`.
+    Screens,
+    /// Data command `12`: `customization.states`.
+    States,
+    /// Data command `15`: `customization.fits`.
+    Fits,
+    /// Data command `1A`: `customization.options` and `customization.timers`.
+    EnhancedConfig,
+    /// Data command `16`: `customization.config_id`. Last and required, so that a terminal whose
+    /// load was interrupted still reports its old id and is loaded again.
+    ConfigId,
+}
+
+impl CustomizationMessage {
+    /// The name a profile's `load` list uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Screens => "screens",
+            Self::States => "states",
+            Self::Fits => "fits",
+            Self::EnhancedConfig => "enhanced_config",
+            Self::ConfigId => "config_id",
+        }
+    }
+}
+
+impl std::fmt::Display for CustomizationMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An entry of `[customization] load`: `{ message = "screens" }` or
+/// `{ message = "enhanced_config", optional = true }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadStep {
+    pub message: CustomizationMessage,
+    /// A terminal's rejection of an optional message is logged and the load goes on; a rejected
+    /// required message stops the load and leaves the terminal out of service. Default false.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+impl LoadStep {
+    /// The order the agent used before profiles named one: enhanced configuration (optional),
+    /// screens, states, FITs, configuration id.
+    pub fn default_order() -> Vec<LoadStep> {
+        use CustomizationMessage as M;
+        [
+            (M::EnhancedConfig, true),
+            (M::Screens, false),
+            (M::States, false),
+            (M::Fits, false),
+            (M::ConfigId, false),
+        ]
+        .into_iter()
+        .map(|(message, optional)| LoadStep { message, optional })
+        .collect()
+    }
+}
+
+impl Customization {
+    /// Whether the profile has data for `message` (a message without data is never sent).
+    pub fn has_data(&self, message: CustomizationMessage) -> bool {
+        match message {
+            CustomizationMessage::Screens => !self.screens.is_empty(),
+            CustomizationMessage::States => !self.states.is_empty(),
+            CustomizationMessage::Fits => !self.fits.is_empty(),
+            CustomizationMessage::EnhancedConfig => {
+                !self.options.is_empty() || !self.timers.is_empty()
+            }
+            CustomizationMessage::ConfigId => !self.config_id.is_empty(),
+        }
+    }
+
+    fn validate_load(&self) -> Result<(), String> {
+        let mut seen = Vec::new();
+        for step in &self.load {
+            if seen.contains(&step.message) {
+                return Err(format!(
+                    "customization.load: {} appears twice",
+                    step.message
+                ));
+            }
+            seen.push(step.message);
+        }
+        match self.load.last() {
+            Some(LoadStep {
+                message: CustomizationMessage::ConfigId,
+                optional: false,
+            }) => {}
+            _ => {
+                return Err("customization.load: must end with { message = \"config_id\" } (required): a terminal whose load was cut short then still reports its old id and is loaded again".into())
+            }
+        }
+        for m in [
+            CustomizationMessage::Screens,
+            CustomizationMessage::States,
+            CustomizationMessage::Fits,
+            CustomizationMessage::EnhancedConfig,
+        ] {
+            if self.has_data(m) && !seen.contains(&m) {
+                return Err(format!(
+                    "customization.load: the profile has {m} data but load does not list {{ message = \"{m}\" }}, so it would never be sent"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Profile {
@@ -390,6 +510,7 @@ impl Profile {
                 "customization.states: {s:?} is not a 28-character state record"
             ));
         }
+        c.validate_load()?;
         if !(64..=65535).contains(&self.framing.max_frame_bytes) {
             return Err("framing.max_frame_bytes must be between 64 and 65535".into());
         }
@@ -572,5 +693,76 @@ mod tests {
         assert!(err.to_string().contains("config_id"), "{err}");
         let err = Profile::from_toml_str(&format!("{text}\nsurprise = 1\n"), "x.toml").unwrap_err();
         assert!(err.to_string().contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn builtin_profiles_declare_their_load_and_a_missing_load_gets_the_default() {
+        use CustomizationMessage as M;
+        for name in Profile::builtin_names() {
+            let p = Profile::builtin(name).unwrap();
+            assert_eq!(p.customization.load, LoadStep::default_order(), "{name}");
+        }
+        let text = BUILTIN[0].1;
+        let start = text.find("load = [").unwrap();
+        let end = start + text[start..].find('\n').unwrap();
+        let without = format!("{}{}", &text[..start], &text[end..]);
+        let p = Profile::from_toml_str(&without, "old.toml").unwrap();
+        let load = &p.customization.load;
+        assert_eq!(load.len(), 5);
+        assert_eq!(
+            load[0],
+            LoadStep {
+                message: M::EnhancedConfig,
+                optional: true
+            }
+        );
+        assert_eq!(load[4].message, M::ConfigId);
+        assert!(load[1..].iter().all(|s| !s.optional));
+    }
+
+    #[test]
+    fn a_load_list_is_checked() {
+        let text = BUILTIN[0].1;
+        let start = text.find("load = [").unwrap();
+        let end = start + text[start..].find('\n').unwrap();
+        let with = |load: &str| format!("{}{load}{}", &text[..start], &text[end..]);
+        let err = |load: &str| {
+            Profile::from_toml_str(&with(load), "x.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(
+            r#"load = [ { message = "screens" }, { message = "states" }, { message = "fits" }, { message = "enhanced_config" } ]"#,
+        );
+        assert!(e.contains("config_id"), "{e}");
+        let e = err(
+            r#"load = [ { message = "screens" }, { message = "states" }, { message = "fits" }, { message = "enhanced_config" }, { message = "config_id", optional = true } ]"#,
+        );
+        assert!(e.contains("config_id"), "{e}");
+        let e = err(
+            r#"load = [ { message = "screens" }, { message = "screens" }, { message = "states" }, { message = "fits" }, { message = "enhanced_config" }, { message = "config_id" } ]"#,
+        );
+        assert!(e.contains("twice"), "{e}");
+        let e = err(
+            r#"load = [ { message = "screens" }, { message = "states" }, { message = "enhanced_config" }, { message = "config_id" } ]"#,
+        );
+        assert!(e.contains("fits"), "{e}");
+        let e = err(r#"load = [ { message = "pictures" }, { message = "config_id" } ]"#);
+        assert!(e.contains("pictures"), "{e}");
+        let e = err(r#"load = [ { message = "config_id", mandatory = true } ]"#);
+        assert!(e.contains("mandatory"), "{e}");
+        // The order is the profile's: enhanced configuration after the FITs here.
+        let p = Profile::from_toml_str(
+            &with(r#"load = [ { message = "screens" }, { message = "states" }, { message = "fits" }, { message = "enhanced_config", optional = true }, { message = "config_id" } ]"#),
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            p.customization.load[3],
+            LoadStep {
+                message: CustomizationMessage::EnhancedConfig,
+                optional: true
+            }
+        );
     }
 }
