@@ -98,6 +98,10 @@ pub struct NdcConfig {
     /// The sliding window of `max_pin_format_errors`, in seconds (default 3600).
     #[serde(default = "default_pin_format_window")]
     pub pin_format_window_secs: u64,
+    /// Terminal connections open at once, on every NDC port together (default 256); a connection
+    /// beyond it is closed at once (warn log).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,6 +122,10 @@ pub struct TerminalConfig {
     /// every start. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub any_address: bool,
+    /// A port of this terminal's own, e.g. `0.0.0.0:9101`: the agent listens there too, and a
+    /// connection to it is this terminal (from `address` when given) before it says a word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
     /// Field 42, the card acceptor id: 1 to 15 printable characters. Default: the terminal id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acceptor_id: Option<String>,
@@ -142,6 +150,7 @@ impl TerminalConfig {
             profile: profile.into(),
             address: TerminalAddresses(vec![AddressRange::from(address)]),
             any_address: false,
+            listen: None,
             acceptor_id: None,
             location: None,
         }
@@ -149,7 +158,12 @@ impl TerminalConfig {
 
     /// Whether a connection from `peer` may speak for this terminal.
     pub fn admits(&self, peer: std::net::IpAddr) -> bool {
-        self.any_address || self.address.0.iter().any(|r| r.contains(peer))
+        self.any_address || self.address.is_empty() || self.address_matches(peer)
+    }
+
+    /// Whether `peer` is in this terminal's `address` (not counting `any_address`).
+    pub fn address_matches(&self, peer: std::net::IpAddr) -> bool {
+        self.address.0.iter().any(|r| r.contains(peer))
     }
 }
 
@@ -265,6 +279,9 @@ fn default_pin_format_errors() -> u32 {
 fn default_pin_format_window() -> u64 {
     3_600
 }
+fn default_max_connections() -> usize {
+    256
+}
 fn default_dir() -> PathBuf {
     PathBuf::from("./agent-data")
 }
@@ -309,6 +326,7 @@ impl NdcConfig {
             max_notes_per_dispense: default_max_notes(),
             max_pin_format_errors: default_pin_format_errors(),
             pin_format_window_secs: default_pin_format_window(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -422,9 +440,9 @@ impl Config {
             protocols::types::TerminalId::parse(&t.terminal_id)
                 .map_err(|e| format!("terminals.terminal_id: {e}"))?;
             match (t.address.is_empty(), t.any_address) {
-                (true, false) => {
+                (true, false) if t.listen.is_none() => {
                     return Err(format!(
-                        "terminals.address: terminal {} (luno {}) has no address: give the address(es) it connects from (an IP, a CIDR range or a list), or any_address = true to accept it from anywhere",
+                        "terminals.address: terminal {} (luno {}) has no address: give the address(es) it connects from (an IP, a CIDR range or a list), a listen port of its own, or any_address = true to accept it from anywhere",
                         t.terminal_id, t.luno
                     ))
                 }
@@ -463,6 +481,7 @@ impl Config {
         }
         self.validate_acceptance()?;
         self.validate_transport()?;
+        self.validate_listen()?;
         if self.ndc.max_pin_format_errors == 0 || self.ndc.pin_format_window_secs == 0 {
             return Err(
                 "ndc.max_pin_format_errors, ndc.pin_format_window_secs: must be at least 1".into(),
@@ -470,6 +489,25 @@ impl Config {
         }
         if self.timeouts.authorization_ms == 0 || self.timeouts.advice_ms == 0 {
             return Err("timeouts: values must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Each terminal's own `listen` port differs from `ndc.listen` and from every other one.
+    fn validate_listen(&self) -> Result<(), String> {
+        if self.ndc.max_connections == 0 {
+            return Err("ndc.max_connections: must be at least 1".into());
+        }
+        let mut seen = vec![self.ndc.listen];
+        for t in &self.terminals {
+            let Some(listen) = t.listen else { continue };
+            if listen.port() != 0 && seen.contains(&listen) {
+                return Err(format!(
+                    "terminals.listen: terminal {} listens on {listen}, which ndc.listen or another terminal already uses",
+                    t.terminal_id
+                ));
+            }
+            seen.push(listen);
         }
         Ok(())
     }

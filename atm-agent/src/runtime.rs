@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::adapters::control;
-use crate::adapters::ndc_server::NdcServer;
+use crate::adapters::ndc_server::{NdcServer, Port};
 use crate::adapters::state_store::{StateStore, VaultKey};
 use crate::adapters::uplink::{Connector, Uplink};
 use crate::app::pin_keys::PinKeys;
@@ -52,6 +52,8 @@ pub enum StartError {
 
 pub struct RunningAgent {
     pub ndc_addr: SocketAddr,
+    /// The bound address of each terminal's own port (`[[terminals]] listen`), by terminal id.
+    pub terminal_addrs: HashMap<String, SocketAddr>,
     pub control_socket: PathBuf,
     pub services: Arc<AgentServices>,
     /// Stops the NDC side first: no new terminals, sessions end between customers.
@@ -130,7 +132,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     }
     forget_kek_env(config);
 
-    let mut terminals = HashMap::new();
+    let mut terminals = Vec::new();
     let registry = Arc::new(Registry::default());
     let mut codec: Option<(String, FrameCodec)> = None;
     for t in &config.terminals {
@@ -149,7 +151,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
             Some(_) => {}
         }
         registry.add(&t.terminal_id, &t.luno, &profile.name);
-        terminals.insert(t.luno.clone(), (t.clone(), profile));
+        terminals.push((t.clone(), profile));
     }
     let codec = codec
         .map(|(_, c)| c)
@@ -233,6 +235,23 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
         what: "ndc".into(),
         source,
     })?;
+    let mut listeners = vec![(listener, Port::Shared)];
+    let mut terminal_addrs = HashMap::new();
+    for t in &config.terminals {
+        let Some(own) = t.listen else { continue };
+        let l = TcpListener::bind(own)
+            .await
+            .map_err(|source| StartError::Listen {
+                what: format!("{own} (terminals.listen of {})", t.terminal_id),
+                source,
+            })?;
+        let bound = l.local_addr().map_err(|source| StartError::Listen {
+            what: format!("terminals.listen of {}", t.terminal_id),
+            source,
+        })?;
+        terminal_addrs.insert(t.terminal_id.clone(), bound);
+        listeners.push((l, Port::Terminal(t.terminal_id.clone())));
+    }
     let control_socket = config.control_socket();
     let control_listener = control::bind(&control_socket).map_err(|source| StartError::Listen {
         what: control_socket.display().to_string(),
@@ -241,7 +260,8 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
 
     let (stop_terminals, stop_terminals_rx) = watch::channel(false);
     let terminals_task = tokio::spawn(
-        NdcServer::new(svc.clone(), terminals, codec).run(listener, stop_terminals_rx),
+        NdcServer::new(svc.clone(), terminals, codec, config.ndc.max_connections)
+            .run(listeners, stop_terminals_rx),
     );
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(forwarder::run(
@@ -277,6 +297,7 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     tracing::info!(%ndc_addr, switch = %config.uplink.address, socket = %control_socket.display(), "atm-agent running");
     Ok(RunningAgent {
         ndc_addr,
+        terminal_addrs,
         control_socket,
         services: svc,
         stop_terminals,

@@ -73,8 +73,9 @@ fn capture_warnings(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
 }
 
 /// Connects to the agent from `from` and powers up as `luno` (configuration id `0022`, the
-/// profile's, so no download). `true` when the agent answered (the start-up's first command),
-/// `false` when it closed the connection without a word.
+/// profile's, so no download), answering the agent's question for the configuration id. `true`
+/// when the agent went on with the start-up (a command other than that question), `false` when
+/// it closed the connection.
 async fn claim(agent: SocketAddr, from: Ipv4Addr, luno: &str) -> bool {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((from, 0))).unwrap();
@@ -84,10 +85,20 @@ async fn claim(agent: SocketAddr, from: Ipv4Addr, luno: &str) -> bool {
         .send(bytes::Bytes::from(format!("12\x1c{luno}\x1c\x1cB0022")))
         .await
         .unwrap();
-    match tokio::time::timeout(Duration::from_secs(10), framed.next()).await {
-        Ok(Some(Ok(_))) => true,
-        Ok(None) | Ok(Some(Err(_))) => false,
-        Err(_) => panic!("the agent neither answered nor closed within 10 s"),
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), framed.next()).await {
+            // Identified by its address, the connection is asked for its configuration id
+            // before the agent reads the power-up.
+            Ok(Some(Ok(f))) if f.payload.ends_with(b"\x1c3") => framed
+                .send(bytes::Bytes::from(format!(
+                    "22\x1c{luno}\x1c\x1cF\x1c60022"
+                )))
+                .await
+                .unwrap_or_default(),
+            Ok(Some(Ok(_))) => return true,
+            Ok(None) | Ok(Some(Err(_))) => return false,
+            Err(_) => panic!("the agent neither answered nor closed within 10 s"),
+        }
     }
 }
 

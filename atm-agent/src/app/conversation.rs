@@ -39,6 +39,9 @@ pub enum SessionEnd {
     /// The agent is stopping (SIGTERM/SIGINT): the session ends between customers.
     #[error("the agent is stopping")]
     Stopping,
+    /// A newer connection of the same terminal replaced this one.
+    #[error("replaced by a newer connection of the terminal")]
+    Replaced,
 }
 
 /// The PIN the terminal sent with a request.

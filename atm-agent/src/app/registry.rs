@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::domain::terminal::{CassetteCount, TerminalEvent, TerminalState};
 
@@ -41,11 +41,20 @@ pub struct TerminalView {
     /// Why the agent holds the terminal out of service until an operator puts it back
     /// (`atmctl terminal ID in-service`), e.g. too many PIN blocks that did not decode.
     pub out_of_service_reason: Option<String>,
+    /// Why the last customization load failed (a required message the terminal refused, and its
+    /// reason): the terminal stays out of service until a load succeeds.
+    pub load_failure: Option<String>,
+    /// Where the current session's connection comes from.
+    pub peer: Option<String>,
 }
 
 struct Entry {
     view: TerminalView,
     commands: Option<mpsc::Sender<TerminalCommand>>,
+    /// Which session is the terminal's current one (a new connection replaces the old).
+    session: u64,
+    /// Turned true to tell the current session a newer connection replaced it.
+    replaced: Option<watch::Sender<bool>>,
 }
 
 #[derive(Default)]
@@ -71,6 +80,8 @@ impl Registry {
             pin_key_version: None,
             mac_failures: 0,
             out_of_service_reason: None,
+            load_failure: None,
+            peer: None,
         };
         if let Ok(mut t) = self.terminals.lock() {
             t.insert(
@@ -78,18 +89,57 @@ impl Registry {
                 Entry {
                     view,
                     commands: None,
+                    session: 0,
+                    replaced: None,
                 },
             );
         }
     }
 
-    /// Attaches a live session; a previous session of the same terminal loses its command channel.
-    pub fn attach(&self, terminal_id: &str, commands: mpsc::Sender<TerminalCommand>) {
-        self.update(terminal_id, |_| {});
-        if let Ok(mut t) = self.terminals.lock() {
-            if let Some(e) = t.get_mut(terminal_id) {
-                e.commands = Some(commands);
+    /// Attaches a live session: returns its number and a signal that turns true when a newer
+    /// connection of the same terminal replaces it. The previous session, if any, is told so
+    /// (it closes its connection between customers), loses its command channel, and its end no
+    /// longer marks the terminal disconnected.
+    pub fn attach(
+        &self,
+        terminal_id: &str,
+        commands: mpsc::Sender<TerminalCommand>,
+        peer: &str,
+    ) -> (u64, watch::Receiver<bool>) {
+        let (tx, rx) = watch::channel(false);
+        let Ok(mut t) = self.terminals.lock() else {
+            return (0, rx);
+        };
+        let Some(e) = t.get_mut(terminal_id) else {
+            return (0, rx);
+        };
+        if let Some(old) = e.replaced.replace(tx) {
+            if old.send(true).is_ok() {
+                tracing::warn!(
+                    terminal = terminal_id,
+                    old_peer = e.view.peer.as_deref().unwrap_or("?"),
+                    new_peer = peer,
+                    "a new connection replaces the terminal's session: the old one is closed"
+                );
             }
+        }
+        e.session = e.session.wrapping_add(1);
+        e.commands = Some(commands);
+        e.view.peer = Some(peer.to_owned());
+        (e.session, rx)
+    }
+
+    /// Records that session `session` ended: the terminal is disconnected unless a newer
+    /// session replaced it meanwhile.
+    pub fn detach(&self, terminal_id: &str, session: u64) {
+        let current = self
+            .terminals
+            .lock()
+            .ok()
+            .and_then(|t| t.get(terminal_id).map(|e| e.session));
+        if current == Some(session) {
+            self.update(terminal_id, |v| v.peer = None);
+            self.event(terminal_id, TerminalEvent::Disconnected);
         }
     }
 

@@ -55,6 +55,14 @@ pub fn render_status(data: &Value) -> String {
             ));
         }
     }
+    for t in data["terminals"].as_array().into_iter().flatten() {
+        if let Some(reason) = t["load_failure"].as_str() {
+            out.push_str(&format!(
+                "{} out of service, customization not loaded: {reason}\n",
+                t["terminal_id"].as_str().unwrap_or(""),
+            ));
+        }
+    }
     let in_doubt = data["dispenses_in_doubt"].as_array().map_or(0, Vec::len);
     if in_doubt > 0 {
         out.push_str(&format!("\ndispenses in doubt: {in_doubt}\n"));

@@ -15,7 +15,7 @@ use serde::Serialize;
 pub enum TerminalState {
     /// No connection.
     Disconnected,
-    /// Connected, power-up seen, nothing downloaded yet.
+    /// Connected (or powered up), its configuration not yet confirmed.
     Connected,
     /// Downloading customization data.
     Loading,
@@ -30,6 +30,8 @@ pub enum TerminalState {
 /// Events that move a terminal between states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TerminalEvent {
+    /// A connection was identified as this terminal (the agent leads the start-up from here).
+    Connected,
     PoweredUp,
     DownloadStarted,
     WentInService,
@@ -48,7 +50,7 @@ impl TerminalState {
         use TerminalState as S;
         match (self, event) {
             (_, E::Disconnected) => S::Disconnected,
-            (_, E::PoweredUp) => S::Connected,
+            (_, E::Connected | E::PoweredUp) => S::Connected,
             (_, E::DownloadStarted) => S::Loading,
             (_, E::WentInService) => S::InService,
             (_, E::WentOutOfService) => S::OutOfService,
@@ -335,6 +337,7 @@ mod tests {
         ] {
             assert_eq!(s.on(E::Disconnected), S::Disconnected);
             assert_eq!(s.on(E::PoweredUp), S::Connected);
+            assert_eq!(s.on(E::Connected), S::Connected);
             assert!(!s.on(E::FatalFault).serves_customers());
         }
     }

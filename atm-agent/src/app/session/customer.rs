@@ -236,7 +236,7 @@ where
         Ok(Some(report))
     }
 
-    async fn send_reply(&mut self, reply: CustomerReply) -> Result<(), SessionEnd> {
+    pub(super) async fn send_reply(&mut self, reply: CustomerReply) -> Result<(), SessionEnd> {
         let reply = self.render(reply);
         let next_state = if reply.approved {
             &self.profile.next_states.approved
@@ -264,6 +264,7 @@ where
             mac: None,
         };
         self.sign_reply(&mut msg);
+        self.replied = true;
         self.send(HostMessage::TransactionReply(msg)).await
     }
 }

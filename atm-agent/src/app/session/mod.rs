@@ -2,16 +2,21 @@
 //!
 //! The session is sequential, as NDC is: the terminal speaks (power-up, transaction request,
 //! status), the agent answers, and nothing else from that terminal is read until the answer and
-//! any advice it produced are durable. Start-up: power-up `12 … B<config id>` → download the
-//! profile's customization data if the id differs (each message acknowledged `9`) → go in
-//! service → supply counters (which also settle a dispense a power failure left in doubt).
+//! any advice it produced are durable. The agent leads the start-up as soon as the connection is
+//! known to be this terminal's (`startup.rs`): configuration id asked → the profile's
+//! customization loaded if the id differs → go in service → supply counters (which also settle a
+//! dispense a power failure left in doubt). A power-up `12 … B<config id>` at any time does the
+//! same with the id it carries.
 //!
 //! A customer's transaction request goes to the customer flows (`customer.rs` is the NDC side of
-//! it); a terminal PIN key is loaded over NDC by `pin_key_load.rs`.
+//! it); one that does not parse is declined all the same (`unreadable.rs`); a terminal PIN key is
+//! loaded over NDC by `pin_key_load.rs`.
 //!
 //! Connection policy for bad input: a message that does not parse is logged (the error names the
-//! field, never its content) and ignored; after `max_malformed_in_a_row` of them the connection is
-//! closed. A framing error closes the connection at once. Nothing is queued for bad input.
+//! field, never its content) and skipped (a transaction request is declined); after
+//! `max_malformed_in_a_row` of them the connection is closed. A framing error closes the
+//! connection at once, and so does a message in another terminal's LUNO (a `security` event). A
+//! newer connection of the same terminal replaces this session between customers.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,9 +26,9 @@ use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
 use protocols::framing::{Frame, FrameCodec};
 use protocols::ndc::{
-    Command, DataCommand, DataCommandData, DeviceState, DeviceStatus, HostMessage, NumberedValue,
-    Screen, SolicitedStatus, SolicitedStatusInfo, State, TerminalCommand as NdcCommand,
-    TerminalMessage, TerminalState as NdcTerminalState, UnsolicitedStatus,
+    Command, DeviceState, DeviceStatus, HostMessage, SolicitedStatus, SolicitedStatusInfo,
+    TerminalCommand as NdcCommand, TerminalMessage, TerminalState as NdcTerminalState,
+    UnsolicitedStatus,
 };
 use protocols::types::{Amount, Currency, TerminalId};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,6 +38,8 @@ use tokio_util::codec::Framed;
 mod customer;
 mod mac;
 mod pin_key_load;
+mod startup;
+mod unreadable;
 
 pub use super::conversation::SessionEnd;
 use super::registry::TerminalCommand;
@@ -66,6 +73,14 @@ pub struct Session<IO, L, S, Q> {
     stopping: Option<watch::Receiver<bool>>,
     /// NDC MAC mode: the MAC key confirmed on this connection, TVNs seen (`mac.rs`).
     mac: mac::MacState,
+    /// Transaction requests that did not parse, still to be declined: their sequence (TVN)
+    /// and message coordination number (`unreadable.rs`).
+    owed_declines: VecDeque<(String, char)>,
+    /// Whether the customer being served has had the transaction reply.
+    replied: bool,
+    /// This session's number in the registry, and the signal that a newer connection of the
+    /// same terminal replaced it.
+    attached: Option<(u64, watch::Receiver<bool>)>,
 }
 
 impl<IO, L, S, Q> Session<IO, L, S, Q>
@@ -112,7 +127,17 @@ where
             answering: None,
             stopping: None,
             mac: mac::MacState::default(),
+            owed_declines: VecDeque::new(),
+            replied: false,
+            attached: None,
         }
+    }
+
+    /// The session's number in the registry and its replacement signal
+    /// ([`super::registry::Registry::attach`]).
+    pub fn attached(mut self, session: u64, replaced: watch::Receiver<bool>) -> Self {
+        self.attached = Some((session, replaced));
+        self
     }
 
     fn tid(&self) -> &str {
@@ -125,21 +150,28 @@ where
         }
     }
 
-    /// Serves the terminal until it disconnects; `first` is the message that identified it.
-    pub async fn run(mut self, first: TerminalMessage) -> SessionEnd {
-        let end = match self.handle(first).await {
+    /// Serves the terminal until it disconnects. `first` is the message that identified it, if
+    /// the connection was identified by its LUNO; a connection identified by its address or
+    /// port has none. Either way the agent leads: it asks for the configuration id, loads what
+    /// is stale and puts the terminal in service (`startup.rs`).
+    pub async fn run(mut self, first: Option<Frame>) -> SessionEnd {
+        let end = match self.open(first).await {
             Ok(()) => self.serve().await,
             Err(e) => e,
         };
-        self.svc
-            .registry
-            .event(self.tid(), TerminalEvent::Disconnected);
+        match &self.attached {
+            Some((session, _)) => self.svc.registry.detach(self.tid(), *session),
+            None => self
+                .svc
+                .registry
+                .event(self.tid(), TerminalEvent::Disconnected),
+        }
         end
     }
 
     async fn serve(&mut self) -> SessionEnd {
         enum Next {
-            Message(Box<Result<TerminalMessage, SessionEnd>>),
+            Frame(Box<Result<Frame, SessionEnd>>),
             Command(TerminalCommand),
             KeySchedule,
         }
@@ -159,7 +191,11 @@ where
         key_schedule.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         key_schedule.tick().await;
         let mut stop = self.stopping.take();
+        let mut replaced = self.attached.as_ref().map(|(_, r)| r.clone());
         loop {
+            if let Err(e) = self.pay_owed_declines().await {
+                return e;
+            }
             if let Some(m) = self.deferred.pop_front() {
                 if let Err(e) = self.handle(m).await {
                     return e;
@@ -175,16 +211,33 @@ where
                     None => std::future::pending::<()>().await,
                 }
             };
+            let replaced_by_new = async {
+                match replaced.as_mut() {
+                    Some(rx) => {
+                        if rx.wait_for(|r| *r).await.is_err() {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             let next = tokio::select! {
                 // Checked between customers only: a customer being served is finished first.
                 _ = stopping => return SessionEnd::Stopping,
-                msg = self.next_message(None) => Next::Message(Box::new(msg)),
+                _ = replaced_by_new => return SessionEnd::Replaced,
+                // `next_frame` is cancellation-safe: an unfinished frame stays in the codec's
+                // buffer; the frame is interpreted (and maybe answered) outside the select.
+                frame = self.next_frame(None) => Next::Frame(Box::new(frame)),
                 Some(cmd) = commands.recv() => Next::Command(cmd),
                 _ = key_schedule.tick(), if self.svc.keys.is_some() => Next::KeySchedule,
             };
             let result = match next {
-                Next::Message(msg) => match *msg {
-                    Ok(m) => self.handle(m).await,
+                Next::Frame(frame) => match *frame {
+                    Ok(f) => match self.interpret(f) {
+                        Ok(Some(m)) => self.handle(m).await,
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 },
                 Next::Command(cmd) => self.technician(cmd).await,
@@ -208,7 +261,23 @@ where
                         "transaction request while held out of service",
                     ));
                 }
-                self.customer(req).await?;
+                self.replied = false;
+                if let Err(e) = self.customer(req).await {
+                    // Every customer gets an answer: a flow that failed before replying (the
+                    // state store, the queue) still declines, card returned, if the terminal
+                    // can be told.
+                    if !self.replied
+                        && !matches!(e, SessionEnd::Disconnected | SessionEnd::Framing(_))
+                    {
+                        tracing::error!(terminal = self.tid(), error = %e, "transaction request could not be served: declined");
+                        let _ = self
+                            .send_reply(crate::app::conversation::CustomerReply::Decline(
+                                crate::app::conversation::Decline::HostUnavailable,
+                            ))
+                            .await;
+                    }
+                    return Err(e);
+                }
                 self.guard_pin_format().await
             }
             TerminalMessage::SolicitedStatus(s) => {
@@ -222,41 +291,86 @@ where
         }
     }
 
-    /// Reads the next terminal message, skipping (and counting) malformed ones.
+    /// Reads the next terminal message, skipping (and counting) malformed ones; a transaction
+    /// request that does not parse is owed a decline, sent at the next turn of the session.
     async fn next_message(
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<TerminalMessage, SessionEnd> {
         loop {
-            let frame = match timeout {
-                Some(t) => tokio::time::timeout(t, self.framed.next())
-                    .await
-                    .map_err(|_| SessionEnd::Timeout(t.as_millis() as u64))?,
-                None => self.framed.next().await,
-            };
-            let frame = match frame {
-                None => return Err(SessionEnd::Disconnected),
-                Some(Err(e)) => return Err(SessionEnd::Framing(e)),
-                Some(Ok(f)) => f,
-            };
-            match TerminalMessage::parse(&frame.payload, &self.profile.dialect) {
-                Ok(m) => {
-                    self.malformed_in_a_row = 0;
-                    return Ok(m);
-                }
-                Err(e) => {
-                    self.malformed_in_a_row += 1;
-                    tracing::warn!(terminal = self.tid(), error = %e, bytes = frame.payload.len(), "malformed NDC message from the terminal");
-                    if self.malformed_in_a_row >= self.svc.max_malformed {
-                        tracing::warn!(
-                            terminal = self.tid(),
-                            "too many malformed messages in a row: closing the connection"
-                        );
-                        return Err(SessionEnd::TooManyMalformed);
-                    }
-                }
+            let frame = self.next_frame(timeout).await?;
+            if let Some(m) = self.interpret(frame)? {
+                return Ok(m);
             }
         }
+    }
+
+    /// The next frame from the terminal. Cancellation-safe (an unfinished frame stays in the
+    /// codec's buffer).
+    async fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Frame, SessionEnd> {
+        let frame = match timeout {
+            Some(t) => tokio::time::timeout(t, self.framed.next())
+                .await
+                .map_err(|_| SessionEnd::Timeout(t.as_millis() as u64))?,
+            None => self.framed.next().await,
+        };
+        match frame {
+            None => Err(SessionEnd::Disconnected),
+            Some(Err(e)) => Err(SessionEnd::Framing(e)),
+            Some(Ok(f)) => Ok(f),
+        }
+    }
+
+    /// A frame as a message of this terminal. `None`: malformed, logged and counted (an
+    /// unparseable transaction request is queued for its decline). A message in another LUNO
+    /// is refused: this connection speaks for one terminal only.
+    fn interpret(&mut self, frame: Frame) -> Result<Option<TerminalMessage>, SessionEnd> {
+        match TerminalMessage::parse(&frame.payload, &self.profile.dialect) {
+            Ok(m) => {
+                self.malformed_in_a_row = 0;
+                if m.luno() != self.terminal.luno {
+                    return Err(self.foreign_luno(m.luno()));
+                }
+                Ok(Some(m))
+            }
+            Err(e) => {
+                self.malformed_in_a_row += 1;
+                tracing::warn!(terminal = self.tid(), error = %e, bytes = frame.payload.len(), "malformed NDC message from the terminal");
+                if let Some(raw) = unreadable::RawRequest::read(&frame.payload) {
+                    if raw.luno != self.terminal.luno {
+                        return Err(self.foreign_luno(&raw.luno));
+                    }
+                    self.owe_decline(raw);
+                }
+                if self.malformed_in_a_row >= self.svc.max_malformed {
+                    tracing::warn!(
+                        terminal = self.tid(),
+                        "too many malformed messages in a row: closing the connection"
+                    );
+                    return Err(SessionEnd::TooManyMalformed);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A message naming another LUNO than the terminal this connection was identified as.
+    fn foreign_luno(&self, luno: &str) -> SessionEnd {
+        let peer = self
+            .svc
+            .registry
+            .view(self.tid())
+            .and_then(|v| v.peer)
+            .unwrap_or_default();
+        let claimed_terminal = self
+            .svc
+            .registry
+            .snapshot()
+            .into_iter()
+            .find(|v| v.luno == luno)
+            .map_or_else(|| "unknown".to_owned(), |v| v.terminal_id);
+        tracing::warn!(target: "security", terminal = self.tid(), luno = %self.terminal.luno, claimed_luno = %luno, %claimed_terminal, %peer, "message with a LUNO this connection is not bound to: refused, connection closed");
+        SessionEnd::Refused("a message with another terminal's LUNO")
     }
 
     async fn send(&mut self, msg: HostMessage) -> Result<(), SessionEnd> {
@@ -283,22 +397,27 @@ where
                 TerminalMessage::SolicitedStatus(s) => return Ok(s),
                 // Boxed: a power-up here starts the start-up exchange again (recursion).
                 TerminalMessage::UnsolicitedStatus(u) => Box::pin(self.unsolicited(u)).await?,
-                other => {
-                    tracing::info!(
-                        terminal = self.tid(),
-                        "message while waiting for an acknowledgement: served after it"
-                    );
-                    if self.deferred.len() >= 8 {
-                        tracing::warn!(
-                            terminal = self.tid(),
-                            "terminal keeps talking without acknowledging: closing"
-                        );
-                        return Err(SessionEnd::Refused("acknowledgement"));
-                    }
-                    self.deferred.push_back(other);
-                }
+                other => self.defer(other)?,
             }
         }
+    }
+
+    /// Keeps a message that arrived while the agent waited for an answer, to be served after it
+    /// (at most 8: a terminal that keeps talking without answering is closed).
+    fn defer(&mut self, other: TerminalMessage) -> Result<(), SessionEnd> {
+        tracing::info!(
+            terminal = self.tid(),
+            "message while waiting for an acknowledgement: served after it"
+        );
+        if self.deferred.len() >= 8 {
+            tracing::warn!(
+                terminal = self.tid(),
+                "terminal keeps talking without acknowledging: closing"
+            );
+            return Err(SessionEnd::Refused("acknowledgement"));
+        }
+        self.deferred.push_back(other);
+        Ok(())
     }
 
     fn ready(s: &SolicitedStatus) -> bool {
@@ -377,51 +496,6 @@ where
         self.svc
             .status_advice(&self.terminal_id, zero, &detail)
             .await
-    }
-
-    async fn start_up(&mut self, config_id: String) -> Result<(), SessionEnd> {
-        tracing::info!(terminal = self.tid(), config_id = %config_id, "terminal powered up");
-        self.svc
-            .registry
-            .event(self.tid(), TerminalEvent::PoweredUp);
-        if config_id != self.profile.customization.config_id {
-            self.download().await?;
-        }
-        let held = self.profile.customization.config_id.clone();
-        self.svc
-            .registry
-            .update(self.tid(), |v| v.config_id = Some(held));
-        match self.ensure_pin_key(false).await? {
-            PinKeyStatus::Ready | PinKeyStatus::Disabled => {}
-            // Without a PIN key the terminal cannot take PINs: it waits out of service for the
-            // custodians (`atmctl keys load-master`) or a technician. Its supply counters are
-            // asked for all the same: the key load later only puts it in service, and customers
-            // need the cassette counts (and a dispense in doubt is settled from them).
-            PinKeyStatus::NoMasterKey | PinKeyStatus::Refused => {
-                self.svc
-                    .registry
-                    .event(self.tid(), TerminalEvent::WentOutOfService);
-                return self.supply_counters().await;
-            }
-        }
-        self.go_in_service().await?;
-        self.supply_counters().await
-    }
-
-    async fn download(&mut self) -> Result<(), SessionEnd> {
-        self.svc
-            .registry
-            .event(self.tid(), TerminalEvent::DownloadStarted);
-        let messages = customization_messages(&self.profile, &self.terminal.luno);
-        tracing::info!(terminal = self.tid(), messages = messages.len(), profile = %self.profile.name, "downloading customization data");
-        for data in messages {
-            let ack = self.exchange(HostMessage::DataCommand(data)).await?;
-            if !Self::ready(&ack) {
-                tracing::error!(terminal = self.tid(), status = ?ack.info, "terminal refused customization data");
-                return Err(SessionEnd::Refused("customization data"));
-            }
-        }
-        Ok(())
     }
 
     /// Why the agent holds this terminal out of service, if it does.
@@ -519,6 +593,15 @@ where
                         keys.forget_pin_format_errors(self.tid());
                     }
                 }
+                // After a refused customization load, the operator's word tries the load again.
+                if self
+                    .svc
+                    .registry
+                    .view(self.tid())
+                    .is_some_and(|v| v.load_failure.is_some())
+                {
+                    return self.reload().await;
+                }
                 self.go_in_service().await
             }
             TerminalCommand::GoOutOfService => self.go_out_of_service().await,
@@ -538,99 +621,5 @@ where
                 .event(self.tid(), TerminalEvent::WentOutOfService);
         }
         Ok(())
-    }
-}
-
-/// The data commands that load a profile's customization into a terminal, in the usual order:
-/// enhanced configuration, screens, states, FITs, and last the configuration id (so a terminal
-/// interrupted half-way reports the old id and gets everything again).
-fn customization_messages(profile: &Profile, luno: &str) -> Vec<DataCommand> {
-    let c = &profile.customization;
-    let numbered = |v: &[firmware_profiles::OptionDef]| {
-        v.iter()
-            .map(|o| NumberedValue {
-                number: o.number,
-                value: o.value,
-            })
-            .collect()
-    };
-    let mut data = vec![DataCommandData::EnhancedConfiguration {
-        luno: luno.to_owned(),
-        options: numbered(&c.options),
-        timers: numbered(&c.timers),
-    }];
-    if !c.screens.is_empty() {
-        data.push(DataCommandData::Screens(
-            c.screens
-                .iter()
-                .map(|s| Screen {
-                    number: s.number.clone(),
-                    data: s.data.clone(),
-                })
-                .collect(),
-        ));
-    }
-    let states: Vec<State> = c.states.iter().filter_map(|s| state_record(s)).collect();
-    if !states.is_empty() {
-        data.push(DataCommandData::States(states));
-    }
-    if !c.fits.is_empty() {
-        data.push(DataCommandData::Fits(c.fits.clone()));
-    }
-    data.push(DataCommandData::ConfigurationId(c.config_id.clone()));
-    data.into_iter()
-        .map(|data| DataCommand {
-            response_flag: None,
-            luno: luno.to_owned(),
-            sequence: String::new(),
-            data,
-            mac: None,
-        })
-        .collect()
-}
-
-/// A 28-character state record (checked by the profile loader) as the codec's `State`.
-fn state_record(s: &str) -> Option<State> {
-    let number = s.get(0..3)?.to_owned();
-    let state_type = s.get(3..4)?.chars().next()?;
-    let entry = |i: usize| s.get(4 + 3 * i..7 + 3 * i).map(str::to_owned);
-    let entries = [
-        entry(0)?,
-        entry(1)?,
-        entry(2)?,
-        entry(3)?,
-        entry(4)?,
-        entry(5)?,
-        entry(6)?,
-        entry(7)?,
-    ];
-    Some(State {
-        number,
-        state_type,
-        entries,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn download_ends_with_the_configuration_id() {
-        let p = Profile::builtin("ncr-selfserv-basic").unwrap();
-        let msgs = customization_messages(&p, "001");
-        assert!(matches!(
-            msgs.first().unwrap().data,
-            DataCommandData::EnhancedConfiguration { .. }
-        ));
-        assert!(
-            matches!(&msgs.last().unwrap().data, DataCommandData::ConfigurationId(id) if id == "0022")
-        );
-        assert!(msgs
-            .iter()
-            .any(|m| matches!(&m.data, DataCommandData::States(s) if s.len() == 4)));
-        for m in msgs {
-            HostMessage::DataCommand(m).encode(&p.dialect).unwrap();
-        }
     }
 }
