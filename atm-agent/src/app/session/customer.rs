@@ -189,7 +189,18 @@ where
     async fn await_report(&mut self) -> Result<Option<TerminalReport>, SessionEnd> {
         let wait = Duration::from_millis(self.profile.timers.status_after_reply_ms);
         let info = loop {
-            match self.next_message(Some(wait)).await? {
+            let frame = self.next_frame(Some(wait)).await?;
+            let Some(msg) = self.interpret(frame)? else {
+                if !self.owed_declines.is_empty() {
+                    // A new customer's request that does not parse, instead of the status: as
+                    // for any new request, the outcome stays in doubt, and the new customer is
+                    // declined at once (not after this wait).
+                    tracing::warn!("no status for the dispense: outcome in doubt until the terminal reports it");
+                    return Ok(None);
+                }
+                continue;
+            };
+            match msg {
                 TerminalMessage::SolicitedStatus(s) => {
                     // An unauthenticated report settles nothing: the dispense stays in doubt.
                     if self.check_status_mac(&s).is_err() {
