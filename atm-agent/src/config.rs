@@ -827,4 +827,35 @@ mod tests {
             e.report()
         );
     }
+
+    #[test]
+    fn a_terminal_may_have_a_port_of_its_own_and_connections_are_capped() {
+        let c = Config::parse(GOOD, "a.toml").unwrap();
+        assert_eq!(c.ndc.max_connections, 256);
+        assert_eq!(c.terminals[0].listen, None);
+
+        // A port of its own stands in for an address.
+        let own = GOOD.replace("address = \"127.0.0.1\"", "listen = \"127.0.0.1:9101\"");
+        let c = Config::parse(&own, "a.toml").unwrap();
+        assert_eq!(
+            c.terminals[0].listen,
+            Some("127.0.0.1:9101".parse().unwrap())
+        );
+        assert!(c.terminals[0].address.is_empty());
+        let again = Config::parse(&c.to_toml().unwrap(), "serialized").unwrap();
+        assert_eq!(again.terminals[0].listen, c.terminals[0].listen);
+
+        let clash = GOOD
+            .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:9100\"")
+            .replace(
+                "address = \"127.0.0.1\"",
+                "address = \"127.0.0.1\"\nlisten = \"127.0.0.1:9100\"",
+            );
+        let e = Config::parse(&clash, "a.toml").unwrap_err();
+        assert!(e.reason().contains("terminals.listen"), "{e}");
+
+        let none = GOOD.replace("[[terminals]]", "max_connections = 0\n[[terminals]]");
+        let e = Config::parse(&none, "a.toml").unwrap_err();
+        assert!(e.reason().contains("ndc.max_connections"), "{e}");
+    }
 }
