@@ -81,6 +81,15 @@ impl<'a> Reader<'a> {
         Self { class, fields }
     }
 
+    /// Splits on FS and keeps every field: the caller takes trailing empty fields with
+    /// [`Reader::take_trailing`] and writes them back.
+    pub(crate) fn new_exact(class: &'static str, bytes: &'a [u8]) -> Self {
+        Self {
+            class,
+            fields: bytes.split(|&b| b == FS).collect(),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.fields.len()
@@ -143,6 +152,31 @@ impl<'a> Reader<'a> {
             return self.fields.pop().map(latin1);
         }
         None
+    }
+
+    /// Removes the empty fields at the end of the message beyond its first `fixed` positions
+    /// and says how many there were. Real terminals and hosts end messages with any number of
+    /// FS; the count is kept on the message so that encoding writes them back.
+    pub(crate) fn take_trailing(&mut self, fixed: usize) -> usize {
+        let mut n = 0;
+        while self.fields.len() > fixed.max(1) && self.fields.last().is_some_and(|f| f.is_empty()) {
+            self.fields.pop();
+            n += 1;
+        }
+        n
+    }
+
+    /// Every field from `i` on, as text: the fields after the last one a message knows.
+    pub(crate) fn extra(&self, i: usize) -> Vec<String> {
+        self.rest(i).iter().map(|f| latin1(f)).collect()
+    }
+
+    /// A LUNO as it is: 0 to 9 printable characters whatever the dialect's length (a host may
+    /// send an empty one, an Advance NDC terminal a 3-character one).
+    pub(crate) fn luno_any(&self, i: usize) -> Result<String, NdcError> {
+        let f = self.get(i).unwrap_or_default();
+        check_luno_any(f).map_err(|r| self.err(i, "LUNO", r))?;
+        Ok(latin1(f))
     }
 
     /// Every field from `i` on.
@@ -229,6 +263,23 @@ pub(crate) fn check_sequence(f: &[u8]) -> Result<(), Reason> {
         }),
     }
 }
+
+/// A LUNO as read: at most 9 printable ASCII characters, possibly none.
+pub(crate) fn check_luno_any(f: &[u8]) -> Result<(), Reason> {
+    if f.len() > MAX_LUNO_LEN {
+        return Err(Reason::BadLength {
+            expected: MAX_LUNO_LEN,
+            got: f.len(),
+        });
+    }
+    if !f.iter().all(|b| (0x20..0x7F).contains(b)) {
+        return Err(Reason::Invalid("LUNO must be printable ASCII"));
+    }
+    Ok(())
+}
+
+/// The longest LUNO read or written (3 digits + a 6-character machine number).
+pub const MAX_LUNO_LEN: usize = 9;
 
 pub(crate) fn check_luno(f: &[u8], dialect: &Dialect) -> Result<(), Reason> {
     if f.len() != dialect.luno_len {
@@ -347,6 +398,33 @@ impl Writer {
     pub(crate) fn luno(&mut self, s: &str, dialect: &Dialect) -> Result<&mut Self, NdcError> {
         check_luno(s.as_bytes(), dialect).map_err(|r| self.err("LUNO", r))?;
         self.text("LUNO", s)
+    }
+
+    /// A LUNO as the value carries it (0 to 9 printable characters, see [`Reader::luno_any`]).
+    pub(crate) fn luno_any(&mut self, s: &str) -> Result<&mut Self, NdcError> {
+        check_luno_any(s.as_bytes()).map_err(|r| self.err("LUNO", r))?;
+        self.text("LUNO", s)
+    }
+
+    /// `FS field` for each extra field.
+    /// The last one must not be empty: it would read back as a trailing FS.
+    pub(crate) fn extra(&mut self, extra: &[String]) -> Result<&mut Self, NdcError> {
+        if extra.last().is_some_and(|f| f.is_empty()) {
+            return Err(self.err(
+                "extra field",
+                Reason::Invalid("last extra field must not be empty (count it as a trailing FS)"),
+            ));
+        }
+        for f in extra {
+            self.fs().text("extra field", f)?;
+        }
+        Ok(self)
+    }
+
+    /// `n` trailing FS.
+    pub(crate) fn trailing(&mut self, n: usize) -> &mut Self {
+        self.buf.extend(std::iter::repeat_n(FS, n));
+        self
     }
 
     /// Field 0 of a host message.

@@ -49,6 +49,7 @@ pub mod data_command;
 pub mod dialect;
 pub mod error;
 pub(crate) mod fields;
+pub mod journal;
 pub mod key_load;
 pub mod mac;
 pub mod sensitive;
@@ -62,9 +63,12 @@ use serde::Serialize;
 pub use data_command::{DataCommand, DataCommandData, NumberedValue, Screen, State};
 pub use dialect::{Dialect, ReadyAfterReply, TvnMode};
 pub use error::{NdcError, Reason};
+pub use journal::{
+    JournalAck, JournalBlockHeader, JournalCommand, JournalText, JournalUpload, JOURNAL_HEADER_LEN,
+};
 pub use key_load::{KeyChangeModifier, KeyLoad, KeyLoadError, KEY_LENGTHS};
 pub use mac::{mac_field, parse_mac_field, MAC_FIELD_BYTES};
-pub use sensitive::{CardTrack, KeyField, PinBuffer, PinBufferError, TrackKind};
+pub use sensitive::{mask_pan_runs, CardTrack, KeyField, PinBuffer, PinBufferError, TrackKind};
 pub use status::{
     CashHandlerStatus, DeviceState, DeviceStatus, DispenseOutcome, EncryptorInit, SolicitedStatus,
     SolicitedStatusInfo, SupplyCounters, TerminalState, UnsolicitedStatus,

@@ -230,6 +230,32 @@ pub fn masked_buffer(raw: &str) -> String {
     }
 }
 
+/// Journal or printer text with every PAN-like run of 13 to 19 digits masked as [`mask_pan`]
+/// does (first 6 and last 4 kept). Shorter or longer runs (amounts, counters, serial numbers)
+/// are left alone, so the text stays readable.
+pub fn mask_pan_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if (13..=19).contains(&run.len()) {
+            out.push_str(&mask_pan(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// `serialize_with` for a buffer field: [`masked_buffer`].
 pub(crate) fn serialize_masked_buffer<S: Serializer>(raw: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&masked_buffer(raw))
