@@ -41,12 +41,39 @@ mod ndc {
         "[ -~]{0,7}"
     }
 
+    /// Mostly the dialect's own length, sometimes the other one or none: real terminals and
+    /// hosts send 3 or 9 characters whatever the dialect, and hosts an empty LUNO.
     fn luno(d: &Dialect) -> BoxedStrategy<String> {
-        if d.luno_len == 9 {
+        let own = if d.luno_len == 9 {
             "[0-9]{3}[0-9A-Z]{6}".boxed()
         } else {
             "[0-9]{3}".boxed()
-        }
+        };
+        prop_oneof![
+            6 => own,
+            1 => "[0-9]{3}",
+            1 => "[0-9]{3}[0-9A-Z]{6}",
+            1 => Just(String::new()),
+        ]
+        .boxed()
+    }
+
+    /// Trailing FS after a message (none most of the time).
+    fn trailing() -> impl Strategy<Value = usize> {
+        prop_oneof![3 => Just(0usize), 1 => 1..4usize]
+    }
+
+    /// Fields after the last known one: short (never an 8-hex MAC), the last one non-empty.
+    fn extra() -> BoxedStrategy<Vec<String>> {
+        prop_oneof![
+            3 => Just(Vec::new()),
+            1 => (vec(prop_oneof![Just(String::new()), "[ -~]{1,7}"], 0..2), "[ -~]{1,7}")
+                .prop_map(|(mut v, last)| {
+                    v.push(last);
+                    v
+                }),
+        ]
+        .boxed()
     }
 
     fn hex8() -> impl Strategy<Value = String> {
@@ -144,12 +171,13 @@ mod ndc {
             lts,
             id_buffers(),
             mac(&d),
+            trailing(),
         );
         (head, body)
             .prop_map(
                 |(
                     (luno, tvn, top_of_receipt, mcn, t2, t3, operation_code),
-                    (amount, pin, buffer_b, buffer_c, t1, lts, buffers, mac),
+                    (amount, pin, buffer_b, buffer_c, t1, lts, buffers, mac, trailing_fs),
                 )| TransactionRequest {
                     luno,
                     tvn,
@@ -166,6 +194,7 @@ mod ndc {
                     last_transaction_status: lts,
                     buffers,
                     mac,
+                    trailing_fs,
                 },
             )
             .boxed()
@@ -439,12 +468,13 @@ mod ndc {
             printer,
             id_buffers(),
             mac(d),
+            trailing(),
         );
         (head, body)
             .prop_map(
                 |(
                     (response_flag, luno, sequence, next_state, notes_to_dispense, tsn),
-                    (f, screen, screen_update, mcn, card_flag, printer, buffers, mac),
+                    (f, screen, screen_update, mcn, card_flag, printer, buffers, mac, trailing_fs),
                 )| TransactionReply {
                     response_flag,
                     luno,
@@ -460,8 +490,121 @@ mod ndc {
                     printer,
                     buffers,
                     mac,
+                    trailing_fs,
                 },
             )
+            .boxed()
+    }
+
+    /// An EJ block as terminals send it: header + CR LF lines, or (rarely) a field without a
+    /// header; often with an empty LUNO.
+    fn journal_upload(d: &Dialect) -> BoxedStrategy<JournalUpload> {
+        let header = option::of(
+            (
+                "[0-9]{6}",
+                "[0-9]{2}(0[1-9]|1[0-2])[0-2][0-9]",
+                "[0-2][0-9][0-5][0-9][0-5][0-9]",
+                0..=JOURNAL_MAX_CHAR,
+                0..=JOURNAL_MAX_CHAR,
+                0..1000u32,
+            )
+                .prop_map(
+                    |(machine_number, date, time, previous_last_char, last_char, block_length)| {
+                        JournalBlockHeader {
+                            machine_number,
+                            date,
+                            time,
+                            previous_last_char,
+                            last_char,
+                            block_length,
+                        }
+                    },
+                ),
+        );
+        (
+            luno(d),
+            header,
+            "([ -~]{0,24}\r\n){0,4}",
+            extra(),
+            mac(d),
+            trailing(),
+        )
+            .prop_map(
+                |(luno, header, text, extra, mac, trailing_fs)| JournalUpload {
+                    luno,
+                    reserved: Default::default(),
+                    header,
+                    text: JournalText::new(text),
+                    extra,
+                    mac,
+                    trailing_fs,
+                },
+            )
+            .boxed()
+    }
+
+    fn journal_ack(d: &Dialect) -> BoxedStrategy<JournalAck> {
+        let command = prop_oneof![
+            (0..=JOURNAL_MAX_CHAR).prop_map(|last_char| JournalCommand::Acknowledge { last_char }),
+            (0..=JOURNAL_MAX_CHAR)
+                .prop_map(|last_char| JournalCommand::AcknowledgeAndStop { last_char }),
+            "[0-9]{0,10}".prop_map(|options| JournalCommand::Options { options }),
+            (
+                prop::sample::select(vec!['0', '5', '9', 'A', 'Z']),
+                "[ -~]{0,6}"
+            )
+                .prop_map(|(code, data)| JournalCommand::Other { code, data }),
+        ];
+        (
+            host_flag(d),
+            luno(d),
+            prop_oneof![Just(String::new()), "[0-9]{3}"],
+            command,
+            extra(),
+            mac(d),
+            trailing(),
+        )
+            .prop_map(
+                |(response_flag, luno, sequence, command, extra, mac, trailing_fs)| JournalAck {
+                    response_flag,
+                    luno,
+                    sequence,
+                    command,
+                    extra,
+                    mac,
+                    trailing_fs,
+                },
+            )
+            .boxed()
+    }
+
+    fn emv_configuration(d: &Dialect) -> BoxedStrategy<EmvConfiguration> {
+        (host_flag(d), luno(d), "[1-5]", extra(), mac(d), trailing())
+            .prop_map(
+                |(response_flag, luno, table_id, records, mac, trailing_fs)| EmvConfiguration {
+                    response_flag,
+                    luno,
+                    table_id,
+                    records,
+                    mac,
+                    trailing_fs,
+                },
+            )
+            .boxed()
+    }
+
+    /// A class neither direction knows, with its raw fields (empty ones too).
+    fn unknown() -> BoxedStrategy<UnknownMessage> {
+        (
+            "[579][0-9A-Z]?",
+            option::of("[0-9]{0,9}"),
+            vec(prop_oneof![Just(String::new()), "[ -~]{1,12}"], 0..5),
+        )
+            .prop_map(|(class, luno, fields)| UnknownMessage {
+                class,
+                fields: if luno.is_some() { fields } else { Vec::new() },
+                luno,
+            })
             .boxed()
     }
 
@@ -470,13 +613,14 @@ mod ndc {
         let h = |m| NdcMessage::Host(m);
         prop_oneof![
             transaction_request(d).prop_map(move |m| t(TerminalMessage::TransactionRequest(m))),
-            (luno(d), tvn(d), device_status(d), mac(d)).prop_map(
-                move |(luno, tvn, device, mac)| t(TerminalMessage::UnsolicitedStatus(
+            (luno(d), tvn(d), device_status(d), mac(d), trailing()).prop_map(
+                move |(luno, tvn, device, mac, trailing_fs)| t(TerminalMessage::UnsolicitedStatus(
                     UnsolicitedStatus {
                         luno,
                         tvn,
                         device,
-                        mac
+                        mac,
+                        trailing_fs,
                     }
                 ))
             ),
@@ -488,51 +632,97 @@ mod ndc {
                     tvn(d)
                 },
                 solicited_info(d),
-                mac(d)
+                extra(),
+                mac(d),
+                trailing(),
             )
-                .prop_map(move |(luno, tvn, info, mac)| t(
-                    TerminalMessage::SolicitedStatus(SolicitedStatus {
+                .prop_map(move |(luno, tvn, info, extra, mac, trailing_fs)| {
+                    // Extra fields follow only a status whose fields are all known (the others
+                    // end in an open list that takes them).
+                    let closed = matches!(
+                        info,
+                        SolicitedStatusInfo::Ready
+                            | SolicitedStatusInfo::CommandReject
+                            | SolicitedStatusInfo::SpecificReject { .. }
+                            | SolicitedStatusInfo::TerminalState(
+                                TerminalState::ConfigurationId(_)
+                                    | TerminalState::SupplyCounters(_)
+                            )
+                    );
+                    t(TerminalMessage::SolicitedStatus(SolicitedStatus {
                         luno,
                         tvn,
                         info,
-                        mac
+                        extra: if closed { extra } else { Vec::new() },
+                        mac,
+                        trailing_fs,
+                    }))
+                }),
+            (
+                luno(d),
+                "[34]",
+                prop_oneof!["[0-9A-F]{6}", "[0-9A-F]{24}"],
+                extra(),
+                mac(d),
+                trailing()
+            )
+                .prop_map(move |(luno, id, kvv, extra, mac, trailing_fs)| t(
+                    TerminalMessage::EncryptorInit(EncryptorInit {
+                        luno,
+                        id,
+                        kvv,
+                        extra,
+                        mac,
+                        trailing_fs
                     })
                 )),
-            (luno(d), "[34]", "[0-9A-F]{6}", mac(d)).prop_map(move |(luno, id, kvv, mac)| t(
-                TerminalMessage::EncryptorInit(EncryptorInit { luno, id, kvv, mac })
-            )),
+            journal_upload(d).prop_map(move |m| t(TerminalMessage::JournalUpload(m))),
+            journal_ack(d).prop_map(move |m| h(HostMessage::Journal(m))),
+            emv_configuration(d).prop_map(move |m| h(HostMessage::EmvConfiguration(m))),
+            unknown().prop_map(NdcMessage::Unknown),
             (
                 host_flag(d),
                 luno(d),
                 prop_oneof![Just(String::new()), "[0-9]{3}"],
                 command(),
-                mac(d)
+                extra(),
+                mac(d),
+                trailing(),
             )
-                .prop_map(move |(response_flag, luno, sequence, command, mac)| h(
-                    HostMessage::TerminalCommand(TerminalCommand {
-                        response_flag,
-                        luno,
-                        sequence,
-                        command,
-                        mac
-                    })
-                )),
+                .prop_map(
+                    move |(response_flag, luno, sequence, command, extra, mac, trailing_fs)| h(
+                        HostMessage::TerminalCommand(TerminalCommand {
+                            response_flag,
+                            luno,
+                            sequence,
+                            command,
+                            extra,
+                            mac,
+                            trailing_fs,
+                        })
+                    )
+                ),
             (
                 host_flag(d),
                 luno(d),
                 prop_oneof![Just(String::new()), "[0-9]{3}"],
                 data_command_data(),
-                mac(d)
+                mac(d),
+                trailing(),
             )
-                .prop_map(move |(response_flag, luno, sequence, data, mac)| h(
-                    HostMessage::DataCommand(DataCommand {
-                        response_flag,
-                        luno,
-                        sequence,
-                        data,
-                        mac
-                    })
-                )),
+                .prop_map(
+                    move |(response_flag, luno, sequence, data, mac, trailing_fs)| h(
+                        HostMessage::DataCommand(DataCommand {
+                            response_flag,
+                            luno,
+                            sequence,
+                            data,
+                            extra: Vec::new(),
+                            mac,
+                            trailing_fs,
+                        })
+                    )
+                ),
             transaction_reply(d).prop_map(move |m| h(HostMessage::TransactionReply(m))),
         ]
         .boxed()
@@ -570,6 +760,10 @@ mod ndc {
             b"4",
             b"40",
             b"61",
+            b"6",
+            b"8",
+            b"80",
+            b"99",
             b"",
         ]);
         let alphabet = prop::sample::select(
@@ -590,7 +784,26 @@ mod ndc {
         fn encode_then_parse_is_identity((d, m) in dialect_and_message()) {
             let bytes = m.encode(&d).map_err(|e| TestCaseError::fail(format!("{e} for {m:?}")))?;
             let back = NdcMessage::parse(&bytes, &d).map_err(|e| TestCaseError::fail(format!("{e}: {:?}", String::from_utf8_lossy(&bytes))))?;
-            prop_assert_eq!(back, m);
+            prop_assert_eq!(&back, &m);
+            // Decode then encode gives back the same bytes, and decode keeps the typed form.
+            prop_assert_eq!(back.encode(&d).ok(), Some(bytes.clone()));
+            prop_assert_eq!(NdcMessage::decode(&bytes, &d), m);
+        }
+
+        #[test]
+        fn decode_then_encode_gives_back_any_bytes(bytes in vec(any::<u8>(), 0..300)) {
+            for d in dialects() {
+                let m = NdcMessage::decode(&bytes, &d);
+                prop_assert_eq!(m.encode(&d).ok(), Some(bytes.clone()), "{:?}", m);
+            }
+        }
+
+        #[test]
+        fn decode_then_encode_gives_back_ndc_like_bytes(bytes in ndc_like()) {
+            for d in dialects() {
+                let m = NdcMessage::decode(&bytes, &d);
+                prop_assert_eq!(m.encode(&d).ok(), Some(bytes.clone()), "{:?}", m);
+            }
         }
 
         #[test]

@@ -82,12 +82,13 @@ mod ndc {
     fn ea_request_parses_with_basic_dialect() {
         let ea = b"11\x1C777\x1C\x1C\x1C1?\x1C\x1C\x1CBA BA BA\x1C000000001337\x1C;>:>:=>:>:>:>:>:\x1C19671994\x1C1337\x1C%B1234567890123445^PADILLA/L.                ^99011X100000*000000000XXX000000?\x1C";
         let m = NdcMessage::parse(ea, &basic()).unwrap();
-        // [EA] ends with a trailing FS; the canonical form has none.
-        assert_eq!(m.encode(&basic()).unwrap(), &ea[..ea.len() - 1]);
+        // [EA] ends with a trailing FS: kept, so the same bytes go back out.
+        assert_eq!(m.encode(&basic()).unwrap(), ea);
         let TerminalMessage::TransactionRequest(r) = terminal(m) else {
             panic!()
         };
         assert_eq!((r.luno.as_str(), r.mcn, r.tvn.clone()), ("777", '?', None));
+        assert_eq!(r.trailing_fs, 1);
         assert_eq!(r.track2, None);
         assert_eq!(r.operation_code, "BA BA BA");
         assert_eq!(r.amount, Some(1337));
@@ -423,13 +424,7 @@ mod ndc {
             },
         ];
         for data in cases {
-            let cmd = DataCommand {
-                response_flag: None,
-                luno: "001".into(),
-                sequence: String::new(),
-                data,
-                mac: None,
-            };
+            let cmd = DataCommand::new("001", data);
             let bytes = cmd.encode(&d).unwrap();
             assert_eq!(DataCommand::parse(&bytes, &d).unwrap(), cmd);
         }
@@ -477,6 +472,7 @@ mod ndc {
                 data: "track1".into(),
             }],
             mac: None,
+            trailing_fs: 0,
         };
         let bytes = reply.encode(&d).unwrap();
         assert_eq!(
@@ -519,10 +515,9 @@ mod ndc {
         ];
         for info in cases {
             let s = SolicitedStatus {
-                luno: "001000001".into(),
                 tvn: Some("0A1B2C3D".into()),
-                info,
                 mac: Some("DE4C1C36".into()),
+                ..SolicitedStatus::new("001000001", info)
             };
             let bytes = s.encode(&d).unwrap();
             assert_eq!(
@@ -649,9 +644,10 @@ mod ndc {
                 }
             )
         );
-        assert_eq!(
+        // An unknown class is not an error: it is kept raw, to be logged and counted.
+        assert!(matches!(
             NdcMessage::parse(b"99\x1c", &d),
-            Err(NdcError::UnknownClass("99".into()))
-        );
+            Ok(NdcMessage::Unknown(UnknownMessage { ref class, .. })) if class == "99"
+        ));
     }
 }

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
-use super::fields::{fixed_digits, host_class, is_digits, latin1, raw_trimmed, Reader, Writer};
+use super::fields::{
+    fixed_digits, host_class, is_digits, is_zero, latin1, raw_trimmed, Reader, Writer,
+};
 use super::sensitive::KeyField;
 
 /// A screen: number (`001`, `C00`, `u0001`) and display data (FF, SI row/col, ESC sequences …).
@@ -79,7 +81,14 @@ pub struct DataCommand {
     pub luno: String,
     pub sequence: String,
     pub data: DataCommandData,
+    /// Fields after the last one a typed command knows (record lists take every field, so it
+    /// stays empty for them), kept as sent and written back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 /// Length of the screen number at the start of a screen record.
@@ -124,11 +133,24 @@ fn parse_values(f: &[u8]) -> Result<Vec<NumberedValue>, Reason> {
 }
 
 impl DataCommand {
+    /// A data command with no response flag, sequence number, extra fields or MAC.
+    pub fn new(luno: impl Into<String>, data: DataCommandData) -> Self {
+        Self {
+            response_flag: None,
+            luno: luno.into(),
+            sequence: String::new(),
+            data,
+            extra: Vec::new(),
+            mac: None,
+            trailing_fs: 0,
+        }
+    }
+
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("3", bytes, dialect);
         let response_flag = host_class(&r, b'3', dialect)?;
         // With no records the MAC sits right after the identifier.
-        r.no_trailing_empty(4)?;
+        let trailing_fs = r.take_trailing(4);
         let mac = r.take_mac(4, dialect);
         let luno = r.luno(1, dialect)?;
         let sequence = r.sequence(2)?;
@@ -142,7 +164,9 @@ impl DataCommand {
             luno,
             sequence,
             data,
+            extra: r.extras(),
             mac,
+            trailing_fs,
         })
     }
 
@@ -203,7 +227,10 @@ impl DataCommand {
                 r.end(5)?;
                 DataCommandData::DateTime(dt)
             }
-            [s @ (b'3' | b'4'), modifier @ ..] if !modifier.is_empty() => {
+            // A key change carries key data; without it (`4H` key read …) it is another command.
+            [s @ (b'3' | b'4'), modifier @ ..]
+                if !modifier.is_empty() && r.get(4).is_some_and(|f| !f.is_empty()) =>
+            {
                 let data = r.text(4, "key data")?;
                 if data.is_empty() {
                     return Err(r.err(4, "key data", Reason::Missing));
@@ -229,7 +256,9 @@ impl DataCommand {
             .luno(&self.luno, dialect)?;
         w.fs().sequence(&self.sequence)?.fs();
         encode_data(&mut w, &self.data)?;
-        w.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?
+            .mac(&self.mac, dialect)?
+            .trailing(self.trailing_fs);
         Ok(w.finish())
     }
 }
@@ -371,7 +400,9 @@ fn encode_data(w: &mut Writer, data: &DataCommandData) -> Result<(), NdcError> {
             let typed = matches!(
                 identifier.as_str(),
                 "11" | "12" | "13" | "15" | "16" | "1A" | "1C"
-            ) || (identifier.len() >= 2 && identifier.starts_with(['3', '4']));
+            ) || (identifier.len() >= 2
+                && identifier.starts_with(['3', '4'])
+                && fields.first().is_some_and(|f| !f.is_empty()));
             if typed || identifier.is_empty() {
                 return Err(w.err(
                     "identifier",

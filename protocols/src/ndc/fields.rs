@@ -8,11 +8,16 @@
 //! Text is decoded byte-for-char (ISO 8859-1), so every byte string has a `String` form and
 //! encoding gives back the same bytes: printer data with code-page bytes survives a round trip.
 
-use super::dialect::{Dialect, TvnMode};
+use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
 
 pub(crate) const FS: u8 = 0x1C;
 pub(crate) const GS: u8 = 0x1D;
+
+/// For `skip_serializing_if` on a message's trailing FS count.
+pub(crate) fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 /// Bytes to text, one char per byte.
 pub(crate) fn latin1(bytes: &[u8]) -> String {
@@ -66,19 +71,16 @@ pub(crate) fn counts(b: &[u8], n: usize, width: usize) -> Result<Vec<u32>, Reaso
 pub(crate) struct Reader<'a> {
     class: &'static str,
     fields: Vec<&'a [u8]>,
+    /// Where the fields a message knows end (set by [`Reader::end`]); the rest are extra.
+    known_end: std::cell::Cell<Option<usize>>,
 }
 
 impl<'a> Reader<'a> {
-    /// Splits on FS; drops one empty field after a final FS when the dialect tolerates it.
-    pub(crate) fn new(class: &'static str, bytes: &'a [u8], dialect: &Dialect) -> Self {
-        let mut fields: Vec<&[u8]> = bytes.split(|&b| b == FS).collect();
-        if dialect.tolerate_trailing_fs
-            && fields.len() > 1
-            && fields.last().is_some_and(|f| f.is_empty())
-        {
-            fields.pop();
-        }
-        Self { class, fields }
+    /// Splits on FS and keeps every field (trailing empty ones are the parser's to take with
+    /// [`Reader::take_trailing`], so that they are written back). Whatever the dialect: real
+    /// terminals end messages with any number of FS.
+    pub(crate) fn new(class: &'static str, bytes: &'a [u8], _dialect: &Dialect) -> Self {
+        Self::new_exact(class, bytes)
     }
 
     /// Splits on FS and keeps every field: the caller takes trailing empty fields with
@@ -87,6 +89,7 @@ impl<'a> Reader<'a> {
         Self {
             class,
             fields: bytes.split(|&b| b == FS).collect(),
+            known_end: std::cell::Cell::new(None),
         }
     }
 
@@ -124,20 +127,6 @@ impl<'a> Reader<'a> {
             Some(f) if !f.is_empty() => {
                 Err(self.err(i, field, Reason::Invalid("reserved field must be empty")))
             }
-            _ => Ok(()),
-        }
-    }
-
-    /// Fails if a field after the first `fixed` ones is empty and last. Such a field cannot be
-    /// told from a trailing FS, and the canonical form never ends with one, so it is refused
-    /// rather than guessed (a guess could turn the field before it into a MAC on re-encoding).
-    pub(crate) fn no_trailing_empty(&self, fixed: usize) -> Result<(), NdcError> {
-        match self.fields.last() {
-            Some(f) if f.is_empty() && self.fields.len() > fixed => Err(self.err(
-                self.fields.len() - 1,
-                "last field",
-                Reason::Invalid("empty last field (trailing FS)"),
-            )),
             _ => Ok(()),
         }
     }
@@ -184,36 +173,39 @@ impl<'a> Reader<'a> {
         self.fields.get(i..).unwrap_or(&[])
     }
 
-    /// Fails if there are fields at or after `i`.
+    /// Marks field `i` as the first one the message does not know: it and the fields after it
+    /// are the message's extra fields ([`Reader::extras`]), kept as sent.
     pub(crate) fn end(&self, i: usize) -> Result<(), NdcError> {
-        if self.fields.len() > i {
-            return Err(self.err(i, "trailer", Reason::Unexpected));
-        }
+        self.known_end.set(Some(i));
         Ok(())
     }
 
-    /// The LUNO at position `i`, of the dialect's length.
-    pub(crate) fn luno(&self, i: usize, dialect: &Dialect) -> Result<String, NdcError> {
-        let f = self.req(i, "LUNO")?;
-        check_luno(f, dialect).map_err(|r| self.err(i, "LUNO", r))?;
-        Ok(latin1(f))
+    /// The fields after the last known one (see [`Reader::end`]); none when the message's last
+    /// part is an open list.
+    pub(crate) fn extras(&self) -> Vec<String> {
+        self.known_end
+            .get()
+            .map(|i| self.extra(i))
+            .unwrap_or_default()
     }
 
+    /// The LUNO at position `i`, as it is (see [`Reader::luno_any`]); the dialect's length is
+    /// what we write, not what we demand.
+    pub(crate) fn luno(&self, i: usize, _dialect: &Dialect) -> Result<String, NdcError> {
+        self.luno_any(i)
+    }
+
+    /// A message sequence number or echoed TVN, free-form (3 digits or 8 hex digits in practice).
     pub(crate) fn sequence(&self, i: usize) -> Result<String, NdcError> {
-        let f = self.get(i).unwrap_or_default();
-        check_sequence(f).map_err(|e| self.err(i, "sequence number", e))?;
-        Ok(latin1(f))
+        Ok(latin1(self.get(i).unwrap_or_default()))
     }
 
-    /// An optional TVN: empty or 8 hex digits.
-    pub(crate) fn tvn(&self, i: usize, dialect: &Dialect) -> Result<Option<String>, NdcError> {
+    /// An optional TVN: empty, or kept as sent (8 hex digits in a MAC dialect; anything else
+    /// is kept too and simply never matches a TVN the agent expects).
+    pub(crate) fn tvn(&self, i: usize, _dialect: &Dialect) -> Result<Option<String>, NdcError> {
         match self.get(i) {
             None | Some([]) => Ok(None),
-            Some(_) if dialect.tvn != TvnMode::Hex8 => {
-                Err(self.err(i, "TVN", Reason::NotInDialect))
-            }
-            Some(f) if is_hex8(f) => Ok(Some(latin1(f))),
-            Some(_) => Err(self.err(i, "TVN", Reason::NonHex)),
+            Some(f) => Ok(Some(latin1(f))),
         }
     }
 }
@@ -249,21 +241,6 @@ pub(crate) fn host_class(
     }
 }
 
-/// A message sequence number / echoed TVN: empty, 3 digits or 8 hex digits.
-pub(crate) fn check_sequence(f: &[u8]) -> Result<(), Reason> {
-    match f.len() {
-        0 => Ok(()),
-        3 if is_digits(f) => Ok(()),
-        8 if is_hex8(f) => Ok(()),
-        3 => Err(Reason::NonDigit),
-        8 => Err(Reason::NonHex),
-        n => Err(Reason::BadLength {
-            expected: 3,
-            got: n,
-        }),
-    }
-}
-
 /// A LUNO as read: at most 9 printable ASCII characters, possibly none.
 pub(crate) fn check_luno_any(f: &[u8]) -> Result<(), Reason> {
     if f.len() > MAX_LUNO_LEN {
@@ -280,19 +257,6 @@ pub(crate) fn check_luno_any(f: &[u8]) -> Result<(), Reason> {
 
 /// The longest LUNO read or written (3 digits + a 6-character machine number).
 pub const MAX_LUNO_LEN: usize = 9;
-
-pub(crate) fn check_luno(f: &[u8], dialect: &Dialect) -> Result<(), Reason> {
-    if f.len() != dialect.luno_len {
-        return Err(Reason::BadLength {
-            expected: dialect.luno_len,
-            got: f.len(),
-        });
-    }
-    if !f.iter().all(|b| (0x20..0x7F).contains(b)) {
-        return Err(Reason::Invalid("LUNO must be printable ASCII"));
-    }
-    Ok(())
-}
 
 /// Builds one message field by field.
 pub(crate) struct Writer {
@@ -395,9 +359,10 @@ impl Writer {
         Ok(self)
     }
 
-    pub(crate) fn luno(&mut self, s: &str, dialect: &Dialect) -> Result<&mut Self, NdcError> {
-        check_luno(s.as_bytes(), dialect).map_err(|r| self.err("LUNO", r))?;
-        self.text("LUNO", s)
+    /// The LUNO the value carries, 0 to 9 printable characters (a value built by the agent or
+    /// the simulator carries the dialect's length; one read from the wire, what was read).
+    pub(crate) fn luno(&mut self, s: &str, _dialect: &Dialect) -> Result<&mut Self, NdcError> {
+        self.luno_any(s)
     }
 
     /// A LUNO as the value carries it (0 to 9 printable characters, see [`Reader::luno_any`]).
@@ -407,9 +372,14 @@ impl Writer {
     }
 
     /// `FS field` for each extra field.
-    /// The last one must not be empty: it would read back as a trailing FS.
-    pub(crate) fn extra(&mut self, extra: &[String]) -> Result<&mut Self, NdcError> {
-        if extra.last().is_some_and(|f| f.is_empty()) {
+    /// Without a MAC after them the last one must not be empty: it would read back as a
+    /// trailing FS.
+    pub(crate) fn extra(
+        &mut self,
+        extra: &[String],
+        mac: &Option<String>,
+    ) -> Result<&mut Self, NdcError> {
+        if mac.is_none() && extra.last().is_some_and(|f| f.is_empty()) {
             return Err(self.err(
                 "extra field",
                 Reason::Invalid("last extra field must not be empty (count it as a trailing FS)"),
@@ -448,7 +418,6 @@ impl Writer {
     }
 
     pub(crate) fn sequence(&mut self, s: &str) -> Result<&mut Self, NdcError> {
-        check_sequence(s.as_bytes()).map_err(|r| self.err("sequence number", r))?;
         self.text("sequence number", s)
     }
 
@@ -465,10 +434,14 @@ impl Writer {
         tvn: &Option<String>,
         dialect: &Dialect,
     ) -> Result<&mut Self, NdcError> {
+        let _ = dialect;
         match tvn {
             None => Ok(self),
-            Some(_) if dialect.tvn != TvnMode::Hex8 => Err(self.err("TVN", Reason::NotInDialect)),
-            Some(t) => self.hex8("TVN", t),
+            Some(t) if t.is_empty() => Err(self.err(
+                "TVN",
+                Reason::Invalid("an empty TVN is None (it would read back as absent)"),
+            )),
+            Some(t) => self.text("TVN", t),
         }
     }
 
@@ -522,11 +495,14 @@ mod tests {
     }
 
     #[test]
-    fn trailing_fs_is_dropped_only_when_tolerated() {
-        let mut d = Dialect::basic();
-        assert_eq!(Reader::new("11", b"11\x1c777\x1c", &d).len(), 2);
-        d.tolerate_trailing_fs = false;
-        assert_eq!(Reader::new("11", b"11\x1c777\x1c", &d).len(), 3);
+    fn trailing_fs_are_counted_beyond_the_fixed_fields() {
+        let d = Dialect::basic();
+        let mut r = Reader::new("11", b"11\x1c777\x1c\x1c\x1c", &d);
+        assert_eq!(r.take_trailing(2), 3);
+        assert_eq!(r.len(), 2);
+        let mut r = Reader::new("11", b"11\x1c\x1c\x1c", &d);
+        assert_eq!(r.take_trailing(4), 0, "fixed positions stay, empty or not");
+        assert_eq!(r.len(), 4);
     }
 
     #[test]

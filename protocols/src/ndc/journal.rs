@@ -276,7 +276,7 @@ impl JournalUpload {
             None => {}
         }
         w.text("journal data", &self.text.0)?;
-        w.extra(&self.extra)?.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?.mac(&self.mac, dialect)?;
         w.trailing(self.trailing_fs);
         Ok(w.finish())
     }
@@ -421,7 +421,7 @@ impl JournalAck {
             .text("sequence number", &self.sequence)?
             .fs();
         self.command.encode(&mut w)?;
-        w.extra(&self.extra)?.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?.mac(&self.mac, dialect)?;
         w.trailing(self.trailing_fs);
         Ok(w.finish())
     }

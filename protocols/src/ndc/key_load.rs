@@ -206,13 +206,7 @@ impl DataCommand {
         modifier: KeyChangeModifier,
         key: &KeyLoad,
     ) -> Self {
-        DataCommand {
-            response_flag: None,
-            luno: luno.into(),
-            sequence: String::new(),
-            data: key.data(modifier),
-            mac: None,
-        }
+        DataCommand::new(luno, key.data(modifier))
     }
 }
 

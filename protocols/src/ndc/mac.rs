@@ -120,6 +120,7 @@ mod tests {
             last_transaction_status: None,
             buffers: Vec::new(),
             mac: Some("766A0E2F".into()),
+            trailing_fs: 0,
         };
         assert_eq!(r.luno.len(), d.luno_len);
         r
@@ -190,6 +191,7 @@ mod tests {
             }],
             buffers: Vec::new(),
             mac: Some("06E356AF".into()),
+            trailing_fs: 0,
         };
         let bytes = reply.encode(&d).unwrap();
         let parsed = TransactionReply::parse(&bytes, &d).unwrap();

@@ -47,6 +47,7 @@
 
 pub mod data_command;
 pub mod dialect;
+pub mod emv;
 pub mod error;
 pub(crate) mod fields;
 pub mod journal;
@@ -57,14 +58,17 @@ pub mod status;
 pub mod terminal_command;
 pub mod transaction_reply;
 pub mod transaction_request;
+pub mod unknown;
 
 use serde::Serialize;
 
 pub use data_command::{DataCommand, DataCommandData, NumberedValue, Screen, State};
 pub use dialect::{Dialect, ReadyAfterReply, TvnMode};
+pub use emv::{EmvConfiguration, EmvTable};
 pub use error::{NdcError, Reason};
 pub use journal::{
     JournalAck, JournalBlockHeader, JournalCommand, JournalText, JournalUpload, JOURNAL_HEADER_LEN,
+    JOURNAL_MAX_CHAR,
 };
 pub use key_load::{KeyChangeModifier, KeyLoad, KeyLoadError, KEY_LENGTHS};
 pub use mac::{mac_field, parse_mac_field, MAC_FIELD_BYTES};
@@ -76,6 +80,7 @@ pub use status::{
 pub use terminal_command::{Command, TerminalCommand};
 pub use transaction_reply::{FunctionId, PrinterData, TransactionReply};
 pub use transaction_request::{IdBuffer, LastStatus, LastTransactionStatus, TransactionRequest};
+pub use unknown::UnknownMessage;
 
 /// A message the terminal sends to the host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,7 +88,12 @@ pub enum TerminalMessage {
     TransactionRequest(TransactionRequest),
     UnsolicitedStatus(UnsolicitedStatus),
     SolicitedStatus(SolicitedStatus),
+    /// `23`: a key change's new check value, or a key read's check values.
     EncryptorInit(EncryptorInit),
+    /// `61`: a block of the electronic journal.
+    JournalUpload(JournalUpload),
+    /// Any other class: raw fields, to log and count (never an error that ends a connection).
+    Unknown(UnknownMessage),
 }
 
 /// A message the host sends to the terminal.
@@ -92,6 +102,12 @@ pub enum HostMessage {
     TerminalCommand(TerminalCommand),
     DataCommand(DataCommand),
     TransactionReply(TransactionReply),
+    /// `6`: EJ acknowledgement or other EJ command.
+    Journal(JournalAck),
+    /// `8`: EMV configuration.
+    EmvConfiguration(EmvConfiguration),
+    /// Any other class, raw.
+    Unknown(UnknownMessage),
 }
 
 /// Any NDC message, in either direction.
@@ -99,20 +115,38 @@ pub enum HostMessage {
 pub enum NdcMessage {
     Terminal(TerminalMessage),
     Host(HostMessage),
+    /// A class of neither direction, raw.
+    Unknown(UnknownMessage),
 }
 
-/// The first FS field (message class, subclass, response flag), for error messages.
+/// The first FS field (message class, subclass, response flag).
 fn first_field(bytes: &[u8]) -> &[u8] {
     bytes.split(|&b| b == fields::FS).next().unwrap_or_default()
 }
 
-fn unknown_class(bytes: &[u8]) -> NdcError {
-    let f = first_field(bytes);
-    NdcError::UnknownClass(fields::latin1(f.get(..8).unwrap_or(f)))
+/// Terminal → host classes.
+const TERMINAL_CLASSES: [&[u8]; 5] = [b"11", b"12", b"22", b"23", b"61"];
+
+fn is_host_class(f: &[u8]) -> bool {
+    matches!(
+        f,
+        [b'1' | b'3' | b'4' | b'6' | b'8'] | [b'1' | b'3' | b'4' | b'6' | b'8', 0x20..=0x7E]
+    )
+}
+
+/// The typed reading when it gives back exactly `bytes`, else `None`.
+fn exact<T>(
+    bytes: &[u8],
+    parsed: Result<T, NdcError>,
+    encode: impl Fn(&T) -> Result<Vec<u8>, NdcError>,
+) -> Option<T> {
+    parsed.ok().filter(|m| encode(m).is_ok_and(|b| b == bytes))
 }
 
 impl TerminalMessage {
-    /// Parses a terminal → host message (`11`, `12`, `22`, `23`).
+    /// Parses a terminal → host message (`11`, `12`, `22`, `23`, `61`); any other class is
+    /// [`TerminalMessage::Unknown`]. A known class that does not parse is an error naming the
+    /// field (the agent declines an unreadable request from what it can still read).
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         if bytes.is_empty() {
             return Err(NdcError::Empty);
@@ -122,8 +156,16 @@ impl TerminalMessage {
             b"12" => UnsolicitedStatus::parse(bytes, dialect).map(Self::UnsolicitedStatus),
             b"22" => SolicitedStatus::parse(bytes, dialect).map(Self::SolicitedStatus),
             b"23" => EncryptorInit::parse(bytes, dialect).map(Self::EncryptorInit),
-            _ => Err(unknown_class(bytes)),
+            b"61" => JournalUpload::parse(bytes, dialect).map(Self::JournalUpload),
+            _ => Ok(Self::Unknown(UnknownMessage::parse(bytes))),
         }
+    }
+
+    /// Reads any bytes, never failing: the typed message when its encoding is exactly `bytes`,
+    /// otherwise [`TerminalMessage::Unknown`] with the raw fields. `decode(b).encode() == b`.
+    pub fn decode(bytes: &[u8], dialect: &Dialect) -> Self {
+        exact(bytes, Self::parse(bytes, dialect), |m| m.encode(dialect))
+            .unwrap_or_else(|| Self::Unknown(UnknownMessage::parse(bytes)))
     }
 
     pub fn encode(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
@@ -132,32 +174,49 @@ impl TerminalMessage {
             Self::UnsolicitedStatus(m) => m.encode(dialect),
             Self::SolicitedStatus(m) => m.encode(dialect),
             Self::EncryptorInit(m) => m.encode(dialect),
+            Self::JournalUpload(m) => m.encode(dialect),
+            Self::Unknown(m) => m.encode(),
         }
     }
 
-    /// The terminal's logical unit number.
+    /// The terminal's logical unit number, as sent.
     pub fn luno(&self) -> &str {
         match self {
             Self::TransactionRequest(m) => &m.luno,
             Self::UnsolicitedStatus(m) => &m.luno,
             Self::SolicitedStatus(m) => &m.luno,
             Self::EncryptorInit(m) => &m.luno,
+            Self::JournalUpload(m) => &m.luno,
+            Self::Unknown(m) => m.luno(),
         }
     }
 }
 
 impl HostMessage {
-    /// Parses a host → terminal message (`1`, `3`, `4`, each with an optional response flag).
+    /// Parses a host → terminal message (`1`, `3`, `4`, `6`, `8`, each with an optional
+    /// response flag); any other class is [`HostMessage::Unknown`].
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         if bytes.is_empty() {
             return Err(NdcError::Empty);
         }
-        match first_field(bytes) {
+        let class = first_field(bytes);
+        if !is_host_class(class) {
+            return Ok(Self::Unknown(UnknownMessage::parse(bytes)));
+        }
+        match class {
             [b'1', ..] => TerminalCommand::parse(bytes, dialect).map(Self::TerminalCommand),
             [b'3', ..] => DataCommand::parse(bytes, dialect).map(Self::DataCommand),
             [b'4', ..] => TransactionReply::parse(bytes, dialect).map(Self::TransactionReply),
-            _ => Err(unknown_class(bytes)),
+            [b'6', ..] => JournalAck::parse(bytes, dialect).map(Self::Journal),
+            [b'8', ..] => EmvConfiguration::parse(bytes, dialect).map(Self::EmvConfiguration),
+            _ => Ok(Self::Unknown(UnknownMessage::parse(bytes))),
         }
+    }
+
+    /// Reads any bytes, never failing (see [`TerminalMessage::decode`]).
+    pub fn decode(bytes: &[u8], dialect: &Dialect) -> Self {
+        exact(bytes, Self::parse(bytes, dialect), |m| m.encode(dialect))
+            .unwrap_or_else(|| Self::Unknown(UnknownMessage::parse(bytes)))
     }
 
     pub fn encode(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
@@ -165,6 +224,9 @@ impl HostMessage {
             Self::TerminalCommand(m) => m.encode(dialect),
             Self::DataCommand(m) => m.encode(dialect),
             Self::TransactionReply(m) => m.encode(dialect),
+            Self::Journal(m) => m.encode(dialect),
+            Self::EmvConfiguration(m) => m.encode(dialect),
+            Self::Unknown(m) => m.encode(),
         }
     }
 
@@ -173,28 +235,51 @@ impl HostMessage {
             Self::TerminalCommand(m) => &m.luno,
             Self::DataCommand(m) => &m.luno,
             Self::TransactionReply(m) => &m.luno,
+            Self::Journal(m) => &m.luno,
+            Self::EmvConfiguration(m) => &m.luno,
+            Self::Unknown(m) => m.luno(),
         }
     }
 }
 
 impl NdcMessage {
-    /// Parses a message in either direction, deciding by its class: `11`/`12`/`22`/`23` are
-    /// terminal messages, `1`/`3`/`4` (with or without a response flag) host messages.
+    /// Parses a message in either direction, deciding by its class: `11`/`12`/`22`/`23`/`61`
+    /// are terminal messages, `1`/`3`/`4`/`6`/`8` (with or without a response flag) host
+    /// messages, anything else [`NdcMessage::Unknown`].
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
-        match first_field(bytes) {
-            [] if bytes.is_empty() => Err(NdcError::Empty),
-            b"11" | b"12" | b"22" | b"23" => {
-                TerminalMessage::parse(bytes, dialect).map(Self::Terminal)
-            }
-            [b'1' | b'3' | b'4', ..] => HostMessage::parse(bytes, dialect).map(Self::Host),
-            _ => Err(unknown_class(bytes)),
+        let class = first_field(bytes);
+        if bytes.is_empty() {
+            Err(NdcError::Empty)
+        } else if TERMINAL_CLASSES.contains(&class) {
+            TerminalMessage::parse(bytes, dialect).map(Self::Terminal)
+        } else if is_host_class(class) {
+            HostMessage::parse(bytes, dialect).map(Self::Host)
+        } else {
+            Ok(Self::Unknown(UnknownMessage::parse(bytes)))
         }
+    }
+
+    /// Reads any bytes in either direction, never failing: typed when the typed message encodes
+    /// to exactly `bytes`, [`NdcMessage::Unknown`] otherwise. `decode(b).encode() == b` always.
+    pub fn decode(bytes: &[u8], dialect: &Dialect) -> Self {
+        exact(bytes, Self::parse(bytes, dialect), |m| m.encode(dialect))
+            .unwrap_or_else(|| Self::Unknown(UnknownMessage::parse(bytes)))
     }
 
     pub fn encode(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
         match self {
             Self::Terminal(m) => m.encode(dialect),
             Self::Host(m) => m.encode(dialect),
+            Self::Unknown(m) => m.encode(),
+        }
+    }
+
+    /// The LUNO, as sent.
+    pub fn luno(&self) -> &str {
+        match self {
+            Self::Terminal(m) => m.luno(),
+            Self::Host(m) => m.luno(),
+            Self::Unknown(m) => m.luno(),
         }
     }
 }
@@ -215,20 +300,24 @@ mod tests {
             Ok(NdcMessage::Host(_))
         ));
         assert_eq!(NdcMessage::parse(b"", &d), Err(NdcError::Empty));
-        assert_eq!(
-            NdcMessage::parse(b"61\x1c000", &d),
-            Err(NdcError::UnknownClass("61".into()))
-        );
-        assert_eq!(
+        assert!(matches!(
+            NdcMessage::parse(b"61\x1c000\x1c\x1c\x1cx", &d),
+            Ok(NdcMessage::Terminal(TerminalMessage::JournalUpload(_)))
+        ));
+        assert!(matches!(
             NdcMessage::parse(b"8\x1c000\x1c1\x1cx", &d),
-            Err(NdcError::UnknownClass("8".into()))
-        );
+            Ok(NdcMessage::Host(HostMessage::EmvConfiguration(_)))
+        ));
+        assert!(matches!(
+            NdcMessage::parse(b"99\x1c000\x1cx", &d),
+            Ok(NdcMessage::Unknown(_))
+        ));
     }
 
     #[test]
     fn errors_name_class_field_and_position() {
         let d = Dialect::ncr_advance();
-        let e = TerminalMessage::parse(b"22\x1c001\x1c\x1c\x1c9", &d).unwrap_err();
+        let e = TerminalMessage::parse(b"22\x1c0010000010\x1c\x1c\x1c9", &d).unwrap_err();
         assert_eq!(
             e,
             NdcError::Field {
@@ -237,7 +326,7 @@ mod tests {
                 position: 1,
                 reason: Reason::BadLength {
                     expected: 9,
-                    got: 3
+                    got: 10
                 }
             }
         );

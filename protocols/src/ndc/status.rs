@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::dialect::{Dialect, ReadyAfterReply, TvnMode};
 use super::error::{NdcError, Reason};
 use super::fields::{
-    counts, digits_value, fixed_digits, is_digits, latin1, raw_trimmed, Reader, Writer, GS,
+    counts, digits_value, fixed_digits, is_digits, is_zero, latin1, raw_trimmed, Reader, Writer, GS,
 };
 
 /// What the cash handler says about the last dispense (`E` status character, NDC.md section 3).
@@ -202,23 +202,39 @@ impl DeviceStatus {
 pub struct UnsolicitedStatus {
     pub luno: String,
     pub tvn: Option<String>,
+    /// The device status; fields after its supplies field are its `extra`.
     pub device: DeviceStatus,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl UnsolicitedStatus {
+    /// An unsolicited status with no TVN, MAC or trailing FS.
+    pub fn new(luno: impl Into<String>, device: DeviceStatus) -> Self {
+        Self {
+            luno: luno.into(),
+            tvn: None,
+            device,
+            mac: None,
+            trailing_fs: 0,
+        }
+    }
+
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("12", bytes, dialect);
         if r.get(0) != Some(b"12") {
             return Err(r.err(0, "message class", Reason::Invalid("expected 12")));
         }
-        r.no_trailing_empty(4)?;
+        let trailing_fs = r.take_trailing(4);
         let mac = r.take_mac(4, dialect);
         Ok(Self {
             luno: r.luno(1, dialect)?,
             tvn: r.tvn(2, dialect)?,
             device: DeviceStatus::parse(&r, 3, dialect)?,
             mac,
+            trailing_fs,
         })
     }
 
@@ -231,7 +247,7 @@ impl UnsolicitedStatus {
             .tvn(&self.tvn, dialect)?
             .fs();
         self.device.encode(&mut w, dialect)?;
-        w.mac(&self.mac, dialect)?;
+        w.mac(&self.mac, dialect)?.trailing(self.trailing_fs);
         Ok(w.finish())
     }
 }
@@ -375,17 +391,35 @@ pub struct SolicitedStatus {
     pub luno: String,
     pub tvn: Option<String>,
     pub info: SolicitedStatusInfo,
+    /// Fields after the last one this message knows, kept as sent and written back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl SolicitedStatus {
+    /// A solicited status with no TVN, extra fields, MAC or trailing FS.
+    pub fn new(luno: impl Into<String>, info: SolicitedStatusInfo) -> Self {
+        Self {
+            luno: luno.into(),
+            tvn: None,
+            info,
+            extra: Vec::new(),
+            mac: None,
+            trailing_fs: 0,
+        }
+    }
+
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("22", bytes, dialect);
         if r.get(0) != Some(b"22") {
             return Err(r.err(0, "message class", Reason::Invalid("expected 22")));
         }
         let d = if dialect.tvn == TvnMode::Absent { 3 } else { 4 };
-        r.no_trailing_empty(d + 1)?;
+        let trailing_fs = r.take_trailing(d + 1);
         let mac = r.take_mac(d + 1, dialect);
         let luno = r.luno(1, dialect)?;
         r.empty(2, "reserved")?;
@@ -447,7 +481,9 @@ impl SolicitedStatus {
             luno,
             tvn,
             info,
+            extra: r.extras(),
             mac,
+            trailing_fs,
         })
     }
 
@@ -562,7 +598,9 @@ impl SolicitedStatus {
                 Self::encode_state(&mut w, state, dialect)?;
             }
         }
-        w.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?
+            .mac(&self.mac, dialect)?
+            .trailing(self.trailing_fs);
         Ok(w.finish())
     }
 
@@ -662,30 +700,73 @@ impl SolicitedStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EncryptorInit {
     pub luno: String,
-    /// Information identifier (`3` new key, `4` master key …).
+    /// Information identifier (`3` new key's KVV, `4` the key verification values of a key
+    /// read, `1`/`2` EPP serial number / public key, …).
     pub id: String,
     /// Key verification value (or other encryptor data), raw.
     pub kvv: String,
+    /// Fields after the last one this message knows, kept as sent and written back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl EncryptorInit {
+    /// Encryptor data with no extra fields, MAC or trailing FS.
+    pub fn new(luno: impl Into<String>, id: impl Into<String>, kvv: impl Into<String>) -> Self {
+        Self {
+            luno: luno.into(),
+            id: id.into(),
+            kvv: kvv.into(),
+            extra: Vec::new(),
+            mac: None,
+            trailing_fs: 0,
+        }
+    }
+
+    /// The key verification values of a key read answer (identifier `4`): the encryptor data cut
+    /// into 6-character check values (master key first, then the communications key, the MAC
+    /// key and the B key, as far as the terminal sends them). `None` for other identifiers or
+    /// data that is not a whole number of 6 hex digit values.
+    pub fn key_check_values(&self) -> Option<Vec<String>> {
+        let b = self.kvv.as_bytes();
+        if self.id != "4" || b.is_empty() || !b.len().is_multiple_of(6) {
+            return None;
+        }
+        if !b.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        Some(b.chunks(6).map(latin1).collect())
+    }
+
+    /// The new key's check value of a key change answer (identifier `3`).
+    pub fn new_key_check_value(&self) -> Option<&str> {
+        (self.id == "3").then_some(self.kvv.as_str())
+    }
+
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("23", bytes, dialect);
         if r.get(0) != Some(b"23") {
             return Err(r.err(0, "message class", Reason::Invalid("expected 23")));
         }
-        r.no_trailing_empty(5)?;
+        let trailing_fs = r.take_trailing(5);
         let mac = r.take_mac(5, dialect);
         let luno = r.luno(1, dialect)?;
         r.empty(2, "reserved")?;
         let id = r.text(3, "information identifier")?;
         let kvv = r.text(4, "key verification value")?;
-        if kvv.is_empty() {
-            return Err(r.err(4, "key verification value", Reason::Missing));
-        }
         r.end(5)?;
-        Ok(Self { luno, id, kvv, mac })
+        Ok(Self {
+            luno,
+            id,
+            kvv,
+            extra: r.extras(),
+            mac,
+            trailing_fs,
+        })
     }
 
     pub fn encode(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
@@ -695,11 +776,12 @@ impl EncryptorInit {
             .luno(&self.luno, dialect)?
             .fs()
             .fs();
-        w.no_trailing_empty("key verification value", &[&self.kvv])?;
         w.text("information identifier", &self.id)?
             .fs()
             .text("key verification value", &self.kvv)?;
-        w.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?
+            .mac(&self.mac, dialect)?
+            .trailing(self.trailing_fs);
         Ok(w.finish())
     }
 }
@@ -737,7 +819,11 @@ mod tests {
         };
         assert!(SolicitedStatus::parse(b"22\x1c000\x1c\x1c\x1c9", &empty_slot).is_ok());
         assert!(SolicitedStatus::parse(b"22\x1c000\x1c\x1c\x1c9", &Dialect::basic()).is_err());
-        assert!(SolicitedStatus::parse(b"22\x1c000\x1c\x1cABCD0123\x1c9", &empty_slot).is_err());
+        // A TVN where the dialect expects none is kept as sent, not refused.
+        let wire = b"22\x1c000\x1c\x1cABCD0123\x1c9";
+        let s = SolicitedStatus::parse(wire, &empty_slot).unwrap();
+        assert_eq!(s.tvn.as_deref(), Some("ABCD0123"));
+        assert_eq!(s.encode(&empty_slot).unwrap(), wire);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
-use super::fields::{host_class, latin1, Reader, Writer};
+use super::fields::{host_class, is_zero, latin1, Reader, Writer};
 
 /// The command code and its modifier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,7 +106,13 @@ pub struct TerminalCommand {
     /// Message sequence number (3 digits), or empty.
     pub sequence: String,
     pub command: Command,
+    /// Fields after the command, kept as sent and written back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl TerminalCommand {
@@ -116,14 +122,16 @@ impl TerminalCommand {
             luno: luno.into(),
             sequence: String::new(),
             command,
+            extra: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         }
     }
 
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("1", bytes, dialect);
         let response_flag = host_class(&r, b'1', dialect)?;
-        r.no_trailing_empty(4)?;
+        let trailing_fs = r.take_trailing(4);
         let mac = r.take_mac(4, dialect);
         let luno = r.luno(1, dialect)?;
         let sequence = r.sequence(2)?;
@@ -135,7 +143,9 @@ impl TerminalCommand {
             luno,
             sequence,
             command,
+            extra: r.extras(),
             mac,
+            trailing_fs,
         })
     }
 
@@ -146,7 +156,9 @@ impl TerminalCommand {
             .luno(&self.luno, dialect)?;
         w.fs().sequence(&self.sequence)?.fs();
         self.command.encode(&mut w)?;
-        w.mac(&self.mac, dialect)?;
+        w.extra(&self.extra, &self.mac)?
+            .mac(&self.mac, dialect)?
+            .trailing(self.trailing_fs);
         Ok(w.finish())
     }
 }

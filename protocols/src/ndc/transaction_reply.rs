@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
-use super::fields::{counts, fixed_digits, host_class, latin1, Reader, Writer, GS};
+use super::fields::{counts, fixed_digits, host_class, is_zero, latin1, Reader, Writer, GS};
 use super::transaction_request::IdBuffer;
 
 /// The function the terminal performs (NDC.md section 6). Paired codes keep the code sent.
@@ -113,13 +113,16 @@ pub struct TransactionReply {
     pub printer: Vec<PrinterData>,
     pub buffers: Vec<IdBuffer>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS), written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl TransactionReply {
     pub fn parse(bytes: &[u8], dialect: &Dialect) -> Result<Self, NdcError> {
         let mut r = Reader::new("4", bytes, dialect);
         let response_flag = host_class(&r, b'4', dialect)?;
-        r.no_trailing_empty(7)?;
+        let trailing_fs = r.take_trailing(7);
         let mac = r.take_mac(7, dialect);
         let luno = r.luno(1, dialect)?;
         let sequence = r.sequence(2)?;
@@ -205,6 +208,7 @@ impl TransactionReply {
             printer,
             buffers,
             mac,
+            trailing_fs,
         })
     }
 
@@ -263,7 +267,7 @@ impl TransactionReply {
         for b in &self.buffers {
             w.fs().ch("id buffer", b.id)?.text("id buffer", &b.data)?;
         }
-        w.mac(&self.mac, dialect)?;
+        w.mac(&self.mac, dialect)?.trailing(self.trailing_fs);
         Ok(w.finish())
     }
 }

@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
-use super::fields::{counts, fixed_digits, latin1, Reader, Writer};
+use super::fields::{counts, fixed_digits, is_zero, latin1, Reader, Writer};
 use super::sensitive::{masked_buffer, serialize_masked_buffer, CardTrack, PinBuffer, TrackKind};
 
 const CLASS: &str = "11";
@@ -135,6 +135,10 @@ pub struct TransactionRequest {
     #[serde(serialize_with = "serialize_masked_id_buffers")]
     pub buffers: Vec<IdBuffer>,
     pub mac: Option<String>,
+    /// Empty fields after the last one (trailing FS, \[EA\] ends every request with one),
+    /// written back by `encode`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trailing_fs: usize,
 }
 
 impl fmt::Debug for TransactionRequest {
@@ -156,6 +160,7 @@ impl fmt::Debug for TransactionRequest {
             .field("last_transaction_status", &self.last_transaction_status)
             .field("buffers", &buffers)
             .field("mac", &self.mac)
+            .field("trailing_fs", &self.trailing_fs)
             .finish()
     }
 }
@@ -172,7 +177,7 @@ impl TransactionRequest {
         if r.get(0) != Some(b"11") {
             return Err(r.err(0, "message class", Reason::Invalid("expected 11")));
         }
-        r.no_trailing_empty(12)?;
+        let trailing_fs = r.take_trailing(12);
         let mac = r.take_mac(12, dialect);
         let luno = r.luno(1, dialect)?;
         r.empty(2, "reserved")?;
@@ -234,6 +239,7 @@ impl TransactionRequest {
             last_transaction_status: None,
             buffers: Vec::new(),
             mac,
+            trailing_fs,
         };
         req.parse_tail(&r, dialect)?;
         Ok(req)
@@ -324,7 +330,7 @@ impl TransactionRequest {
             .fs()
             .text("buffer C", &self.buffer_c)?;
         self.encode_tail(&mut w, dialect)?;
-        w.mac(&self.mac, dialect)?;
+        w.mac(&self.mac, dialect)?.trailing(self.trailing_fs);
         Ok(w.finish())
     }
 
@@ -426,6 +432,7 @@ mod tests {
             last_transaction_status: None,
             buffers: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         }
     }
 

@@ -237,6 +237,8 @@ mod tests {
                 id: "3".into(),
                 kvv: kvv.clone(),
                 mac: None,
+                extra: Vec::new(),
+                trailing_fs: 0,
             })
         );
         assert_eq!(

@@ -266,6 +266,18 @@ impl Connection {
                 Some(self.shared.with(|t| commands::data_command(t, &c)).await)
             }
             HostMessage::TransactionReply(r) => self.reply(r).await,
+            // The simulated terminal keeps no electronic journal to upload: an EJ command needs
+            // no answer.
+            HostMessage::Journal(_) => None,
+            // No EMV kernel here, and nothing else is understood: rejected like a bad command.
+            HostMessage::EmvConfiguration(_) | HostMessage::Unknown(_) => Some(
+                self.shared
+                    .with(|t| {
+                        t.command_rejected();
+                        messages::reject(&t.luno, &t.dialect, reason::BAD_COMMAND)
+                    })
+                    .await,
+            ),
         }
     }
 

@@ -48,6 +48,7 @@ impl Host {
             printer: Vec::new(),
             buffers: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         };
         reply.mac = Some(mac_of(&reply.mac_input(&self.profile.dialect).unwrap()));
         reply

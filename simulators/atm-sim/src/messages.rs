@@ -45,6 +45,8 @@ pub fn solicited(luno: &str, info: SolicitedStatusInfo) -> TerminalMessage {
         tvn: None,
         info,
         mac: None,
+        extra: Vec::new(),
+        trailing_fs: 0,
     })
 }
 
@@ -91,6 +93,8 @@ pub fn new_key_verification(luno: &str, kvv: String) -> TerminalMessage {
         id: "3".to_owned(),
         kvv,
         mac: None,
+        extra: Vec::new(),
+        trailing_fs: 0,
     })
 }
 
@@ -165,6 +169,7 @@ fn unsolicited(luno: &str, device: DeviceStatus) -> TerminalMessage {
         tvn: None,
         device,
         mac: None,
+        trailing_fs: 0,
     })
 }
 
@@ -244,6 +249,7 @@ pub fn transaction_request(f: RequestFields<'_>) -> TerminalMessage {
         last_transaction_status: f.last_txn,
         buffers: Vec::new(),
         mac: None,
+        trailing_fs: 0,
     })
 }
 

@@ -99,6 +99,7 @@ impl Host {
             printer: Vec::new(),
             buffers: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         };
         self.send(HostMessage::TransactionReply(reply)).await;
         let _ready = self.solicited().await;
@@ -167,6 +168,8 @@ async fn advance_terminal_answers_the_key_load_with_its_kvv_and_enciphers_pins()
             id: "3".into(),
             kvv: kcv.to_string(),
             mac: None,
+            extra: Vec::new(),
+            trailing_fs: 0,
         })
     );
     assert!(sim.has_pin_key());

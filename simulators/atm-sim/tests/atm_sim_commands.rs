@@ -118,6 +118,7 @@ async fn a_transaction_reply_nobody_asked_for_is_rejected_c01() {
         last_transaction_status: None,
         buffers: Vec::new(),
         mac: None,
+        trailing_fs: 0,
     };
     conn.reply(conn.reply_to(&req, 9, '2', vec![0, 1, 0, 0], "068"))
         .await;

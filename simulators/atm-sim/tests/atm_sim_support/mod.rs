@@ -234,6 +234,8 @@ impl HostConn {
             sequence: String::new(),
             data,
             mac: None,
+            extra: Vec::new(),
+            trailing_fs: 0,
         })
     }
 
@@ -345,6 +347,7 @@ impl HostConn {
             }],
             buffers: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         }
     }
 
