@@ -2,14 +2,17 @@
 //!
 //! [`plan`] (pure) draws from the seed which drills run (each of the eight with a chance of
 //! 3 in 4, at least [`EPISODES_MIN`]), when (a share of the customers done) and for how long (a
-//! multiple of `--outage`). The same seed gives the same plan; what the processes then do in it
-//! is as timing-dependent as any other drill.
+//! multiple of `--outage`); then, when the run has a bank host, a bank host outage with the same
+//! chance, from a draw of its own (so a seed keeps the plan it had for the eight). The same seed
+//! gives the same plan; what the processes then do in it is as timing-dependent as any other
+//! drill.
 //!
 //! Drills overlap where they do not fight over one knob. Each [`Lane`] owns one: the ledger's
 //! fault configuration (an outage, a slow ledger and lost answers each replace it), the child
-//! processes and the relay (an agent or switch crash, a link cut), the garbage sender, and the
-//! terminals' fault switch. Episodes of one lane run one after the other in their drawn order (a
-//! later one waits for the earlier to end); the four lanes run side by side, so a switch crash
+//! processes and the relay (an agent or switch crash, a link cut), the garbage sender, the
+//! terminals' fault switch, and the bank host's outage. Episodes of one lane run one after the
+//! other in their drawn order (a later one waits for the earlier to end); the lanes run side by
+//! side, so a switch crash
 //! may come in the middle of lost ledger answers while the terminals report `E3`.
 
 use std::sync::atomic::Ordering;
@@ -33,6 +36,7 @@ pub enum Fault {
     LinkFlap,
     Garbage,
     TerminalFaults,
+    BankHostOutage,
 }
 
 /// What a drill touches; drills of one lane never overlap.
@@ -46,6 +50,8 @@ pub enum Lane {
     Wire,
     /// Whether the terminals meet the faults their customers drew.
     Terminals,
+    /// The bank host's outage switch.
+    Bank,
 }
 
 impl Fault {
@@ -60,6 +66,19 @@ impl Fault {
         Fault::TerminalFaults,
     ];
 
+    /// Every drill a run with a bank host can draw.
+    pub const WITH_BANK: [Fault; 9] = [
+        Fault::LedgerOutage,
+        Fault::SlowLedger,
+        Fault::AmbiguousLedger,
+        Fault::AgentCrash,
+        Fault::SwitchCrash,
+        Fault::LinkFlap,
+        Fault::Garbage,
+        Fault::TerminalFaults,
+        Fault::BankHostOutage,
+    ];
+
     /// The drill's `--faults` name.
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +90,7 @@ impl Fault {
             Fault::LinkFlap => "link-flap",
             Fault::Garbage => "garbage",
             Fault::TerminalFaults => "terminal-faults",
+            Fault::BankHostOutage => "bank-host-outage",
         }
     }
 
@@ -80,6 +100,7 @@ impl Fault {
             Fault::AgentCrash | Fault::SwitchCrash | Fault::LinkFlap => Lane::Processes,
             Fault::Garbage => Lane::Wire,
             Fault::TerminalFaults => Lane::Terminals,
+            Fault::BankHostOutage => Lane::Bank,
         }
     }
 }
@@ -121,8 +142,8 @@ impl Episode {
 /// Fewest drills one chaos run mixes.
 pub const EPISODES_MIN: usize = 3;
 
-/// The seed's plan, in start order.
-pub fn plan(seed: u64, outage: Duration) -> Vec<Episode> {
+/// The seed's plan, in start order; `bank`: the run has a bank host.
+pub fn plan(seed: u64, outage: Duration, bank: bool) -> Vec<Episode> {
     let mut rng = XorShift64::new(spread(seed));
     let outage_ms = outage.as_millis().max(100) as u64;
     let mut chosen: Vec<Fault> = Fault::ALL
@@ -155,6 +176,19 @@ pub fn plan(seed: u64, outage: Duration) -> Vec<Episode> {
             }
         })
         .collect();
+    if bank {
+        // Its own draw: the eight others' plan does not change with it.
+        let mut rng = XorShift64::new(spread(seed ^ 0xb4_4b));
+        if rng.below(4) < 3 {
+            episodes.push(Episode {
+                fault: Fault::BankHostOutage,
+                start: 0.05 + rng.below(66) as f64 / 100.0,
+                length_ms: outage_ms * (50 + rng.below(101)) / 100,
+                span: 0.0,
+                variant: 0,
+            });
+        }
+    }
     episodes.sort_by(|a, b| a.start.total_cmp(&b.start));
     episodes
 }
@@ -176,7 +210,7 @@ pub const AFTER_UNAVAILABLE_PAUSE: Duration = Duration::from_millis(300);
 /// Runs the seed's plan beside the customers; returns when every lane is done (the customers
 /// ending cuts what is still running short).
 pub async fn run(ctx: &DrillCtx) {
-    let episodes = plan(ctx.seed, ctx.outage);
+    let episodes = plan(ctx.seed, ctx.outage, ctx.bank_host.is_some());
     let names: Vec<String> = episodes.iter().map(Episode::describe).collect();
     ctx.event(format!("chaos, seed {}: {}", ctx.seed, names.join("; ")));
     let lane = |l: Lane| -> Vec<Episode> {
@@ -191,6 +225,7 @@ pub async fn run(ctx: &DrillCtx) {
         run_lane(ctx, lane(Lane::Processes)),
         run_lane(ctx, lane(Lane::Wire)),
         run_lane(ctx, lane(Lane::Terminals)),
+        run_lane(ctx, lane(Lane::Bank)),
     );
     ctx.faults.clear();
     ctx.terminal_faults_on.store(false, Ordering::SeqCst);
@@ -288,6 +323,10 @@ async fn episode(ctx: &DrillCtx, e: &Episode) {
         Fault::Garbage => {
             drills::send_garbage(ctx, &mut rng, Some(tokio::time::Instant::now() + length)).await
         }
+        Fault::BankHostOutage => {
+            ctx.event(format!("chaos: {}", e.describe()));
+            drills::bank_host_outage(ctx, length).await
+        }
         Fault::TerminalFaults => {
             ctx.terminal_faults_on.store(true, Ordering::SeqCst);
             ctx.event(format!(
@@ -324,8 +363,18 @@ mod tests {
         let outage = Duration::from_secs(4);
         let mut seen = std::collections::BTreeSet::new();
         for seed in 1..=50 {
-            let p = plan(seed, outage);
-            assert_eq!(p, plan(seed, outage), "seed {seed} replays");
+            let p = plan(seed, outage, true);
+            assert_eq!(p, plan(seed, outage, true), "seed {seed} replays");
+            let without: Vec<Episode> = p
+                .iter()
+                .filter(|e| e.fault != Fault::BankHostOutage)
+                .cloned()
+                .collect();
+            assert_eq!(
+                plan(seed, outage, false),
+                without,
+                "seed {seed}: the bank's draw leaves the others' plan alone"
+            );
             assert!(p.len() >= EPISODES_MIN, "seed {seed}: {p:?}");
             assert!(p.windows(2).all(|w| w[0].start <= w[1].start));
             let distinct: std::collections::BTreeSet<_> =
@@ -339,12 +388,12 @@ mod tests {
         }
         assert_eq!(
             seen.len(),
-            Fault::ALL.len(),
+            Fault::WITH_BANK.len(),
             "every drill is drawn by some seed"
         );
-        assert_ne!(plan(1, outage), plan(2, outage));
+        assert_ne!(plan(1, outage, true), plan(2, outage, true));
         let variants: std::collections::BTreeSet<u64> = (1..=50)
-            .flat_map(|seed| plan(seed, outage))
+            .flat_map(|seed| plan(seed, outage, true))
             .filter(|e| e.fault == Fault::AmbiguousLedger)
             .map(|e| e.variant)
             .collect();

@@ -9,9 +9,10 @@ use atm_agent::config::{
     self as agent, Config as AgentConfig, NdcConfig, StorageConfig, TerminalConfig, Timeouts,
 };
 use atm_agent::queue::QueueConfig;
+use host_switch::breaker::BreakerConfig;
 use host_switch::config::{
-    BinRuleConfig, Config as SwitchConfig, JournalConfig, KeysConfig, LedgerConfig, ListenConfig,
-    PinConfig, RecoveryConfig,
+    BankHostConfig, BinRuleConfig, Config as SwitchConfig, JournalConfig, KeysConfig, LedgerConfig,
+    ListenConfig, PinConfig, RecoveryConfig,
 };
 use host_switch::domain::routing::{Route, RouteEntry};
 use mtls::PkiFiles;
@@ -33,7 +34,9 @@ pub struct SwitchPinFiles {
 /// reads at the end of every run), its key store (`key_store`: store file, KEK file; the card
 /// reference key at least); with PIN security, one BIN rule (the lab's
 /// wallet cards, Visa PVV under [`PVK`], 3 tries, wrong-PIN rate limits out of the way of the
-/// lab's traffic); without, the wallet route exempt from PIN checks.
+/// lab's traffic); without, the wallet route exempt from PIN checks. With a bank host
+/// (`bank`), cards starting with 5 routed to it ([`bank_host_config`]).
+#[allow(clippy::too_many_arguments)]
 pub fn switch_config(
     files: &PkiFiles,
     listen: SocketAddr,
@@ -42,6 +45,7 @@ pub fn switch_config(
     control_socket: &Path,
     key_store: (&Path, &Path),
     pin: Option<&SwitchPinFiles>,
+    bank: Option<BankHostConfig>,
 ) -> SwitchConfig {
     let mut config = SwitchConfig::new(ListenConfig::new(listen), LedgerConfig::new(ledger_url));
     config.tls = Some(host_switch::config::TlsConfig {
@@ -61,6 +65,16 @@ pub fn switch_config(
         prefix: "476173".into(),
         route: Route::Wallet,
     }];
+    if let Some(bank) = bank {
+        // The bank's cards: the bank host route. `[pin]` only concerns wallet routes: the host
+        // checks these cards' PINs, under the zone PIN key the switch translates them to.
+        config.routes.push(RouteEntry {
+            host: None,
+            prefix: crate::bank::BANK_ROUTE_PREFIX.into(),
+            route: Route::BankHost,
+        });
+        config.bank_hosts.push(bank);
+    }
     config.control_socket = Some(control_socket.to_owned());
     config.keys = Some(KeysConfig::with_kek_file(key_store.0, key_store.1));
     // A wallet route takes PINs: without PIN security the lab exempts it explicitly.
@@ -76,6 +90,32 @@ pub fn switch_config(
     }
     config.pin = Some(pin_config);
     config
+}
+
+/// The switch's `[[bank_hosts]]` entry for the lab's bank host at `addr`: deposits on, PIN
+/// blocks translated to `zpk` (a key name in the switch's store) when given; quick retries, a 2 s
+/// answer timeout (the agent waits 8 s) and a breaker that opens after a handful of timeouts and
+/// tries again 2 s later, so `bank-host-outage` shows both within a short run.
+pub fn bank_host_config(addr: SocketAddr, zpk: Option<&str>) -> BankHostConfig {
+    let mut bank = BankHostConfig::new(
+        crate::bank::BANK_HOST_NAME,
+        addr.to_string(),
+        crate::bank::ACQUIRER_ID,
+    );
+    bank.timeout_ms = 2000;
+    bank.retry_min_ms = 50;
+    bank.retry_max_ms = 500;
+    bank.echo_interval_ms = 1000;
+    bank.deposits = true;
+    bank.zpk = zpk.map(str::to_owned);
+    bank.acceptor_location = Some("ATM-LAB NETWORK          LISBON       PT".into());
+    bank.breaker = BreakerConfig {
+        window_calls: 10,
+        minimum_calls: 4,
+        open_ms: 2000,
+        ..BreakerConfig::default()
+    };
+    bank
 }
 
 /// The agent of the lab: `atms` terminals (LUNO `00N`, id `ATM0000N`, the lab's profile), its

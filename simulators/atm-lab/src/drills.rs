@@ -7,6 +7,11 @@
 //! switch's ledger timeout — one mode after the other, so the switch must find out by idempotency
 //! key what happened, and settle every hold it placed.
 //!
+//! `bank-host-outage` breaks the other bank's host: it applies two requests and loses their
+//! answers, then goes silent (reads, applies nothing, answers nothing) until the switch's breaker
+//! towards it has opened and at least `--outage` has passed; the switch answers 91 and reverses
+//! at the host whatever may have been approved there ([`bank_host_outage`]).
+//!
 //! `terminal-faults` breaks the terminals instead: [`TERMINAL_FAULT_PERCENT`] of the withdrawals
 //! meet a fault that leaves the agent unsure what the customer got (`E3`, `E5`, counts missing,
 //! another device's fault, no status, the power lost at any step); the settle stage then plays
@@ -27,6 +32,7 @@ use testkit::wait::wait_listening;
 
 use crate::children::{wait_agent, ChildRole};
 use atm_sim::rng::XorShift64;
+use bankhost_sim::Outage;
 use ledger_sim::{FaultConfig, Faults, LostAnswer, LostAnswers};
 
 /// The fault scenarios.
@@ -41,11 +47,12 @@ pub enum Scenario {
     Garbage,
     AmbiguousLedger,
     TerminalFaults,
+    BankHostOutage,
     Chaos,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::None,
         Scenario::LedgerOutage,
         Scenario::AgentCrash,
@@ -55,6 +62,7 @@ impl Scenario {
         Scenario::Garbage,
         Scenario::AmbiguousLedger,
         Scenario::TerminalFaults,
+        Scenario::BankHostOutage,
         Scenario::Chaos,
     ];
     pub fn name(self) -> &'static str {
@@ -68,6 +76,7 @@ impl Scenario {
             Scenario::Garbage => "garbage",
             Scenario::AmbiguousLedger => "ambiguous-ledger",
             Scenario::TerminalFaults => "terminal-faults",
+            Scenario::BankHostOutage => "bank-host-outage",
             Scenario::Chaos => "chaos",
         }
     }
@@ -113,6 +122,10 @@ pub struct DrillCtx {
     /// The switch's ledger call timeout (its configuration): a late answer comes after it.
     pub switch_ledger_timeout_ms: u64,
     pub agent_socket: std::path::PathBuf,
+    /// The switch's control socket (`switchctl bank-hosts`: its breaker towards the bank host).
+    pub switch_socket: std::path::PathBuf,
+    /// The other bank's host, when the run has one.
+    pub bank_host: Option<bankhost_sim::BankHostHandle>,
     /// How long an outage / cut / slow period lasts.
     pub outage: Duration,
     pub events: Arc<Mutex<Vec<String>>>,
@@ -305,6 +318,11 @@ pub async fn run(ctx: DrillCtx) {
             }
         }
         Scenario::AmbiguousLedger => ambiguous_ledger(&ctx).await,
+        Scenario::BankHostOutage => {
+            if ctx.at(0.3).await {
+                bank_host_outage(&ctx, ctx.outage).await;
+            }
+        }
         Scenario::Garbage => send_garbage(&ctx, &mut rng, None).await,
         Scenario::TerminalFaults => {
             ctx.event(format!(
@@ -313,6 +331,70 @@ pub async fn run(ctx: DrillCtx) {
         }
         Scenario::Chaos => crate::chaos::run(&ctx).await,
     }
+}
+
+/// Answers the bank host loses (after applying the request) just before it goes silent.
+pub const BANK_LOST_ANSWERS: u32 = 2;
+/// Longest wait for those answers to be lost, and longest the host stays silent waiting for the
+/// switch's breaker to open.
+const BANK_LOST_ANSWERS_PATIENCE: Duration = Duration::from_secs(10);
+const BANK_SILENCE_MAX: Duration = Duration::from_secs(20);
+
+/// `bank-host-outage` (and chaos's episode of it): the bank host applies the next
+/// [`BANK_LOST_ANSWERS`] requests for the bank's cards and loses their answers (an approval the
+/// switch never hears of), then goes [`Outage::Silent`] for at least `length` and until the
+/// switch's breaker towards it is seen open (at most [`BANK_SILENCE_MAX`], or until the
+/// customers end), then answers again. Every request meanwhile times out: the switch answers the
+/// terminal 91 and reverses at the host (0420, repeated as 0421 until acknowledged).
+pub(crate) async fn bank_host_outage(ctx: &DrillCtx, length: Duration) {
+    let Some(host) = &ctx.bank_host else {
+        ctx.event("bank-host-outage: no bank host in this run (--bank-share 0)".into());
+        return;
+    };
+    let dropped_before = host.stats().answers_dropped;
+    host.drop_next_answers(Some(crate::bank::BANK_ROUTE_PREFIX), BANK_LOST_ANSWERS);
+    ctx.event(format!(
+        "bank host applies the next {BANK_LOST_ANSWERS} requests and loses their answers"
+    ));
+    let until = tokio::time::Instant::now() + BANK_LOST_ANSWERS_PATIENCE;
+    while host.stats().answers_dropped < dropped_before + u64::from(BANK_LOST_ANSWERS)
+        && tokio::time::Instant::now() < until
+        && !ctx.finished.load(Ordering::SeqCst)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped = host.stats().answers_dropped - dropped_before;
+    // Those not lost by now are not lost later, out of the drill's sight.
+    host.drop_next_answers(Some(crate::bank::BANK_ROUTE_PREFIX), 0);
+    host.set_outage(Outage::Silent);
+    ctx.event(format!(
+        "bank host SILENT ({dropped} answers lost before): reads, applies nothing, answers nothing"
+    ));
+    let silent_since = tokio::time::Instant::now();
+    let mut opened = false;
+    loop {
+        if !opened && crate::bank::breaker_open(&ctx.switch_socket).await {
+            opened = true;
+            ctx.event("the switch's breaker towards the bank host is open".into());
+        }
+        let elapsed = silent_since.elapsed();
+        if (elapsed >= length && (opened || elapsed >= BANK_SILENCE_MAX))
+            || ctx.finished.load(Ordering::SeqCst)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    host.set_outage(Outage::None);
+    ctx.event(format!(
+        "bank host answering again after {} ms of silence{}",
+        silent_since.elapsed().as_millis(),
+        if opened {
+            ""
+        } else {
+            "; the switch's breaker was not seen open"
+        }
+    ));
 }
 
 /// Garbage to the agent's NDC port, the switch's port and the ledger, until the customers end

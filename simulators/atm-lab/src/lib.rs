@@ -18,6 +18,11 @@
 //! - [`settle`]: closing inquiries, the technician's visit, draining the agent's queue, waiting
 //!   for open holds to be settled, reconciling, the report.
 //!
+//! A share of the customers (`--bank-share`) use cards of another bank, which the switch
+//! forwards over ISO 8583 to a bank host ([`bank`]: bankhost-sim in this process); the
+//! reconciliation then also sets the switch journal's bank-route records beside the host's own
+//! record.
+//!
 //! Beside them: [`children`] (the child processes and their control sockets), [`configs`] (the
 //! children's configuration files, from the daemons' own types), [`drills`] and [`chaos`] (a
 //! seeded mix of them), [`technician`] (`atmctl dispense`, `switchctl exceptions`), [`reconcile`]
@@ -25,6 +30,7 @@
 //! helpers come from `testkit`, shared with the daemons' integration tests.
 #![forbid(unsafe_code)]
 
+pub mod bank;
 pub mod chaos;
 pub mod children;
 pub mod configs;
@@ -51,6 +57,8 @@ pub const PROFILE: &str = "ncr-selfserv-basic";
 pub const RICH_CARDS: usize = 8;
 pub const RICH_BALANCE_MINOR: u64 = 1_000_000_000;
 pub const POOR_BALANCE_MINOR: u64 = 3_000;
+/// Share of customers with a card of the other bank, unless `--bank-share` says otherwise.
+pub const DEFAULT_BANK_SHARE: f64 = 0.2;
 /// Most terminals one lab runs (one agent; the certificate is made for the ids in use).
 pub const MAX_ATMS: usize = 32;
 
@@ -144,6 +152,9 @@ pub struct LabOptions {
     /// PIN security: keys entered by "custodians", PIN keys loaded over NDC, PINs verified by the
     /// switch, a share of customers typing a wrong PIN, and the PIN drill (tries exceeded, unblock).
     pub pins: bool,
+    /// Share of customers (0 to 1) using cards of another bank, forwarded by the switch to the
+    /// bank host (bankhost-sim in this process). 0: no bank host at all.
+    pub bank_share: f64,
     /// Keep the run's directory here (not a temporary one) and write the children's logs to
     /// `<dir>/logs/{switch,agent}.log` at this `RUST_LOG` filter: what an audit reads afterwards.
     pub audit: Option<(PathBuf, String)>,
@@ -162,6 +173,7 @@ impl LabOptions {
             progress: true,
             think: Duration::from_millis(50),
             pins: true,
+            bank_share: DEFAULT_BANK_SHARE,
             audit: None,
         }
     }
@@ -181,7 +193,7 @@ pub const WRONG_PIN_PERCENT: u8 = 4;
 pub struct LabSecrets {
     /// Clear keys and key components, by label.
     pub keys: Vec<(String, zeroize::Zeroizing<Vec<u8>>)>,
-    /// (PAN, PIN) of every card.
+    /// (PAN, PIN) of every card, the bank's included.
     pub cards: Vec<(String, String)>,
     pub dir: PathBuf,
     pub logs: PathBuf,

@@ -31,7 +31,9 @@ struct Args {
     /// Fault drill: none, ledger-outage, agent-crash, switch-crash, link-flap, slow-ledger, garbage,
     /// ambiguous-ledger (the ledger applies writes and loses the answers), terminal-faults (E3, E5,
     /// counts missing, no status, power lost at every step; the lab settles what is left in doubt
-    /// as the technician), chaos (a mix of all of them chosen and timed by --seed).
+    /// as the technician), bank-host-outage (the other bank's host loses two answers, then stops
+    /// answering until the switch's breaker opens; the switch reverses at the host), chaos (a mix
+    /// of all of them chosen and timed by --seed).
     #[arg(long, default_value = "none")]
     faults: String,
     /// Length of an outage / link cut, in seconds.
@@ -52,6 +54,11 @@ struct Args {
     /// Run without PIN security (no keys, no PIN verification, no PIN drill).
     #[arg(long)]
     no_pins: bool,
+    /// Share of customers (0 to 1) whose card is another bank's: the switch forwards them over
+    /// ISO 8583 to a bank host (bankhost-sim in the lab's process), and the run reconciles against
+    /// the host's record too. 0: no bank host at all.
+    #[arg(long, default_value_t = lab::DEFAULT_BANK_SHARE)]
+    bank_share: f64,
     #[arg(long, hide = true)]
     role: Option<String>,
     #[arg(long, hide = true)]
@@ -114,6 +121,7 @@ fn main() {
     opts.progress = !args.quiet;
     opts.think = Duration::from_millis(args.think_ms);
     opts.pins = !args.no_pins;
+    opts.bank_share = args.bank_share;
     match runtime.block_on(lab::run(&opts)) {
         Ok(report) => {
             if args.json {

@@ -4,6 +4,10 @@
 //!
 //! - `lost`: money a terminal dispensed (or took in) that the ledger never saw — terminal total
 //!   minus ledger total when positive — plus the switch's own `lost` list (journal vs ledger);
+//!   with bank cards, the terminals' totals are set beside the ledger's plus the bank host's
+//!   (terminal by terminal: plus the journal's bank-route records of that terminal), and the
+//!   bank side's own lists join in ([`crate::bank::compare`]: journal vs the host's record, card
+//!   by card: a journal debit the host lacks is lost, a host debit the journal lacks duplicated);
 //! - `duplicated`: movements posted more than once — the switch's `duplicated` list plus the
 //!   ledger's `holds_captured_twice`;
 //! - `mismatched`: everything else that does not agree (the ledger moved more than the terminals
@@ -17,6 +21,7 @@
 //!   unresolved exceptions, the agent's parked advices. Each fails the verdict and is also named
 //!   in `mismatched`.
 
+use crate::bank::{BankVerdict, JournalBank};
 use host_switch::domain::reconcile::{LedgerMovement, MovementKind, Reconciliation};
 use std::collections::BTreeSet;
 
@@ -66,6 +71,8 @@ pub struct Verdict {
     pub exceptions: Vec<String>,
     /// The agent's parked advices (`atmctl queue ls`).
     pub parked: Vec<String>,
+    /// The bank side (journal vs the bank host's record); `None` without a bank host.
+    pub bank: Option<BankVerdict>,
     pub reconciled: bool,
 }
 
@@ -151,6 +158,8 @@ pub struct Evidence<'a> {
     /// How many holds are open at the end, and the first of them (oldest first).
     pub open_holds: u64,
     pub open_holds_listed: &'a [Hold],
+    /// The journal's bank-route records and the bank side's verdict; `None` without a bank host.
+    pub bank: Option<(&'a JournalBank, &'a BankVerdict)>,
 }
 
 pub fn reconcile(e: &Evidence<'_>) -> Verdict {
@@ -167,35 +176,50 @@ pub fn reconcile(e: &Evidence<'_>) -> Verdict {
         in_doubt_left: e.in_doubt.to_vec(),
         exceptions: e.exceptions.to_vec(),
         parked: e.parked.to_vec(),
+        bank: e.bank.map(|(_, b)| b.clone()),
         ..Verdict::default()
+    };
+    let (bank_out, bank_in) = e.bank.map_or((0, 0), |(_, b)| {
+        (b.host_debited_minor, b.host_credited_minor)
+    });
+    let (books, and_host) = match e.bank {
+        Some(_) => ("the ledger and the bank host", " + bank host"),
+        None => ("the ledger", ""),
     };
     let pairs = [
         (
             "dispensed",
             v.terminals_dispensed_minor,
-            v.ledger.withdrawn_net_minor,
+            v.ledger.withdrawn_net_minor + bank_out,
         ),
         (
             "deposited",
             v.terminals_deposited_minor,
-            v.ledger.deposited_net_minor,
+            v.ledger.deposited_net_minor + bank_in,
         ),
     ];
     for (what, terminal, ledger) in pairs {
         if terminal > ledger {
             v.lost_minor += terminal - ledger;
             v.lost.push(format!(
-                "terminals {what} {terminal} but the ledger saw {ledger}: {} missing",
+                "terminals {what} {terminal} but {books} saw {ledger}: {} missing",
                 terminal - ledger
             ));
         } else if ledger > terminal {
             v.mismatched.push(format!(
-                "ledger {what} {ledger} but the terminals only {terminal}: {} too much",
+                "ledger{and_host} {what} {ledger} but the terminals only {terminal}: {} too much",
                 ledger - terminal
             ));
         }
     }
     per_terminal(e, &mut v);
+    if let Some((_, b)) = e.bank {
+        v.lost.extend(b.lost.iter().map(|l| format!("bank: {l}")));
+        v.duplicated
+            .extend(b.duplicated.iter().map(|d| format!("bank: {d}")));
+        v.mismatched
+            .extend(b.mismatched.iter().map(|m| format!("bank: {m}")));
+    }
     v.lost
         .extend(e.switch.lost.iter().map(|l| format!("journal: {l}")));
     v.duplicated
@@ -276,6 +300,11 @@ fn per_terminal(e: &Evidence<'_>, v: &mut Verdict) {
             .filter(|m| m.reference.starts_with(&format!("{tid}:")))
             .collect();
         let t = ledger_totals(&mine.iter().map(|m| (*m).clone()).collect::<Vec<_>>());
+        // The bank's cards at this terminal, as the journal's bank-route records say.
+        let (bank_out, bank_in) = e
+            .bank
+            .and_then(|(j, _)| j.by_terminal.get(tid.as_str()).copied())
+            .unwrap_or((0, 0));
         let captured: BTreeSet<&str> = mine
             .iter()
             .filter(|m| m.kind == LedgerKind::Capture)
@@ -286,13 +315,13 @@ fn per_terminal(e: &Evidence<'_>, v: &mut Verdict) {
                 "dispensed",
                 "withdrawal",
                 c.dispensed_minor,
-                t.withdrawn_net_minor,
+                t.withdrawn_net_minor + bank_out,
             ),
             (
                 "deposited",
                 "deposit",
                 c.deposited_minor,
-                t.deposited_net_minor,
+                t.deposited_net_minor + bank_in,
             ),
         ] {
             if terminal == ledger {
@@ -377,6 +406,7 @@ mod tests {
             queue_parked: 0,
             open_holds: 0,
             open_holds_listed: &[],
+            bank: None,
         };
         let v = reconcile(&e);
         assert!(v.reconciled, "{v:?}");
@@ -428,6 +458,7 @@ mod tests {
             queue_parked: 0,
             open_holds: 30,
             open_holds_listed: &listed,
+            bank: None,
         };
         let v = reconcile(&e);
         assert!(!v.reconciled);
@@ -463,6 +494,7 @@ mod tests {
             queue_parked: 0,
             open_holds: 0,
             open_holds_listed: &[],
+            bank: None,
         };
         let v = reconcile(&e);
         assert!(v.reconciled, "a settled dispense is done: {v:?}");

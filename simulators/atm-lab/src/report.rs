@@ -40,6 +40,8 @@ pub struct Record {
     pub pin: Option<&'static str>,
     /// The terminal fault that struck the customer (`e3`, `power-mid-dispense` …), if any.
     pub terminal_fault: Option<&'static str>,
+    /// The customer's card is the other bank's (the bank host route).
+    pub bank: bool,
 }
 
 impl Record {
@@ -70,6 +72,7 @@ impl Record {
                 _ => None,
             },
             terminal_fault: o.terminal_fault.as_ref().map(|f| f.mode().name()),
+            bank: false,
         }
     }
 
@@ -86,6 +89,7 @@ impl Record {
             latency_ms,
             pin: None,
             terminal_fault: None,
+            bank: false,
         }
     }
 }
@@ -142,6 +146,24 @@ pub struct LabReport {
     pub exceptions: usize,
     /// The agent's parked advices (`atmctl queue ls`; the verdict fails on any).
     pub parked: usize,
+    /// Customers with a card of the other bank (`--bank-share`), and how they fared: approved
+    /// (full dispense, deposit taken, balance shown), declined (by the host, or 91 when it did
+    /// not answer: within `bank_host_unavailable`), reversed (nothing dispensed, reversal sent).
+    pub bank_share: f64,
+    pub bank_customers: usize,
+    pub bank_approved: usize,
+    pub bank_declined: usize,
+    pub bank_host_unavailable: usize,
+    pub bank_reversed: usize,
+    pub bank_partial: usize,
+    /// The bank side's lost and duplicated lines (journal vs the host's record), within `lost`
+    /// and `duplicated`; the host's totals are in `verdict.bank`.
+    pub bank_lost: usize,
+    pub bank_duplicated: usize,
+    /// The host's own count of reversals that undid something, and of reversals for originals
+    /// it never applied (a request it never answered).
+    pub bank_reversals_applied: u64,
+    pub bank_reversals_unmatched: u64,
     /// Answers the ledger lost after applying the write (`ambiguous-ledger`), by operation.
     pub ledger_lost_answers: LostAnswers,
     pub queue_drained: bool,
@@ -177,6 +199,7 @@ pub struct RunFacts {
     pub pins: bool,
     pub pin_drill_ok: Option<bool>,
     pub lost_answers: LostAnswers,
+    pub bank_share: f64,
 }
 
 pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport {
@@ -196,7 +219,20 @@ pub fn build(records: &[Record], verdict: Verdict, facts: RunFacts) -> LabReport
     for f in records.iter().filter_map(|r| r.terminal_fault) {
         *terminal_faults_by_mode.entry(f.to_owned()).or_default() += 1;
     }
+    let bank_count = |c: &str| records.iter().filter(|r| r.bank && r.column == c).count();
+    let bank = verdict.bank.as_ref();
     LabReport {
+        bank_share: facts.bank_share,
+        bank_customers: records.iter().filter(|r| r.bank).count(),
+        bank_approved: bank_count("approved"),
+        bank_declined: bank_count("declined"),
+        bank_host_unavailable: bank_count("unavail"),
+        bank_reversed: records.iter().filter(|r| r.bank && r.reversed).count(),
+        bank_partial: bank_count("partial"),
+        bank_lost: bank.map_or(0, |b| b.lost.len()),
+        bank_duplicated: bank.map_or(0, |b| b.duplicated.len()),
+        bank_reversals_applied: bank.map_or(0, |b| b.host_reversals_applied),
+        bank_reversals_unmatched: bank.map_or(0, |b| b.host_reversals_unmatched),
         scenario: facts.scenario,
         atms: facts.atms,
         seed: facts.seed,
@@ -336,6 +372,44 @@ impl LabReport {
             "ledger holds: {} open (neither captured nor voided)\n",
             v.open_holds
         ));
+        if let Some(b) = &v.bank {
+            s.push_str(&format!(
+                "bank cards: {} customers ({:.0} %): approved {} declined {} host-unavailable {} partial {} reversed {}\n",
+                self.bank_customers,
+                self.bank_share * 100.0,
+                self.bank_approved,
+                self.bank_declined,
+                self.bank_host_unavailable,
+                self.bank_partial,
+                self.bank_reversed
+            ));
+            s.push_str(&format!(
+                "{:<34}{:>18}{:>18}\n",
+                "bank host", "journal", "host record"
+            ));
+            for (what, journal, host) in [
+                ("held", b.journal_held_minor, b.host_held_minor),
+                ("debited", b.journal_debited_minor, b.host_debited_minor),
+                ("credited", b.journal_credited_minor, b.host_credited_minor),
+            ] {
+                s.push_str(&format!(
+                    "{what:<34}{:>18}{:>18}\n",
+                    eur(journal),
+                    eur(host)
+                ));
+            }
+            s.push_str(&format!(
+                "bank host: {} journal records; approved {} declined {}; reversals applied {} unmatched {}; completions {}; repeats ignored {}; reversed {}\n",
+                b.journal_records,
+                b.host_approved,
+                b.host_declined,
+                b.host_reversals_applied,
+                b.host_reversals_unmatched,
+                b.host_completions_applied,
+                b.host_repeats_ignored,
+                eur(b.host_reversed_minor)
+            ));
+        }
         if self.terminal_faults > 0 {
             let modes: Vec<String> = self
                 .terminal_faults_by_mode
@@ -364,7 +438,7 @@ impl LabReport {
         }
         if self.pins {
             s.push_str(&format!(
-                "PINs: verified by the switch; declined for a wrong PIN {}, for PIN tries exceeded {}   PIN drill: {}\n",
+                "PINs: verified by the switch (bank cards: by the bank host); declined for a wrong PIN {}, for PIN tries exceeded {}   PIN drill: {}\n",
                 self.wrong_pin,
                 self.pin_tries_exceeded,
                 match self.pin_drill_ok {
@@ -399,10 +473,15 @@ impl LabReport {
         for m in &v.mismatched {
             s.push_str(&format!("  MISMATCH: {m}\n"));
         }
+        let agree = if v.bank.is_some() {
+            "RECONCILED (terminals = journal = ledger + bank host)"
+        } else {
+            "RECONCILED (terminals = journal = ledger)"
+        };
         s.push_str(&format!(
             "verdict: {}\n",
             if self.reconciled {
-                "RECONCILED (terminals = journal = ledger)"
+                agree
             } else {
                 "NOT RECONCILED"
             }

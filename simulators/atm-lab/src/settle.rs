@@ -2,8 +2,9 @@
 //! dispense the terminal can tell), the technician's visit for what it cannot
 //! ([`crate::technician`]: every dispense still in doubt settled from the terminals' truth), the
 //! agent's queue drained, the ledger caught up with the terminals, the switch's open holds
-//! settled, its exceptions and the agent's parked advices read, the children stopped, and the
-//! terminals' counters, the switch journal and the ledger's movements reconciled into the report.
+//! settled, its exceptions and the agent's parked advices read, the switch's advices to the bank
+//! host acknowledged, the children stopped, and the terminals' counters, the switch journal, the
+//! ledger's movements and the bank host's record reconciled into the report.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use serde_json::Value;
 use testkit::terminals::terminal_id;
 use tokio::time::Instant;
 
+use crate::bank;
 use crate::setup::RunningLab;
 use crate::technician::{self, Visit};
 use crate::traffic::{reconnect, Traffic};
@@ -52,6 +54,11 @@ pub async fn settle(
     let visit = technicians_visit(&lab).await;
     let mut drained = drain(&lab, &visit).await;
     let counters: Vec<TerminalCounters> = lab.atms.iter().map(|a| a.counters()).collect();
+    // The bank host first: the ledger is caught up when it and the host add up to the terminals.
+    let bank_settled = match &lab.bank {
+        Some(b) => Some(bank::wait_settled(&lab.switch_socket, &b.host.handle()).await),
+        None => None,
+    };
     wait_ledger_caught_up(&lab, &counters).await?;
     let open_holds = wait_holds_settled(&lab).await?;
     // Read while the switch runs: exceptions wait for an operator, they do not go away.
@@ -71,6 +78,7 @@ pub async fn settle(
         &drained,
         &movements,
         &open_holds,
+        bank_settled,
     )
     .await?;
     let (agent_restarts, switch_restarts) = (
@@ -91,6 +99,11 @@ pub async fn settle(
             pins: opts.pins,
             pin_drill_ok: traffic.pin_drill_ok,
             lost_answers: lab.ledger.faults().lost_answers(),
+            bank_share: if lab.bank.is_some() {
+                opts.bank_share
+            } else {
+                0.0
+            },
         },
     );
     let secrets = shut_down(lab).await;
@@ -163,9 +176,22 @@ async fn wait_ledger_caught_up(
     lab: &RunningLab,
     counters: &[TerminalCounters],
 ) -> Result<(), LabError> {
+    let bank = lab
+        .bank
+        .as_ref()
+        .map(|b| b.host.handle().totals().position)
+        .unwrap_or_default();
     let want = (
-        counters.iter().map(|c| c.dispensed_minor).sum::<u64>(),
-        counters.iter().map(|c| c.deposited_minor).sum::<u64>(),
+        counters
+            .iter()
+            .map(|c| c.dispensed_minor)
+            .sum::<u64>()
+            .saturating_sub(bank.debited),
+        counters
+            .iter()
+            .map(|c| c.deposited_minor)
+            .sum::<u64>()
+            .saturating_sub(bank.credited),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -215,7 +241,8 @@ async fn wait_holds_settled(lab: &RunningLab) -> Result<HoldList, LabError> {
         .map_err(ledger_failed)
 }
 
-/// Terminals vs switch journal vs ledger, and the ledger's own books.
+/// Terminals vs switch journal vs ledger (and bank host), and the ledger's own books.
+#[allow(clippy::too_many_arguments)]
 async fn verdict(
     opts: &LabOptions,
     lab: &RunningLab,
@@ -224,6 +251,7 @@ async fn verdict(
     drained: &Drained,
     movements: &[Movement],
     open_holds: &HoldList,
+    bank_settled: Option<bank::SettleState>,
 ) -> Result<reconcile::Verdict, LabError> {
     let journal = host_switch::adapters::sled_journal::SledJournal::open(&lab.journal_path)
         .map_err(|source| LabError::Journal {
@@ -235,8 +263,32 @@ async fn verdict(
         source,
     })?;
     drop(journal);
-    let switch_rec =
-        host_switch::domain::reconcile::reconcile(&txns, &reconcile::switch_movements(movements));
+    // The wallet's records against the ledger (as `Switch::reconcile` does); the bank route's
+    // against the bank host, below.
+    let wallet_txns: Vec<_> = txns
+        .iter()
+        .filter(|t| t.issuer.is_none())
+        .cloned()
+        .collect();
+    let switch_rec = host_switch::domain::reconcile::reconcile(
+        &wallet_txns,
+        &reconcile::switch_movements(movements),
+    );
+    let bank_journal = bank::expected_from_journal(&txns);
+    let bank_verdict = lab.bank.as_ref().map(|b| {
+        let host = b.host.handle();
+        bank::compare(
+            &bank_journal,
+            &b.cards,
+            |pan| {
+                bank::pan(pan)
+                    .map(|p| host.position(&p))
+                    .unwrap_or_default()
+            },
+            &host.totals(),
+            bank_settled.clone().unwrap_or_default(),
+        )
+    });
     let invariants = lab
         .ledger
         .invariants()
@@ -271,6 +323,7 @@ async fn verdict(
         queue_parked: drained.queue_parked,
         open_holds: open_holds.count,
         open_holds_listed: &open_holds.holds,
+        bank: bank_verdict.as_ref().map(|b| (&bank_journal, b)),
     });
     if !invariants.sum_minor_by_currency.values().all(|v| *v == 0) {
         verdict.mismatched.push(format!(
@@ -295,6 +348,27 @@ async fn shut_down(lab: RunningLab) -> LabSecrets {
     if let Some(k) = &lab.keys {
         secret_keys = k.secrets();
     }
+    let mut cards: Vec<(String, String)> = lab
+        .cards
+        .iter()
+        .cloned()
+        .zip(lab.pins.iter().cloned())
+        .collect();
+    if let Some(b) = lab.bank {
+        if let Some(zpk) = &b.zpk {
+            secret_keys.push((bank::BANK_ZPK_NAME.into(), zpk.combined.clone()));
+            for (i, (c, _)) in zpk.components.iter().enumerate() {
+                if let Ok(bytes) = hex::decode(c.as_str()) {
+                    secret_keys.push((
+                        format!("{} component {}", bank::BANK_ZPK_NAME, i + 1),
+                        zeroize::Zeroizing::new(bytes),
+                    ));
+                }
+            }
+        }
+        cards.extend(b.cards.iter().map(|c| (c.pan.clone(), c.pin.clone())));
+        b.host.shutdown().await;
+    }
     for (i, atm) in lab.atms.iter().enumerate() {
         if let Some(tpk) = atm.terminal_pin_key_for_audit().await {
             secret_keys.push((format!("tpk/{}", terminal_id(i)), tpk));
@@ -308,12 +382,7 @@ async fn shut_down(lab: RunningLab) -> LabSecrets {
     }
     LabSecrets {
         keys: secret_keys,
-        cards: lab
-            .cards
-            .iter()
-            .cloned()
-            .zip(lab.pins.iter().cloned())
-            .collect(),
+        cards,
         dir: lab.dir.path().to_owned(),
         logs: lab.dir.path().join("logs"),
         switch_journal: lab.journal_path,

@@ -1,8 +1,8 @@
 //! The first stage of a run: everything up and talking before the first customer. A directory
 //! (temporary, or the audit's), a PKI whose agent certificate covers exactly the lab's terminal
-//! ids, keys and PINs, ledger-sim in this process, the switch as a child process, the relay, the
-//! agent as a child process (keys entered as custodians do), and the simulated terminals in
-//! service.
+//! ids, keys and PINs, ledger-sim in this process, the other bank's host in this process (with
+//! `--bank-share` above 0), the switch as a child process, the relay, the agent as a child process
+//! (keys entered as custodians do), and the simulated terminals in service.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use testkit::relay::Relay;
 use testkit::terminals::{luno, terminal_id};
 use testkit::wait::{free_port, wait_listening};
 
+use crate::bank::{self, BankSide};
 use crate::children::{self, ChildLog, ChildRole, Role};
 use crate::configs::{self, SwitchPinFiles};
 use crate::{
@@ -51,6 +52,8 @@ pub struct RunningLab {
     /// `None` when the run has no PIN security.
     pub keys: Option<LabKeys>,
     pub ledger: RunningLedger,
+    /// The other bank's host and cards; `None` with `--bank-share 0`.
+    pub bank: Option<BankSide>,
     pub switch: Arc<Mutex<ChildRole>>,
     pub switch_addr: SocketAddr,
     /// The timings of the switch's configuration the drills and the settle stage work with.
@@ -111,6 +114,17 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
             "--atms {}: 1 to {MAX_ATMS}",
             opts.atms
         )));
+    }
+    if !(0.0..=1.0).contains(&opts.bank_share) {
+        return Err(LabError::Start(format!(
+            "--bank-share {}: a share from 0 to 1",
+            opts.bank_share
+        )));
+    }
+    if opts.scenario == crate::Scenario::BankHostOutage && opts.bank_share <= 0.0 {
+        return Err(LabError::Start(
+            "--faults bank-host-outage needs bank customers: --bank-share above 0".into(),
+        ));
     }
     let dir = work_dir(opts)?;
     // The children log to `<dir>/logs/<role>.log`: at the audit's filter, or warnings and errors
@@ -197,6 +211,11 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
             (store, kek)
         }
     };
+    let bank = start_bank(opts, card_ref, &switch_store, &switch_kek).await?;
+    let bank_config = bank.as_ref().map(|b| {
+        let zpk = b.zpk.as_ref().map(|_| bank::BANK_ZPK_NAME);
+        configs::bank_host_config(b.host.addr(), zpk)
+    });
     let switch_socket = dir.path().join("switch.sock");
     let switch_config = configs::switch_config(
         &files,
@@ -206,6 +225,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         &switch_socket,
         (&switch_store, &switch_kek),
         switch_pin.as_ref(),
+        bank_config,
     );
     let switch_timing = SwitchTiming::of(&switch_config);
     configs::write(&switch_toml, &switch_config)?;
@@ -271,8 +291,16 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
             .ok_or_else(|| LabError::Start(format!("no built-in profile {PROFILE}")))?,
     );
     let atms = start_terminals(opts, keys.as_ref(), ndc_addr, &profile).await?;
+    let bank_line = match &bank {
+        Some(b) => format!(
+            "bank host {} ({} % of customers)",
+            b.host.addr(),
+            (opts.bank_share * 100.0).round()
+        ),
+        None => "no bank host".into(),
+    };
     eprintln!(
-        "atm-lab: ledger {} | switch {} (pid child) | agent NDC {} | {} ATMs | {} customers | faults {} | dir {}",
+        "atm-lab: ledger {} | {bank_line} | switch {} (pid child) | agent NDC {} | {} ATMs | {} customers | faults {} | dir {}",
         ledger.base_url(),
         switch_addr,
         ndc_addr,
@@ -287,6 +315,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         pins,
         keys,
         ledger,
+        bank,
         switch,
         switch_addr,
         switch_timing,
@@ -301,6 +330,35 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         profile,
         atms,
     })
+}
+
+/// The other bank (with `--bank-share` above 0): its cards named as the switch's journal will
+/// name them, its zone PIN key entered into the switch's store (with PIN security; the switch is
+/// not running yet), and its host started with the cards, their PINs and that key.
+async fn start_bank(
+    opts: &LabOptions,
+    card_ref: &CustodianKey,
+    switch_store: &Path,
+    switch_kek: &Path,
+) -> Result<Option<BankSide>, LabError> {
+    if opts.bank_share <= 0.0 {
+        return Ok(None);
+    }
+    let cards = bank::bank_cards()
+        .into_iter()
+        .map(|c| {
+            Ok(bank::BankCard {
+                account: wallet_account(&c.pan, card_ref)?,
+                ..c
+            })
+        })
+        .collect::<Result<Vec<_>, LabError>>()?;
+    let zpk = if opts.pins {
+        Some(bank::load_host_zpk(switch_store, switch_kek)?)
+    } else {
+        None
+    };
+    bank::start(cards, zpk).await.map(Some)
 }
 
 fn work_dir(opts: &LabOptions) -> Result<WorkDir, LabError> {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atm_sim::{AtmSim, Behaviour, Card, FaultMode, Mix, Outcome, RandomCustomers};
+use atm_sim::rng::XorShift64;
+use atm_sim::{AtmSim, Behaviour, Card, Customer, FaultMode, Mix, Outcome, RandomCustomers};
 use testkit::terminals::terminal_id;
 use testkit::wait::wait_listening;
 use tokio::time::Instant;
@@ -81,10 +82,17 @@ async fn customers_and_drill(
         .take(RICH_CARDS + 1)
         .map(|(p, n)| Card::new(p.clone(), n.clone()))
         .collect();
+    let bank_cards: Vec<Card> = lab
+        .bank
+        .iter()
+        .flat_map(|b| &b.cards)
+        .map(|c| Card::new(c.pan.clone(), c.pin.clone()))
+        .collect();
     let started = Instant::now();
     let shared = Arc::new(Shared {
         source: Mutex::new(
-            RandomCustomers::from_cards(opts.seed, random_cards, mix).take(opts.customers),
+            LabCustomers::new(opts.seed, random_cards, bank_cards, opts.bank_share, mix)
+                .take(opts.customers),
         ),
         records: Mutex::new(Vec::new()),
         done: Arc::new(AtomicUsize::new(0)),
@@ -115,6 +123,8 @@ async fn customers_and_drill(
         ledger_addr: lab.ledger.local_addr(),
         switch_ledger_timeout_ms: lab.switch_timing.ledger_timeout_ms,
         agent_socket: lab.socket.clone(),
+        switch_socket: lab.switch_socket.clone(),
+        bank_host: lab.bank.as_ref().map(|b| b.host.handle()),
         outage: opts.outage,
         events: events.clone(),
         started,
@@ -178,8 +188,48 @@ pub async fn reconnect(atm: &mut AtmSim, patience: Duration) -> bool {
     false
 }
 
+/// The lab's customers: wallet customers from one seeded stream, the other bank's from another,
+/// a third seeded draw choosing between them with chance `bank_share`. Without bank cards (or
+/// with a share of 0) the wallet stream is exactly what it was before the bank existed.
+pub struct LabCustomers {
+    wallet: RandomCustomers,
+    bank: Option<RandomCustomers>,
+    choose: XorShift64,
+    /// Out of 10 000.
+    bank_per_10k: u64,
+}
+
+impl LabCustomers {
+    pub fn new(
+        seed: u64,
+        wallet_cards: Vec<Card>,
+        bank_cards: Vec<Card>,
+        bank_share: f64,
+        mix: Mix,
+    ) -> Self {
+        let bank = (!bank_cards.is_empty() && bank_share > 0.0)
+            .then(|| RandomCustomers::from_cards(seed ^ 0xba_4c, bank_cards, mix.clone()));
+        LabCustomers {
+            wallet: RandomCustomers::from_cards(seed, wallet_cards, mix),
+            bank,
+            choose: XorShift64::new(seed ^ 0x5a_4e),
+            bank_per_10k: (bank_share.clamp(0.0, 1.0) * 10_000.0).round() as u64,
+        }
+    }
+}
+
+impl Iterator for LabCustomers {
+    type Item = Customer;
+    fn next(&mut self) -> Option<Customer> {
+        match &mut self.bank {
+            Some(bank) if self.choose.below(10_000) < self.bank_per_10k => bank.next(),
+            _ => self.wallet.next(),
+        }
+    }
+}
+
 struct Shared {
-    source: Mutex<std::iter::Take<RandomCustomers>>,
+    source: Mutex<std::iter::Take<LabCustomers>>,
     records: Mutex<Vec<Record>>,
     done: Arc<AtomicUsize>,
     unavailable: Arc<AtomicUsize>,
@@ -210,13 +260,14 @@ async fn serve_terminal(mut atm: AtmSim, tid: String, shared: Arc<Shared>) -> At
         let t0 = Instant::now();
         let result = atm.run_customer(&customer).await;
         let ms = t0.elapsed().as_millis() as u64;
-        let record = match &result {
+        let mut record = match &result {
             Ok(o) => Record::from_outcome(&tid, o, ms),
             Err(e) => {
                 tracing::info!(luno = atm.luno(), error = %e, "customer interrupted");
                 Record::interrupted(&tid, customer.kind, customer.amount_minor, ms)
             }
         };
+        record.bank = customer.pan.starts_with(crate::bank::BANK_ROUTE_PREFIX);
         let unavailable = record.column == "unavail";
         if unavailable {
             shared.unavailable.fetch_add(1, Ordering::SeqCst);

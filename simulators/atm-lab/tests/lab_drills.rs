@@ -20,8 +20,13 @@ async fn run_drill_seeded(scenario: Scenario, seed: u64) -> LabReport {
         Scenario::AmbiguousLedger => 600,
         Scenario::TerminalFaults => 120,
         Scenario::Chaos => 200,
+        Scenario::BankHostOutage => 80,
         _ => 40,
     };
+    if scenario == Scenario::BankHostOutage {
+        // Enough bank customers meet the silent host for the switch's breaker to open.
+        opts.bank_share = 0.5;
+    }
     opts.scenario = scenario;
     opts.seed = seed;
     opts.outage = Duration::from_millis(1500);
@@ -160,6 +165,38 @@ async fn terminal_faults_are_settled_by_the_technician_and_reconcile() {
         "the technician settled what the terminals could not tell\n{}",
         r.table()
     );
+    assert_nothing_left_for_an_operator(&r);
+    assert_reconciled(&r);
+}
+
+/// The bank host loses two answers after applying the requests, then stops answering until the
+/// switch's breaker towards it opens: customers are told 91, and the switch reverses at the host
+/// whatever may have been approved there (0420, repeated as 0421 until acknowledged). The host's
+/// record and the journal agree card by card at the end. The drill can fail: without the
+/// timeout reversals the host would keep holds (or debits) the journal does not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_host_outage_is_reversed_at_the_host_and_reconciles() {
+    let r = drill(Scenario::BankHostOutage).await;
+    let bank = r.verdict.bank.as_ref().expect("a bank side");
+    assert!(
+        bank.host_reversals_applied + bank.host_reversals_unmatched > 0,
+        "the switch reversed at the host\n{}",
+        r.table()
+    );
+    assert!(
+        r.bank_host_unavailable > 0,
+        "customers were told the host did not answer\n{}",
+        r.table()
+    );
+    assert!(
+        r.drill_events
+            .iter()
+            .any(|e| e.contains("bank host SILENT")),
+        "{:?}",
+        r.drill_events
+    );
+    assert_eq!((r.bank_lost, r.bank_duplicated), (0, 0), "{}", r.table());
+    assert_eq!(bank.host_held_minor, 0, "{}", r.table());
     assert_nothing_left_for_an_operator(&r);
     assert_reconciled(&r);
 }

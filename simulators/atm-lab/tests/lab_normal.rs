@@ -1,5 +1,7 @@
 //! `atm-lab` end to end, the normal run in short form: ledger, switch and agent (child processes
-//! of the lab binary), two simulated ATMs, a few dozen customers, three-way reconciliation.
+//! of the lab binary), two simulated ATMs, a few dozen customers, three-way reconciliation; and
+//! the same with a third of the customers on another bank's cards (the bank host route, PINs
+//! checked by the host), reconciled against the host's record too.
 
 use std::time::Duration;
 
@@ -13,7 +15,10 @@ async fn normal_run_reconciles_terminals_journal_and_ledger() {
     opts.scenario = Scenario::None;
     opts.progress = false;
     opts.think = Duration::from_millis(10);
+    opts.bank_share = 0.0;
     let report = lab::run(&opts).await.expect("lab run");
+    assert_eq!(report.bank_customers, 0, "no bank host at share 0");
+    assert!(report.verdict.bank.is_none());
     // 40 random customers and the PIN drill's 5.
     assert_eq!(report.customers, 45, "{}", report.table());
     assert!(report.reconciled, "{}", report.table());
@@ -57,4 +62,61 @@ async fn normal_run_reconciles_terminals_journal_and_ledger() {
     ] {
         assert!(json.get(key).is_some(), "JSON lacks {key}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bank_cards_reconcile_against_the_bank_hosts_record() {
+    let mut opts = LabOptions::new(env!("CARGO_BIN_EXE_atm-lab"));
+    opts.atms = 2;
+    opts.customers = 45;
+    opts.scenario = Scenario::None;
+    opts.progress = false;
+    opts.think = Duration::from_millis(10);
+    opts.bank_share = 0.35;
+    let r = lab::run(&opts).await.expect("lab run");
+    assert!(r.reconciled, "{}", r.table());
+    assert_eq!(
+        (r.lost, r.duplicated, r.bank_lost, r.bank_duplicated),
+        (0, 0, 0, 0),
+        "{}",
+        r.table()
+    );
+    assert!(r.bank_customers >= 5, "{}", r.table());
+    assert!(r.bank_approved > 0, "{}", r.table());
+    let bank = r.verdict.bank.as_ref().expect("the bank side reconciled");
+    assert!(
+        bank.host_approved > 0 && bank.journal_records > 0,
+        "{}",
+        r.table()
+    );
+    assert_eq!(bank.journal_debited_minor, bank.host_debited_minor);
+    assert_eq!(bank.journal_credited_minor, bank.host_credited_minor);
+    assert_eq!(bank.host_held_minor, 0, "no hold left at the host");
+    // What the terminals paid out is what the wallet ledger and the bank host booked between them.
+    assert_eq!(
+        r.dispensed_minor,
+        r.verdict.ledger.withdrawn_net_minor + bank.host_debited_minor,
+        "{}",
+        r.table()
+    );
+    assert_eq!(
+        r.deposited_minor,
+        r.verdict.ledger.deposited_net_minor + bank.host_credited_minor,
+        "{}",
+        r.table()
+    );
+    // The host checked the bank cards' PINs (translated by the switch to the host's key): some
+    // customers typed a wrong one, and the right ones were approved.
+    let json = serde_json::to_value(&r).unwrap();
+    for key in [
+        "bank_customers",
+        "bank_approved",
+        "bank_declined",
+        "bank_reversed",
+        "bank_lost",
+        "bank_duplicated",
+    ] {
+        assert!(json.get(key).is_some(), "JSON lacks {key}");
+    }
+    assert!(json["verdict"]["bank"]["host_debited_minor"].is_u64());
 }
