@@ -76,4 +76,78 @@ mod ndc {
         assert!(e.contains("amount"), "{e}");
         assert!(!e.contains("502265400089000092"), "{e}");
     }
+
+    /// Debug, pretty Debug and JSON of a message.
+    fn shown(m: &NdcMessage) -> [String; 3] {
+        [
+            format!("{m:?}"),
+            format!("{m:#?}"),
+            serde_json::to_string(m).unwrap(),
+        ]
+    }
+
+    const PAN: &str = "4761739001010010";
+
+    #[test]
+    fn journal_lines_with_a_pan_are_masked_and_the_rest_stays_readable() {
+        let d = Dialect::basic();
+        let raw = format!(
+            "61\x1c\x1c\x1c\x1c000001261204101500000100000150050CARD {PAN}\r\nAMOUNT 000000005000\r\nOK\r\n"
+        );
+        let m = NdcMessage::decode(raw.as_bytes(), &d);
+        assert!(matches!(
+            m,
+            NdcMessage::Terminal(TerminalMessage::JournalUpload(_))
+        ));
+        for out in shown(&m) {
+            assert!(!out.contains(PAN), "PAN leaked into {out}");
+            assert!(out.contains("476173******0010"), "{out}");
+            assert!(
+                out.contains("AMOUNT 000000005000"),
+                "a 12-digit amount is not a PAN: {out}"
+            );
+        }
+        let NdcMessage::Terminal(TerminalMessage::JournalUpload(u)) = m else {
+            panic!()
+        };
+        assert!(u.text.expose().contains(PAN));
+        assert!(!format!("{}", u.text).contains(PAN), "Display masks too");
+    }
+
+    #[test]
+    fn unknown_and_unreadable_messages_do_not_show_card_data() {
+        let d = Dialect::basic();
+        // A request that does not read (bad MCN field) falls back to raw fields: everything
+        // after the MCN is hidden, not only PAN-like runs.
+        let raw = format!("11\x1c001\x1c\x1c\x1cXYZ\x1c;{PAN}=3012?\x1c\x1c0:1;2<3=4>5?6789");
+        let m = NdcMessage::decode(raw.as_bytes(), &d);
+        assert!(matches!(m, NdcMessage::Unknown(_)), "{m:?}");
+        for out in shown(&m) {
+            assert!(
+                !out.contains(PAN) && !out.contains("0:1;2<3=4>5?6789"),
+                "{out}"
+            );
+        }
+        let raw = format!("51\x1c001\x1cPAN {PAN}");
+        for out in shown(&NdcMessage::decode(raw.as_bytes(), &d)) {
+            assert!(!out.contains(PAN), "{out}");
+        }
+    }
+
+    #[test]
+    fn reply_printer_data_and_track_writes_are_masked() {
+        let d = Dialect::basic();
+        let raw = format!(
+            "4\x1c001\x1c\x1c125\x1c00000100\x1c00082068\x1c102CARD {PAN}\nAUTH 123456\x1cL;{PAN}=3012?"
+        );
+        let m = NdcMessage::decode(raw.as_bytes(), &d);
+        assert!(
+            matches!(m, NdcMessage::Host(HostMessage::TransactionReply(_))),
+            "{m:?}"
+        );
+        for out in shown(&m) {
+            assert!(!out.contains(PAN), "{out}");
+            assert!(out.contains("AUTH 123456"), "{out}");
+        }
+    }
 }

@@ -4,11 +4,15 @@
 //! FS <MCN><card><printer><data>[GS <printer><data>…] [FS <id><buffer>…] [FS mac]`.
 //! The notes field decides what leaves the cassettes, so its width follows the dialect exactly.
 
-use serde::Serialize;
+use std::fmt;
+
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
 
 use super::dialect::Dialect;
 use super::error::{NdcError, Reason};
 use super::fields::{counts, fixed_digits, host_class, is_zero, latin1, Reader, Writer, GS};
+use super::sensitive::mask_pan_runs;
 use super::transaction_request::IdBuffer;
 
 /// The function the terminal performs (NDC.md section 6). Paired codes keep the code sent.
@@ -81,14 +85,69 @@ impl FunctionId {
 }
 
 /// One printer group: printer flag (`0` none, `1` journal, `2` receipt, `3` both …) and its data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Receipts and journal lines may print a card number: `Debug` and `Serialize` mask PAN-like
+/// digit runs ([`mask_pan_runs`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct PrinterData {
     pub printer: char,
     pub data: String,
 }
 
-/// Transaction reply `4`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl fmt::Debug for PrinterData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrinterData")
+            .field("printer", &self.printer)
+            .field("data", &mask_pan_runs(&self.data))
+            .finish()
+    }
+}
+
+impl Serialize for PrinterData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("PrinterData", 2)?;
+        st.serialize_field("printer", &self.printer)?;
+        st.serialize_field("data", &mask_pan_runs(&self.data))?;
+        st.end()
+    }
+}
+
+/// A reply's id buffer as `Debug`/`Serialize` show it: PAN-like runs masked (track write
+/// buffers carry card data).
+struct MaskedReplyBuffer<'a>(&'a IdBuffer);
+
+impl fmt::Debug for MaskedReplyBuffer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdBuffer")
+            .field("id", &self.0.id)
+            .field("data", &mask_pan_runs(&self.0.data))
+            .finish()
+    }
+}
+
+impl Serialize for MaskedReplyBuffer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("IdBuffer", 2)?;
+        st.serialize_field("id", &self.0.id)?;
+        st.serialize_field("data", &mask_pan_runs(&self.0.data))?;
+        st.end()
+    }
+}
+
+fn serialize_reply_buffers<S: Serializer>(buffers: &[IdBuffer], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(buffers.len()))?;
+    for b in buffers {
+        seq.serialize_element(&MaskedReplyBuffer(b))?;
+    }
+    seq.end()
+}
+
+fn serialize_pan_masked<S: Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&mask_pan_runs(text))
+}
+
+/// Transaction reply `4`. `Debug` and `Serialize` mask PAN-like digit runs in the screen
+/// update, the printer data and the id buffers.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct TransactionReply {
     pub response_flag: Option<char>,
     pub luno: String,
@@ -104,6 +163,7 @@ pub struct TransactionReply {
     /// Screen number, 3 characters.
     pub screen: String,
     /// Screen display update(s) after the screen number, raw (GS-separated when several).
+    #[serde(serialize_with = "serialize_pan_masked")]
     pub screen_update: String,
     /// Message coordination number: echoes the request's.
     pub mcn: char,
@@ -111,11 +171,35 @@ pub struct TransactionReply {
     pub card_flag: char,
     /// Printer groups (`GS`-separated on the wire); may be empty.
     pub printer: Vec<PrinterData>,
+    #[serde(serialize_with = "serialize_reply_buffers")]
     pub buffers: Vec<IdBuffer>,
     pub mac: Option<String>,
     /// Empty fields after the last one (trailing FS), written back by `encode`.
     #[serde(skip_serializing_if = "is_zero")]
     pub trailing_fs: usize,
+}
+
+impl fmt::Debug for TransactionReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buffers: Vec<_> = self.buffers.iter().map(MaskedReplyBuffer).collect();
+        f.debug_struct("TransactionReply")
+            .field("response_flag", &self.response_flag)
+            .field("luno", &self.luno)
+            .field("sequence", &self.sequence)
+            .field("next_state", &self.next_state)
+            .field("notes_to_dispense", &self.notes_to_dispense)
+            .field("tsn", &self.tsn)
+            .field("function", &self.function)
+            .field("screen", &self.screen)
+            .field("screen_update", &mask_pan_runs(&self.screen_update))
+            .field("mcn", &self.mcn)
+            .field("card_flag", &self.card_flag)
+            .field("printer", &self.printer)
+            .field("buffers", &buffers)
+            .field("mac", &self.mac)
+            .field("trailing_fs", &self.trailing_fs)
+            .finish()
+    }
 }
 
 impl TransactionReply {
