@@ -35,7 +35,9 @@ pub enum ReadyAfterReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dialect {
-    /// Logical unit number length: 3, or 9 (3 digits + 6-character machine number).
+    /// Logical unit number length the agent and the simulator use for the LUNOs they configure
+    /// and write: 3, or 9 (3 digits + 6-character machine number). Reading takes the LUNO field
+    /// as it is (0 to 9 printable characters), whatever this says.
     #[serde(deserialize_with = "de_luno_len")]
     pub luno_len: usize,
     pub tvn: TvnMode,
@@ -62,7 +64,8 @@ pub struct Dialect {
     pub last_txn_status: bool,
     /// Track 1 in `11` is prefixed by its identifier `1` (\[JN\], \[HY\]); \[EA\] sends it bare.
     pub track1_id: bool,
-    /// Accept (and drop) one empty field after a final FS.
+    /// Kept so that existing profiles still load; it no longer changes anything: every message
+    /// reads with any number of trailing FS, counted on the message and written back.
     pub tolerate_trailing_fs: bool,
     /// The terminal answers an extended key change (`42` …) with encryptor initialisation data
     /// `23 FS luno FS FS 3 FS <KVV>` (the new key's check value, 6 hex digits, \[UT\]) instead of

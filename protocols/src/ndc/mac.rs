@@ -8,7 +8,7 @@
 //! **MAC input** = the message exactly as [`encode`](super::TerminalMessage::encode) writes it
 //! *without* its MAC field, from the first byte of the message class up to the end of the last
 //! field before the MAC, followed by the one FS that separates the MAC field. Framing (the length
-//! prefix, a TPDU header) is not covered. For the `11` of `NDC.md` section 9 that is
+//! prefix, a TPDU header) is not covered. For the `11` of `NDC.md` section 10 that is
 //! `11 FS 001000001 FS FS 01A468E4 FS 14 FS … FS U FS 5CAM…` + `FS`, and the field after it is
 //! the MAC. The time-variant number (TVN) sits inside the covered bytes (slot 3 of `11`/`22`, the
 //! sequence field of the reply `4` that echoes it), so a reply cannot be replayed against a later
@@ -18,10 +18,10 @@
 //! forms are read.
 //!
 //! The receiver recomputes the input from the message it parsed ([`TransactionRequest::mac_input`]
-//! and friends), i.e. over the canonical encoding of what it acts on. For every message the codec
-//! reads back unchanged (`encode(parse(m)) == m`, which the sender's codec guarantees) this is
-//! the received byte string; a non-canonical form (a trailing FS the dialect tolerates) does not
-//! verify, which fails closed.
+//! and friends), i.e. over the encoding of what it acts on. The codec writes back what it read
+//! (trailing FS and extra fields included), so this is the received byte string up to the FS
+//! before the MAC field; trailing FS after the MAC field are outside the input. A message whose
+//! typed reading would not give back its bytes does not verify, which fails closed.
 
 use super::dialect::Dialect;
 use super::error::NdcError;
@@ -68,6 +68,7 @@ impl TransactionRequest {
     pub fn mac_input(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
         let unmaced = Self {
             mac: None,
+            trailing_fs: 0,
             ..self.clone()
         };
         unmaced.encode(dialect).map(|b| mac_input(&b))
@@ -79,6 +80,7 @@ impl TransactionReply {
     pub fn mac_input(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
         let unmaced = Self {
             mac: None,
+            trailing_fs: 0,
             ..self.clone()
         };
         unmaced.encode(dialect).map(|b| mac_input(&b))
@@ -90,6 +92,7 @@ impl SolicitedStatus {
     pub fn mac_input(&self, dialect: &Dialect) -> Result<Vec<u8>, NdcError> {
         let unmaced = Self {
             mac: None,
+            trailing_fs: 0,
             ..self.clone()
         };
         unmaced.encode(dialect).map(|b| mac_input(&b))

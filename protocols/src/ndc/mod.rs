@@ -3,47 +3,57 @@
 //! An agent parses what the terminal sends ([`TerminalMessage`]) and builds what the host sends
 //! ([`HostMessage`]); the ATM simulator does the opposite with the same types. Input is one
 //! message payload (framing, the 2-byte length, is [`crate::framing`]'s job). Layouts follow
-//! `NDC.md`; what differs between terminals (LUNO length, TVN, MAC trailer, amount width, cassette
-//! layout, `9`/`B` ready, reject reasons, last transaction status, track 1 id, trailing FS) is in a
-//! [`Dialect`] value, never in the code.
+//! `NDC.md`; what differs between terminals (TVN, MAC trailer, amount width, cassette layout,
+//! `9`/`B` ready, reject reasons, last transaction status, track 1 id, the LUNO length we write)
+//! is in a [`Dialect`] value, never in the code.
 //!
-//! Reading order: `fields.rs` (FS/GS splitting), [`dialect`], [`error`], [`sensitive`] (masked card
-//! data), then one file per message: [`transaction_request`] `11`, [`status`] `12`/`22`/`23`,
+//! Reading order: `fields.rs` (FS/GS splitting, the tolerant LUNO/TVN/trailing FS reading),
+//! [`dialect`], [`error`], [`sensitive`] (masked card data), then one file per message:
+//! [`transaction_request`] `11`, [`status`] `12`/`22`/`23`, [`journal`] `61`/`6`,
 //! [`terminal_command`] `1`, [`data_command`] `3` (and [`key_load`], its key change field),
-//! [`transaction_reply`] `4`.
+//! [`transaction_reply`] `4`, [`emv`] `8`, [`unknown`] anything else.
 //!
 //! Guarantees:
-//! - Parsing never panics, whatever the bytes; a bad message is an [`NdcError`] naming the class,
-//!   the field (name and FS position) and the reason, never the field's contents.
-//! - `encode(parse(m)) == m` for canonical messages (every real example in `NDC.md` section 9
-//!   except \[EA\]'s trailing FS), and `parse(encode(v)) == v` for every value `encode` accepts;
-//!   `encode` refuses values that would not read back (an FS inside a field, a wrong width).
-//!   One known exception: see the MAC note below.
-//! - Track 1/2/3, PIN buffer A and key change data are masked in `Debug` and in `Serialize` (JSON
-//!   for `atmctl ndc decode`); the clear value needs an explicit `expose()`.
+//! - Real traffic reads, in every dialect: a LUNO of any 0 to 9 printable characters (empty in
+//!   host messages and EJ uploads), any number of trailing FS (counted in `trailing_fs`), fields
+//!   after the last one a message knows (kept in `extra`, before the MAC), TVN and sequence
+//!   fields kept as sent, hex or not (a last field that is not 8 hex digits is not a MAC).
+//! - Decode then encode gives back the same bytes: [`NdcMessage::decode`] (and the
+//!   direction-specific `decode`s) never fail and return the typed message when it encodes to
+//!   exactly the input, else [`UnknownMessage`] with the raw fields. `parse` returns the typed
+//!   message, or an [`NdcError`] naming the class, the field (name and FS position) and the
+//!   reason (never the field's contents) for a known class that does not read; an unknown class
+//!   is `Ok(…::Unknown)`, never an error. `parse(encode(v)) == v` for every value `encode`
+//!   accepts; `encode` refuses values that would not read back (an FS inside a field, a wrong
+//!   width, an empty last extra field without MAC).
+//! - Parsing never panics, whatever the bytes.
+//! - Track 1/2/3, PIN buffer A, buffers B/C, a request's id buffers and key change data are
+//!   masked in `Debug` and in `Serialize` (JSON for `atmctl ndc decode`); PAN-like digit runs
+//!   (13 to 19 digits) are masked in journal text, a reply's screen update, printer data and id
+//!   buffers, and raw fields. The clear value needs an explicit `expose()` (or the pub field).
 //!
 //! Covered: transaction request `11` (tracks, opcode, amount, PIN buffer A with `:;<=>?` decoding,
 //! buffers B/C, track 1, last transaction status, id buffers, MAC); unsolicited status `12`
 //! (typed power-up `B`, cash handler `E`, supervisor `P2x`, others raw); solicited status `22`
 //! (`9`, `B` + completion/TSN data, `A`, `C` + reason, `8` device fault with `E` notes, `F`
-//! config id / supply counters / config info / others raw); encryptor init `23`; terminal commands
-//! `1`; data commands `3` (screens, states, config parameters and FITs raw, config id, enhanced
-//! config, date/time, key change `3x`/`4x` kept as modifier + masked data, with [`key_load`]
-//! reading and building the extended key change's key field); transaction reply `4`.
+//! config id / supply counters / config info / others raw); encryptor data `23` (new key KVV,
+//! key read KVVs); EJ upload `61` (block header, journal text); terminal commands `1`; data
+//! commands `3` (screens, states, config parameters and FITs raw, config id, enhanced config,
+//! date/time, key change `3x`/`4x` kept as modifier + masked data, with [`key_load`] reading
+//! and building the extended key change's key field; a key read `4H` without data raw);
+//! transaction reply `4`; EJ command `6` (acknowledge, acknowledge and stop, options raw); EMV
+//! configuration `8` (table id, records raw); any other class raw.
 //!
-//! Not covered (kept raw or rejected): EMV configuration `8` and EJ `6`/`61` (unknown class),
-//! interactive transaction response `2` and `1E`/`1B` data commands (raw
-//! [`DataCommandData::Other`]), FIT/state field semantics, screen control sequences, config info
-//! and `H`..`N` terminal state layouts, coin/deposit tails of the last transaction status, MAC
-//! computation and TVN checking (the codec carries the MAC and fixes the bytes it covers, see
-//! [`mac`]; computing and checking it is the key store's and the agent's), the TPDU/header of
-//! some sites.
+//! Not covered (kept raw): interactive transaction response `2` and `1E`/`1B` data commands
+//! ([`DataCommandData::Other`]), FIT/state field semantics, screen control sequences, config info
+//! and `H`..`N` terminal state layouts, coin/deposit tails of the last transaction status, EMV
+//! record layouts, MAC computation and TVN checking (the codec carries the MAC and fixes the
+//! bytes it covers, see [`mac`]; computing and checking it is the key store's and the agent's),
+//! a `22` TVN slot the dialect does not have (decodes as unknown), the TPDU/header of some sites.
 //! The MAC is optional per message: in a MAC dialect a last field of exactly 8 hex digits is read
-//! as the MAC (so an 8-hex last record without MAC would be misread; `encode` output of such a
-//! value reads back differently, and property tests avoid it). An empty last field beyond a
-//! message's fixed positions (a trailing FS the dialect does not tolerate, or two) is refused.
-//! [`NdcMessage::parse`] reads `11`/`12` as terminal messages; a host terminal command with
-//! response flag `1`/`2` needs [`HostMessage::parse`].
+//! as the MAC (so an 8-hex last record without MAC would be read as a MAC; it is written back the
+//! same, so bytes still round-trip). [`NdcMessage::parse`] reads `11`/`12` as terminal messages;
+//! a host terminal command with response flag `1`/`2` needs [`HostMessage::parse`].
 
 pub mod data_command;
 pub mod dialect;
