@@ -123,7 +123,13 @@ fn bad_input_exits_2_with_one_line() {
             vec!["iso8583", "encode", "--spec", "iso87-ascii"],
             r#"{"t":"0100","3":"ABC"}"#,
         ),
-        (vec!["ndc", "decode", "3131"], ""),
+        // Any NDC bytes decode (a truncated `11` shows as an unknown message); only input that
+        // is not hex, or nothing, is bad input.
+        (vec!["ndc", "decode", "3131zz"], ""),
+        (
+            vec!["ndc", "decode", "--dialect", "no-such-dialect", "3131"],
+            "",
+        ),
     ] {
         let out = atmctl(&args, stdin);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -131,6 +137,27 @@ fn bad_input_exits_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("atmctl: "), "{err}");
     }
+}
+
+#[test]
+fn ndc_decode_shows_any_message_even_one_it_does_not_type() {
+    let hex: String = b"11"
+        .iter()
+        .chain(b"\x1c001")
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let out = json(&atmctl(&["ndc", "decode", "--dialect", "basic", &hex], ""));
+    assert_eq!(out["Unknown"]["class"], "11", "{out}");
+    let hex: String =
+        b"61\x1c\x1c\x1c\x1c000001181011124235279606279633027gooffline\r\nGoOutOfService\r\n"
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+    let out = json(&atmctl(&["ndc", "decode", &hex], ""));
+    assert_eq!(
+        out["Terminal"]["JournalUpload"]["header"]["last_char"], 279_633,
+        "{out}"
+    );
 }
 
 /// A PIN change request: the new PIN's block in buffer B, its confirmation in C, smart card data
