@@ -27,6 +27,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The electronic journals kept (`[ej]`).
+    #[serde(default)]
+    pub ej: EjConfig,
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
@@ -238,6 +241,32 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[ej]`: the terminals' electronic journals the agent keeps (`atmctl ej`).
+///
+/// ```toml
+/// [ej]
+/// lines_per_terminal = 200000
+/// ```
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EjConfig {
+    /// Lines kept per terminal; beyond it the oldest are removed (default 200000, at least 1).
+    #[serde(default = "default_ej_lines")]
+    pub lines_per_terminal: u64,
+}
+
+impl Default for EjConfig {
+    fn default() -> Self {
+        Self {
+            lines_per_terminal: default_ej_lines(),
+        }
+    }
+}
+
+fn default_ej_lines() -> u64 {
+    crate::adapters::state_store::JOURNAL_LINES_PER_TERMINAL
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
@@ -303,6 +332,7 @@ impl Config {
             uplink,
             tls: None,
             storage: StorageConfig::default(),
+            ej: EjConfig::default(),
             queue: QueueConfig::default(),
             timeouts: Timeouts::default(),
             control: ControlConfig::default(),
@@ -486,6 +516,9 @@ impl Config {
             return Err(
                 "ndc.max_pin_format_errors, ndc.pin_format_window_secs: must be at least 1".into(),
             );
+        }
+        if self.ej.lines_per_terminal == 0 {
+            return Err("ej.lines_per_terminal: must be at least 1".into());
         }
         if self.timeouts.authorization_ms == 0 || self.timeouts.advice_ms == 0 {
             return Err("timeouts: values must be positive".into());
@@ -833,6 +866,7 @@ mod tests {
         let c = Config::parse(GOOD, "a.toml").unwrap();
         assert_eq!(c.ndc.max_connections, 256);
         assert_eq!(c.terminals[0].listen, None);
+        assert_eq!(c.ej.lines_per_terminal, 200_000);
 
         // A port of its own stands in for an address.
         let own = GOOD.replace("address = \"127.0.0.1\"", "listen = \"127.0.0.1:9101\"");
@@ -857,5 +891,8 @@ mod tests {
         let none = GOOD.replace("[[terminals]]", "max_connections = 0\n[[terminals]]");
         let e = Config::parse(&none, "a.toml").unwrap_err();
         assert!(e.reason().contains("ndc.max_connections"), "{e}");
+        let e = Config::parse(&format!("{GOOD}\n[ej]\nlines_per_terminal = 0\n"), "a.toml")
+            .unwrap_err();
+        assert!(e.reason().contains("ej.lines_per_terminal"), "{e}");
     }
 }

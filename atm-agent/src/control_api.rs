@@ -8,6 +8,8 @@
 //! `{"cmd":"keys_load_zone_master","components":[…]}`, `{"cmd":"keys_rotate","terminal":"ATM00001"}`,
 //! `{"cmd":"keys_ls"}`, `{"cmd":"dispense_ls","terminal":null}`,
 //! `{"cmd":"dispense_settle","terminal":"ATM00001","tsn":7,"outcome":{"dispensed":{"amount_minor":5000}}|"nothing","reason":"…","by":"jane"}`.
+//! `{"cmd":"ej","terminal":"ATM00001","last":50,"reveal":false}` (the terminal's electronic
+//! journal, card-number-like digit runs masked unless `reveal`).
 //!
 //! Key components are secrets: they live in zeroizing buffers on both ends and never print.
 
@@ -50,6 +52,14 @@ pub enum Request {
     DispenseLs {
         #[serde(default)]
         terminal: Option<String>,
+    },
+    /// The last lines of a terminal's electronic journal (default 50), masked unless `reveal`.
+    Ej {
+        terminal: String,
+        #[serde(default)]
+        last: Option<usize>,
+        #[serde(default)]
+        reveal: bool,
     },
     /// A technician settles a dispense in doubt: what left the ATM, and why they say so.
     DispenseSettle {

@@ -176,6 +176,33 @@ pub trait TerminalStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every terminal held out of service, with the reason.
     fn holds(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Appends the lines of one upload block of the terminal's electronic journal, stored at
+    /// `at_ms`; returns once they are durable (only then may the block be acknowledged). A block
+    /// whose `block_end` (its last character number) is the last one stored is the same block
+    /// sent again: nothing is stored. Keeps at most the store's limit of lines per terminal, the
+    /// oldest removed beyond it.
+    fn append_journal(
+        &self,
+        terminal: &TerminalId,
+        at_ms: u64,
+        block_end: Option<u32>,
+        lines: &[String],
+    ) -> impl Future<Output = Result<JournalAppend, StoreError>> + Send;
+    /// The terminal's last `last` journal lines, oldest first.
+    fn journal(
+        &self,
+        terminal: &str,
+        last: usize,
+    ) -> Result<Vec<crate::domain::journal::JournalLine>, StoreError>;
+}
+
+/// What [`TerminalStore::append_journal`] did with a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalAppend {
+    /// Stored; `removed` old lines went to keep within the limit.
+    Stored { removed: u64 },
+    /// The block was the last one stored (sent again): nothing stored.
+    AlreadyStored,
 }
 
 /// The store-and-forward queue of advices: durable, FIFO per terminal, one in flight per

@@ -122,7 +122,8 @@ pub async fn start(config: &Config) -> Result<RunningAgent, StartError> {
     };
     let state = Arc::new(
         StateStore::open_with_vault(&dir.join("state"), vault)
-            .map_err(|e| StartError::Storage(Box::new(e)))?,
+            .map_err(|e| StartError::Storage(Box::new(e)))?
+            .with_journal_limit(config.ej.lines_per_terminal),
     );
     // sled made its files with the umask's mode: 0600 (the directory is 0700 anyway), and the
     // key store too when it lives outside the storage directory.

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use atm_agent::config::{self as agent_config, Config, NdcConfig, StorageConfig, TerminalConfig};
 use atm_agent::domain::terminal::TerminalState;
+use atm_agent::ports::TerminalStore;
 use atm_agent::runtime::RunningAgent;
 use firmware_profiles::Profile;
 use futures::{SinkExt, StreamExt};
@@ -468,4 +469,79 @@ async fn an_unparseable_transaction_request_is_declined_within_the_terminals_tim
     assert!(r.notes_to_dispense.iter().all(|n| *n == 0));
     assert!(!atm.is_closed());
     agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn journal_uploads_are_stored_before_they_are_acknowledged_and_shown_masked_by_atmctl_ej() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(&dir, vec![bound("001", "ATM00001", Ipv4Addr::LOCALHOST)]).await;
+    let profile = Profile::builtin(BASIC).unwrap();
+    let atm = RawAtm::connect(
+        agent.ndc_addr,
+        Ipv4Addr::LOCALHOST,
+        "001",
+        Behaviour {
+            config_id: "0022".into(),
+            power_up: true,
+            ..Behaviour::default()
+        },
+    )
+    .await;
+    wait_state(&agent, "ATM00001", TerminalState::InService).await;
+
+    // A block as real terminals send it: no LUNO, characters 1000 to 1000 + its length.
+    let text = "CARD 4761739001010010\r\nWITHDRAWAL 100.00\r\n";
+    let block = protocols::ndc::JournalUpload::new("", "000001", "261204", "101500", 1000, text);
+    let end = block.last_char().unwrap();
+    let raw = String::from_utf8(block.encode(&profile.dialect).unwrap()).unwrap();
+    atm.send(raw.clone()).await;
+    let ack = format!("6\x1c\x1c\x1c1{end:06}");
+    testkit::wait::wait_until("the block acknowledged", 10, || async {
+        atm.received().contains(&ack)
+    })
+    .await;
+    // Acknowledged means stored.
+    let stored = agent.services.state.journal("ATM00001", 10).unwrap();
+    let texts: Vec<&str> = stored.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["CARD 4761739001010010", "WITHDRAWAL 100.00"]);
+
+    // Sent again (as after a lost acknowledgement): acknowledged again, not stored twice.
+    atm.send(raw).await;
+    testkit::wait::wait_until("the block acknowledged twice", 10, || async {
+        atm.received().iter().filter(|m| **m == ack).count() == 2
+    })
+    .await;
+    assert_eq!(
+        agent.services.state.journal("ATM00001", 10).unwrap().len(),
+        2
+    );
+
+    // atmctl ej shows the lines, the card number masked unless --reveal.
+    let socket = agent.control_socket.clone();
+    let shown = atmctl_ej(&socket, &["ATM00001"]).await;
+    assert_eq!(shown.0, Some(0), "{shown:?}");
+    assert!(shown.1.contains("CARD 476173******0010"), "{shown:?}");
+    assert!(!shown.1.contains("4761739001010010"), "{shown:?}");
+    assert!(shown.1.contains("WITHDRAWAL 100.00"), "{shown:?}");
+    let json = atmctl_ej(&socket, &["ATM00001", "--json", "--last", "1"]).await;
+    let json: serde_json::Value = serde_json::from_str(&json.1).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["text"], "WITHDRAWAL 100.00");
+    assert_eq!(json[0]["seq"], 2);
+    let revealed = atmctl_ej(&socket, &["ATM00001", "--reveal"]).await;
+    assert!(revealed.1.contains("4761739001010010"), "{revealed:?}");
+    let unknown = atmctl_ej(&socket, &["ATM00009"]).await;
+    assert_eq!(unknown.0, Some(3), "{unknown:?}");
+    agent.shutdown().await;
+}
+
+/// Runs `atmctl ej --socket SOCKET ARGS…` off the runtime (the agent answers on it): exit code
+/// and standard output.
+async fn atmctl_ej(socket: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_atmctl"));
+    cmd.arg("ej").arg("--socket").arg(socket).args(args);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stdout).unwrap())
 }

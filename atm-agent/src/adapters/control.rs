@@ -77,6 +77,11 @@ async fn answer(svc: &Services, req: Request, peer: control_socket::Peer) -> Val
             reason,
             by,
         } => control_socket::answer(settle(svc, &terminal, tsn, outcome, reason, by, peer).await),
+        Request::Ej {
+            terminal,
+            last,
+            reveal,
+        } => control_socket::answer(journal(svc, &terminal, last, reveal, peer)),
         Request::QueueLs => json!({"ok": true, "data": svc.queue.list()}),
         Request::QueueRetry { terminal } => {
             let n = svc.queue.retry_now(terminal.as_deref());
@@ -159,6 +164,43 @@ fn dispenses(svc: &Services, terminal: Option<&str>) -> Vec<Value> {
             v
         })
         .collect()
+}
+
+/// Lines `atmctl ej` shows unless told `--last`.
+const EJ_DEFAULT_LINES: usize = 50;
+/// The most lines one `atmctl ej` asks for (a control answer is one JSON line).
+const EJ_MAX_LINES: usize = 10_000;
+
+/// `atmctl ej`: the terminal's last journal lines, PAN-like digit runs (13 to 19 digits) masked
+/// as a PAN is (`protocols::ndc::mask_pan_runs`, the same as `atmctl ndc decode`) unless
+/// `reveal` (which is logged on the `audit` target with who asked).
+fn journal(
+    svc: &Services,
+    terminal: &str,
+    last: Option<usize>,
+    reveal: bool,
+    peer: control_socket::Peer,
+) -> Result<Value, String> {
+    if svc.registry.view(terminal).is_none() {
+        return Err(format!("not found: unknown terminal {terminal}"));
+    }
+    let last = last.unwrap_or(EJ_DEFAULT_LINES).min(EJ_MAX_LINES);
+    if reveal {
+        tracing::warn!(target: "audit", terminal, lines = last, peer_uid = peer.uid, peer_pid = peer.pid, "electronic journal shown unmasked (atmctl ej --reveal)");
+    }
+    let lines = svc
+        .state
+        .journal(terminal, last)
+        .map_err(|e| e.to_string())?;
+    Ok(json!(lines
+        .into_iter()
+        .map(|mut l| {
+            if !reveal {
+                l.text = protocols::ndc::mask_pan_runs(&l.text);
+            }
+            l
+        })
+        .collect::<Vec<_>>()))
 }
 
 /// `atmctl dispense settle`: refusals start with `not found:`, `invalid:` or `busy:`.

@@ -29,6 +29,15 @@
 //! decode) is kept in the tree `terminal_holds` (terminal id → the reason, UTF-8) until an
 //! operator releases it, so a restart does not release it.
 //!
+//! **Electronic journal.** The lines a terminal uploads are kept in the tree
+//! `electronic_journal`, keyed `<terminal> <seq, 20 digits>` (one terminal's lines sort together,
+//! in the order received), each `{"at_ms", "text"}` JSON, group-committed before the upload is
+//! acknowledged, with the end (last character number) of the terminal's last block under
+//! `~block_end <terminal>` in the same batch: a block sent again with that end (the
+//! acknowledgement was lost) is not stored twice. Policy: at most [`StateStore::journal_limit`] lines per terminal (default
+//! [`JOURNAL_LINES_PER_TERMINAL`]); beyond it the oldest are removed, and the count of removed
+//! lines is returned to the caller, which logs it. Sequence numbers are never reused.
+//!
 //! **Stored form.** The records are the JSON written by earlier agents, unchanged
 //! ([`PendingRecord`], [`PinKeyRecord`]: strings and plain numbers); they are converted to and
 //! from the typed domain values here. A store written by a running agent therefore opens as it
@@ -49,7 +58,7 @@ use tokio::sync::Mutex;
 use crate::domain::acceptance::AcceptanceRecord;
 use crate::domain::pending::{Doubt, OperatorSettlement, PendingDispense, Purpose};
 use crate::domain::pin::LoadedPinKey;
-use crate::ports::{StoreError, TerminalStore};
+use crate::ports::{JournalAppend, StoreError, TerminalStore};
 
 const BLOCK: u32 = 1000;
 
@@ -375,8 +384,41 @@ pub struct StateStore {
     vault: Option<VaultKey>,
     pin_keys: sled::Tree,
     holds: sled::Tree,
+    journal: sled::Tree,
+    /// Lines kept per terminal in `journal`.
+    journal_limit: u64,
+    /// Serializes journal appends (the next sequence number and the trim).
+    journal_lock: Mutex<()>,
     commits: GroupCommitter,
     live: Mutex<HashMap<String, Counter>>,
+}
+
+/// Journal lines kept per terminal unless configured otherwise (`storage.ej_lines_per_terminal`).
+pub const JOURNAL_LINES_PER_TERMINAL: u64 = 200_000;
+
+const JOURNAL: &str = "electronic_journal";
+
+/// Where the end (last character number) of the terminal's last stored upload block is kept, in
+/// the journal tree so that it is written in the same batch as the block's lines. A terminal id
+/// has no `~` or space, so this never falls under a terminal's `<terminal> ` prefix.
+fn journal_end_key(terminal: &str) -> String {
+    format!("~block_end {terminal}")
+}
+
+fn journal_key(terminal: &str, seq: u64) -> String {
+    format!("{terminal} {seq:020}")
+}
+
+/// The sequence number of a journal key (`<terminal> <seq>`).
+fn journal_seq(key: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(key).ok()?;
+    text.rsplit_once(' ')?.1.parse().ok()
+}
+
+#[derive(Serialize, Deserialize)]
+struct JournalRecord {
+    at_ms: u64,
+    text: String,
 }
 
 impl StateStore {
@@ -415,6 +457,7 @@ impl StateStore {
         }
         let pin_keys = db.open_tree("terminal_pin_keys").map_err(storage)?;
         let holds = db.open_tree("terminal_holds").map_err(storage)?;
+        let journal = db.open_tree(JOURNAL).map_err(storage)?;
         let commits = GroupCommitter::start(db, path, "agent-state").map_err(storage)?;
         Ok(Self {
             counters,
@@ -424,9 +467,44 @@ impl StateStore {
             vault,
             pin_keys,
             holds,
+            journal,
+            journal_limit: JOURNAL_LINES_PER_TERMINAL,
+            journal_lock: Mutex::new(()),
             commits,
             live: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps at most `lines` journal lines per terminal (at least 1).
+    pub fn with_journal_limit(mut self, lines: u64) -> Self {
+        self.journal_limit = lines.max(1);
+        self
+    }
+
+    /// Lines kept per terminal in the electronic journal.
+    pub fn journal_limit(&self) -> u64 {
+        self.journal_limit
+    }
+
+    /// The first and last sequence numbers of the terminal's journal.
+    fn journal_bounds(&self, terminal: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let prefix = pending_prefix(terminal);
+        let mut lines = self.journal.scan_prefix(prefix.as_bytes()).keys();
+        let first = match lines.next() {
+            Some(k) => k.map_err(storage)?,
+            None => return Ok(None),
+        };
+        let last = match lines.next_back() {
+            Some(k) => k.map_err(storage)?,
+            None => first.clone(),
+        };
+        match (journal_seq(&first), journal_seq(&last)) {
+            (Some(a), Some(b)) => Ok(Some((a, b))),
+            _ => Err(corrupt(
+                &String::from_utf8_lossy(&last),
+                "journal key without a sequence number",
+            )),
+        }
     }
 
     /// The next value of counter `name` for `terminal`, in `1..=max`, wrapping.
@@ -640,6 +718,74 @@ impl TerminalStore for StateStore {
         }
         .map_err(storage)?;
         self.commits.durable().await.map_err(storage)
+    }
+
+    async fn append_journal(
+        &self,
+        terminal: &TerminalId,
+        at_ms: u64,
+        block_end: Option<u32>,
+        lines: &[String],
+    ) -> Result<JournalAppend, StoreError> {
+        let t = terminal.as_str();
+        let _one_at_a_time = self.journal_lock.lock().await;
+        let end_key = journal_end_key(t);
+        let stored_end = self
+            .journal
+            .get(end_key.as_bytes())
+            .map_err(storage)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u32::from_be_bytes));
+        if block_end.is_some() && block_end == stored_end {
+            // The terminal sent the block again (our acknowledgement did not reach it).
+            return Ok(JournalAppend::AlreadyStored);
+        }
+        let (first, last) = self.journal_bounds(t)?.unwrap_or((1, 0));
+        let mut batch = sled::Batch::default();
+        if let Some(end) = block_end {
+            batch.insert(end_key.as_bytes(), &end.to_be_bytes());
+        }
+        let mut seq = last;
+        for text in lines {
+            seq += 1;
+            let record = JournalRecord {
+                at_ms,
+                text: text.clone(),
+            };
+            let value = serde_json::to_vec(&record).map_err(storage)?;
+            batch.insert(journal_key(t, seq).as_bytes(), value);
+        }
+        // Bounded: the oldest lines beyond the limit go, in the same batch.
+        let kept_from = (seq + 1).saturating_sub(self.journal_limit).max(first);
+        for old in first..kept_from {
+            batch.remove(journal_key(t, old).as_bytes());
+        }
+        self.journal.apply_batch(batch).map_err(storage)?;
+        self.commits.durable().await.map_err(storage)?;
+        Ok(JournalAppend::Stored {
+            removed: kept_from - first,
+        })
+    }
+
+    fn journal(
+        &self,
+        terminal: &str,
+        last: usize,
+    ) -> Result<Vec<crate::domain::journal::JournalLine>, StoreError> {
+        let prefix = pending_prefix(terminal);
+        let mut lines = Vec::new();
+        for kv in self.journal.scan_prefix(prefix.as_bytes()).rev().take(last) {
+            let (k, v) = kv.map_err(storage)?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let seq = journal_seq(&k).ok_or_else(|| corrupt(&key, "no sequence number"))?;
+            let r: JournalRecord = serde_json::from_slice(&v).map_err(|e| corrupt(&key, e))?;
+            lines.push(crate::domain::journal::JournalLine {
+                seq,
+                at_ms: r.at_ms,
+                text: r.text,
+            });
+        }
+        lines.reverse();
+        Ok(lines)
     }
 
     fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -944,5 +1090,59 @@ mod tests {
         );
         s.put_hold(&tid("ATM1"), None).await.unwrap();
         assert!(s.holds().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn journal_lines_survive_a_restart_in_order_per_terminal_and_the_oldest_go_beyond_the_limit(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = |r: std::ops::Range<u32>| r.map(|i| format!("LINE {i}")).collect::<Vec<_>>();
+        {
+            let s = StateStore::open(dir.path()).unwrap().with_journal_limit(5);
+            let stored = JournalAppend::Stored { removed: 0 };
+            let (atm1, atm11) = (tid("ATM1"), tid("ATM11"));
+            let first = lines(1..4);
+            assert_eq!(
+                s.append_journal(&atm1, 10, Some(30), &first).await.unwrap(),
+                stored
+            );
+            let other = lines(1..2);
+            assert_eq!(
+                s.append_journal(&atm11, 11, Some(30), &other)
+                    .await
+                    .unwrap(),
+                stored
+            );
+        }
+        let s = StateStore::open(dir.path()).unwrap().with_journal_limit(5);
+        let got = s.journal("ATM1", 10).unwrap();
+        assert_eq!(got.len(), 3, "ATM11's line is not ATM1's: {got:?}");
+        assert_eq!(
+            (got[0].seq, got[0].at_ms, got[0].text.as_str()),
+            (1, 10, "LINE 1")
+        );
+        // The same block again (its acknowledgement was lost): not stored twice.
+        let atm1 = tid("ATM1");
+        let (first, more) = (lines(1..4), lines(4..8));
+        let again = s.append_journal(&atm1, 12, Some(30), &first).await.unwrap();
+        assert_eq!(again, JournalAppend::AlreadyStored);
+        assert_eq!(
+            s.append_journal(&atm1, 20, Some(70), &more).await.unwrap(),
+            JournalAppend::Stored { removed: 2 },
+            "seven lines, five kept"
+        );
+        let got = s.journal("ATM1", 100).unwrap();
+        let seqs: Vec<u64> = got.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [3, 4, 5, 6, 7]);
+        assert_eq!(got[4].text, "LINE 7");
+        let last_two: Vec<u64> = s
+            .journal("ATM1", 2)
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        assert_eq!(last_two, [6, 7]);
+        assert_eq!(s.journal("ATM11", 100).unwrap().len(), 1);
+        assert!(s.journal("ATM2", 100).unwrap().is_empty());
     }
 }

@@ -234,6 +234,22 @@ impl TerminalStore for FakeStore {
     fn holds(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(Vec::new())
     }
+    async fn append_journal(
+        &self,
+        _: &TerminalId,
+        _: u64,
+        _: Option<u32>,
+        _: &[String],
+    ) -> Result<crate::ports::JournalAppend, StoreError> {
+        Ok(crate::ports::JournalAppend::Stored { removed: 0 })
+    }
+    fn journal(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<crate::domain::journal::JournalLine>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 #[derive(Default)]

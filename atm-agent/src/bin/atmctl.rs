@@ -53,6 +53,22 @@ enum Command {
     /// Dispenses in doubt: list them, settle one.
     #[command(subcommand)]
     Dispense(DispenseCommand),
+    /// A terminal's electronic journal, as it uploaded it (card numbers masked).
+    Ej {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Terminal id, e.g. ATM00001.
+        terminal: String,
+        /// How many of the last lines (default 50, at most 10000).
+        #[arg(long)]
+        last: Option<usize>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show card-number-like digit runs in clear (logged on the agent's audit target).
+        #[arg(long)]
+        reveal: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -312,6 +328,25 @@ fn run(args: Args) -> Result<String, CliError> {
         Command::Keys(KeysCommand::Rotate { socket, terminal }) => {
             let request = Request::KeysRotate { terminal };
             Ok(cli::control::send(&socket.socket, &request)?.to_string())
+        }
+        Command::Ej {
+            socket,
+            terminal,
+            last,
+            json,
+            reveal,
+        } => {
+            let request = Request::Ej {
+                terminal,
+                last,
+                reveal,
+            };
+            let data = cli::control::send(&socket.socket, &request)?;
+            Ok(if json {
+                data.to_string()
+            } else {
+                cli::control::render_journal(&data)
+            })
         }
         Command::Dispense(DispenseCommand::Ls {
             socket,

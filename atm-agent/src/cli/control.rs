@@ -97,6 +97,43 @@ pub fn render_dispenses(data: &Value) -> String {
     out
 }
 
+/// One line per journal line: its number, when the agent stored it (UTC), the text.
+pub fn render_journal(data: &Value) -> String {
+    let mut out = String::new();
+    for l in data.as_array().into_iter().flatten() {
+        let at_ms = l["at_ms"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "{:>8}  {}  {}\n",
+            l["seq"].as_u64().unwrap_or(0),
+            utc(at_ms),
+            l["text"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (UTC) of a time in ms since the Unix epoch.
+fn utc(at_ms: u64) -> String {
+    let secs = at_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// One line per queued advice.
 pub fn render_queue(data: &Value) -> String {
     let mut out = String::from(
@@ -117,4 +154,22 @@ pub fn render_queue(data: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_lines_show_number_utc_time_and_text() {
+        let data = serde_json::json!([
+            {"seq": 7, "at_ms": 1_764_845_655_000u64, "text": "CARD 476173******0010"}
+        ]);
+        assert_eq!(
+            render_journal(&data),
+            "       7  2025-12-04 10:54:15  CARD 476173******0010\n"
+        );
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
+    }
 }

@@ -6,6 +6,7 @@ pub mod acceptance;
 pub mod advice;
 pub mod dispense;
 pub mod exchange;
+pub mod journal;
 pub mod mix;
 pub mod pending;
 pub mod pin;

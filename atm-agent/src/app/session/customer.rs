@@ -213,6 +213,11 @@ where
                 {
                     tracing::info!(status = ?u.device, "unsolicited status during a dispense");
                 }
+                // The journal uploads in the background of a customer: not a new customer.
+                TerminalMessage::JournalUpload(u) => self.take_journal_upload(u),
+                TerminalMessage::Unknown(m) => {
+                    tracing::warn!(class = %m.class, "message of a class the agent does not serve: ignored");
+                }
                 other => {
                     // A power-up or a new request instead of the status: the outcome stays in
                     // doubt until the counters or the last transaction status tell it.
@@ -273,6 +278,7 @@ where
             }],
             buffers: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         };
         self.sign_reply(&mut msg);
         self.replied = true;

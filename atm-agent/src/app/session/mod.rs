@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Framed;
 
 mod customer;
+mod journal;
 mod mac;
 mod pin_key_load;
 mod startup;
@@ -76,6 +77,8 @@ pub struct Session<IO, L, S, Q> {
     /// Transaction requests that did not parse, still to be declined: their sequence (TVN)
     /// and message coordination number (`unreadable.rs`).
     owed_declines: VecDeque<(String, char)>,
+    /// Electronic journal upload blocks to store and acknowledge (`journal.rs`).
+    journal_blocks: VecDeque<protocols::ndc::JournalUpload>,
     /// Whether the customer being served has had the transaction reply.
     replied: bool,
     /// This session's number in the registry, and the signal that a newer connection of the
@@ -128,6 +131,7 @@ where
             stopping: None,
             mac: mac::MacState::default(),
             owed_declines: VecDeque::new(),
+            journal_blocks: VecDeque::new(),
             replied: false,
             attached: None,
         }
@@ -194,6 +198,9 @@ where
         let mut replaced = self.attached.as_ref().map(|(_, r)| r.clone());
         loop {
             if let Err(e) = self.pay_owed_declines().await {
+                return e;
+            }
+            if let Err(e) = self.store_journal().await {
                 return e;
             }
             if let Some(m) = self.deferred.pop_front() {
@@ -288,6 +295,14 @@ where
                 tracing::info!(terminal = self.tid(), id = %e.id, "encryptor initialisation data received");
                 Ok(())
             }
+            TerminalMessage::JournalUpload(u) => {
+                self.take_journal_upload(u);
+                Ok(())
+            }
+            TerminalMessage::Unknown(m) => {
+                tracing::warn!(terminal = self.tid(), class = %m.class, fields = m.fields.len(), "message of a class the agent does not serve: ignored");
+                Ok(())
+            }
         }
     }
 
@@ -328,30 +343,40 @@ where
         match TerminalMessage::parse(&frame.payload, &self.profile.dialect) {
             Ok(m) => {
                 self.malformed_in_a_row = 0;
-                if m.luno() != self.terminal.luno {
+                // Journal uploads and messages of unknown classes may come without a LUNO
+                // (real terminals leave it empty in `61`); any LUNO given must be this one.
+                let may_be_empty = matches!(
+                    m,
+                    TerminalMessage::JournalUpload(_) | TerminalMessage::Unknown(_)
+                );
+                if m.luno() != self.terminal.luno && !(may_be_empty && m.luno().is_empty()) {
                     return Err(self.foreign_luno(m.luno()));
                 }
                 Ok(Some(m))
             }
-            Err(e) => {
-                self.malformed_in_a_row += 1;
-                tracing::warn!(terminal = self.tid(), error = %e, bytes = frame.payload.len(), "malformed NDC message from the terminal");
-                if let Some(raw) = unreadable::RawRequest::read(&frame.payload) {
-                    if raw.luno != self.terminal.luno {
-                        return Err(self.foreign_luno(&raw.luno));
-                    }
-                    self.owe_decline(raw);
-                }
-                if self.malformed_in_a_row >= self.svc.max_malformed {
-                    tracing::warn!(
-                        terminal = self.tid(),
-                        "too many malformed messages in a row: closing the connection"
-                    );
-                    return Err(SessionEnd::TooManyMalformed);
-                }
-                Ok(None)
-            }
+            Err(e) => self.malformed(&frame, &e).map(|()| None),
         }
+    }
+
+    /// A message that does not parse: logged and counted (an unparseable transaction request
+    /// is owed a decline); too many in a row end the session.
+    fn malformed(&mut self, frame: &Frame, e: &protocols::ndc::NdcError) -> Result<(), SessionEnd> {
+        self.malformed_in_a_row += 1;
+        tracing::warn!(terminal = self.tid(), error = %e, bytes = frame.payload.len(), "malformed NDC message from the terminal");
+        if let Some(raw) = unreadable::RawRequest::read(&frame.payload) {
+            if raw.luno != self.terminal.luno {
+                return Err(self.foreign_luno(&raw.luno));
+            }
+            self.owe_decline(raw);
+        }
+        if self.malformed_in_a_row >= self.svc.max_malformed {
+            tracing::warn!(
+                terminal = self.tid(),
+                "too many malformed messages in a row: closing the connection"
+            );
+            return Err(SessionEnd::TooManyMalformed);
+        }
+        Ok(())
     }
 
     /// A message naming another LUNO than the terminal this connection was identified as.
@@ -397,6 +422,8 @@ where
                 TerminalMessage::SolicitedStatus(s) => return Ok(s),
                 // Boxed: a power-up here starts the start-up exchange again (recursion).
                 TerminalMessage::UnsolicitedStatus(u) => Box::pin(self.unsolicited(u)).await?,
+                // Journal blocks are taken at once (a terminal uploads in the background).
+                TerminalMessage::JournalUpload(u) => self.take_journal_upload(u),
                 other => self.defer(other)?,
             }
         }

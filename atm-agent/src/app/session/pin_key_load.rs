@@ -273,7 +273,9 @@ where
             luno: self.terminal.luno.clone(),
             sequence: String::new(),
             data: KeyLoad::new(cryptogram.0.clone())?.data(modifier),
+            extra: Vec::new(),
             mac: None,
+            trailing_fs: 0,
         }))
     }
 

@@ -107,6 +107,8 @@ where
                     DeviceState::PowerUp { config_id } => power_up = Some(config_id),
                     _ => Box::pin(self.unsolicited(u)).await?,
                 },
+                // Journal blocks are taken at once (a terminal uploads in the background).
+                TerminalMessage::JournalUpload(u) => self.take_journal_upload(u),
                 other => self.defer(other)?,
             }
         };
@@ -290,7 +292,9 @@ fn customization_messages(
                     luno: luno.to_owned(),
                     sequence: String::new(),
                     data,
+                    extra: Vec::new(),
                     mac: None,
+                    trailing_fs: 0,
                 },
             ))
         })
