@@ -238,6 +238,8 @@ async fn a_reconnect_without_power_up_is_back_in_service_without_a_reload_and_re
 
     // The network is cut without the first connection closing; the terminal dials again and
     // says nothing.
+    let logs = CapturedLogs::default();
+    let guard = capture_warnings(&logs);
     let second = RawAtm::connect(agent.ndc_addr, Ipv4Addr::LOCALHOST, "001", current).await;
     testkit::wait::wait_until("the old connection closed", 10, || async {
         first.is_closed()
@@ -250,6 +252,10 @@ async fn a_reconnect_without_power_up_is_back_in_service_without_a_reload_and_re
     })
     .await;
     wait_state(&agent, "ATM00001", TerminalState::InService).await;
+    drop(guard);
+    let replaced = logs.lines_with("a new connection replaces the terminal's session");
+    assert_eq!(replaced.len(), 1, "{replaced:#?}");
+    assert!(replaced[0].contains("ATM00001"), "{}", replaced[0]);
     assert!(
         second.received_of('3').is_empty(),
         "no reload: {:?}",
@@ -544,4 +550,40 @@ async fn atmctl_ej(socket: &std::path::Path, args: &[&str]) -> (Option<i32>, Str
         .await
         .unwrap();
     (out.status.code(), String::from_utf8(out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut uplink = agent_config::uplink_to("127.0.0.1:9");
+    uplink.tls = false;
+    let mut ndc = NdcConfig::new("127.0.0.1:0".parse().unwrap());
+    ndc.max_connections = 1;
+    let mut cfg = Config::new(
+        ndc,
+        vec![bound("001", "ATM00001", Ipv4Addr::LOCALHOST)],
+        uplink,
+    );
+    cfg.storage = StorageConfig {
+        dir: dir.path().join("agent"),
+    };
+    let agent = atm_agent::runtime::start(&cfg).await.unwrap();
+    let logs = CapturedLogs::default();
+    let guard = capture_warnings(&logs);
+    let current = Behaviour {
+        config_id: "0022".into(),
+        ..Behaviour::default()
+    };
+    let first = RawAtm::connect(agent.ndc_addr, Ipv4Addr::LOCALHOST, "001", current.clone()).await;
+    wait_state(&agent, "ATM00001", TerminalState::InService).await;
+    let second = RawAtm::connect(agent.ndc_addr, Ipv4Addr::LOCALHOST, "001", current).await;
+    testkit::wait::wait_until("the second connection closed", 10, || async {
+        second.is_closed()
+    })
+    .await;
+    drop(guard);
+    assert!(second.received().is_empty(), "not a word to it");
+    assert!(!first.is_closed(), "the session in place is kept");
+    assert_eq!(logs.lines_with("too many terminal connections").len(), 1);
+    agent.shutdown().await;
 }
