@@ -652,6 +652,7 @@ mod ndc {
                     t(TerminalMessage::SolicitedStatus(SolicitedStatus {
                         luno,
                         tvn,
+                        tvn_slot: None,
                         info,
                         extra: if closed { extra } else { Vec::new() },
                         mac,

@@ -255,7 +255,7 @@ impl DataCommand {
             .fs()
             .luno(&self.luno, dialect)?;
         w.fs().sequence(&self.sequence)?.fs();
-        encode_data(&mut w, &self.data)?;
+        encode_data(&mut w, &self.data, !self.extra.is_empty())?;
         w.extra(&self.extra, &self.mac)?
             .mac(&self.mac, dialect)?
             .trailing(self.trailing_fs);
@@ -278,7 +278,9 @@ fn parse_state(f: &[u8]) -> Result<State, Reason> {
     })
 }
 
-fn encode_data(w: &mut Writer, data: &DataCommandData) -> Result<(), NdcError> {
+/// `all_slots`: write every field a typed command knows, empty or not, because extra fields
+/// follow (an enhanced configuration's options and timers fields).
+fn encode_data(w: &mut Writer, data: &DataCommandData, all_slots: bool) -> Result<(), NdcError> {
     let records = |w: &mut Writer, name: &'static str, rs: &[String]| -> Result<(), NdcError> {
         w.no_trailing_empty(name, &rs.iter().map(String::as_str).collect::<Vec<_>>())?;
         for r in rs {
@@ -354,7 +356,7 @@ fn encode_data(w: &mut Writer, data: &DataCommandData) -> Result<(), NdcError> {
             w.text("identifier", "1A")?
                 .fs()
                 .text("enhanced configuration LUNO", luno)?;
-            if !options.is_empty() || !timers.is_empty() {
+            if all_slots || !options.is_empty() || !timers.is_empty() {
                 w.fs();
             }
             for o in options {
@@ -364,7 +366,7 @@ fn encode_data(w: &mut Writer, data: &DataCommandData) -> Result<(), NdcError> {
                     3,
                 )?;
             }
-            if !timers.is_empty() {
+            if all_slots || !timers.is_empty() {
                 w.fs();
                 for t in timers {
                     w.num("timer", u64::from(t.number), 2)?.num(

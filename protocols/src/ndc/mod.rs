@@ -49,7 +49,8 @@
 //! and `H`..`N` terminal state layouts, coin/deposit tails of the last transaction status, EMV
 //! record layouts, MAC computation and TVN checking (the codec carries the MAC and fixes the
 //! bytes it covers, see [`mac`]; computing and checking it is the key store's and the agent's),
-//! a `22` TVN slot the dialect does not have (decodes as unknown), the TPDU/header of some sites.
+//! the TPDU/header of some sites. A `22`'s TVN slot is read from the message (a descriptor is
+//! one character or `B` + GS data), whatever the dialect says, and written back as read.
 //! The MAC is optional per message: in a MAC dialect a last field of exactly 8 hex digits is read
 //! as the MAC (so an 8-hex last record without MAC would be read as a MAC; it is written back the
 //! same, so bytes still round-trip). [`NdcMessage::parse`] reads `11`/`12` as terminal messages;

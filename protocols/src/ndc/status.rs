@@ -385,11 +385,21 @@ pub enum SolicitedStatusInfo {
     TerminalState(TerminalState),
 }
 
+/// Whether the dialect's `22` has a TVN slot (`22 FS luno FS FS [tvn] FS <descriptor>`).
+fn dialect_has_slot(dialect: &Dialect) -> bool {
+    dialect.tvn != TvnMode::Absent
+}
+
 /// Solicited status `22`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SolicitedStatus {
     pub luno: String,
     pub tvn: Option<String>,
+    /// `None`: the TVN slot is where the dialect puts it (present unless `tvn = "absent"`).
+    /// `Some(present)`: the message came the other way (a terminal without MAC talking to a MAC
+    /// dialect, or one sending an empty slot to a dialect without one), written back as read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tvn_slot: Option<bool>,
     pub info: SolicitedStatusInfo,
     /// Fields after the last one this message knows, kept as sent and written back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -406,6 +416,7 @@ impl SolicitedStatus {
         Self {
             luno: luno.into(),
             tvn: None,
+            tvn_slot: None,
             info,
             extra: Vec::new(),
             mac: None,
@@ -418,12 +429,19 @@ impl SolicitedStatus {
         if r.get(0) != Some(b"22") {
             return Err(r.err(0, "message class", Reason::Invalid("expected 22")));
         }
-        let d = if dialect.tvn == TvnMode::Absent { 3 } else { 4 };
+        // Whether a TVN slot is there is read from the message, not assumed from the dialect:
+        // a descriptor is one character (or `B` + GS data), never empty and never 8 hex digits.
+        let has_slot = match r.get(3) {
+            Some(f) => !(f.len() == 1 || f.starts_with(&[b'B', GS])) && r.get(4).is_some(),
+            None => dialect_has_slot(dialect),
+        };
+        let tvn_slot = (has_slot != dialect_has_slot(dialect)).then_some(has_slot);
+        let d = if has_slot { 4 } else { 3 };
         let trailing_fs = r.take_trailing(d + 1);
         let mac = r.take_mac(d + 1, dialect);
         let luno = r.luno(1, dialect)?;
         r.empty(2, "reserved")?;
-        let tvn = if d == 4 { r.tvn(3, dialect)? } else { None };
+        let tvn = if has_slot { r.tvn(3, dialect)? } else { None };
         let desc = r.req(d, "status descriptor")?;
         let only =
             |info: SolicitedStatusInfo, r: &Reader<'_>| -> Result<SolicitedStatusInfo, NdcError> {
@@ -480,6 +498,7 @@ impl SolicitedStatus {
         Ok(Self {
             luno,
             tvn,
+            tvn_slot,
             info,
             extra: r.extras(),
             mac,
@@ -559,12 +578,17 @@ impl SolicitedStatus {
             .luno(&self.luno, dialect)?
             .fs()
             .fs();
-        if dialect.tvn == TvnMode::Absent {
-            if self.tvn.is_some() {
-                return Err(w.err("TVN", Reason::NotInDialect));
-            }
-        } else {
+        let default_slot = dialect_has_slot(dialect);
+        if self.tvn_slot == Some(default_slot) {
+            return Err(w.err(
+                "TVN slot",
+                Reason::Invalid("the dialect's own layout is tvn_slot None"),
+            ));
+        }
+        if self.tvn_slot.unwrap_or(default_slot) {
             w.tvn(&self.tvn, dialect)?.fs();
+        } else if self.tvn.is_some() {
+            return Err(w.err("TVN", Reason::Invalid("a TVN needs its slot")));
         }
         match &self.info {
             SolicitedStatusInfo::Ready => {
@@ -817,8 +841,32 @@ mod tests {
             tvn: TvnMode::EmptySlot,
             ..Dialect::basic()
         };
-        assert!(SolicitedStatus::parse(b"22\x1c000\x1c\x1c\x1c9", &empty_slot).is_ok());
-        assert!(SolicitedStatus::parse(b"22\x1c000\x1c\x1c\x1c9", &Dialect::basic()).is_err());
+        let with_slot = b"22\x1c000\x1c\x1c\x1c9";
+        let s = SolicitedStatus::parse(with_slot, &empty_slot).unwrap();
+        assert_eq!((s.info, s.tvn_slot), (SolicitedStatusInfo::Ready, None));
+        // The slot is read from the message whatever the dialect says, and written back.
+        let basic = Dialect::basic();
+        let s = SolicitedStatus::parse(with_slot, &basic).unwrap();
+        assert_eq!(s.tvn_slot, Some(true));
+        assert_eq!(s.encode(&basic).unwrap(), with_slot);
+        let adv = Dialect::ncr_advance();
+        for wire in [
+            &b"22\x1c001000001\x1c\x1c9"[..],
+            b"22\x1c001000001\x1c\x1cB\x1dCAM\x1d9B026000",
+            b"22\x1c001000001\x1c\x1c8\x1cE100040000\x1c00100",
+        ] {
+            let s = SolicitedStatus::parse(wire, &adv).unwrap();
+            assert_eq!(s.tvn_slot, Some(false));
+            assert_eq!(s.encode(&adv).unwrap(), wire);
+        }
+        let own_layout = SolicitedStatus {
+            tvn_slot: Some(true),
+            ..SolicitedStatus::new("001", SolicitedStatusInfo::Ready)
+        };
+        assert!(
+            own_layout.encode(&adv).is_err(),
+            "the dialect's own layout is None"
+        );
         // A TVN where the dialect expects none is kept as sent, not refused.
         let wire = b"22\x1c000\x1c\x1cABCD0123\x1c9";
         let s = SolicitedStatus::parse(wire, &empty_slot).unwrap();

@@ -40,14 +40,7 @@ pub mod reason {
 
 /// `22 … <info>` with the dialect's TVN slot (left empty).
 pub fn solicited(luno: &str, info: SolicitedStatusInfo) -> TerminalMessage {
-    TerminalMessage::SolicitedStatus(SolicitedStatus {
-        luno: luno.to_owned(),
-        tvn: None,
-        info,
-        mac: None,
-        extra: Vec::new(),
-        trailing_fs: 0,
-    })
+    TerminalMessage::SolicitedStatus(SolicitedStatus::new(luno, info))
 }
 
 /// `9`: ready.
