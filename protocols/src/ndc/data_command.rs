@@ -255,6 +255,19 @@ impl DataCommand {
             .fs()
             .luno(&self.luno, dialect)?;
         w.fs().sequence(&self.sequence)?.fs();
+        let closed = matches!(
+            self.data,
+            DataCommandData::ConfigurationId(_)
+                | DataCommandData::EnhancedConfiguration { .. }
+                | DataCommandData::DateTime(_)
+                | DataCommandData::KeyChange { .. }
+        );
+        if !self.extra.is_empty() && !closed {
+            return Err(w.err(
+                "extra field",
+                Reason::Invalid("this command's records would take the extra fields"),
+            ));
+        }
         encode_data(&mut w, &self.data, !self.extra.is_empty())?;
         w.extra(&self.extra, &self.mac)?
             .mac(&self.mac, dialect)?

@@ -506,6 +506,25 @@ impl SolicitedStatus {
         })
     }
 
+    /// Whether every field of the status is known, so that fields after it read back as extra
+    /// fields (a device fault, configuration information and other terminal states end in an
+    /// open list; `B` with TSN data takes the next two fields).
+    fn info_is_closed(&self, dialect: &Dialect) -> bool {
+        match &self.info {
+            SolicitedStatusInfo::Ready
+            | SolicitedStatusInfo::CommandReject
+            | SolicitedStatusInfo::SpecificReject { .. } => true,
+            SolicitedStatusInfo::ReadyAfterReply { tsn, data, .. } => {
+                dialect.ready_after_reply != ReadyAfterReply::BWithTsn
+                    || (tsn.is_some() && data.is_some())
+            }
+            SolicitedStatusInfo::TerminalState(
+                TerminalState::ConfigurationId(_) | TerminalState::SupplyCounters(_),
+            ) => true,
+            SolicitedStatusInfo::DeviceFault(_) | SolicitedStatusInfo::TerminalState(_) => false,
+        }
+    }
+
     fn parse_ready_after_reply(
         r: &Reader<'_>,
         d: usize,
@@ -621,6 +640,14 @@ impl SolicitedStatus {
                 w.text("descriptor", "F")?.fs();
                 Self::encode_state(&mut w, state, dialect)?;
             }
+        }
+        if !self.extra.is_empty() && !self.info_is_closed(dialect) {
+            return Err(w.err(
+                "extra field",
+                Reason::Invalid(
+                    "this status ends in an open list that would take the extra fields",
+                ),
+            ));
         }
         w.extra(&self.extra, &self.mac)?
             .mac(&self.mac, dialect)?
