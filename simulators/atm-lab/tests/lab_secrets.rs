@@ -8,9 +8,9 @@
 //! - every clear key and key component the run made (terminal master keys, zone master key, PIN
 //!   verification key, both KEKs, each terminal PIN key as its terminal holds it, the zone PIN key
 //!   read back from the agent's store with its KEK): raw bytes and hex;
-//! - every PIN block the run could have made (each card × its right and wrong PIN): clear ISO 9564
-//!   format 0, enciphered under each terminal PIN key (raw, hex, and the NDC `:;<=>?` form) and
-//!   under the zone PIN key (raw, hex);
+//! - every PIN block the run could have made (each card, the other bank's included, × its right
+//!   and wrong PIN): clear ISO 9564 format 0, enciphered under each terminal PIN key (raw, hex,
+//!   and the NDC `:;<=>?` form) and under the zone PIN keys — ours and the bank host's (raw, hex);
 //! - clear PINs next to a `pin` label;
 //! - unmasked card numbers (and so track 2, which starts with one);
 //! - legacy card references (an unkeyed SHA-256 of the card number: `card-…`), which must no
@@ -171,8 +171,18 @@ async fn no_pin_key_or_card_number_in_any_log_journal_or_queue() {
     for (label, key) in &secrets.keys {
         needles_for_bytes(&mut needles, label, key);
     }
-    let zpks = zone_pin_keys(&secrets.agent_key_store, &secrets.agent_kek);
+    let mut zpks = zone_pin_keys(&secrets.agent_key_store, &secrets.agent_kek);
     assert!(!zpks.is_empty(), "the agent holds a zone PIN key");
+    // The bank host's zone PIN key: the switch translates the bank cards' PIN blocks to it.
+    let bank_zpk: Vec<Vec<u8>> = secrets
+        .keys
+        .iter()
+        .filter(|(l, _)| l == lab::bank::BANK_ZPK_NAME)
+        .map(|(_, k)| k.to_vec())
+        .collect();
+    assert_eq!(bank_zpk.len(), 1, "the bank host has its own zone PIN key");
+    assert!(report.bank_customers > 0, "{}", report.table());
+    zpks.extend(bank_zpk);
     for (i, k) in zpks.iter().enumerate() {
         needles_for_bytes(&mut needles, &format!("zone PIN key #{i}"), k);
     }
