@@ -15,13 +15,7 @@ pub enum ReconcileError {
 
 impl<L: Ledger, J: Journal> Switch<L, J> {
     pub async fn reconcile(&self) -> Result<Reconciliation, ReconcileError> {
-        // Cards of other banks' hosts moved no wallet money: they reconcile against their host.
-        let journal: Vec<_> = self
-            .journal
-            .txns()?
-            .into_iter()
-            .filter(|t| t.issuer.is_none())
-            .collect();
+        let journal = self.journal.txns()?;
         let movements = self.ledger.movements().await?;
         Ok(reconcile(&journal, &movements))
     }

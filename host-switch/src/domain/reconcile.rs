@@ -69,7 +69,11 @@ fn expected(rec: &TxnRecord) -> Vec<(MovementKind, u64)> {
     }
 }
 
+/// The wallet's transactions in `journal` against the ledger's `movements`. Records of the bank
+/// host route (`TxnRecord::issuer`) moved no wallet money and are left out: they reconcile
+/// against their host's record.
 pub fn reconcile(journal: &[TxnRecord], movements: &[LedgerMovement]) -> Reconciliation {
+    let journal: Vec<&TxnRecord> = journal.iter().filter(|r| r.issuer.is_none()).collect();
     let mut report = Reconciliation {
         transactions: journal.len(),
         ..Default::default()
@@ -224,6 +228,30 @@ mod tests {
         assert_eq!(r.mismatched.len(), 1);
         assert_eq!(r.unknown.len(), 1);
         assert!(!r.is_reconciled());
+    }
+
+    #[test]
+    fn bank_host_records_are_not_the_ledgers_business() {
+        let mut bank = rec(
+            9,
+            TxnKind::Withdrawal,
+            TxnState::Captured {
+                hold_id: "acme:623381000009".into(),
+                amount_minor: 5_000,
+            },
+        );
+        bank.issuer = Some(Box::new(crate::domain::issuer::HostTrace {
+            host: "acme".into(),
+            stan: 9,
+            transmitted_at: "1204103000".into(),
+            rrn: "633810000009".into(),
+            mti: "0100".into(),
+            local_time: "103000".into(),
+            local_date: "1204".into(),
+        }));
+        let r = reconcile(&[bank], &[]);
+        assert!(r.is_reconciled(), "{r:#?}");
+        assert_eq!((r.transactions, r.journal_captured_minor), (0, 0));
     }
 
     #[test]
