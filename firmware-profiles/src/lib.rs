@@ -31,6 +31,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "ncr-advance-ndc-mac",
         include_str!("../profiles/ncr-advance-ndc-mac.toml"),
     ),
+    (
+        "diebold-opteva-ndc",
+        include_str!("../profiles/diebold-opteva-ndc.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -553,6 +557,147 @@ impl Profile {
             .iter()
             .find(|c| c.cassette_type == cassette_type)
             .map(|c| c.denomination_minor)
+    }
+}
+
+/// Which entries (1-based, 1..=8) of a state of this type are next states and which are screens,
+/// for the state types a customer flow uses (README "Writing a profile's flow"). `None` for a
+/// type this table does not describe.
+fn state_links(state_type: char) -> Option<(&'static [usize], &'static [usize])> {
+    Some(match state_type {
+        'A' => (&[2, 8], &[1, 3]),
+        'B' => (&[2, 3, 4, 5, 7], &[1]),
+        'D' => (&[1], &[]),
+        'E' | 'F' => (&[2, 3, 4, 5, 6, 7], &[1]),
+        'I' => (&[2], &[1]),
+        'J' => (&[], &[1, 3, 4]),
+        'K' | 'W' => (&[1, 2, 3, 4, 5, 6, 7, 8], &[]),
+        'X' | 'Y' => (&[2, 3, 4, 5], &[1]),
+        'Z' => (&[], &[]),
+        _ => return None,
+    })
+}
+
+impl Profile {
+    /// What keeps the state table from leading a customer from card read to close: a missing
+    /// start state `000`, a next state or a screen that is not in the profile, a reply next state
+    /// that is not a close (`J`) state, a state type the flow check does not know. Empty for a
+    /// complete flow (every built-in profile; the loader does not insist, so a profile that only
+    /// carries part of a table still loads).
+    pub fn flow_problems(&self) -> Vec<String> {
+        let c = &self.customization;
+        let mut problems = Vec::new();
+        let state = |n: &str| c.states.iter().find(|s| s.get(0..3) == Some(n));
+        let screen = |n: &str| c.screens.iter().any(|s| s.number == n);
+        if state("000").is_none() {
+            problems.push("no state 000 (where a customer starts)".to_owned());
+        }
+        for s in &c.states {
+            let (number, kind) = (&s[0..3], s[3..4].chars().next().unwrap_or(' '));
+            let entry = |i: usize| &s[1 + 3 * i..4 + 3 * i];
+            let Some((nexts, screens)) = state_links(kind) else {
+                problems.push(format!("state {number}: type {kind:?} is not checked"));
+                continue;
+            };
+            for &i in nexts {
+                let n = entry(i);
+                if n != "255" && !(kind == 'J' && n == "000") && state(n).is_none() {
+                    problems.push(format!(
+                        "state {number}: entry {i} leads to missing state {n}"
+                    ));
+                }
+            }
+            for &i in screens {
+                let n = entry(i);
+                if n != "000" && !screen(n) {
+                    problems.push(format!(
+                        "state {number}: entry {i} shows missing screen {n}"
+                    ));
+                }
+            }
+        }
+        for (what, n) in [
+            ("approved", &self.next_states.approved),
+            ("declined", &self.next_states.declined),
+        ] {
+            if state(n).is_none_or(|s| s.get(3..4) != Some("J")) {
+                problems.push(format!("next_states.{what} {n} is not a close (J) state"));
+            }
+        }
+        let s = &self.screens;
+        for n in [
+            &s.dispense,
+            &s.deposit,
+            &s.balance,
+            &s.declined,
+            &s.insufficient_funds,
+            &s.wrong_pin,
+            &s.pin_tries_exceeded,
+            &s.host_unavailable,
+            &s.cannot_dispense_amount,
+        ] {
+            if !screen(n) {
+                problems.push(format!("reply screen {n} is not in customization.screens"));
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::*;
+
+    /// The built-in profiles whose state table is a complete flow. `ncr-selfserv-basic` keeps
+    /// its old 4-state table until atm-agent's download test stops counting that profile's
+    /// states (`startup.rs`: `s.len() == 4`); its flow is the same as `ncr-advance-ndc`'s.
+    const WITH_FLOW: &[&str] = &[
+        "ncr-advance-ndc",
+        "ncr-advance-ndc-mac",
+        "diebold-opteva-ndc",
+    ];
+
+    #[test]
+    fn every_builtin_profile_carries_a_complete_customer_flow() {
+        let pending = Profile::builtin_names().filter(|n| !WITH_FLOW.contains(n));
+        assert_eq!(pending.collect::<Vec<_>>(), ["ncr-selfserv-basic"]);
+        for name in WITH_FLOW.iter().copied() {
+            let p = Profile::builtin(name).unwrap_or_else(|| panic!("{name} loads"));
+            assert_eq!(p.flow_problems(), Vec::<String>::new(), "{name}");
+            let types: String = p.customization.states.iter().map(|s| &s[3..4]).collect();
+            for t in ["A", "B", "E", "F", "I", "J"] {
+                assert!(types.contains(t), "{name} has no {t} state");
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_flow_is_explained() {
+        let text = BUILTIN[1]
+            .1
+            .replace("\"125J076000076078000000000000\",\n", "");
+        let p = Profile::from_toml_str(&text, "x.toml").unwrap();
+        let problems = p.flow_problems().join("; ");
+        assert!(problems.contains("next_states.approved 125"), "{problems}");
+        let text = BUILTIN[1].1.replace("number = \"002\"", "number = \"902\"");
+        let p = Profile::from_toml_str(&text, "x.toml").unwrap();
+        let problems = p.flow_problems().join("; ");
+        assert!(problems.contains("missing screen 002"), "{problems}");
+    }
+
+    #[test]
+    fn the_second_vendor_differs_only_in_data() {
+        let ncr = Profile::builtin("ncr-selfserv-basic").unwrap();
+        let dn = Profile::builtin("diebold-opteva-ndc").unwrap();
+        assert_eq!(dn.vendor, "Diebold Nixdorf");
+        assert_eq!(dn.dialect, ncr.dialect, "the same basic NDC dialect");
+        assert_ne!(
+            dn.operation_codes.withdrawal,
+            ncr.operation_codes.withdrawal
+        );
+        assert_ne!(dn.screens.dispense, ncr.screens.dispense);
+        assert_ne!(dn.next_states.approved, ncr.next_states.approved);
+        assert_ne!(dn.customization.config_id, ncr.customization.config_id);
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::faults::{FaultMode, FaultPlan, TerminalFault};
 use super::rng::XorShift64;
+use super::state_machine::Key;
 
 /// What the customer asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,6 +133,11 @@ pub struct Customer {
     /// Requested amount in minor units (ignored for a balance inquiry, which sends zero).
     pub amount_minor: u64,
     pub behaviour: Behaviour,
+    /// The keys the customer presses when the terminal runs its state table
+    /// ([`crate::AtmOptions::state_table`]): FDKs, digits, `Enter`, `Cancel` (the PIN is typed
+    /// at the PIN entry state from `pin`). `None`: the keys that lead to `kind` and
+    /// `amount_minor` in the table, found by trying. Ignored without the state table.
+    pub keys: Option<Vec<Key>>,
 }
 
 impl fmt::Debug for Customer {
@@ -143,6 +149,7 @@ impl fmt::Debug for Customer {
             .field("kind", &self.kind)
             .field("amount_minor", &self.amount_minor)
             .field("behaviour", &self.behaviour)
+            .field("keys", &self.keys)
             .finish()
     }
 }
@@ -165,7 +172,18 @@ impl Customer {
             kind,
             amount_minor,
             behaviour: Behaviour::Normal,
+            keys: None,
         }
+    }
+    /// A customer who presses `keys` at a terminal running its state table: what they get is
+    /// whatever the table makes of the keys (`kind` and the amount are read from the request).
+    pub fn pressing(pan: impl Into<String>, keys: Vec<Key>) -> Self {
+        Self::new(pan, Kind::BalanceInquiry, 0).with_keys(keys)
+    }
+    /// The keys the customer presses (state-table mode).
+    pub fn with_keys(mut self, keys: Vec<Key>) -> Self {
+        self.keys = Some(keys);
+        self
     }
     pub fn with_behaviour(mut self, behaviour: Behaviour) -> Self {
         self.behaviour = behaviour;
@@ -376,6 +394,7 @@ impl Iterator for RandomCustomers {
             kind,
             amount_minor,
             behaviour,
+            keys: None,
         })
     }
 }

@@ -26,6 +26,14 @@ pub enum AtmError {
     PinEntry(#[source] crate::epp::EppError),
     #[error("cannot MAC the transaction request")]
     Mac(#[source] crate::epp::EppError),
+    #[error("the state table stopped the customer: {0}")]
+    StateFlow(#[from] crate::state_machine::FlowError),
+    #[error("no keys lead through the state table to a {kind} of {amount_minor} (operation code {operation_code:?})")]
+    NoKeysFor {
+        kind: crate::customer::Kind,
+        operation_code: String,
+        amount_minor: u64,
+    },
     #[error("cannot build an NDC message: {0}")]
     Encode(#[from] NdcError),
 }

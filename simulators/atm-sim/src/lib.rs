@@ -28,6 +28,13 @@
 //!    block enciphered under the PIN key, `:;<=>?` for A-F; empty while no PIN key is loaded),
 //!    and the last transaction status when the dialect has it (TSN of the last reply, `0` none /
 //!    `1` good / `2` error / `3` reply rejected, notes that left per cassette in it).
+//!    State-table mode ([`AtmOptions::state_table`], `atm-sim --state-table`): the terminal runs
+//!    the state table the host downloaded from state `000` ([`state_machine`]): card read, PIN
+//!    entry, FDK selection, amount entry, and the `11` is what its transaction request state
+//!    sends from the buffers the states filled; the customer presses keys ([`Customer::keys`],
+//!    [`Key`]; without keys, the ones that lead to the customer's transaction). An unknown state
+//!    type stops the customer ([`AtmError::StateFlow`]); after the reply the terminal follows its
+//!    next state to the close state ([`AtmSim::last_flow`]).
 //! 4. The reply `4` must come within the host reply timer and echo the MCN (else `B09`, and the
 //!    customer's session ends). Function: dispense (`2`/`8`/`A`/`B`/`C`/`F`) only for a
 //!    withdrawal, deposit (`1`/`7`) only for a deposit, display/next state/print (`3`/`9`/`5`/`4`)
@@ -67,6 +74,8 @@
 //! - [`terminal`]: the terminal's state, [`TerminalCounters`] and [`TerminalStatus`];
 //! - [`epp`]: the PIN pad, its keys, PIN blocks and MACs; [`mac`]: NDC MAC mode (what is MACed,
 //!   what is checked, [`RequestTamper`]);
+//! - [`state_machine`]: the downloaded state table, run state by state from the keys a customer
+//!   presses (opt-in: [`AtmOptions::state_table`]);
 //! - [`cash`]: cassettes and dispensing; [`customer`]: cards, customers and their behaviour;
 //! - [`faults`]: terminal fault modes and plans; [`truth`]: the truth ledger;
 //! - [`outcome`]: [`CustomerOutcome`]; [`rng`]: a seeded generator; [`error`]: [`AtmError`].
@@ -89,6 +98,7 @@ pub mod outcome;
 mod pin_tests;
 pub mod rng;
 pub mod session;
+pub mod state_machine;
 pub mod terminal;
 pub mod truth;
 
@@ -102,5 +112,6 @@ pub use faults::{FaultMode, FaultPlan, TerminalFault};
 pub use mac::RequestTamper;
 pub use outcome::{CustomerOutcome, DeclineReason, Outcome, OutcomeCounts};
 pub use session::{AtmOptions, AtmSim, FRESH_CONFIG_ID, NO_STATUS_GRACE_MS};
+pub use state_machine::{FlowError, FlowTrace, Key};
 pub use terminal::{ServiceMode, StoredConfig, TerminalCounters, TerminalStatus};
 pub use truth::{Reported, TruthRecord};

@@ -97,6 +97,11 @@ struct Args {
     /// How long to wait for the agent to put the terminal in service, in ms.
     #[arg(long, default_value_t = 60_000)]
     startup_timeout_ms: u64,
+    /// Run the state table the agent downloaded, state by state: each customer presses the keys
+    /// that lead through it to their transaction, and the `11` is built from the buffers the
+    /// states fill (needs a download: keep --config-id at 0000 or another id than the profile's).
+    #[arg(long)]
+    state_table: bool,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     json: bool,
@@ -141,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         master_key,
         no_status_hold_ms: args.no_status_hold_ms,
+        state_table: args.state_table,
         ..AtmOptions::default()
     };
     let mut sim = AtmSim::connect(&args.agent, profile, &args.luno, options)

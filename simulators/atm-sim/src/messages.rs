@@ -215,9 +215,11 @@ pub fn track2(pan: &str, expiry_yymm: &str) -> CardTrack {
 pub struct RequestFields<'a> {
     pub luno: &'a str,
     pub mcn: char,
-    pub track2: CardTrack,
+    /// `None`: the transaction request state does not send track 2.
+    pub track2: Option<CardTrack>,
     pub operation_code: &'a str,
-    pub amount_minor: u64,
+    /// `None`: the transaction request state does not send the amount.
+    pub amount_minor: Option<u64>,
     /// PIN buffer A: the PIN block enciphered under the PIN key; `None` (sent empty) when the
     /// terminal has no PIN key.
     pub pin_buffer: Option<PinBuffer>,
@@ -231,10 +233,10 @@ pub fn transaction_request(f: RequestFields<'_>) -> TerminalMessage {
         tvn: None,
         top_of_receipt: true,
         mcn: f.mcn,
-        track2: Some(f.track2),
+        track2: f.track2,
         track3: None,
         operation_code: f.operation_code.to_owned(),
-        amount: Some(f.amount_minor),
+        amount: f.amount_minor,
         pin_buffer_a: f.pin_buffer,
         buffer_b: String::new(),
         buffer_c: String::new(),

@@ -12,6 +12,8 @@
 //! withdrawal or deposit leaves a [`TruthRecord`] of what really happened ([`AtmSim::truth`]).
 //! In the profile's MAC mode the request and the statuses are MACed and the reply checked first
 //! (`mac.rs`).
+//! With [`AtmOptions::state_table`] the request comes from the downloaded state table run on the
+//! customer's keys (`state_machine.rs`) instead of the customer's kind and amount.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,7 @@ use super::faults::TerminalFault;
 use super::mac::RequestTamper;
 use super::messages::{self, reason, RequestFields};
 use super::outcome::{CustomerOutcome, DeclineReason, Outcome};
+use super::state_machine::{self, FlowEnd, FlowTrace, Key, StateMachine};
 use super::terminal::{ServiceMode, StoredConfig, Terminal, TerminalCounters, TerminalStatus};
 use super::truth::{Reported, TruthRecord};
 
@@ -70,6 +73,10 @@ pub struct AtmOptions {
     /// plus [`NO_STATUS_GRACE_MS`], so the agent's timer has surely run out. `Some(0)` goes on
     /// at once (the next `11` then takes the status's place).
     pub no_status_hold_ms: Option<u64>,
+    /// Run the state table the host downloaded, state by state, from the keys each customer
+    /// presses ([`crate::state_machine`]), and build the `11` from the buffers the states fill.
+    /// Off (the default): the request is scripted from the customer's kind and amount.
+    pub state_table: bool,
 }
 
 /// How long past the agent's status timer a `no-status` terminal stays silent by default.
@@ -88,6 +95,7 @@ impl Default for AtmOptions {
             seed: 1,
             master_key: None,
             no_status_hold_ms: None,
+            state_table: false,
         }
     }
 }
@@ -105,6 +113,19 @@ pub struct AtmSim {
     link: Option<Link>,
     /// A change to make to the next transaction request after it was MACed (a test's attacker).
     tamper: Option<RequestTamper>,
+    /// The states and screens the last customer went through (state-table mode).
+    last_flow: Option<FlowTrace>,
+}
+
+/// The transaction request a customer's session produces: scripted from the customer, or what
+/// the state table's transaction request state sends.
+struct RequestShape {
+    kind: Kind,
+    operation_code: String,
+    /// `None`: not sent.
+    amount_minor: Option<u64>,
+    send_track2: bool,
+    send_pin: bool,
 }
 
 /// What the terminal did with an accepted reply.
@@ -179,6 +200,7 @@ impl AtmSim {
             shared,
             link: None,
             tamper: None,
+            last_flow: None,
         };
         sim.start_up().await?;
         Ok(sim)
@@ -262,6 +284,9 @@ impl AtmSim {
             Kind::BalanceInquiry => 0,
             _ => customer.amount_minor,
         };
+        if self.options.state_table {
+            self.last_flow = None;
+        }
         let mut result = CustomerOutcome {
             pan_masked: pan.masked(),
             kind: customer.kind,
@@ -281,6 +306,31 @@ impl AtmSim {
             tracing::info!("terminal out of service: customer turned away");
             return Ok(self.finish(result, None).await);
         }
+        let shape = match self.request_shape(customer).await? {
+            Some(shape) => shape,
+            None => {
+                tracing::info!("the customer left the state table before a transaction request");
+                result.outcome = Outcome::Cancelled;
+                return Ok(self.finish(result, None).await);
+            }
+        };
+        // In state-table mode the request, not the customer's intent, says what is asked for.
+        let effective;
+        let customer = if self.options.state_table {
+            result.kind = shape.kind;
+            result.requested_minor = match shape.kind {
+                Kind::BalanceInquiry => 0,
+                _ => shape.amount_minor.unwrap_or(0),
+            };
+            effective = Customer {
+                kind: shape.kind,
+                amount_minor: result.requested_minor,
+                ..customer.clone()
+            };
+            &effective
+        } else {
+            customer
+        };
         let fault = match &customer.behaviour {
             Behaviour::TerminalFault(f) if f.before_reply() => Some(f.clone()),
             _ => None,
@@ -289,7 +339,7 @@ impl AtmSim {
             result.terminal_fault = fault;
             return Ok(self.lose_power_before_reply(result).await);
         }
-        let (mcn, pin_block_sent) = self.send_request(customer, pan, requested_minor).await?;
+        let (mcn, pin_block_sent) = self.send_request(customer, pan, &shape).await?;
         result.mcn = Some(mcn);
         result.pin_block_sent = pin_block_sent;
         if fault == Some(TerminalFault::PowerAwaitingReply) {
@@ -318,6 +368,7 @@ impl AtmSim {
                 .await);
         }
         let done = self.perform(&reply, customer).await;
+        self.close_after_reply(&reply.next_state).await;
         result.outcome = done.outcome;
         result.notes_dispensed = done.notes;
         result.dispensed_minor = done.dispensed_minor;
@@ -372,6 +423,108 @@ impl AtmSim {
         result
     }
 
+    /// What the customer's request will be: scripted from the customer, or (state-table mode)
+    /// what the downloaded state table makes of the customer's keys. `None`: the customer left
+    /// the table at a close state before any request (cancelled).
+    async fn request_shape(
+        &mut self,
+        customer: &Customer,
+    ) -> Result<Option<RequestShape>, AtmError> {
+        let codes = &self.profile.operation_codes;
+        if !self.options.state_table {
+            return Ok(Some(RequestShape {
+                kind: customer.kind,
+                operation_code: codes.for_kind(customer.kind.transaction_kind()).to_owned(),
+                amount_minor: Some(match customer.kind {
+                    Kind::BalanceInquiry => 0,
+                    _ => customer.amount_minor,
+                }),
+                send_track2: true,
+                send_pin: true,
+            }));
+        }
+        let states = self.shared.with(|t| t.config.states.clone()).await;
+        let amount_len = self.profile.dialect.amount_len;
+        let keys = match &customer.keys {
+            Some(keys) => keys.clone(),
+            None => {
+                let operation_code = codes.for_kind(customer.kind.transaction_kind()).to_owned();
+                let amount_minor = match customer.kind {
+                    Kind::BalanceInquiry => 0,
+                    _ => customer.amount_minor,
+                };
+                state_machine::keys_for(&states, amount_len, &operation_code, amount_minor).ok_or(
+                    AtmError::NoKeysFor {
+                        kind: customer.kind,
+                        operation_code,
+                        amount_minor,
+                    },
+                )?
+            }
+        };
+        let mut machine = StateMachine::new(&states, amount_len);
+        let mut pressed: std::collections::VecDeque<Key> = keys.into();
+        let end = machine.run_customer(&mut pressed);
+        let trace = machine.trace.clone();
+        tracing::info!(states = ?trace.states, "state table run");
+        self.last_flow = Some(trace);
+        match end? {
+            FlowEnd::Closed { state } => {
+                tracing::info!(state = %state, "close state before a transaction request");
+                Ok(None)
+            }
+            FlowEnd::Request(plan) => {
+                let b = &plan.buffers;
+                let operation_code = if plan.send_operation_code {
+                    b.operation_code()
+                } else {
+                    " ".repeat(8)
+                };
+                let kind = match codes.kind_of(&operation_code) {
+                    Some(firmware_profiles::TransactionKind::Withdrawal) => Kind::Withdrawal,
+                    Some(firmware_profiles::TransactionKind::Deposit) => Kind::Deposit,
+                    Some(firmware_profiles::TransactionKind::BalanceInquiry) => {
+                        Kind::BalanceInquiry
+                    }
+                    None => customer.kind,
+                };
+                Ok(Some(RequestShape {
+                    kind,
+                    operation_code,
+                    amount_minor: plan.send_amount.then(|| b.amount_minor()),
+                    send_track2: plan.send_track2 && b.card_read,
+                    send_pin: plan.send_pin && b.pin_entered,
+                }))
+            }
+        }
+    }
+
+    /// State-table mode: the reply's next state, followed to the close state (logged; a table
+    /// that does not lead to a close is a warning, the money has already moved).
+    async fn close_after_reply(&mut self, next_state: &str) {
+        if !self.options.state_table {
+            return;
+        }
+        let states = self.shared.with(|t| t.config.states.clone()).await;
+        let mut machine = StateMachine::new(&states, self.profile.dialect.amount_len);
+        let closed = machine.after_reply(next_state);
+        match &closed {
+            Ok(state) => tracing::info!(close = %state, "customer session closed"),
+            Err(e) => {
+                tracing::warn!(error = %e, next_state, "the reply's next state does not close")
+            }
+        }
+        let trace = self.last_flow.get_or_insert_with(FlowTrace::default);
+        trace.states.extend(machine.trace.states);
+        trace.screens.extend(machine.trace.screens);
+    }
+
+    /// The states and screens the last customer went through, the reply's close state included
+    /// (state-table mode; `None` otherwise).
+    pub fn last_flow(&self) -> Option<&FlowTrace> {
+        self.last_flow.as_ref()
+    }
+
     /// Whether the terminal serves now, waiting up to `wait_in_service_ms` for it to.
     async fn wait_serving(&self) -> bool {
         let serving =
@@ -393,7 +546,7 @@ impl AtmSim {
         &mut self,
         customer: &Customer,
         pan: &Pan,
-        amount_minor: u64,
+        shape: &RequestShape,
     ) -> Result<(char, bool), AtmError> {
         let link = self.link.as_mut().ok_or(AtmError::Disconnected)?;
         // A reply left over from an earlier customer is stale: never let it answer this one.
@@ -402,17 +555,23 @@ impl AtmSim {
         }
         let profile = &self.profile;
         let pin = Zeroizing::new(customer.entered_pin());
-        let opcode = profile
-            .operation_codes
-            .for_kind(customer.kind.transaction_kind());
-        let track2 = messages::track2(pan.expose(), &self.options.card_expiry_yymm);
+        let opcode = shape.operation_code.as_str();
+        let track2 = shape
+            .send_track2
+            .then(|| messages::track2(pan.expose(), &self.options.card_expiry_yymm));
+        let amount_minor = shape.amount_minor;
+        let send_pin = shape.send_pin;
         let dialect = &profile.dialect;
         let tamper = self.tamper.take();
         let (mcn, msg, pin_block_sent) = self
             .shared
             .with(|t| {
                 // The PIN pad enciphers the PIN under its PIN key (none loaded: buffer empty).
-                let pin_buffer = t.epp.pin_buffer(&pin, pan).map_err(AtmError::PinEntry)?;
+                let pin_buffer = if send_pin {
+                    t.epp.pin_buffer(&pin, pan).map_err(AtmError::PinEntry)?
+                } else {
+                    None
+                };
                 let pin_block_sent = pin_buffer.is_some();
                 let mcn = t.next_mcn();
                 let mut msg = messages::transaction_request(RequestFields {
