@@ -648,20 +648,9 @@ impl Profile {
 mod flow_tests {
     use super::*;
 
-    /// The built-in profiles whose state table is a complete flow. `ncr-selfserv-basic` keeps
-    /// its old 4-state table until atm-agent's download test stops counting that profile's
-    /// states (`startup.rs`: `s.len() == 4`); its flow is the same as `ncr-advance-ndc`'s.
-    const WITH_FLOW: &[&str] = &[
-        "ncr-advance-ndc",
-        "ncr-advance-ndc-mac",
-        "diebold-opteva-ndc",
-    ];
-
     #[test]
     fn every_builtin_profile_carries_a_complete_customer_flow() {
-        let pending = Profile::builtin_names().filter(|n| !WITH_FLOW.contains(n));
-        assert_eq!(pending.collect::<Vec<_>>(), ["ncr-selfserv-basic"]);
-        for name in WITH_FLOW.iter().copied() {
+        for name in Profile::builtin_names() {
             let p = Profile::builtin(name).unwrap_or_else(|| panic!("{name} loads"));
             assert_eq!(p.flow_problems(), Vec::<String>::new(), "{name}");
             let types: String = p.customization.states.iter().map(|s| &s[3..4]).collect();

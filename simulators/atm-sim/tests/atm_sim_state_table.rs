@@ -132,17 +132,9 @@ fn scripts(p: &Profile) -> [(&'static str, Kind, u64); 5] {
     }
 }
 
-/// The built-in profiles whose state table is a complete flow (`ncr-selfserv-basic` keeps its
-/// old 4-state table for now: see firmware-profiles' `WITH_FLOW`).
-const WITH_FLOW: &[&str] = &[
-    "ncr-advance-ndc",
-    "ncr-advance-ndc-mac",
-    "diebold-opteva-ndc",
-];
-
 #[tokio::test]
 async fn every_builtin_profile_serves_withdrawal_deposit_and_balance_by_keys() {
-    for name in WITH_FLOW.iter().copied() {
+    for name in firmware_profiles::Profile::builtin_names() {
         let p = profile(name);
         let (mut sim, mut conn, _host) = start(p.clone()).await;
         assert_eq!(sim.status().states, p.customization.states.len());

@@ -343,7 +343,7 @@ mod tests {
         );
         assert!(msgs
             .iter()
-            .any(|(_, _, m)| matches!(&m.data, DataCommandData::States(s) if s.len() == 4)));
+            .any(|(_, _, m)| matches!(&m.data, DataCommandData::States(s) if s.len() == p.customization.states.len())));
         for (_, _, m) in msgs {
             HostMessage::DataCommand(m).encode(&p.dialect).unwrap();
         }
