@@ -464,6 +464,9 @@ async fn start_terminals(
             // A `no-status` terminal fault goes on to the next customer at once instead of
             // staying silent past the agent's 90 s status timer: the agent is left as unsure.
             no_status_hold_ms: Some(0),
+            // Customers go through the state table the agent downloaded, state by state, as a
+            // real terminal would: nothing checks the lab's flows otherwise.
+            state_table: true,
             ..AtmOptions::default()
         };
         let atm = AtmSim::connect(ndc_addr, profile.clone(), &luno(i), options)
