@@ -17,9 +17,9 @@ use host_switch::config::{
 use host_switch::domain::routing::{Route, RouteEntry};
 use mtls::PkiFiles;
 use testkit::custodian_keys::PVK;
-use testkit::terminals::{luno, terminal_id};
+use testkit::terminals::terminal_id;
 
-use crate::{LabError, PROFILE};
+use crate::LabError;
 
 /// The switch's PIN security in the lab: its key store, the issuer's PVV file.
 pub struct SwitchPinFiles {
@@ -128,14 +128,15 @@ pub fn agent_config(
     dir: &Path,
     atms: usize,
     kek_file: Option<&Path>,
+    profile: &str,
 ) -> AgentConfig {
     let terminals = (0..atms)
         // The simulated terminals connect from this host: each is bound to 127.0.0.1.
         .map(|i| {
             TerminalConfig::bound_to(
-                luno(i),
+                crate::lab_luno(i, profile),
                 terminal_id(i),
-                PROFILE,
+                profile,
                 std::net::Ipv4Addr::LOCALHOST.into(),
             )
         })

@@ -155,6 +155,9 @@ pub struct LabOptions {
     /// Share of customers (0 to 1) using cards of another bank, forwarded by the switch to the
     /// bank host (bankhost-sim in this process). 0: no bank host at all.
     pub bank_share: f64,
+    /// The built-in firmware profile every simulated terminal runs (default [`PROFILE`]): its
+    /// state table is what the simulated customers go through.
+    pub profile: String,
     /// Keep the run's directory here (not a temporary one) and write the children's logs to
     /// `<dir>/logs/{switch,agent}.log` at this `RUST_LOG` filter: what an audit reads afterwards.
     pub audit: Option<(PathBuf, String)>,
@@ -174,9 +177,17 @@ impl LabOptions {
             think: Duration::from_millis(50),
             pins: true,
             bank_share: DEFAULT_BANK_SHARE,
+            profile: PROFILE.to_owned(),
             audit: None,
         }
     }
+}
+
+/// Terminal `i`'s LUNO in `profile`'s dialect: the test kit's `00N`, zero-filled to the
+/// dialect's LUNO length (9 characters in Advance NDC).
+pub fn lab_luno(i: usize, profile: &str) -> String {
+    let len = firmware_profiles::Profile::builtin(profile).map_or(3, |p| p.dialect.luno_len);
+    format!("{:0>len$}", testkit::terminals::luno(i))
 }
 
 /// The lab's cards: `RICH_CARDS` rich ones, then the poor one, then the PIN drill's (rich, used by

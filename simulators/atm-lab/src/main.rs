@@ -59,6 +59,11 @@ struct Args {
     /// the host's record too. 0: no bank host at all.
     #[arg(long, default_value_t = lab::DEFAULT_BANK_SHARE)]
     bank_share: f64,
+    /// The built-in firmware profile of the simulated terminals (ncr-selfserv-basic,
+    /// ncr-advance-ndc, ncr-advance-ndc-mac, diebold-opteva-ndc): customers go through its state
+    /// table.
+    #[arg(long, default_value = lab::PROFILE)]
+    profile: String,
     #[arg(long, hide = true)]
     role: Option<String>,
     #[arg(long, hide = true)]
@@ -122,6 +127,7 @@ fn main() {
     opts.think = Duration::from_millis(args.think_ms);
     opts.pins = !args.no_pins;
     opts.bank_share = args.bank_share;
+    opts.profile = args.profile.clone();
     match runtime.block_on(lab::run(&opts)) {
         Ok(report) => {
             if args.json {

@@ -17,15 +17,14 @@ use protocols::types::Pan;
 use testkit::custodian_keys::{lab_pin, IssuedCard, LabKeys};
 use testkit::custodian_keys::{prepare_card_ref_store, CustodianKey};
 use testkit::relay::Relay;
-use testkit::terminals::{luno, terminal_id};
+use testkit::terminals::terminal_id;
 use testkit::wait::{free_port, wait_listening};
 
 use crate::bank::{self, BankSide};
 use crate::children::{self, ChildLog, ChildRole, Role};
 use crate::configs::{self, SwitchPinFiles};
 use crate::{
-    lab_cards, LabError, LabOptions, MAX_ATMS, POOR_BALANCE_MINOR, PROFILE, RICH_BALANCE_MINOR,
-    RICH_CARDS,
+    lab_cards, LabError, LabOptions, MAX_ATMS, POOR_BALANCE_MINOR, RICH_BALANCE_MINOR, RICH_CARDS,
 };
 
 /// The run's directory: a temporary one, or the audit's (kept).
@@ -188,7 +187,10 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
         }
     };
     let mut ledger_cfg = LedgerConfig::new(dir.path().join("ledger"));
-    ledger_cfg.seeds = seeds(&cards, card_ref)?;
+    let currency = Profile::builtin(&opts.profile)
+        .and_then(|p| p.currency.alpha())
+        .unwrap_or("EUR");
+    ledger_cfg.seeds = seeds(&cards, card_ref, currency)?;
     let ledger = LedgerServer::start(ledger_cfg)
         .await
         .map_err(|source| LabError::Ledger {
@@ -256,6 +258,7 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
             &agent_dir,
             opts.atms,
             agent_kek.as_deref(),
+            &opts.profile,
         ),
     )?;
     let socket = agent_dir.join("atmctl.sock");
@@ -287,8 +290,8 @@ pub async fn setup(opts: &LabOptions) -> Result<RunningLab, LabError> {
 
     // Terminals.
     let profile = Arc::new(
-        Profile::builtin(PROFILE)
-            .ok_or_else(|| LabError::Start(format!("no built-in profile {PROFILE}")))?,
+        Profile::builtin(&opts.profile)
+            .ok_or_else(|| LabError::Start(format!("no built-in profile {}", opts.profile)))?,
     );
     let atms = start_terminals(opts, keys.as_ref(), ndc_addr, &profile).await?;
     let bank_line = match &bank {
@@ -380,15 +383,19 @@ fn work_dir(opts: &LabOptions) -> Result<WorkDir, LabError> {
     }
 }
 
-/// Ledger seeds: every lab card rich, but the poor one.
-fn seeds(cards: &[String], card_ref: &CustodianKey) -> Result<Vec<AccountSeed>, LabError> {
+/// Ledger seeds in the terminals' currency: every lab card rich, but the poor one.
+fn seeds(
+    cards: &[String],
+    card_ref: &CustodianKey,
+    currency: &str,
+) -> Result<Vec<AccountSeed>, LabError> {
     cards
         .iter()
         .enumerate()
         .map(|(i, p)| {
             Ok(AccountSeed {
                 account: wallet_account(p, card_ref)?,
-                currency: "EUR".into(),
+                currency: currency.into(),
                 balance_minor: if i == RICH_CARDS {
                     POOR_BALANCE_MINOR
                 } else {
@@ -469,10 +476,11 @@ async fn start_terminals(
             state_table: true,
             ..AtmOptions::default()
         };
-        let atm = AtmSim::connect(ndc_addr, profile.clone(), &luno(i), options)
+        let luno = crate::lab_luno(i, &opts.profile);
+        let atm = AtmSim::connect(ndc_addr, profile.clone(), &luno, options)
             .await
             .map_err(|source| LabError::Atm {
-                luno: luno(i),
+                luno: luno.clone(),
                 source,
             })?;
         atms.push(atm);

@@ -120,3 +120,26 @@ async fn bank_cards_reconcile_against_the_bank_hosts_record() {
     }
     assert!(json["verdict"]["bank"]["host_debited_minor"].is_u64());
 }
+
+/// Every built-in profile runs the lab: its terminals execute the state table the agent
+/// downloaded (card read, PIN, FDK selection, amount, request, close), wallet and bank cards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_builtin_profile_serves_customers_through_its_state_table() {
+    for profile in firmware_profiles::Profile::builtin_names() {
+        let mut opts = LabOptions::new(env!("CARGO_BIN_EXE_atm-lab"));
+        opts.atms = 1;
+        opts.customers = 20;
+        opts.progress = false;
+        opts.think = Duration::from_millis(10);
+        opts.bank_share = 0.3;
+        opts.profile = profile.to_owned();
+        let report = lab::run(&opts).await.expect("lab run");
+        assert!(report.reconciled, "{profile}: {}", report.table());
+        assert_eq!((report.lost, report.duplicated), (0, 0), "{profile}");
+        assert!(
+            report.approved >= 10,
+            "{profile}: customers are served, not declined: {}",
+            report.table()
+        );
+    }
+}

@@ -94,12 +94,15 @@ impl Drop for Link {
 }
 
 impl Link {
-    /// Connects, marks the terminal connected and starts the connection task.
+    /// Connects, writes `first` (the power-up) before anything else, marks the terminal
+    /// connected and starts the connection task. A real terminal that just powered up says so
+    /// before it answers any command the host sends it meanwhile.
     pub(crate) async fn open(
         addr: &str,
         profile: &Profile,
         shared: Arc<Shared>,
         connect_timeout_ms: u64,
+        first: Vec<u8>,
     ) -> Result<Self, AtmError> {
         let stream = tokio::time::timeout(
             Duration::from_millis(connect_timeout_ms),
@@ -131,6 +134,10 @@ impl Link {
             shared: shared.clone(),
             reply_tx,
         };
+        let mut conn = conn;
+        if !conn.write(first).await {
+            return Err(AtmError::Disconnected);
+        }
         let task = tokio::spawn(conn.run(out_rx));
         Ok(Self {
             out,

@@ -230,21 +230,22 @@ impl AtmSim {
         self.shared
             .with(|t| t.mode = ServiceMode::OutOfService)
             .await;
+        let (luno, config_id) = self
+            .shared
+            .with(|t| (t.luno.clone(), t.config.config_id.clone()))
+            .await;
+        let mut power_up = messages::power_up(&luno, &config_id);
+        self.shared
+            .with(|t| t.authenticate_status(&mut power_up))
+            .await;
+        let first = power_up.encode(&self.profile.dialect)?;
+        tracing::info!(luno = %luno, config_id = %config_id, agent = %self.addr, "power-up");
         let link = Link::open(
             &self.addr,
             &self.profile,
             self.shared.clone(),
             self.options.connect_timeout_ms,
-        )
-        .await?;
-        let (luno, config_id) = self
-            .shared
-            .with(|t| (t.luno.clone(), t.config.config_id.clone()))
-            .await;
-        tracing::info!(luno = %luno, config_id = %config_id, agent = %self.addr, "power-up");
-        link.send(
-            &messages::power_up(&luno, &config_id),
-            &self.profile.dialect,
+            first,
         )
         .await?;
         self.link = Some(link);
