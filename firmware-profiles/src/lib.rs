@@ -201,6 +201,23 @@ pub struct ReplyScreens {
     pub cannot_dispense_amount: String,
 }
 
+impl ReplyScreens {
+    /// Every reply screen number.
+    pub fn all(&self) -> [&String; 9] {
+        [
+            &self.dispense,
+            &self.deposit,
+            &self.balance,
+            &self.declined,
+            &self.insufficient_funds,
+            &self.wrong_pin,
+            &self.pin_tries_exceeded,
+            &self.host_unavailable,
+            &self.cannot_dispense_amount,
+        ]
+    }
+}
+
 /// The `pin_tries_exceeded` screen of a profile that does not name one.
 pub const DEFAULT_PIN_TRIES_EXCEEDED_SCREEN: &str = "079";
 
@@ -624,18 +641,7 @@ impl Profile {
                 problems.push(format!("next_states.{what} {n} is not a close (J) state"));
             }
         }
-        let s = &self.screens;
-        for n in [
-            &s.dispense,
-            &s.deposit,
-            &s.balance,
-            &s.declined,
-            &s.insufficient_funds,
-            &s.wrong_pin,
-            &s.pin_tries_exceeded,
-            &s.host_unavailable,
-            &s.cannot_dispense_amount,
-        ] {
+        for n in self.screens.all() {
             if !screen(n) {
                 problems.push(format!("reply screen {n} is not in customization.screens"));
             }
@@ -709,17 +715,7 @@ mod tests {
             let s = Profile::builtin(name).unwrap().screens;
             assert_eq!(s.wrong_pin, "074", "{name}");
             assert_eq!(s.pin_tries_exceeded, "079", "{name}");
-            let all = [
-                &s.dispense,
-                &s.deposit,
-                &s.balance,
-                &s.declined,
-                &s.insufficient_funds,
-                &s.wrong_pin,
-                &s.pin_tries_exceeded,
-                &s.host_unavailable,
-                &s.cannot_dispense_amount,
-            ];
+            let all = s.all();
             let mut unique = all.to_vec();
             unique.sort();
             unique.dedup();

@@ -746,20 +746,9 @@ mod tests {
     fn a_completion_names_its_original_and_what_was_dispensed() {
         let a = Advice {
             acceptance: Default::default(),
-            key: MessageKey {
-                stan: Stan::new(124).unwrap(),
-                ..key()
-            },
-            original: OriginalKey {
-                mti: Mti::parse("0100").unwrap(),
-                stan: Stan::new(123).unwrap(),
-                transmitted_at: TransmissionDateTime::parse("1125114000").unwrap(),
-            },
-            transaction: TransactionType::Withdrawal,
-            amount: Amount::new(2000, Currency::EUR),
             dispensed_minor: Some(1000),
-            pan: None,
             repeat: true,
+            ..completion()
         };
         let m = Request::Completion(a.clone()).to_message().unwrap();
         assert_eq!(m.mti().as_str(), "0221");
